@@ -1,0 +1,15 @@
+//! Generated bindings for the `engine` world, and nothing else.
+//!
+//! Imports (`spin:sqlite`, `fermyon:spin/variables`) are synchronous: each runs to completion
+//! on the calling thread, so a guest call never yields while it holds a transaction open.
+//! Exports are async because the store is async (wasi-http needs it).
+
+wasmtime::component::bindgen!({
+    world: "engine",
+    path: "../wit",
+    imports: { default: trappable },
+    exports: { default: async },
+    with: {
+        "spin:sqlite/sqlite.connection": crate::sqlite::Connection,
+    },
+});

@@ -1,0 +1,230 @@
+//! The operator command line: small commands on the `SESSION_DB_PATH` database, each with
+//! readable output or `--json`.
+
+use crate::{
+    Allocation, CreateOptions, HostConfig, HostError, Issued, Location, Runtime, Session,
+    SessionHost,
+};
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+use std::process::ExitCode;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// Session management for web and AI applications, run natively.
+///
+/// Configuration comes from the SESSION_* environment variables (see the README); the
+/// database is SESSION_DB_PATH (default data/sessions.db, or `:memory:`).
+#[derive(Debug, Parser)]
+#[command(name = "zoe-session-host", version)]
+pub struct Cli {
+    /// Database file (overrides SESSION_DB_PATH).
+    #[arg(long, global = true, value_name = "PATH")]
+    db: Option<String>,
+
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a session and print it with its token.
+    Create {
+        /// The user the session belongs to.
+        user_id: String,
+        /// Idle timeout in seconds (default: SESSION_DEFAULT_TIMEOUT).
+        #[arg(long)]
+        timeout: Option<u32>,
+        /// Metadata as a JSON object, e.g. '{"role":"admin"}'.
+        #[arg(long)]
+        metadata: Option<String>,
+    },
+    /// Check a token; exits with status 1 when it is not valid.
+    Validate {
+        /// The token printed by `create`.
+        token: String,
+    },
+    /// List a user's active sessions (never their tokens).
+    List {
+        /// The user whose sessions to list.
+        user_id: String,
+    },
+    /// Delete a session, named by token or public id.
+    Invalidate {
+        /// Token or public id.
+        session: String,
+    },
+    /// Print counters over the whole store.
+    Stats,
+    /// Delete expired sessions.
+    Cleanup {
+        /// Most rows to delete in this run.
+        #[arg(long, default_value_t = 100_000)]
+        max_rows: u32,
+    },
+}
+
+/// Runs the command line and returns the process exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    match execute(cli).await {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
+    let mut config = HostConfig::from_env();
+    if let Some(db) = &cli.db {
+        config.database = Location::parse(db);
+    }
+    let runtime = Runtime::new(Allocation::OnDemand)?;
+    let host = SessionHost::open(&runtime, config).await?;
+    let mut sessions = host.sessions().await?;
+    let json = cli.json;
+
+    match cli.command {
+        Command::Create {
+            user_id,
+            timeout,
+            metadata,
+        } => {
+            let options = CreateOptions {
+                timeout_seconds: timeout,
+                metadata,
+            };
+            let issued = sessions.create(&user_id, options).await?;
+            print(json, issued_json(&issued), || {
+                format!(
+                    "Created a session for {}.\n  token (session_id): {}\n{}",
+                    issued.session.user_id,
+                    issued.token,
+                    session_text(&issued.session)
+                )
+            });
+        }
+        Command::Validate { token } => match sessions.validate(&token).await {
+            Ok(session) => print(json, session_json(&session), || {
+                format!("Valid.\n{}", session_text(&session))
+            }),
+            Err(HostError::Session(err)) => {
+                let reason = crate::api::describe(&err);
+                print(json, json!({"valid": false, "error": reason}), || {
+                    format!("Not valid: {reason}.")
+                });
+                return Ok(ExitCode::FAILURE);
+            }
+            Err(err) => return Err(err),
+        },
+        Command::List { user_id } => {
+            let list = sessions.list_user(&user_id).await?;
+            let values: Vec<Value> = list.iter().map(session_json).collect();
+            print(json, Value::Array(values), || {
+                let mut text = format!("{} active session(s) for {user_id}.", list.len());
+                for session in &list {
+                    text.push('\n');
+                    text.push_str(&session_text(session));
+                }
+                text
+            });
+        }
+        Command::Invalidate { session } => {
+            sessions.invalidate(&session).await?;
+            print(json, json!({"invalidated": true}), || {
+                "Session invalidated.".to_owned()
+            });
+        }
+        Command::Stats => {
+            let stats = sessions.stats().await?;
+            let value = json!({
+                "active_sessions": stats.active_sessions,
+                "active_users": stats.active_users,
+                "expired_awaiting_cleanup": stats.expired_awaiting_cleanup,
+                "last_cleanup_at": timestamp_or_null(stats.last_cleanup_at),
+            });
+            print(json, value, || {
+                format!(
+                    "active sessions:          {}\nactive users:             {}\n\
+                     expired, awaiting cleanup: {}\nlast cleanup:             {}",
+                    stats.active_sessions,
+                    stats.active_users,
+                    stats.expired_awaiting_cleanup,
+                    if stats.last_cleanup_at == 0 {
+                        "never".to_owned()
+                    } else {
+                        timestamp(stats.last_cleanup_at)
+                    }
+                )
+            });
+        }
+        Command::Cleanup { max_rows } => {
+            let deleted = sessions.cleanup(max_rows).await?;
+            print(json, json!({"deleted": deleted}), || {
+                format!("Deleted {deleted} expired session(s).")
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print(json: bool, value: Value, text: impl FnOnce() -> String) {
+    if json {
+        println!("{value:#}");
+    } else {
+        println!("{}", text());
+    }
+}
+
+/// A session in the HTTP API's JSON shape, so scripts can treat both alike.
+pub fn session_json(session: &Session) -> Value {
+    json!({
+        "id": session.id,
+        "user_id": session.user_id,
+        "created_at": timestamp(session.created_at),
+        "last_activity": timestamp(session.last_activity),
+        "expires_at": timestamp(session.expires_at),
+        "absolute_expires_at": timestamp(session.absolute_expires_at),
+        "timeout": session.idle_timeout,
+        "metadata": serde_json::from_str::<Value>(&session.metadata).unwrap_or(Value::Null),
+        "is_active": session.is_active,
+    })
+}
+
+fn issued_json(issued: &Issued) -> Value {
+    let mut value = session_json(&issued.session);
+    value["session_id"] = Value::String(issued.token.clone());
+    value
+}
+
+fn session_text(session: &Session) -> String {
+    format!(
+        "  id: {}\n  user: {}\n  created: {}\n  last activity: {}\n  expires: {}\n  \
+         absolute expiry: {}\n  idle timeout: {} s\n  metadata: {}",
+        session.id,
+        session.user_id,
+        timestamp(session.created_at),
+        timestamp(session.last_activity),
+        timestamp(session.expires_at),
+        timestamp(session.absolute_expires_at),
+        session.idle_timeout,
+        session.metadata
+    )
+}
+
+/// RFC 3339 UTC with milliseconds.
+pub fn timestamp(unix_ms: u64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(unix_ms)).to_string()
+}
+
+fn timestamp_or_null(unix_ms: u64) -> Value {
+    if unix_ms == 0 {
+        Value::Null
+    } else {
+        Value::String(timestamp(unix_ms))
+    }
+}

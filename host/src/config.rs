@@ -1,0 +1,110 @@
+//! The host's configuration: where the database lives and the Spin variables it hands the
+//! component, read from the seed's `SESSION_*` environment variables.
+
+use crate::sqlite::Location;
+use crate::variables::Variables;
+
+/// Default database file, relative to the working directory (as in the seed).
+pub const DEFAULT_DB_PATH: &str = "data/sessions.db";
+
+/// Each environment variable and the Spin variable it sets (DESIGN.md's table).
+pub const ENV_TO_VARIABLE: &[(&str, &str)] = &[
+    ("SESSION_DEFAULT_TIMEOUT", "default_timeout"),
+    ("SESSION_MAX_TIMEOUT", "max_timeout"),
+    ("SESSION_MIN_TIMEOUT", "min_timeout"),
+    ("SESSION_ABSOLUTE_LIFETIME", "absolute_lifetime"),
+    ("SESSION_CLEANUP_INTERVAL", "cleanup_interval"),
+    ("SESSION_MAX_PER_USER", "max_per_user"),
+    ("SESSION_LIMIT_POLICY", "limit_policy"),
+    ("SESSION_REQUIRE_HTTPS", "require_https"),
+    ("SESSION_SECURE_COOKIES", "secure_cookies"),
+    ("SESSION_HEADER", "session_header"),
+    ("SESSION_AUTO_UPDATE", "auto_update"),
+    ("SESSION_PROTECTED_PATHS", "protected_paths"),
+    ("SESSION_EXCLUDED_PATHS", "excluded_paths"),
+    ("SESSION_LOG_LEVEL", "log_level"),
+    ("SESSION_LOG_REQUESTS", "log_requests"),
+    ("SESSION_ADMIN_KEY", "admin_key"),
+    ("SESSION_MAX_METADATA_BYTES", "max_metadata_bytes"),
+];
+
+/// Configuration of one host: database location and component variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostConfig {
+    /// Where the `default` database lives.
+    pub database: Location,
+    /// Spin variables for the component. Unset ones take the component's defaults.
+    pub variables: Variables,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            database: Location::File(DEFAULT_DB_PATH.into()),
+            variables: Variables::default(),
+        }
+    }
+}
+
+impl HostConfig {
+    /// An in-memory database and default settings: handy for tests and examples.
+    pub fn in_memory() -> Self {
+        Self {
+            database: Location::Memory,
+            variables: Variables::default(),
+        }
+    }
+
+    /// Reads `SESSION_DB_PATH` and the variables of [`ENV_TO_VARIABLE`] from the environment.
+    pub fn from_env() -> Self {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`HostConfig::from_env`], with the environment given as a function.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let mut config = Self::default();
+        if let Some(path) = lookup("SESSION_DB_PATH").filter(|p| !p.is_empty()) {
+            config.database = Location::parse(&path);
+        }
+        for (env, variable) in ENV_TO_VARIABLE {
+            if let Some(value) = lookup(env) {
+                config.variables.set(*variable, value);
+            }
+        }
+        config
+    }
+
+    /// Sets one Spin variable; a builder-style helper.
+    pub fn with(mut self, variable: &str, value: impl Into<String>) -> Self {
+        self.variables.set(variable, value);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn environment_variables_map_to_spin_variables() {
+        let env: HashMap<&str, &str> = [
+            ("SESSION_DB_PATH", ":memory:"),
+            ("SESSION_MAX_PER_USER", "5"),
+            ("SESSION_ADMIN_KEY", "k".repeat(20).leak()),
+            ("UNRELATED", "x"),
+        ]
+        .into();
+        let config = HostConfig::from_lookup(|name| env.get(name).map(|v| v.to_string()));
+        assert_eq!(config.database, Location::Memory);
+        assert_eq!(config.variables.get("max_per_user"), Some("5"));
+        assert_eq!(config.variables.get("admin_key"), Some("k".repeat(20).as_str()));
+        assert_eq!(config.variables.get("min_timeout"), None);
+    }
+
+    #[test]
+    fn database_defaults_to_the_seed_path() {
+        let config = HostConfig::from_lookup(|_| None);
+        assert_eq!(config.database, Location::File(DEFAULT_DB_PATH.into()));
+    }
+}

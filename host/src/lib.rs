@@ -1,0 +1,30 @@
+//! zoe-session-host: runs the zoe-session WebAssembly component natively with Wasmtime.
+//!
+//! - [`Runtime`]: the component compiled once (embedded by this crate's build, or from a file);
+//! - [`SessionHost`]: one database, one set of Spin variables and one clock, with
+//!   [`SessionHost::sessions`] giving the typed async API of `zoe:session/sessions`;
+//! - the host side of `spin:sqlite@3.0.0` ([`sqlite`]) and `fermyon:spin/variables@2.0.0`
+//!   ([`variables`]), implemented the way Spin implements them;
+//! - [`Clock`]: the wall clock the guest sees, settable in tests.
+//!
+//! See [`api`] for an example.
+
+pub mod api;
+mod bindings;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod runtime;
+pub mod sqlite;
+mod state;
+pub mod variables;
+
+pub use api::{
+    CreateOptions, HostError, Issued, Requirement, Session, SessionError, SessionHost,
+    SessionStats, Sessions,
+};
+pub use clock::Clock;
+pub use config::HostConfig;
+pub use runtime::{Allocation, Runtime};
+pub use sqlite::Location;
+pub use state::HostState;

@@ -1,0 +1,10 @@
+//! `zoe-session-host`: operator commands (and, later, `serve`) over the embedded component.
+
+use clap::Parser;
+use std::process::ExitCode;
+use zoe_session_host::cli::{Cli, run};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    run(Cli::parse()).await
+}

@@ -1,0 +1,145 @@
+//! The compiled component and its linker, shared by every host and every instance.
+//!
+//! Compiling the component with Cranelift is the expensive step (hundreds of milliseconds),
+//! so a [`Runtime`] is built once per process and cloned cheaply; each call site then makes
+//! a fresh `Store` and instantiates from the pre-linked [`InstancePre`].
+
+use crate::bindings::EnginePre;
+use crate::state::HostState;
+use anyhow::Context as _;
+use std::path::Path;
+use std::sync::Arc;
+use wasmtime::component::{Component, InstancePre, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// The component built into this crate by `build.rs`.
+pub static EMBEDDED_COMPONENT: &[u8] = include_bytes!(env!("ZOE_SESSION_WASM"));
+
+/// How instances are allocated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Allocation {
+    /// Allocate on demand: right for a handful of long-lived instances.
+    #[default]
+    OnDemand,
+    /// Pre-reserve slots for up to this many concurrent instances: right for one instance per
+    /// request, where allocation speed matters.
+    Pooling { max_instances: u32 },
+}
+
+/// A compiled component, linked against WASI, wasi-http, `spin:sqlite` and variables.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    component: Component,
+    pre: InstancePre<HostState>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Compiles the embedded zoe-session component.
+    ///
+    /// # Errors
+    ///
+    /// When Wasmtime cannot compile or link the component (a build problem, not bad input).
+    pub fn new(allocation: Allocation) -> anyhow::Result<Self> {
+        Self::from_bytes(EMBEDDED_COMPONENT, allocation)
+    }
+
+    /// Compiles a component from a file, e.g. a composed app.
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be read, or Wasmtime cannot compile or link it.
+    pub fn from_file(path: &Path, allocation: Allocation) -> anyhow::Result<Self> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Self::from_bytes(&bytes, allocation)
+            .with_context(|| format!("cannot load the component {}", path.display()))
+    }
+
+    /// Compiles a component from its bytes.
+    ///
+    /// # Errors
+    ///
+    /// When Wasmtime cannot compile or link the component.
+    pub fn from_bytes(bytes: &[u8], allocation: Allocation) -> anyhow::Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        if let Allocation::Pooling { max_instances } = allocation {
+            let mut pooling = PoolingAllocationConfig::default();
+            pooling.total_component_instances(max_instances);
+            pooling.total_core_instances(max_instances * 4);
+            pooling.total_memories(max_instances * 4);
+            pooling.total_tables(max_instances * 4);
+            pooling.max_memory_size(64 << 20);
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+        }
+        let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
+        let component = Component::new(&engine, bytes)
+            .map_err(anyhow::Error::from)
+            .context("compiling the component")?;
+        let mut linker = Linker::<HostState>::new(&engine);
+        link(&mut linker).map_err(anyhow::Error::from)?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(anyhow::Error::from)
+            .context("the component imports something this host does not provide")?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                component,
+                pre,
+            }),
+        })
+    }
+
+    /// The Wasmtime engine (for epoch ticks and stores).
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The compiled component.
+    pub fn component(&self) -> &Component {
+        &self.inner.component
+    }
+
+    /// The pre-linked component, ready to instantiate.
+    pub fn instance_pre(&self) -> &InstancePre<HostState> {
+        &self.inner.pre
+    }
+
+    /// The pre-linked component, typed for the `sessions` export.
+    ///
+    /// # Errors
+    ///
+    /// When the component does not export `zoe:session/sessions`.
+    pub fn engine_pre(&self) -> anyhow::Result<EnginePre<HostState>> {
+        EnginePre::new(self.inner.pre.clone())
+            .map_err(anyhow::Error::from)
+            .context("the component does not export zoe:session/sessions@0.1.0")
+    }
+}
+
+fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    crate::bindings::spin::sqlite::sqlite::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+        linker,
+        |state| state,
+    )?;
+    crate::bindings::fermyon::spin::variables::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+        linker,
+        |state| state,
+    )?;
+    Ok(())
+}

@@ -1,0 +1,313 @@
+//! `spin:sqlite/sqlite@3.0.0` on rusqlite, presented the way Spin presents it.
+//!
+//! Only the database labelled `default` exists; any other label is refused with
+//! `access-denied`, which is what Spin answers for a database the component was not granted.
+//! Each guest `connection` holds one pooled rusqlite connection until the guest drops it, so a
+//! guest's `BEGIN IMMEDIATE … COMMIT` runs on one connection as it would under Spin.
+//!
+//! A file database runs in WAL mode with a busy timeout, so concurrent instances queue for the
+//! write lock instead of failing. `:memory:` is a single connection: every instance sees the
+//! same data, and instances take turns.
+
+use crate::bindings::spin::sqlite::sqlite::{self as wit, Error, QueryResult, RowResult, Value};
+use crate::state::HostState;
+use rusqlite::types::{Value as SqlValue, ValueRef};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+use wasmtime::component::Resource;
+
+/// How long a statement waits for SQLite's write lock, and an `open` for a free connection.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Most connections a file database keeps open at once.
+const MAX_FILE_CONNECTIONS: usize = 32;
+
+/// Prepared statements kept per connection; the guest uses a fixed, small set.
+const STATEMENT_CACHE: usize = 64;
+
+/// Where the `default` database lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// One in-memory database, shared by every instance of this host, gone at exit.
+    Memory,
+    /// A database file, created if missing (with its parent directories).
+    File(PathBuf),
+}
+
+impl Location {
+    /// `:memory:` means [`Location::Memory`]; anything else is a file path.
+    pub fn parse(text: &str) -> Self {
+        if text == ":memory:" {
+            Self::Memory
+        } else {
+            Self::File(PathBuf::from(text))
+        }
+    }
+}
+
+/// Opening the database failed at start-up.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open the session database at {location}: {source}")]
+pub struct OpenError {
+    location: String,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// The `default` database: a pool of rusqlite connections.
+#[derive(Debug)]
+pub struct Database {
+    location: Location,
+    pool: Mutex<Pool>,
+    returned: Condvar,
+}
+
+#[derive(Debug)]
+struct Pool {
+    idle: Vec<rusqlite::Connection>,
+    open: usize,
+    limit: usize,
+}
+
+impl Database {
+    /// Opens (and for a file, creates) the database and checks that it is usable.
+    ///
+    /// # Errors
+    ///
+    /// [`OpenError`] when the directory cannot be created or SQLite refuses the file.
+    pub fn open(location: Location) -> Result<Arc<Self>, OpenError> {
+        let fail = |source: Box<dyn std::error::Error + Send + Sync>| OpenError {
+            location: match &location {
+                Location::Memory => ":memory:".to_owned(),
+                Location::File(path) => path.display().to_string(),
+            },
+            source,
+        };
+        if let Location::File(path) = &location
+            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|e| fail(e.into()))?;
+        }
+        let first = connect(&location).map_err(|e| fail(e.into()))?;
+        let limit = match location {
+            Location::Memory => 1,
+            Location::File(_) => MAX_FILE_CONNECTIONS,
+        };
+        Ok(Arc::new(Self {
+            location,
+            pool: Mutex::new(Pool {
+                idle: vec![first],
+                open: 1,
+                limit,
+            }),
+            returned: Condvar::new(),
+        }))
+    }
+
+    /// Where this database lives.
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The file path, if this is a file database.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.location {
+            Location::File(path) => Some(path),
+            Location::Memory => None,
+        }
+    }
+
+    fn pool(&self) -> MutexGuard<'_, Pool> {
+        // A panic while holding the lock leaves only a Vec of connections behind: still valid.
+        self.pool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes a connection, opening one if the pool allows, else waiting up to [`BUSY_TIMEOUT`].
+    fn acquire(&self) -> Result<rusqlite::Connection, Error> {
+        let mut pool = self.pool();
+        loop {
+            if let Some(conn) = pool.idle.pop() {
+                return Ok(conn);
+            }
+            if pool.open < pool.limit {
+                pool.open += 1;
+                drop(pool);
+                return connect(&self.location).map_err(|e| {
+                    self.pool().open -= 1;
+                    io_error(&e)
+                });
+            }
+            let (guard, timeout) = self
+                .returned
+                .wait_timeout(pool, BUSY_TIMEOUT)
+                .unwrap_or_else(|e| e.into_inner());
+            pool = guard;
+            if timeout.timed_out() && pool.idle.is_empty() {
+                return Err(Error::Io(
+                    "database busy: no connection became free in time".to_owned(),
+                ));
+            }
+        }
+    }
+
+    fn release(&self, conn: rusqlite::Connection) {
+        // A guest that trapped mid-transaction must not hand its transaction to the next one.
+        if !conn.is_autocommit() && conn.execute_batch("ROLLBACK").is_err() {
+            self.pool().open -= 1;
+            self.returned.notify_one();
+            return;
+        }
+        self.pool().idle.push(conn);
+        self.returned.notify_one();
+    }
+
+    /// Runs `work` on a pooled connection, for the host's own maintenance (checkpoints).
+    ///
+    /// # Errors
+    ///
+    /// The pool's or SQLite's error, as text.
+    pub fn with_connection<T>(
+        &self,
+        work: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, String> {
+        let conn = self.acquire().map_err(|e| format!("{e:?}"))?;
+        let result = work(&conn).map_err(|e| e.to_string());
+        self.release(conn);
+        result
+    }
+}
+
+fn connect(location: &Location) -> rusqlite::Result<rusqlite::Connection> {
+    let conn = match location {
+        Location::Memory => rusqlite::Connection::open_in_memory()?,
+        Location::File(path) => {
+            let conn = rusqlite::Connection::open(path)?;
+            // WAL lets readers run beside the writer; NORMAL sync keeps every committed
+            // transaction across a process crash (only power loss can drop the newest).
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn
+        }
+    };
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+/// The guest's `connection` resource: one pooled connection, returned when the guest drops it.
+#[derive(Debug)]
+pub struct Connection {
+    conn: Option<rusqlite::Connection>,
+    database: Arc<Database>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.database.release(conn);
+        }
+    }
+}
+
+impl Connection {
+    fn get(&self) -> Result<&rusqlite::Connection, Error> {
+        self.conn.as_ref().ok_or(Error::InvalidConnection)
+    }
+
+    fn execute(&self, statement: &str, parameters: Vec<Value>) -> Result<QueryResult, Error> {
+        let conn = self.get()?;
+        let mut stmt = conn.prepare_cached(statement).map_err(|e| sqlite_error(&e))?;
+        let columns: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
+        let params = rusqlite::params_from_iter(parameters.into_iter().map(to_sql));
+        let mut rows = stmt.query(params).map_err(|e| sqlite_error(&e))?;
+        let mut result = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| sqlite_error(&e))? {
+            let values = (0..columns.len())
+                .map(|i| row.get_ref(i).map(from_sql))
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(|e| sqlite_error(&e))?;
+            result.push(RowResult { values });
+        }
+        Ok(QueryResult {
+            columns,
+            rows: result,
+        })
+    }
+}
+
+fn to_sql(value: Value) -> SqlValue {
+    match value {
+        Value::Integer(n) => SqlValue::Integer(n),
+        Value::Real(f) => SqlValue::Real(f),
+        Value::Text(s) => SqlValue::Text(s),
+        Value::Blob(b) => SqlValue::Blob(b),
+        Value::Null => SqlValue::Null,
+    }
+}
+
+fn from_sql(value: ValueRef<'_>) -> Value {
+    match value {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(n) => Value::Integer(n),
+        ValueRef::Real(f) => Value::Real(f),
+        ValueRef::Text(s) => Value::Text(String::from_utf8_lossy(s).into_owned()),
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+    }
+}
+
+fn sqlite_error(err: &rusqlite::Error) -> Error {
+    if let rusqlite::Error::SqliteFailure(code, _) = err
+        && code.code == rusqlite::ErrorCode::DiskFull
+    {
+        return Error::DatabaseFull;
+    }
+    io_error(err)
+}
+
+fn io_error(err: &rusqlite::Error) -> Error {
+    Error::Io(err.to_string())
+}
+
+impl wit::Host for HostState {}
+
+impl wit::HostConnection for HostState {
+    fn open(&mut self, database: String) -> wasmtime::Result<Result<Resource<Connection>, Error>> {
+        if database != "default" {
+            return Ok(Err(Error::AccessDenied));
+        }
+        let conn = match self.database.acquire() {
+            Ok(conn) => conn,
+            Err(err) => return Ok(Err(err)),
+        };
+        let resource = self.table.push(Connection {
+            conn: Some(conn),
+            database: self.database.clone(),
+        })?;
+        Ok(Ok(resource))
+    }
+
+    fn execute(
+        &mut self,
+        connection: Resource<Connection>,
+        statement: String,
+        parameters: Vec<Value>,
+    ) -> wasmtime::Result<Result<QueryResult, Error>> {
+        Ok(self.table.get(&connection)?.execute(&statement, parameters))
+    }
+
+    fn last_insert_rowid(&mut self, connection: Resource<Connection>) -> wasmtime::Result<i64> {
+        let conn = self.table.get(&connection)?;
+        Ok(conn.get().map_or(0, rusqlite::Connection::last_insert_rowid))
+    }
+
+    fn changes(&mut self, connection: Resource<Connection>) -> wasmtime::Result<u64> {
+        let conn = self.table.get(&connection)?;
+        Ok(conn.get().map_or(0, rusqlite::Connection::changes))
+    }
+
+    fn drop(&mut self, connection: Resource<Connection>) -> wasmtime::Result<()> {
+        self.table.delete(connection)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,85 @@
+//! `fermyon:spin/variables@2.0.0`, answered from the host's configuration.
+//!
+//! As in Spin, names are lowercase letters, digits and underscores; a well-formed name that
+//! is not configured is `undefined`, and the component then uses its default.
+
+use crate::bindings::fermyon::spin::variables::{self as wit, Error};
+use crate::state::HostState;
+use std::collections::BTreeMap;
+
+/// Variable values by Spin variable name.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Variables(BTreeMap<String, String>);
+
+// Values may include the admin key, so only names are shown.
+impl std::fmt::Debug for Variables {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+impl Variables {
+    /// Sets `name` to `value`, replacing any earlier value.
+    pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.0.insert(name.into(), value.into());
+    }
+
+    /// The value of `name`, if set.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// Removes `name`, so the component uses its default.
+    pub fn remove(&mut self, name: &str) {
+        self.0.remove(name);
+    }
+
+    fn lookup(&self, name: &str) -> Result<String, Error> {
+        let well_formed = !name.is_empty()
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !well_formed {
+            return Err(Error::InvalidName(format!("invalid variable name {name:?}")));
+        }
+        self.get(name)
+            .map(str::to_owned)
+            .ok_or_else(|| Error::Undefined(format!("no variable named {name:?}")))
+    }
+}
+
+impl wit::Host for HostState {
+    fn get(&mut self, name: String) -> wasmtime::Result<Result<String, Error>> {
+        Ok(self.variables.lookup(&name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_variables_are_found_and_others_are_undefined() {
+        let mut vars = Variables::default();
+        vars.set("max_per_user", "3");
+        assert_eq!(vars.lookup("max_per_user"), Ok("3".to_owned()));
+        assert!(matches!(vars.lookup("min_timeout"), Err(Error::Undefined(_))));
+    }
+
+    #[test]
+    fn malformed_names_are_invalid() {
+        let vars = Variables::default();
+        for name in ["", "Max", "9lives", "a-b", "a b"] {
+            assert!(matches!(vars.lookup(name), Err(Error::InvalidName(_))), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn debug_shows_names_but_not_values() {
+        let mut vars = Variables::default();
+        vars.set("admin_key", "very-secret-admin-key");
+        let shown = format!("{vars:?}");
+        assert!(shown.contains("admin_key") && !shown.contains("very-secret"), "{shown}");
+    }
+}

@@ -1,0 +1,197 @@
+//! The `zoe:session/sessions` export: reads the clock and configuration once per call, runs
+//! the engine, and converts its results into WIT types. Nothing here decides policy.
+
+use crate::bindings::exports::zoe::session::sessions as wit;
+use crate::config::{Config, ConfigError};
+use crate::session::engine::{Engine, EngineError, Issued, Session};
+use crate::session::policy::Requirement;
+use crate::store::Db;
+use std::cell::OnceCell;
+use std::rc::Rc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+struct Component;
+
+crate::bindings::export!(Component with_types_in crate::bindings);
+
+/// Milliseconds since the epoch from `wasi:clocks/wall-clock`: the one place the clock is read.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+thread_local! {
+    // An instance may serve many calls (the native host reuses one); configuration and the
+    // connection are set up on first use and kept for the instance's life.
+    static CONFIG: OnceCell<Result<Rc<Config>, ConfigError>> = const { OnceCell::new() };
+    static DB: OnceCell<Rc<Db>> = const { OnceCell::new() };
+}
+
+/// The configuration from Spin variables, parsed once per instance.
+pub(crate) fn config() -> Result<Rc<Config>, ConfigError> {
+    CONFIG.with(|cell| {
+        cell.get_or_init(|| {
+            Config::from_lookup(|name| match spin_sdk::variables::get(name) {
+                Ok(value) => Some(value),
+                // Undeclared or undefined variables take their defaults; a provider failure
+                // also falls back rather than taking the service down, and is logged.
+                Err(err) => {
+                    if !matches!(
+                        err,
+                        spin_sdk::variables::Error::Undefined(_)
+                            | spin_sdk::variables::Error::InvalidName(_)
+                    ) {
+                        eprintln!(
+                            r#"{{"level":"WARN","message":"variable provider failed","variable":"{name}"}}"#
+                        );
+                    }
+                    None
+                }
+            })
+            .map(Rc::new)
+        })
+        .clone()
+    })
+}
+
+fn db() -> Result<Rc<Db>, EngineError> {
+    DB.with(|cell| {
+        if let Some(db) = cell.get() {
+            return Ok(db.clone());
+        }
+        let db = Rc::new(Db::open()?);
+        Ok(cell.get_or_init(|| db).clone())
+    })
+}
+
+/// Runs `op` against a fresh engine view at the current time.
+fn with_engine<T>(op: impl FnOnce(&Engine<'_>) -> Result<T, EngineError>) -> Result<T, wit::Error> {
+    let now = now_ms();
+    let run = || {
+        let config = config()?;
+        let db = db()?;
+        op(&Engine {
+            config: &config,
+            db: &db,
+            now,
+        })
+    };
+    run().map_err(wit::Error::from)
+}
+
+impl From<EngineError> for wit::Error {
+    fn from(err: EngineError) -> Self {
+        match err {
+            EngineError::NotFound => Self::NotFound,
+            EngineError::Expired => Self::Expired,
+            EngineError::InvalidToken => Self::InvalidToken,
+            EngineError::InvalidInput(text) => Self::InvalidInput(text),
+            EngineError::Forbidden(text) => Self::Forbidden(text),
+            EngineError::LimitReached => Self::LimitReached,
+            EngineError::Storage(err) => Self::Storage(err.to_string()),
+            EngineError::Random(err) => Self::Storage(err.to_string()),
+            EngineError::Config(err) => Self::Config(err.to_string()),
+        }
+    }
+}
+
+impl From<Session> for wit::Session {
+    fn from(s: Session) -> Self {
+        Self {
+            id: s.id,
+            user_id: s.user_id,
+            created_at: s.created_at,
+            last_activity: s.last_activity,
+            expires_at: s.expires_at,
+            absolute_expires_at: s.absolute_expires_at,
+            idle_timeout: s.idle_timeout,
+            metadata: s.metadata,
+            is_active: s.is_active,
+        }
+    }
+}
+
+impl From<Issued> for wit::Issued {
+    fn from(issued: Issued) -> Self {
+        Self {
+            token: issued.token.expose(),
+            session: issued.session.into(),
+        }
+    }
+}
+
+impl From<wit::Requirement> for Requirement {
+    fn from(requirement: wit::Requirement) -> Self {
+        match requirement {
+            wit::Requirement::Role(role) => Self::Role(role),
+            wit::Requirement::Permission(permission) => Self::Permission(permission),
+        }
+    }
+}
+
+impl wit::Guest for Component {
+    fn create(user_id: String, options: wit::CreateOptions) -> Result<wit::Issued, wit::Error> {
+        with_engine(|e| {
+            e.create(
+                &user_id,
+                options.timeout_seconds,
+                options.metadata.as_deref(),
+            )
+        })
+        .map(Into::into)
+    }
+
+    fn validate(token: String) -> Result<wit::Session, wit::Error> {
+        with_engine(|e| e.validate(&token)).map(Into::into)
+    }
+
+    fn authorize(
+        token: String,
+        requirement: wit::Requirement,
+    ) -> Result<wit::Session, wit::Error> {
+        with_engine(|e| e.authorize(&token, &requirement.into())).map(Into::into)
+    }
+
+    fn get(id_or_token: String) -> Result<wit::Session, wit::Error> {
+        with_engine(|e| e.get(&id_or_token)).map(Into::into)
+    }
+
+    fn touch(token: String) -> Result<wit::Session, wit::Error> {
+        with_engine(|e| e.touch(&token)).map(Into::into)
+    }
+
+    fn extend(token: String, additional_seconds: u32) -> Result<wit::Session, wit::Error> {
+        with_engine(|e| e.extend(&token, additional_seconds)).map(Into::into)
+    }
+
+    fn rotate(token: String) -> Result<wit::Issued, wit::Error> {
+        with_engine(|e| e.rotate(&token)).map(Into::into)
+    }
+
+    fn invalidate(id_or_token: String) -> Result<(), wit::Error> {
+        with_engine(|e| e.invalidate(&id_or_token))
+    }
+
+    fn invalidate_user(user_id: String, except_id: Option<String>) -> Result<u32, wit::Error> {
+        with_engine(|e| e.invalidate_user(&user_id, except_id.as_deref()))
+    }
+
+    fn list_user(user_id: String) -> Result<Vec<wit::Session>, wit::Error> {
+        with_engine(|e| e.list_user(&user_id))
+            .map(|list| list.into_iter().map(Into::into).collect())
+    }
+
+    fn stats() -> Result<wit::SessionStats, wit::Error> {
+        with_engine(|e| e.stats()).map(|s| wit::SessionStats {
+            active_sessions: s.active_sessions,
+            active_users: s.active_users,
+            expired_awaiting_cleanup: s.expired,
+            last_cleanup_at: s.last_cleanup_at,
+        })
+    }
+
+    fn cleanup(max_rows: u32) -> Result<u32, wit::Error> {
+        with_engine(|e| e.cleanup(max_rows))
+    }
+}

@@ -1,0 +1,370 @@
+//! The session engine: each operation of the `sessions` interface over a [`Db`], with the
+//! configuration and the current time passed in by the caller (the clock is read once, at
+//! the component's entry point).
+
+use super::policy::{self, Expiry, InvalidInput, Requirement};
+use super::token::{self, MalformedToken, RandomError, Token};
+use crate::config::{Config, ConfigError, LimitPolicy};
+use crate::store::{Db, SessionRow, StoreError, StoreStats};
+
+/// Expired rows deleted per statement by `cleanup`: small enough that the write lock is held
+/// for well under a millisecond, so validates are not held up behind a big delete.
+pub const CLEANUP_BATCH: u32 = 500;
+
+/// Rows the opportunistic cleanup (run by `create` once per `cleanup_interval`) may delete.
+pub const OPPORTUNISTIC_CLEANUP_ROWS: u32 = 2_000;
+
+/// Largest `max-rows` accepted by one `cleanup` call.
+pub const MAX_CLEANUP_ROWS: u32 = 1_000_000;
+
+/// Why an operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("session not found")]
+    NotFound,
+    #[error("session expired")]
+    Expired,
+    #[error("invalid session token")]
+    InvalidToken,
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("session limit reached for this user")]
+    LimitReached,
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Random(#[from] RandomError),
+}
+
+impl From<InvalidInput> for EngineError {
+    fn from(err: InvalidInput) -> Self {
+        Self::InvalidInput(err.0)
+    }
+}
+
+impl From<MalformedToken> for EngineError {
+    fn from(_: MalformedToken) -> Self {
+        Self::InvalidToken
+    }
+}
+
+type Result<T> = std::result::Result<T, EngineError>;
+
+/// A session as returned to callers (no secret material).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: String,
+    pub user_id: String,
+    pub created_at: u64,
+    pub last_activity: u64,
+    pub expires_at: u64,
+    pub absolute_expires_at: u64,
+    pub idle_timeout: u32,
+    pub metadata: String,
+    pub is_active: bool,
+}
+
+impl Session {
+    fn from_row(row: SessionRow, now: u64) -> Self {
+        Self {
+            is_active: row.expires_at > now,
+            id: row.id,
+            user_id: row.user_id,
+            created_at: row.created_at,
+            last_activity: row.last_activity,
+            expires_at: row.expires_at,
+            absolute_expires_at: row.absolute_expires_at,
+            idle_timeout: row.idle_timeout,
+            metadata: row.metadata,
+        }
+    }
+}
+
+/// A newly issued token (the only time it is visible) and its session.
+#[derive(Debug)]
+pub struct Issued {
+    pub token: Token,
+    pub session: Session,
+}
+
+/// Counters over the whole store.
+pub type Stats = StoreStats;
+
+/// The engine: configuration, storage and the time of the current call.
+#[derive(Debug)]
+pub struct Engine<'a> {
+    pub config: &'a Config,
+    pub db: &'a Db,
+    pub now: u64,
+}
+
+impl Engine<'_> {
+    /// Creates a session, enforcing the per-user limit atomically.
+    pub fn create(
+        &self,
+        user_id: &str,
+        timeout: Option<u32>,
+        metadata: Option<&str>,
+    ) -> Result<Issued> {
+        policy::check_user_id(user_id)?;
+        let idle_timeout = policy::idle_timeout(timeout, self.config)?;
+        let metadata = policy::metadata(metadata, self.config)?;
+        let token = Token::generate()?;
+        let expiry = policy::initial_expiry(self.now, idle_timeout, self.config);
+        let row = SessionRow {
+            id: token.id.clone(),
+            secret_hash: token.secret_hash(),
+            user_id: user_id.to_owned(),
+            created_at: self.now,
+            last_activity: self.now,
+            expires_at: expiry.expires_at,
+            absolute_expires_at: expiry.absolute_expires_at,
+            idle_timeout,
+            metadata,
+        };
+        self.db.immediate(|db| {
+            db.delete_user_expired(user_id, self.now)?;
+            let existing = db.user_ids_by_age(user_id, self.now)?;
+            let limit = self.config.max_per_user as usize;
+            if existing.len() >= limit {
+                match self.config.limit_policy {
+                    LimitPolicy::Reject => return Err(EngineError::LimitReached),
+                    LimitPolicy::EvictOldest => {
+                        for id in &existing[..=existing.len() - limit] {
+                            db.delete(id)?;
+                        }
+                    }
+                }
+            }
+            db.insert(&row)?;
+            Ok::<_, EngineError>(())
+        })?;
+        self.opportunistic_cleanup()?;
+        Ok(Issued {
+            session: Session::from_row(row, self.now),
+            token,
+        })
+    }
+
+    /// Checks a token; with `auto_update`, records activity (throttled).
+    pub fn validate(&self, token: &str) -> Result<Session> {
+        let (token, row) = self.verified(token)?;
+        if self.config.auto_update && policy::activity_write_due(self.now, row.last_activity) {
+            return self.record_activity(&token, row);
+        }
+        Ok(Session::from_row(row, self.now))
+    }
+
+    /// Validates, then checks a role or permission against the session's metadata.
+    pub fn authorize(&self, token: &str, requirement: &Requirement) -> Result<Session> {
+        let session = self.validate(token)?;
+        if policy::authorizes(&session.metadata, requirement) {
+            Ok(session)
+        } else {
+            Err(EngineError::Forbidden(match requirement {
+                Requirement::Role(role) => format!("role `{role}` required"),
+                Requirement::Permission(p) => format!("permission `{p}` required"),
+            }))
+        }
+    }
+
+    /// Looks a session up by public id, or by token (whose secret is then checked).
+    pub fn get(&self, id_or_token: &str) -> Result<Session> {
+        let row = match Reference::parse(id_or_token)? {
+            Reference::Id(id) => self.db.find(&id)?.ok_or(EngineError::NotFound)?,
+            Reference::Token(token) => self.verified_token(&token)?,
+        };
+        self.unexpired(row)
+    }
+
+    /// Records activity now, ignoring the throttle window.
+    pub fn touch(&self, token: &str) -> Result<Session> {
+        let (token, row) = self.verified(token)?;
+        self.record_activity(&token, row)
+    }
+
+    /// Pushes expiry out by `additional` seconds within the caps.
+    pub fn extend(&self, token: &str, additional: u32) -> Result<Session> {
+        policy::check_extension(additional, self.config)?;
+        let (token, mut row) = self.verified(token)?;
+        let expires_at = policy::after_extend(self.now, additional, expiry(&row), self.config);
+        if !self.db.set_expiry(&row.id, &token.secret_hash(), expires_at)? {
+            return Err(EngineError::NotFound);
+        }
+        row.expires_at = expires_at;
+        Ok(Session::from_row(row, self.now))
+    }
+
+    /// Issues a new secret for the session; the old token is dead once this returns.
+    pub fn rotate(&self, token: &str) -> Result<Issued> {
+        let (old, mut row) = self.verified(token)?;
+        let new = Token::with_id(row.id.clone())?;
+        let expires_at = policy::after_activity(self.now, row.idle_timeout, expiry(&row));
+        let new_hash = new.secret_hash();
+        if !self.db.replace_secret(
+            &row.id,
+            &old.secret_hash(),
+            &new_hash,
+            self.now,
+            expires_at,
+        )? {
+            // A concurrent rotate or delete got there first; the old token is dead either way.
+            return Err(EngineError::InvalidToken);
+        }
+        row.secret_hash = new_hash;
+        row.last_activity = self.now;
+        row.expires_at = expires_at;
+        Ok(Issued {
+            token: new,
+            session: Session::from_row(row, self.now),
+        })
+    }
+
+    /// Deletes one session by public id or token. Expired sessions may be deleted too.
+    pub fn invalidate(&self, id_or_token: &str) -> Result<()> {
+        let id = match Reference::parse(id_or_token)? {
+            Reference::Id(id) => id,
+            Reference::Token(token) => self.verified_token(&token)?.id,
+        };
+        if self.db.delete(&id)? {
+            Ok(())
+        } else {
+            Err(EngineError::NotFound)
+        }
+    }
+
+    /// Deletes every session of a user except `except_id`.
+    pub fn invalidate_user(&self, user_id: &str, except_id: Option<&str>) -> Result<u32> {
+        policy::check_user_id(user_id)?;
+        if let Some(id) = except_id
+            && !token::is_session_id(id)
+        {
+            return Err(EngineError::InvalidInput(
+                "except_id must be a session id (a UUID)".into(),
+            ));
+        }
+        let deleted = self.db.delete_user(user_id, except_id)?;
+        Ok(u32::try_from(deleted).unwrap_or(u32::MAX))
+    }
+
+    /// The user's unexpired sessions, most recently active first.
+    pub fn list_user(&self, user_id: &str) -> Result<Vec<Session>> {
+        policy::check_user_id(user_id)?;
+        Ok(self
+            .db
+            .list_user(user_id, self.now)?
+            .into_iter()
+            .map(|row| Session::from_row(row, self.now))
+            .collect())
+    }
+
+    pub fn stats(&self) -> Result<Stats> {
+        Ok(self.db.stats(self.now)?)
+    }
+
+    /// Deletes up to `max_rows` expired rows, [`CLEANUP_BATCH`] per statement.
+    pub fn cleanup(&self, max_rows: u32) -> Result<u32> {
+        if max_rows == 0 || max_rows > MAX_CLEANUP_ROWS {
+            return Err(EngineError::InvalidInput(format!(
+                "max_rows must be between 1 and {MAX_CLEANUP_ROWS}, got {max_rows}"
+            )));
+        }
+        let deleted = self.delete_expired(max_rows)?;
+        self.db.mark_cleanup(self.now)?;
+        Ok(deleted)
+    }
+
+    fn delete_expired(&self, max_rows: u32) -> Result<u32> {
+        let mut deleted = 0u32;
+        while deleted < max_rows {
+            let batch = CLEANUP_BATCH.min(max_rows - deleted);
+            let n = self.db.delete_expired(self.now, batch)?;
+            deleted += u32::try_from(n).unwrap_or(batch);
+            if n < u64::from(batch) {
+                break;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Spin has no background threads, so `create` cleans up a bounded number of expired rows
+    /// whenever `cleanup_interval` has passed since the last cleanup.
+    fn opportunistic_cleanup(&self) -> Result<()> {
+        let interval_ms = u64::from(self.config.cleanup_interval) * 1000;
+        if self.db.claim_cleanup(self.now, interval_ms)? {
+            self.delete_expired(OPPORTUNISTIC_CLEANUP_ROWS)?;
+        }
+        Ok(())
+    }
+
+    fn record_activity(&self, token: &Token, mut row: SessionRow) -> Result<Session> {
+        let expires_at = policy::after_activity(self.now, row.idle_timeout, expiry(&row));
+        if !self
+            .db
+            .record_activity(&row.id, &token.secret_hash(), self.now, expires_at)?
+        {
+            return Err(EngineError::NotFound);
+        }
+        row.last_activity = self.now;
+        row.expires_at = expires_at;
+        Ok(Session::from_row(row, self.now))
+    }
+
+    /// Parses a token and returns its unexpired row.
+    fn verified(&self, token: &str) -> Result<(Token, SessionRow)> {
+        let token = Token::parse(token)?;
+        let row = self.verified_token(&token)?;
+        let row = self.unexpired_row(row)?;
+        Ok((token, row))
+    }
+
+    /// The row whose secret matches `token`, expired or not.
+    fn verified_token(&self, token: &Token) -> Result<SessionRow> {
+        let row = self.db.find(&token.id)?.ok_or(EngineError::NotFound)?;
+        if token.matches(&row.secret_hash) {
+            Ok(row)
+        } else {
+            Err(EngineError::InvalidToken)
+        }
+    }
+
+    fn unexpired_row(&self, row: SessionRow) -> Result<SessionRow> {
+        if row.expires_at > self.now {
+            Ok(row)
+        } else {
+            Err(EngineError::Expired)
+        }
+    }
+
+    fn unexpired(&self, row: SessionRow) -> Result<Session> {
+        self.unexpired_row(row)
+            .map(|row| Session::from_row(row, self.now))
+    }
+}
+
+fn expiry(row: &SessionRow) -> Expiry {
+    Expiry {
+        expires_at: row.expires_at,
+        absolute_expires_at: row.absolute_expires_at,
+    }
+}
+
+/// A session named by public id (trusted callers) or by token (possession is the proof).
+enum Reference {
+    Id(String),
+    Token(Token),
+}
+
+impl Reference {
+    fn parse(text: &str) -> Result<Self> {
+        if token::is_session_id(text) {
+            Ok(Self::Id(text.to_owned()))
+        } else {
+            Ok(Self::Token(Token::parse(text)?))
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! The rules of a session, as pure functions of their inputs and `now`: what input is
+//! acceptable, when a session expires, how activity and extension move expiry, and who holds
+//! a role or permission.
+
+use crate::config::Config;
+use serde_json::{Map, Value};
+
+/// Longest accepted user id, in bytes.
+pub const MAX_USER_ID_BYTES: usize = 256;
+
+/// A validate writes `last_activity` only when the stored value is at least this old, so hot
+/// read paths do not write on every request. Expiry may therefore lag true activity by up to
+/// this much; it is small next to the minimum idle timeout.
+pub const ACTIVITY_WRITE_INTERVAL_MS: u64 = 15_000;
+
+/// Input that breaks a rule; the text names the argument and the rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidInput(pub String);
+
+/// The role `admin` satisfies every role and every permission requirement.
+pub const ADMIN_ROLE: &str = "admin";
+
+/// Checks a user id: 1 to 256 bytes, no control characters, not only whitespace.
+pub fn check_user_id(user_id: &str) -> Result<(), InvalidInput> {
+    if user_id.trim().is_empty() {
+        return Err(InvalidInput("user_id must not be empty".into()));
+    }
+    if user_id.len() > MAX_USER_ID_BYTES {
+        return Err(InvalidInput(format!(
+            "user_id must be at most {MAX_USER_ID_BYTES} bytes, got {}",
+            user_id.len()
+        )));
+    }
+    if user_id.chars().any(char::is_control) {
+        return Err(InvalidInput(
+            "user_id must not contain control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Resolves the requested idle timeout, refusing values outside `[min_timeout, max_timeout]`.
+pub fn idle_timeout(requested: Option<u32>, config: &Config) -> Result<u32, InvalidInput> {
+    let timeout = requested.unwrap_or(config.default_timeout);
+    if (config.min_timeout..=config.max_timeout).contains(&timeout) {
+        Ok(timeout)
+    } else {
+        Err(InvalidInput(format!(
+            "timeout must be between {} and {} seconds, got {timeout}",
+            config.min_timeout, config.max_timeout
+        )))
+    }
+}
+
+/// Parses metadata text: a JSON object of at most `max_metadata_bytes`. Returns it in
+/// canonical (compact) form. `None` means `{}`.
+pub fn metadata(text: Option<&str>, config: &Config) -> Result<String, InvalidInput> {
+    let Some(text) = text else {
+        return Ok("{}".to_owned());
+    };
+    let limit = config.max_metadata_bytes as usize;
+    if text.len() > limit {
+        return Err(InvalidInput(format!(
+            "metadata must be at most {limit} bytes, got {}",
+            text.len()
+        )));
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => {
+            let compact = Value::Object(map).to_string();
+            // Re-serialising can only shrink or keep the size (whitespace is dropped; escapes
+            // may grow), so check once more to keep the stored form within the cap.
+            if compact.len() > limit {
+                return Err(InvalidInput(format!(
+                    "metadata must be at most {limit} bytes once compacted"
+                )));
+            }
+            Ok(compact)
+        }
+        Ok(_) => Err(InvalidInput("metadata must be a JSON object".into())),
+        Err(e) => Err(InvalidInput(format!("metadata is not valid JSON: {e}"))),
+    }
+}
+
+/// The instants that bound a session, all in milliseconds since the epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiry {
+    pub expires_at: u64,
+    pub absolute_expires_at: u64,
+}
+
+/// Expiry of a session created at `now`.
+pub fn initial_expiry(now: u64, idle_timeout: u32, config: &Config) -> Expiry {
+    let absolute_expires_at = now + secs(config.absolute_lifetime);
+    Expiry {
+        expires_at: (now + secs(idle_timeout)).min(absolute_expires_at),
+        absolute_expires_at,
+    }
+}
+
+/// Expiry after activity at `now`: at least now + idle timeout, never earlier than before (an
+/// earlier `extend` is kept) and never past the absolute lifetime.
+pub fn after_activity(now: u64, idle_timeout: u32, current: Expiry) -> u64 {
+    (now + secs(idle_timeout))
+        .max(current.expires_at)
+        .min(current.absolute_expires_at)
+}
+
+/// Expiry after `extend(additional)`: current expiry plus the extra time, capped at now +
+/// max_timeout and at the absolute lifetime, and never moved backwards.
+pub fn after_extend(now: u64, additional: u32, current: Expiry, config: &Config) -> u64 {
+    let wanted = current.expires_at.max(now) + secs(additional);
+    let cap = (now + secs(config.max_timeout)).min(current.absolute_expires_at);
+    wanted.min(cap).max(current.expires_at)
+}
+
+/// Checks the `extend` argument.
+pub fn check_extension(additional: u32, config: &Config) -> Result<(), InvalidInput> {
+    if additional == 0 || additional > config.max_timeout {
+        return Err(InvalidInput(format!(
+            "additional_seconds must be between 1 and {} seconds, got {additional}",
+            config.max_timeout
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a validate at `now` should write activity (see [`ACTIVITY_WRITE_INTERVAL_MS`]).
+pub fn activity_write_due(now: u64, last_activity: u64) -> bool {
+    now.saturating_sub(last_activity) >= ACTIVITY_WRITE_INTERVAL_MS
+}
+
+/// What `authorize` asks of a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Requirement {
+    Role(String),
+    Permission(String),
+}
+
+/// Checks `requirement` against a session's metadata (a JSON object as text).
+///
+/// The rule: a role is met when `metadata.role` equals it; a permission when
+/// `metadata.permissions` is a list containing it. `metadata.role == "admin"` meets every
+/// requirement. Anything else, including malformed metadata, does not.
+pub fn authorizes(metadata: &str, requirement: &Requirement) -> bool {
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(metadata) else {
+        return false;
+    };
+    let role = role_of(&map);
+    if role == Some(ADMIN_ROLE) {
+        return true;
+    }
+    match requirement {
+        Requirement::Role(wanted) => role == Some(wanted.as_str()),
+        Requirement::Permission(wanted) => map
+            .get("permissions")
+            .and_then(Value::as_array)
+            .is_some_and(|list| list.iter().any(|p| p.as_str() == Some(wanted))),
+    }
+}
+
+fn role_of(map: &Map<String, Value>) -> Option<&str> {
+    map.get("role").and_then(Value::as_str)
+}
+
+fn secs(seconds: u32) -> u64 {
+    u64::from(seconds) * 1000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: u64 = 3_600_000;
+
+    #[test]
+    fn user_ids_are_checked() {
+        assert!(check_user_id("alice").is_ok());
+        assert!(check_user_id(&"a".repeat(256)).is_ok());
+        for bad in ["", "   ", "a\nb", "\u{0}"] {
+            assert!(check_user_id(bad).is_err(), "{bad:?}");
+        }
+        let err = check_user_id(&"a".repeat(10_000)).unwrap_err();
+        assert!(err.0.contains("256"), "{err}");
+    }
+
+    #[test]
+    fn timeout_outside_the_range_names_the_range() {
+        let config = Config::default();
+        assert_eq!(idle_timeout(None, &config), Ok(3600));
+        assert_eq!(idle_timeout(Some(300), &config), Ok(300));
+        assert_eq!(idle_timeout(Some(86400), &config), Ok(86400));
+        let err = idle_timeout(Some(299), &config).unwrap_err();
+        assert!(err.0.contains("between 300 and 86400"), "{err}");
+        assert!(idle_timeout(Some(86401), &config).is_err());
+    }
+
+    #[test]
+    fn metadata_must_be_a_small_object() {
+        let config = Config {
+            max_metadata_bytes: 64,
+            ..Config::default()
+        };
+        assert_eq!(metadata(None, &config).unwrap(), "{}");
+        assert_eq!(
+            metadata(Some(r#"{ "role" : "admin" }"#), &config).unwrap(),
+            r#"{"role":"admin"}"#
+        );
+        for bad in ["[]", "3", "\"x\"", "null", "{", "", "{\"a\":1}x"] {
+            assert!(metadata(Some(bad), &config).is_err(), "{bad:?}");
+        }
+        let big = format!(r#"{{"a":"{}"}}"#, "x".repeat(64));
+        assert!(metadata(Some(&big), &config).unwrap_err().0.contains("64"));
+    }
+
+    #[test]
+    fn absolute_lifetime_caps_initial_expiry() {
+        let config = Config {
+            absolute_lifetime: 1800,
+            ..Config::default()
+        };
+        let expiry = initial_expiry(0, 3600, &config);
+        assert_eq!(expiry.absolute_expires_at, HOUR / 2);
+        assert_eq!(expiry.expires_at, HOUR / 2);
+    }
+
+    #[test]
+    fn activity_slides_expiry_but_keeps_extensions_and_the_cap() {
+        let current = Expiry {
+            expires_at: 2 * HOUR,
+            absolute_expires_at: 10 * HOUR,
+        };
+        assert_eq!(after_activity(HOUR + 1, 3600, current), 2 * HOUR + 1);
+        // An extension beyond now + idle is not undone by activity.
+        let extended = Expiry {
+            expires_at: 5 * HOUR,
+            ..current
+        };
+        assert_eq!(after_activity(HOUR, 3600, extended), 5 * HOUR);
+        assert_eq!(after_activity(9 * HOUR + 1, 3600, current), 10 * HOUR);
+    }
+
+    #[test]
+    fn extend_is_capped_by_max_timeout_and_lifetime() {
+        let config = Config::default(); // max 24 h
+        let current = Expiry {
+            expires_at: HOUR,
+            absolute_expires_at: 100 * HOUR,
+        };
+        assert_eq!(after_extend(0, 1800, current, &config), HOUR + HOUR / 2);
+        assert_eq!(after_extend(0, 86400, current, &config), 24 * HOUR);
+        let near_end = Expiry {
+            expires_at: HOUR,
+            absolute_expires_at: 2 * HOUR,
+        };
+        assert_eq!(after_extend(0, 86400, near_end, &config), 2 * HOUR);
+        assert!(check_extension(0, &config).is_err());
+        assert!(check_extension(86401, &config).is_err());
+        assert!(check_extension(1, &config).is_ok());
+    }
+
+    #[test]
+    fn activity_writes_are_throttled() {
+        assert!(!activity_write_due(10_000, 0));
+        assert!(activity_write_due(ACTIVITY_WRITE_INTERVAL_MS, 0));
+        assert!(!activity_write_due(0, 5)); // a clock step backwards never writes
+    }
+
+    #[test]
+    fn admin_satisfies_every_requirement() {
+        let admin = r#"{"role":"admin"}"#;
+        assert!(authorizes(admin, &Requirement::Role("developer".into())));
+        assert!(authorizes(admin, &Requirement::Permission("delete".into())));
+    }
+
+    #[test]
+    fn roles_and_permissions_come_from_metadata() {
+        let dev = r#"{"role":"developer","permissions":["read","write"]}"#;
+        assert!(authorizes(dev, &Requirement::Role("developer".into())));
+        assert!(!authorizes(dev, &Requirement::Role("admin".into())));
+        assert!(authorizes(dev, &Requirement::Permission("write".into())));
+        assert!(!authorizes(dev, &Requirement::Permission("delete".into())));
+        assert!(!authorizes("{}", &Requirement::Role("user".into())));
+        assert!(!authorizes(
+            r#"{"permissions":"write"}"#,
+            &Requirement::Permission("write".into())
+        ));
+        assert!(!authorizes("not json", &Requirement::Role("x".into())));
+    }
+}
