@@ -7,11 +7,14 @@
 //! - [`store`]: SQL over `spin:sqlite` ([`store::StoreError`]);
 //! - [`session`]: tokens, policy and the engine ([`session::engine::EngineError`]);
 //! - `component`: the WIT exports, which read the clock and configuration once per call and
-//!   turn engine errors into the WIT `error` variant.
+//!   turn engine errors into the WIT `error` variant;
+//! - [`http`]: the REST API over `wasi:http/incoming-handler`, calling the engine directly and
+//!   turning engine errors into HTTP statuses ([`http::ApiError`]).
 
 #[expect(clippy::all, reason = "generated code")]
 mod bindings;
 mod component;
 pub mod config;
+pub mod http;
 pub mod session;
 pub mod store;
