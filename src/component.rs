@@ -147,10 +147,7 @@ impl wit::Guest for Component {
         with_engine(|e| e.validate(&token)).map(Into::into)
     }
 
-    fn authorize(
-        token: String,
-        requirement: wit::Requirement,
-    ) -> Result<wit::Session, wit::Error> {
+    fn authorize(token: String, requirement: wit::Requirement) -> Result<wit::Session, wit::Error> {
         with_engine(|e| e.authorize(&token, &requirement.into())).map(Into::into)
     }
 

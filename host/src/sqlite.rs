@@ -217,7 +217,9 @@ impl Connection {
 
     fn execute(&self, statement: &str, parameters: Vec<Value>) -> Result<QueryResult, Error> {
         let conn = self.get()?;
-        let mut stmt = conn.prepare_cached(statement).map_err(|e| sqlite_error(&e))?;
+        let mut stmt = conn
+            .prepare_cached(statement)
+            .map_err(|e| sqlite_error(&e))?;
         let columns: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
         let params = rusqlite::params_from_iter(parameters.into_iter().map(to_sql));
         let mut rows = stmt.query(params).map_err(|e| sqlite_error(&e))?;
@@ -298,7 +300,9 @@ impl wit::HostConnection for HostState {
 
     fn last_insert_rowid(&mut self, connection: Resource<Connection>) -> wasmtime::Result<i64> {
         let conn = self.table.get(&connection)?;
-        Ok(conn.get().map_or(0, rusqlite::Connection::last_insert_rowid))
+        Ok(conn
+            .get()
+            .map_or(0, rusqlite::Connection::last_insert_rowid))
     }
 
     fn changes(&mut self, connection: Resource<Connection>) -> wasmtime::Result<u64> {

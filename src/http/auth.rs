@@ -201,14 +201,21 @@ pub fn check_csrf(ctx: &Ctx<'_>) -> Result<(), ApiError> {
     if let Some(site) = ctx.req.header("sec-fetch-site") {
         return match site.trim() {
             "same-origin" | "none" => Ok(()),
-            _ => refuse("cross-site request refused: a session cookie may only be used from this site"),
+            _ => refuse(
+                "cross-site request refused: a session cookie may only be used from this site",
+            ),
         };
     }
     if let Some(origin) = ctx.req.header("origin") {
-        return if ctx.origin().is_some_and(|ours| ours.eq_ignore_ascii_case(origin.trim())) {
+        return if ctx
+            .origin()
+            .is_some_and(|ours| ours.eq_ignore_ascii_case(origin.trim()))
+        {
             Ok(())
         } else {
-            refuse("cross-origin request refused: a session cookie may only be used from this origin")
+            refuse(
+                "cross-origin request refused: a session cookie may only be used from this origin",
+            )
         };
     }
     if ctx.req.header("x-requested-with").is_some() {
@@ -229,6 +236,8 @@ pub fn is_https(req: &super::Request) -> bool {
             return true;
         }
     }
-    req.header("spin-full-url")
-        .is_some_and(|url| url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")))
+    req.header("spin-full-url").is_some_and(|url| {
+        url.get(..8)
+            .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    })
 }

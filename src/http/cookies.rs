@@ -32,7 +32,11 @@ pub fn find<'a>(header: &'a str, name: &str) -> Option<&'a str> {
 
 /// A `Set-Cookie` value carrying `token`, kept by the browser for `max_age` seconds.
 pub fn set(config: &Config, token: &str, max_age: u64) -> String {
-    format!("{}={token}; Max-Age={max_age}{}", name(config), attributes(config))
+    format!(
+        "{}={token}; Max-Age={max_age}{}",
+        name(config),
+        attributes(config)
+    )
 }
 
 /// A `Set-Cookie` value that deletes the cookie.
@@ -63,7 +67,10 @@ mod tests {
     #[test]
     fn plain_cookies_are_http_only_lax_and_rooted() {
         let value = set(&Config::default(), "t", 60);
-        assert_eq!(value, "zoe_session=t; Max-Age=60; Path=/; HttpOnly; SameSite=Lax");
+        assert_eq!(
+            value,
+            "zoe_session=t; Max-Age=60; Path=/; HttpOnly; SameSite=Lax"
+        );
     }
 
     #[test]

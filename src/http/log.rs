@@ -64,7 +64,8 @@ mod tests {
 
     #[test]
     fn tokens_in_paths_are_replaced_by_a_fingerprint() {
-        let token = "0b5d3f0e-9c1a-4b7e-8f00-1234567890ab.c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I";
+        let token =
+            "0b5d3f0e-9c1a-4b7e-8f00-1234567890ab.c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I";
         let path = format!("/sessions/{token}/extend");
         let shown = redact_path(&path);
         assert!(!shown.contains("c2VjcmV0"), "{shown}");

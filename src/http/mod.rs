@@ -197,7 +197,11 @@ impl Ctx<'_> {
             return Some(format!("{scheme}://{authority}"));
         }
         let host = self.req.header("host")?;
-        let scheme = if auth::is_https(self.req) { "https" } else { "http" };
+        let scheme = if auth::is_https(self.req) {
+            "https"
+        } else {
+            "http"
+        };
         Some(format!("{scheme}://{host}"))
     }
 }
@@ -226,7 +230,11 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/sessions/{session_id}/extend", routes::extend),
     route("POST", "/sessions/{session_id}/rotate", routes::rotate),
     route("DELETE", "/sessions/user/{user_id}", routes::delete_user),
-    route("GET", "/sessions/user/{user_id}/sessions", routes::list_user),
+    route(
+        "GET",
+        "/sessions/user/{user_id}/sessions",
+        routes::list_user,
+    ),
     route("GET", "/health", routes::health),
     route("GET", "/openapi.json", routes::openapi),
 ];
@@ -366,7 +374,10 @@ pub fn handle(
     // Responses may carry tokens; no cache may keep them.
     reply.set_header("cache-control", "no-store");
     if config.require_https {
-        reply.set_header("strict-transport-security", "max-age=63072000; includeSubDomains");
+        reply.set_header(
+            "strict-transport-security",
+            "max-age=63072000; includeSubDomains",
+        );
     }
     if config.log_requests {
         log::emit(
@@ -429,7 +440,14 @@ mod tests {
 
     #[test]
     fn unknown_paths_are_404() {
-        for path in ["/", "/nope", "/sessions", "/sessions/", "/sessions/a/b/c/d", "/%zz"] {
+        for path in [
+            "/",
+            "/nope",
+            "/sessions",
+            "/sessions/",
+            "/sessions/a/b/c/d",
+            "/%zz",
+        ] {
             assert!(
                 matches!(find_route("GET", path), Err(ApiError::NotFound(_))),
                 "{path}"

@@ -134,7 +134,13 @@ pub fn delete_user(ctx: &Ctx<'_>, params: &[String]) -> Result<Reply, ApiError> 
     };
     let count = ctx.engine()?.invalidate_user(user_id, except.as_deref())?;
     let mut reply = Reply::ok(&j!({"user_id": user_id, "invalidated": count}));
-    let own_cookie = matches!(caller, Caller::User { source: Source::Cookie, .. });
+    let own_cookie = matches!(
+        caller,
+        Caller::User {
+            source: Source::Cookie,
+            ..
+        }
+    );
     if own_cookie && !except_current {
         reply.set_header("set-cookie", cookies::clear(ctx.config));
     }
@@ -186,7 +192,9 @@ pub fn validate(ctx: &Ctx<'_>, _: &[String]) -> Result<Reply, ApiError> {
     ] {
         if let Some(value) = ctx.req.query_param(name) {
             if value.is_empty() {
-                return Err(ApiError::InvalidInput(format!("`{name}` must not be empty")));
+                return Err(ApiError::InvalidInput(format!(
+                    "`{name}` must not be empty"
+                )));
             }
             session = engine.authorize(&token, &requirement(value))?;
         }
@@ -228,11 +236,7 @@ fn cookie_names(ctx: &Ctx<'_>, id: &str) -> bool {
 fn issued_reply(ctx: &Ctx<'_>, issued: &Issued, set_cookie: bool) -> Reply {
     let mut reply = Reply::ok(&json::issued(issued));
     if set_cookie {
-        let max_age = issued
-            .session
-            .absolute_expires_at
-            .saturating_sub(ctx.now)
-            / 1000;
+        let max_age = issued.session.absolute_expires_at.saturating_sub(ctx.now) / 1000;
         reply.set_header(
             "set-cookie",
             cookies::set(ctx.config, &issued.token.expose(), max_age),

@@ -46,7 +46,11 @@ pub(super) fn migrate(db: &Db) -> Result<(), StoreError> {
         }
         for (index, migration) in MIGRATIONS.iter().enumerate().skip(found as usize) {
             // spin:sqlite runs one statement per call.
-            for statement in migration.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            for statement in migration
+                .split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+            {
                 db.execute(statement, &[])?;
             }
             let to = index as i64 + 1;
