@@ -13,7 +13,9 @@ const TARGET: &str = "wasm32-wasip2";
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let workspace = manifest_dir.parent().expect("host/ lives in the workspace root");
+    let workspace = manifest_dir
+        .parent()
+        .expect("host/ lives in the workspace root");
     for input in ["src", "wit", "Cargo.toml", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", workspace.join(input).display());
     }
@@ -21,7 +23,10 @@ fn main() {
 
     // Packagers and CI may supply a prebuilt component instead.
     if let Some(prebuilt) = env::var_os("ZOE_SESSION_WASM") {
-        println!("cargo:rustc-env=ZOE_SESSION_WASM={}", Path::new(&prebuilt).display());
+        println!(
+            "cargo:rustc-env=ZOE_SESSION_WASM={}",
+            Path::new(&prebuilt).display()
+        );
         return;
     }
 
@@ -34,7 +39,15 @@ fn main() {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(workspace)
-        .args(["build", "--release", "--locked", "-p", "zoe-session", "--target", TARGET])
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "zoe-session",
+            "--target",
+            TARGET,
+        ])
         .arg("--target-dir")
         .arg(&target_dir)
         // The outer build's flags and profile are for the host; the component has its own.
@@ -43,13 +56,25 @@ fn main() {
         .env_remove("CARGO_BUILD_RUSTFLAGS")
         .env_remove("CARGO_MAKEFLAGS")
         .env_remove("CARGO_PROFILE_RELEASE_DEBUG")
+        // Under `cargo clippy` the outer build lints; the embedded component is linted by its
+        // own clippy run, so the nested build must be a plain build.
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CLIPPY_ARGS")
+        .env_remove("CLIPPY_CONF_DIR")
         .status()
         .expect("failed to run cargo to build the zoe-session component");
     if !status.success() {
         panic!("building the zoe-session component for {TARGET} failed (see the output above)");
     }
-    let wasm = target_dir.join(TARGET).join("release").join("zoe_session.wasm");
-    assert!(wasm.exists(), "cargo succeeded but {} is missing", wasm.display());
+    let wasm = target_dir
+        .join(TARGET)
+        .join("release")
+        .join("zoe_session.wasm");
+    assert!(
+        wasm.exists(),
+        "cargo succeeded but {} is missing",
+        wasm.display()
+    );
     println!("cargo:rustc-env=ZOE_SESSION_WASM={}", wasm.display());
 }
 

@@ -22,10 +22,9 @@ fn now_ms() -> u64 {
 }
 
 thread_local! {
-    // An instance may serve many calls (the native host reuses one); configuration and the
-    // connection are set up on first use and kept for the instance's life.
+    // An instance may serve many calls (the native host reuses one); configuration is read
+    // on first use and kept for the instance's life.
     static CONFIG: OnceCell<Result<Rc<Config>, ConfigError>> = const { OnceCell::new() };
-    static DB: OnceCell<Rc<Db>> = const { OnceCell::new() };
 }
 
 /// The configuration from Spin variables, parsed once per instance.
@@ -55,14 +54,11 @@ pub(crate) fn config() -> Result<Rc<Config>, ConfigError> {
     })
 }
 
-fn db() -> Result<Rc<Db>, EngineError> {
-    DB.with(|cell| {
-        if let Some(db) = cell.get() {
-            return Ok(db.clone());
-        }
-        let db = Rc::new(Db::open()?);
-        Ok(cell.get_or_init(|| db).clone())
-    })
+/// A connection for one call. It is closed when the call ends rather than kept for the
+/// instance's life, so a long-lived instance never pins one of the host's connections (an
+/// in-memory database has exactly one).
+pub(crate) fn db() -> Result<Db, EngineError> {
+    Ok(Db::open()?)
 }
 
 /// Runs `op` against a fresh engine view at the current time.
@@ -146,10 +142,7 @@ impl wit::Guest for Component {
         with_engine(|e| e.validate(&token)).map(Into::into)
     }
 
-    fn authorize(
-        token: String,
-        requirement: wit::Requirement,
-    ) -> Result<wit::Session, wit::Error> {
+    fn authorize(token: String, requirement: wit::Requirement) -> Result<wit::Session, wit::Error> {
         with_engine(|e| e.authorize(&token, &requirement.into())).map(Into::into)
     }
 

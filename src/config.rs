@@ -177,7 +177,11 @@ impl Config {
                     _ => return Err(rule("limit_policy", "must be `evict_oldest` or `reject`")),
                 },
             },
-            require_https: boolean("require_https", get("require_https"), defaults.require_https)?,
+            require_https: boolean(
+                "require_https",
+                get("require_https"),
+                defaults.require_https,
+            )?,
             secure_cookies: boolean(
                 "secure_cookies",
                 get("secure_cookies"),
@@ -188,8 +192,9 @@ impl Config {
                 Some(v) => header_name(v.trim())?,
             },
             auto_update: boolean("auto_update", get("auto_update"), defaults.auto_update)?,
-            protected_paths: get("protected_paths")
-                .map_or(Ok(defaults.protected_paths), |v| paths("protected_paths", &v))?,
+            protected_paths: get("protected_paths").map_or(Ok(defaults.protected_paths), |v| {
+                paths("protected_paths", &v)
+            })?,
             excluded_paths: get("excluded_paths")
                 .map_or(Ok(defaults.excluded_paths), |v| paths("excluded_paths", &v))?,
             log_level: match get("log_level") {
@@ -341,7 +346,10 @@ mod tests {
         assert_eq!(config, Config::default());
         assert_eq!(config.default_timeout, 3600);
         assert_eq!(config.limit_policy, LimitPolicy::EvictOldest);
-        assert_eq!(config.protected_paths, ["/api/chat", "/developer", "/tasks"]);
+        assert_eq!(
+            config.protected_paths,
+            ["/api/chat", "/developer", "/tasks"]
+        );
         assert_eq!(config.admin_key, None);
     }
 

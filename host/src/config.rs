@@ -98,7 +98,10 @@ mod tests {
         let config = HostConfig::from_lookup(|name| env.get(name).map(|v| v.to_string()));
         assert_eq!(config.database, Location::Memory);
         assert_eq!(config.variables.get("max_per_user"), Some("5"));
-        assert_eq!(config.variables.get("admin_key"), Some("k".repeat(20).as_str()));
+        assert_eq!(
+            config.variables.get("admin_key"),
+            Some("k".repeat(20).as_str())
+        );
         assert_eq!(config.variables.get("min_timeout"), None);
     }
 

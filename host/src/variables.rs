@@ -41,7 +41,9 @@ impl Variables {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
         if !well_formed {
-            return Err(Error::InvalidName(format!("invalid variable name {name:?}")));
+            return Err(Error::InvalidName(format!(
+                "invalid variable name {name:?}"
+            )));
         }
         self.get(name)
             .map(str::to_owned)
@@ -63,15 +65,21 @@ mod tests {
     fn set_variables_are_found_and_others_are_undefined() {
         let mut vars = Variables::default();
         vars.set("max_per_user", "3");
-        assert_eq!(vars.lookup("max_per_user"), Ok("3".to_owned()));
-        assert!(matches!(vars.lookup("min_timeout"), Err(Error::Undefined(_))));
+        assert!(matches!(vars.lookup("max_per_user"), Ok(v) if v == "3"));
+        assert!(matches!(
+            vars.lookup("min_timeout"),
+            Err(Error::Undefined(_))
+        ));
     }
 
     #[test]
     fn malformed_names_are_invalid() {
         let vars = Variables::default();
         for name in ["", "Max", "9lives", "a-b", "a b"] {
-            assert!(matches!(vars.lookup(name), Err(Error::InvalidName(_))), "{name:?}");
+            assert!(
+                matches!(vars.lookup(name), Err(Error::InvalidName(_))),
+                "{name:?}"
+            );
         }
     }
 
@@ -80,6 +88,9 @@ mod tests {
         let mut vars = Variables::default();
         vars.set("admin_key", "very-secret-admin-key");
         let shown = format!("{vars:?}");
-        assert!(shown.contains("admin_key") && !shown.contains("very-secret"), "{shown}");
+        assert!(
+            shown.contains("admin_key") && !shown.contains("very-secret"),
+            "{shown}"
+        );
     }
 }

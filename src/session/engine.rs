@@ -192,7 +192,10 @@ impl Engine<'_> {
         policy::check_extension(additional, self.config)?;
         let (token, mut row) = self.verified(token)?;
         let expires_at = policy::after_extend(self.now, additional, expiry(&row), self.config);
-        if !self.db.set_expiry(&row.id, &token.secret_hash(), expires_at)? {
+        if !self
+            .db
+            .set_expiry(&row.id, &token.secret_hash(), expires_at)?
+        {
             return Err(EngineError::NotFound);
         }
         row.expires_at = expires_at;
@@ -205,13 +208,10 @@ impl Engine<'_> {
         let new = Token::with_id(row.id.clone())?;
         let expires_at = policy::after_activity(self.now, row.idle_timeout, expiry(&row));
         let new_hash = new.secret_hash();
-        if !self.db.replace_secret(
-            &row.id,
-            &old.secret_hash(),
-            &new_hash,
-            self.now,
-            expires_at,
-        )? {
+        if !self
+            .db
+            .replace_secret(&row.id, &old.secret_hash(), &new_hash, self.now, expires_at)?
+        {
             // A concurrent rotate or delete got there first; the old token is dead either way.
             return Err(EngineError::InvalidToken);
         }

@@ -70,9 +70,7 @@ impl Token {
         if !is_session_id(id) || secret.len() != SECRET_CHARS {
             return Err(MalformedToken);
         }
-        let decoded = URL_SAFE_NO_PAD
-            .decode(secret)
-            .map_err(|_| MalformedToken)?;
+        let decoded = URL_SAFE_NO_PAD.decode(secret).map_err(|_| MalformedToken)?;
         if decoded.len() != SECRET_BYTES {
             return Err(MalformedToken);
         }

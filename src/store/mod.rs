@@ -77,7 +77,7 @@ impl Db {
         let db = Self {
             conn: Connection::open_default()?,
         };
-        schema::migrate(&db)?;
+        schema::migrate_once(&db)?;
         Ok(db)
     }
 
@@ -133,7 +133,9 @@ impl Db {
 
     pub fn insert(&self, row: &SessionRow) -> Result<()> {
         self.execute(
-            &format!("INSERT INTO sessions ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+            &format!(
+                "INSERT INTO sessions ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+            ),
             &[
                 text(&row.id),
                 Value::Blob(row.secret_hash.clone()),
@@ -267,7 +269,9 @@ impl Db {
                (SELECT value FROM zoe_state WHERE key = 'last_cleanup_at')",
             &[int(now)],
         )?;
-        let row = rows.first().ok_or(StoreError::Shape("stats returned no row"))?;
+        let row = rows
+            .first()
+            .ok_or(StoreError::Shape("stats returned no row"))?;
         Ok(StoreStats {
             active_sessions: row.uint(0)?,
             active_users: row.uint(1)?,
