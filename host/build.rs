@@ -56,6 +56,11 @@ fn main() {
         .env_remove("CARGO_BUILD_RUSTFLAGS")
         .env_remove("CARGO_MAKEFLAGS")
         .env_remove("CARGO_PROFILE_RELEASE_DEBUG")
+        // Under `cargo clippy` the outer build lints; the embedded component is linted by its
+        // own clippy run, so the nested build must be a plain build.
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CLIPPY_ARGS")
+        .env_remove("CLIPPY_CONF_DIR")
         .status()
         .expect("failed to run cargo to build the zoe-session component");
     if !status.success() {

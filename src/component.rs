@@ -23,10 +23,9 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 thread_local! {
-    // An instance may serve many calls (the native host reuses one); configuration and the
-    // connection are set up on first use and kept for the instance's life.
+    // An instance may serve many calls (the native host reuses one); configuration is read
+    // on first use and kept for the instance's life.
     static CONFIG: OnceCell<Result<Rc<Config>, ConfigError>> = const { OnceCell::new() };
-    static DB: OnceCell<Rc<Db>> = const { OnceCell::new() };
 }
 
 /// The configuration from Spin variables, parsed once per instance.
@@ -56,14 +55,11 @@ pub(crate) fn config() -> Result<Rc<Config>, ConfigError> {
     })
 }
 
-pub(crate) fn db() -> Result<Rc<Db>, EngineError> {
-    DB.with(|cell| {
-        if let Some(db) = cell.get() {
-            return Ok(db.clone());
-        }
-        let db = Rc::new(Db::open()?);
-        Ok(cell.get_or_init(|| db).clone())
-    })
+/// A connection for one call. It is closed when the call ends rather than kept for the
+/// instance's life, so a long-lived instance never pins one of the host's connections (an
+/// in-memory database has exactly one).
+pub(crate) fn db() -> Result<Db, EngineError> {
+    Ok(Db::open()?)
 }
 
 /// Runs `op` against a fresh engine view at the current time.

@@ -9,6 +9,7 @@ wasmtime::component::bindgen!({
     path: "../wit",
     imports: { default: trappable },
     exports: { default: async },
+    additional_derives: [PartialEq],
     with: {
         "spin:sqlite/sqlite.connection": crate::sqlite::Connection,
     },

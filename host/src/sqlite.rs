@@ -315,3 +315,89 @@ impl wit::HostConnection for HostState {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bindings::spin::sqlite::sqlite::HostConnection;
+    use crate::state::NoOutgoingHttp;
+    use wasmtime::component::ResourceTable;
+
+    fn state() -> HostState {
+        HostState {
+            wasi: wasmtime_wasi::WasiCtx::builder().build(),
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            http_hooks: NoOutgoingHttp,
+            table: ResourceTable::new(),
+            database: Database::open(Location::Memory).unwrap(),
+            variables: Default::default(),
+        }
+    }
+
+    #[test]
+    fn only_the_default_database_may_be_opened() {
+        let mut state = state();
+        for name in ["other", "", "Default"] {
+            let result = HostConnection::open(&mut state, name.to_owned()).unwrap();
+            assert!(matches!(result, Err(Error::AccessDenied)), "{name:?}");
+        }
+        assert!(
+            HostConnection::open(&mut state, "default".to_owned())
+                .unwrap()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn statements_round_trip_every_value_type() {
+        let mut state = state();
+        let conn = HostConnection::open(&mut state, "default".into())
+            .unwrap()
+            .unwrap();
+        let exec = |state: &mut HostState, sql: &str, params: Vec<Value>| {
+            let conn = Resource::new_borrow(conn.rep());
+            HostConnection::execute(state, conn, sql.into(), params).unwrap()
+        };
+        exec(&mut state, "CREATE TABLE t (i, r, s, b, n)", vec![]).unwrap();
+        let values = vec![
+            Value::Integer(-7),
+            Value::Real(1.5),
+            Value::Text("héllo".into()),
+            Value::Blob(vec![0, 255]),
+            Value::Null,
+        ];
+        exec(
+            &mut state,
+            "INSERT INTO t VALUES (?, ?, ?, ?, ?)",
+            values.clone(),
+        )
+        .unwrap();
+        let result = exec(&mut state, "SELECT * FROM t", vec![]).unwrap();
+        assert_eq!(result.columns, ["i", "r", "s", "b", "n"]);
+        assert_eq!(result.rows.len(), 1);
+        assert_eq!(
+            format!("{:?}", result.rows[0].values),
+            format!("{values:?}")
+        );
+        let err = exec(&mut state, "SELECT * FROM missing", vec![]).unwrap_err();
+        assert!(
+            matches!(err, Error::Io(ref text) if text.contains("missing")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_connection_left_in_a_transaction_is_rolled_back_when_returned() {
+        let database = Database::open(Location::Memory).unwrap();
+        let conn = database.acquire().unwrap();
+        conn.execute_batch("CREATE TABLE t (x); BEGIN; INSERT INTO t VALUES (1);")
+            .unwrap();
+        database.release(conn);
+        let conn = database.acquire().unwrap();
+        assert!(conn.is_autocommit());
+        let count: i64 = conn
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 0);
+    }
+}

@@ -27,7 +27,22 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub(super) const CURRENT: i64 = MIGRATIONS.len() as i64;
 
-pub(super) fn migrate(db: &Db) -> Result<(), StoreError> {
+thread_local! {
+    // Once an instance has seen the schema current, later calls skip the check.
+    static CURRENT_SEEN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Migrates unless this instance already did (or saw the schema current).
+pub(super) fn migrate_once(db: &Db) -> Result<(), StoreError> {
+    if CURRENT_SEEN.get() {
+        return Ok(());
+    }
+    migrate(db)?;
+    CURRENT_SEEN.set(true);
+    Ok(())
+}
+
+fn migrate(db: &Db) -> Result<(), StoreError> {
     db.execute(
         "CREATE TABLE IF NOT EXISTS zoe_schema (version INTEGER NOT NULL)",
         &[],

@@ -1,0 +1,135 @@
+//! The operator commands, run as a user runs them: the real binary on a database file.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn run(db: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_zoe-session-host"))
+        .env_clear()
+        .env("SESSION_DB_PATH", db)
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn json(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("--json prints JSON")
+}
+
+#[test]
+fn create_then_validate_works_on_a_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("nested").join("sessions.db");
+    let created = json(&run(
+        &db,
+        &[
+            "create",
+            "alice",
+            "--json",
+            "--metadata",
+            r#"{"role":"admin"}"#,
+        ],
+    ));
+    let token = created["session_id"]
+        .as_str()
+        .expect("create prints the token");
+    assert_eq!(created["user_id"], "alice");
+    assert_eq!(created["metadata"]["role"], "admin");
+    assert!(
+        db.exists(),
+        "the database file and its directory are created"
+    );
+
+    let valid = run(&db, &["validate", token]);
+    assert!(valid.status.success());
+    assert!(stdout(&valid).contains("Valid."), "{}", stdout(&valid));
+    let valid = json(&run(&db, &["validate", token, "--json"]));
+    assert_eq!(valid["id"], created["id"]);
+    assert!(
+        valid.get("session_id").is_none(),
+        "validate never echoes the token"
+    );
+}
+
+#[test]
+fn validate_exits_non_zero_for_a_bad_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sessions.db");
+    let created = json(&run(&db, &["create", "alice", "--json"]));
+    let token = created["session_id"].as_str().unwrap();
+    for bad in ["garbage", &format!("{token}x")] {
+        let output = run(&db, &["validate", bad]);
+        assert_eq!(output.status.code(), Some(1), "{bad}");
+        assert!(
+            stdout(&output).contains("Not valid: invalid session token"),
+            "{}",
+            stdout(&output)
+        );
+    }
+    run(&db, &["invalidate", token]);
+    let output = run(&db, &["validate", token, "--json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let body: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(body["valid"], false);
+}
+
+#[test]
+fn list_stats_and_cleanup_report_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sessions.db");
+    let first = json(&run(&db, &["create", "bob", "--json"]));
+    json(&run(&db, &["create", "bob", "--json", "--timeout", "600"]));
+    let list = json(&run(&db, &["list", "bob", "--json"]));
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let secret = first["session_id"]
+        .as_str()
+        .unwrap()
+        .split_once('.')
+        .unwrap()
+        .1;
+    assert!(
+        !serde_json::to_string(list).unwrap().contains(secret),
+        "list never shows tokens"
+    );
+
+    let stats = json(&run(&db, &["stats", "--json"]));
+    assert_eq!(stats["active_sessions"], 2);
+    assert_eq!(stats["active_users"], 1);
+    let cleanup = json(&run(&db, &["cleanup", "--json"]));
+    assert_eq!(cleanup["deleted"], 0);
+}
+
+#[test]
+fn bad_input_and_bad_settings_fail_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sessions.db");
+    let output = run(&db, &["create", "alice", "--timeout", "5"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("timeout must be between 300 and 86400"),
+        "{stderr}"
+    );
+
+    let output = Command::new(env!("CARGO_BIN_EXE_zoe-session-host"))
+        .env_clear()
+        .env("SESSION_DB_PATH", &db)
+        .env("SESSION_MAX_PER_USER", "lots")
+        .args(["stats"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("max_per_user"), "{stderr}");
+}
