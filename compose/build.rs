@@ -20,7 +20,9 @@ const INCOMING_HANDLER: &str = "wasi:http/incoming-handler@0.2.0";
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let workspace = manifest_dir.parent().expect("compose/ lives in the workspace");
+    let workspace = manifest_dir
+        .parent()
+        .expect("compose/ lives in the workspace");
     for input in [
         "src",
         "wit",
@@ -53,7 +55,12 @@ fn main() {
         ),
     };
     let components = target.join("components");
-    let gate = build(&workspace.join("gate"), &[], &components, "zoe_session_gate");
+    let gate = build(
+        &workspace.join("gate"),
+        &[],
+        &components,
+        "zoe_session_gate",
+    );
     let chat = build(
         &workspace.join("examples/chat-app"),
         &[],
@@ -144,6 +151,10 @@ fn build(dir: &Path, args: &[&str], target_dir: &Path, artefact: &str) -> PathBu
         .join(TARGET)
         .join("release")
         .join(format!("{artefact}.wasm"));
-    assert!(wasm.exists(), "cargo succeeded but {} is missing", wasm.display());
+    assert!(
+        wasm.exists(),
+        "cargo succeeded but {} is missing",
+        wasm.display()
+    );
     wasm
 }

@@ -58,14 +58,22 @@ impl Reply {
     /// Asserts the status and returns the JSON body.
     #[track_caller]
     fn expect(&self, status: u16) -> &Value {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
         &self.json
     }
 
     /// Asserts an error status and kind, and the `{"error","detail"}` shape.
     #[track_caller]
     fn expect_error(&self, status: u16, kind: &str) {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
         assert_eq!(self.json["error"], kind, "body: {}", self.text);
         assert!(self.json["detail"].is_string(), "no detail: {}", self.text);
     }
@@ -224,7 +232,9 @@ async fn public_info_greets_sessions_and_anonymous_callers_alike() {
         &json!({"message": "Hello anonymous user!"})
     );
     assert_eq!(
-        app.get("/public/info", Some("bogus.token")).await.expect(200),
+        app.get("/public/info", Some("bogus.token"))
+            .await
+            .expect(200),
         &json!({"message": "Hello anonymous user!"})
     );
     let token = app.login_as("alice", None, &[]).await;
@@ -334,9 +344,7 @@ async fn profile_reads_role_permissions_and_preferences_from_metadata() {
 #[tokio::test]
 async fn an_expired_or_logged_out_session_is_refused_by_the_app() {
     let app = serve(CHAT_APP_WASM, &[]).await;
-    let expiring = app
-        .login(json!({"user_id": "alice", "timeout": 300}))
-        .await;
+    let expiring = app.login(json!({"user_id": "alice", "timeout": 300})).await;
     let leaving = app.login_as("bob", None, &[]).await;
     app.clock.advance(Duration::from_secs(301));
     app.get("/api/chat", Some(&expiring))
@@ -361,10 +369,17 @@ async fn bad_requests_get_json_errors_not_faults() {
     app.send("POST", "/login", &[], Some(r#"{"user_id": ""}"#))
         .await
         .expect_error(422, "invalid_input");
-    app.send("POST", "/login", &[], Some(r#"{"user_id": "a", "timeout": 5}"#))
+    app.send(
+        "POST",
+        "/login",
+        &[],
+        Some(r#"{"user_id": "a", "timeout": 5}"#),
+    )
+    .await
+    .expect_error(422, "invalid_input");
+    app.get("/nowhere", None)
         .await
-        .expect_error(422, "invalid_input");
-    app.get("/nowhere", None).await.expect_error(404, "not_found");
+        .expect_error(404, "not_found");
     app.get("/login", None)
         .await
         .expect_error(405, "method_not_allowed");
@@ -384,7 +399,9 @@ async fn the_gate_refuses_protected_paths_without_a_valid_session() {
     let app = serve(GATED_CHAT_APP_WASM, &[]).await;
     // `/tasks` is protected by default but the app has no such route: a 401 can only come
     // from the gate, a 404 only from the app behind it.
-    app.get("/tasks", None).await.expect_error(401, "unauthorized");
+    app.get("/tasks", None)
+        .await
+        .expect_error(401, "unauthorized");
     app.get("/tasks/today", Some("bogus.token"))
         .await
         .expect_error(401, "invalid_token");
@@ -396,9 +413,14 @@ async fn the_gate_refuses_protected_paths_without_a_valid_session() {
     app.get("/tasks", Some(&token))
         .await
         .expect_error(404, "not_found");
-    app.send("GET", "/tasks", &[("cookie", &format!("theme=dark; zoe_session={token}"))], None)
-        .await
-        .expect_error(404, "not_found");
+    app.send(
+        "GET",
+        "/tasks",
+        &[("cookie", &format!("theme=dark; zoe_session={token}"))],
+        None,
+    )
+    .await
+    .expect_error(404, "not_found");
     assert_eq!(
         app.get("/api/chat", Some(&token)).await.expect(200),
         &json!({"response": "Hello alice!"})
@@ -415,7 +437,10 @@ async fn the_gate_refuses_protected_paths_without_a_valid_session() {
 async fn excluded_paths_pass_the_gate_without_a_session() {
     let app = serve(
         GATED_CHAT_APP_WASM,
-        &[("protected_paths", "/"), ("excluded_paths", "/login,/public")],
+        &[
+            ("protected_paths", "/"),
+            ("excluded_paths", "/login,/public"),
+        ],
     )
     .await;
     assert_eq!(
@@ -423,7 +448,9 @@ async fn excluded_paths_pass_the_gate_without_a_session() {
         &json!({"message": "Hello anonymous user!"})
     );
     let token = app.login_as("alice", Some("admin"), &[]).await;
-    app.get("/profile", None).await.expect_error(401, "unauthorized");
+    app.get("/profile", None)
+        .await
+        .expect_error(401, "unauthorized");
     app.get("/publicity", None)
         .await
         .expect_error(401, "unauthorized");
@@ -440,9 +467,14 @@ async fn clients_cannot_send_identity_headers_through_the_gate() {
     let token = app.login_as("mallory", None, &[]).await;
     for (name, value) in [("x-session-user", "admin"), ("X-Session-Role", "admin")] {
         for path in ["/public/info", "/api/chat", "/admin"] {
-            app.send("GET", path, &[(name, value), ("x-session-id", &token)], None)
-                .await
-                .expect_error(400, "identity_header");
+            app.send(
+                "GET",
+                path,
+                &[(name, value), ("x-session-id", &token)],
+                None,
+            )
+            .await
+            .expect_error(400, "identity_header");
         }
     }
     // With the token in another header, `x-session-id` is an identity header too.
@@ -460,7 +492,9 @@ async fn clients_cannot_send_identity_headers_through_the_gate() {
 async fn an_expired_session_is_refused_by_the_gate() {
     let app = serve(GATED_CHAT_APP_WASM, &[]).await;
     let token = app.login(json!({"user_id": "alice", "timeout": 300})).await;
-    app.get("/tasks", Some(&token)).await.expect_error(404, "not_found");
+    app.get("/tasks", Some(&token))
+        .await
+        .expect_error(404, "not_found");
     app.clock.advance(Duration::from_secs(301));
     app.get("/tasks", Some(&token))
         .await
@@ -474,7 +508,9 @@ async fn requests_through_the_gate_keep_a_session_alive_only_with_auto_update() 
         let app = serve(GATED_CHAT_APP_WASM, &[("auto_update", auto_update)]).await;
         let token = app.login(json!({"user_id": "alice", "timeout": 300})).await;
         app.clock.advance(Duration::from_secs(200));
-        app.get("/tasks", Some(&token)).await.expect_error(404, "not_found");
+        app.get("/tasks", Some(&token))
+            .await
+            .expect_error(404, "not_found");
         // 400 s after login, 200 s after the last gated request.
         app.clock.advance(Duration::from_secs(200));
         let reply = app.get("/tasks", Some(&token)).await;
@@ -491,6 +527,10 @@ async fn requests_through_the_gate_keep_a_session_alive_only_with_auto_update() 
 async fn a_bad_gate_setting_is_a_config_error_not_a_fault() {
     let app = serve(GATED_CHAT_APP_WASM, &[("protected_paths", "api")]).await;
     app.get("/api/chat", None).await.expect_error(500, "config");
-    assert!(app.log_text().contains("protected_paths"), "{}", app.log_text());
+    assert!(
+        app.log_text().contains("protected_paths"),
+        "{}",
+        app.log_text()
+    );
     app.stop().await;
 }

@@ -104,8 +104,14 @@ mod tests {
     fn no_variables_give_zoe_sessions_defaults() {
         let config = GateConfig::from_lookup(|_| None).expect("defaults are valid");
         assert_eq!(config, GateConfig::default());
-        assert_eq!(config.protected_paths, ["/api/chat", "/developer", "/tasks"]);
-        assert_eq!(config.excluded_paths, ["/docs", "/health", "/sessions/create"]);
+        assert_eq!(
+            config.protected_paths,
+            ["/api/chat", "/developer", "/tasks"]
+        );
+        assert_eq!(
+            config.excluded_paths,
+            ["/docs", "/health", "/sessions/create"]
+        );
     }
 
     #[test]
@@ -137,8 +143,8 @@ mod tests {
             ("excluded_paths", "/ok,bad"),
             ("auto_update", "sometimes"),
         ] {
-            let err = GateConfig::from_lookup(|n| (n == name).then(|| value.to_owned()))
-                .expect_err(name);
+            let err =
+                GateConfig::from_lookup(|n| (n == name).then(|| value.to_owned())).expect_err(name);
             assert!(err.contains(name), "{err}");
         }
     }

@@ -29,16 +29,20 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         Ok(()) => app::handle(request, response_out.into_inner()),
         Err(Refusal(status, kind, detail)) => {
             let body = serde_json::json!({"error": kind, "detail": detail}).to_string();
-            let headers = Fields::from_list(&[(
-                "content-type".to_owned(),
-                b"application/json".to_vec(),
-            )])
-            .unwrap_or_else(|_| Fields::new());
+            let headers =
+                Fields::from_list(&[("content-type".to_owned(), b"application/json".to_vec())])
+                    .unwrap_or_else(|_| Fields::new());
             let response = OutgoingResponse::new(headers);
             // 401, 400 and 500 are valid codes, so this cannot fail.
             let _ = response.set_status_code(status);
-            if response_out.set_with_body(response, body.into_bytes()).await.is_err() {
-                eprintln!(r#"{{"level":"WARN","message":"client went away before the gate's answer"}}"#);
+            if response_out
+                .set_with_body(response, body.into_bytes())
+                .await
+                .is_err()
+            {
+                eprintln!(
+                    r#"{{"level":"WARN","message":"client went away before the gate's answer"}}"#
+                );
             }
         }
     }
@@ -87,7 +91,10 @@ fn admit(request: &IncomingRequest) -> Result<(), Refusal> {
             "the session has expired".to_owned(),
         )),
         Err(sessions::Error::Storage(cause) | sessions::Error::Config(cause)) => {
-            eprintln!("{}", serde_json::json!({"level": "ERROR", "message": "session store failure", "cause": cause}));
+            eprintln!(
+                "{}",
+                serde_json::json!({"level": "ERROR", "message": "session store failure", "cause": cause})
+            );
             Err(Refusal(
                 500,
                 "internal",

@@ -96,8 +96,7 @@ impl From<SessionError> for AppError {
             // For an app, a session that does not exist is a missing credential, not a 404.
             SessionError::NotFound | SessionError::InvalidToken => Self::Unauthorized {
                 kind: "invalid_token",
-                detail: "the session token is not valid (unknown, malformed or rotated)"
-                    .to_owned(),
+                detail: "the session token is not valid (unknown, malformed or rotated)".to_owned(),
             },
             SessionError::Expired => Self::Unauthorized {
                 kind: "session_expired",
