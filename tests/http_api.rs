@@ -281,12 +281,9 @@ async fn an_expired_session_is_refused_everywhere() {
     )
     .await
     .expect_error(401, "session_expired");
-    api.get(
-        &format!("/sessions/user/alice/sessions"),
-        &session_header(&token),
-    )
-    .await
-    .expect_error(401, "session_expired");
+    api.get("/sessions/user/alice/sessions", &session_header(&token))
+        .await
+        .expect_error(401, "session_expired");
     api.get(&format!("/sessions/{id}"), admin())
         .await
         .expect_error(401, "session_expired");

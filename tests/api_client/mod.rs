@@ -193,7 +193,7 @@ impl Api {
 
     /// Creates a session for `user` through the API; returns the create response body.
     pub async fn create(&self, body: &str) -> Value {
-        self.send("POST", "/sessions/create", &admin(), Some(body))
+        self.send("POST", "/sessions/create", admin(), Some(body))
             .await
             .expect(200)
             .clone()
