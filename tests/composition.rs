@@ -3,6 +3,9 @@
 //! session gate in front of it. Every seed route allows and refuses as the seed describes, and
 //! the gate admits, refuses and resists spoofing as documented.
 
+// The tests run natively and drive the component through the host.
+#![cfg(not(target_arch = "wasm32"))]
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;

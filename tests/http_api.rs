@@ -1,6 +1,9 @@
 //! The REST API over real loopback HTTP against `serve`: every row of the API table with its
 //! success and refusal paths, every bad-input status, cookies, HTTPS, and what reaches logs.
 
+// The tests run natively and drive the component through the host.
+#![cfg(not(target_arch = "wasm32"))]
+
 mod api_client;
 
 use self::api_client::{ADMIN_KEY, admin, start, start_with};
