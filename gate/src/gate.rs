@@ -58,7 +58,7 @@ fn admit(request: &IncomingRequest) -> Result<(), Refusal> {
     let headers = request.headers();
     let token_header = config.session_header.to_ascii_lowercase();
     for name in IDENTITY_HEADERS {
-        if name != token_header && !headers.get(&name.to_owned()).is_empty() {
+        if name != token_header && !headers.get(name).is_empty() {
             return Err(Refusal(
                 400,
                 "identity_header",
@@ -112,7 +112,7 @@ fn admit(request: &IncomingRequest) -> Result<(), Refusal> {
 /// The first value of a header, trimmed, if it is non-empty UTF-8.
 fn header_value(headers: &Fields, name: &str) -> Option<String> {
     headers
-        .get(&name.to_owned())
+        .get(name)
         .into_iter()
         .find_map(|value| String::from_utf8(value).ok())
         .map(|value| value.trim().to_owned())
@@ -122,7 +122,7 @@ fn header_value(headers: &Fields, name: &str) -> Option<String> {
 /// The session token from the `Cookie` header, under either of zoe-session's cookie names.
 fn cookie(headers: &Fields) -> Option<String> {
     headers
-        .get(&"cookie".to_owned())
+        .get("cookie")
         .into_iter()
         .filter_map(|value| String::from_utf8(value).ok())
         .flat_map(|line| {

@@ -19,10 +19,13 @@ use error::AppError;
 use spin_sdk::http::{Method, Request, Response};
 use spin_sdk::http_component;
 
+/// A route's handler: the request in, a JSON body or a refusal out.
+type Handler = fn(&Request) -> Result<serde_json::Value, AppError>;
+
 /// Every route in one place: path, accepted methods, handler.
 fn route(req: &Request) -> Result<serde_json::Value, AppError> {
     let method = req.method();
-    let (allowed, handler): (&[Method], fn(&Request) -> Result<_, AppError>) = match req.path() {
+    let (allowed, handler): (&[Method], Handler) = match req.path() {
         "/login" => (&[Method::Post], routes::login),
         "/logout" => (&[Method::Post], routes::logout),
         "/api/chat" => (&[Method::Post, Method::Get], routes::chat),
