@@ -123,6 +123,8 @@ pub struct SessionHost {
 
 impl SessionHost {
     /// Opens the database and checks the configuration by asking the component for `stats`.
+    /// A composed app that embeds zoe-session without re-exporting `sessions` cannot be asked;
+    /// its configuration is checked by its first request instead.
     ///
     /// # Errors
     ///
@@ -149,7 +151,9 @@ impl SessionHost {
             clock,
             guest_stderr: None,
         };
-        host.sessions().await?.stats().await?;
+        if runtime.engine_pre().is_ok() {
+            host.sessions().await?.stats().await?;
+        }
         Ok(host)
     }
 

@@ -1,0 +1,160 @@
+//! Builds zoe-session, the session gate and the example chat app for `wasm32-wasip2`, then
+//! composes them with wac-graph (the same code as the library's `plug`), so `cargo test` from a
+//! fresh clone produces every `.wasm` the composition tests serve.
+//!
+//! Nested cargo runs use target directories of their own under the workspace's `target/`, so
+//! they never wait on the lock of the cargo invocation running this script. The gate and the
+//! chat app are separate workspaces (excluded from the root one) so a native build never
+//! compiles them for the host; they share one target directory to share dependency builds.
+
+#[path = "src/plug.rs"]
+mod plug;
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TARGET: &str = "wasm32-wasip2";
+const SESSIONS: &str = "zoe:session/sessions@0.1.0";
+const INCOMING_HANDLER: &str = "wasi:http/incoming-handler@0.2.0";
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let workspace = manifest_dir
+        .parent()
+        .expect("compose/ lives in the workspace");
+    for input in [
+        "src",
+        "wit",
+        "Cargo.toml",
+        "Cargo.lock",
+        "gate/src",
+        "gate/Cargo.toml",
+        "gate/Cargo.lock",
+        "examples/chat-app/src",
+        "examples/chat-app/Cargo.toml",
+        "examples/chat-app/Cargo.lock",
+        "compose/src/plug.rs",
+    ] {
+        println!("cargo:rerun-if-changed={}", workspace.join(input).display());
+    }
+    println!("cargo:rerun-if-env-changed=ZOE_SESSION_WASM");
+
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"));
+
+    let zoe = match env::var_os("ZOE_SESSION_WASM") {
+        Some(prebuilt) => PathBuf::from(prebuilt),
+        // The same command and target directory as host/build.rs, so the two share the build.
+        None => build(
+            workspace,
+            &["-p", "zoe-session"],
+            &target.join("component"),
+            "zoe_session",
+        ),
+    };
+    let components = target.join("components");
+    let gate = build(
+        &workspace.join("gate"),
+        &[],
+        &components,
+        "zoe_session_gate",
+    );
+    let chat = build(
+        &workspace.join("examples/chat-app"),
+        &[],
+        &components,
+        "chat_app",
+    );
+
+    let read = |path: &Path| {
+        std::fs::read(path).unwrap_or_else(|err| panic!("cannot read {}: {err}", path.display()))
+    };
+    let (zoe_bytes, gate_bytes, chat_bytes) = (read(&zoe), read(&gate), read(&chat));
+
+    let composed = target.join("composed");
+    std::fs::create_dir_all(&composed).expect("create target/composed");
+
+    let chat_app = plug::plug(
+        "zoe:chat-app",
+        &chat_bytes,
+        &[plug::Plug {
+            name: "zoe:session",
+            bytes: &zoe_bytes,
+            provides: &[SESSIONS],
+        }],
+    )
+    .unwrap_or_else(|err| panic!("composing chat-app with zoe-session failed: {err:#}"));
+    let chat_app_path = composed.join("chat-app.wasm");
+    std::fs::write(&chat_app_path, &chat_app).expect("write chat-app.wasm");
+
+    let gated = plug::plug(
+        "zoe:gate",
+        &gate_bytes,
+        &[
+            plug::Plug {
+                name: "zoe:chat-app",
+                bytes: &chat_app,
+                provides: &[INCOMING_HANDLER],
+            },
+            plug::Plug {
+                name: "zoe:session",
+                bytes: &zoe_bytes,
+                provides: &[SESSIONS],
+            },
+        ],
+    )
+    .unwrap_or_else(|err| panic!("composing the gate in front of chat-app failed: {err:#}"));
+    let gated_path = composed.join("gated-chat-app.wasm");
+    std::fs::write(&gated_path, &gated).expect("write gated-chat-app.wasm");
+
+    for (name, path) in [
+        ("ZOE_SESSION_WASM", &zoe),
+        ("GATE_WASM", &gate),
+        ("CHAT_APP_WASM", &chat),
+        ("CHAT_APP_COMPOSED_WASM", &chat_app_path),
+        ("GATED_CHAT_APP_WASM", &gated_path),
+    ] {
+        println!("cargo:rustc-env={name}={}", path.display());
+    }
+}
+
+/// Runs `cargo build --release --target wasm32-wasip2` in `dir` and returns the `.wasm` path.
+fn build(dir: &Path, args: &[&str], target_dir: &Path, artefact: &str) -> PathBuf {
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(dir)
+        .args(["build", "--release", "--locked", "--target", TARGET])
+        .args(args)
+        .arg("--target-dir")
+        .arg(target_dir)
+        // The outer build's flags and profile are for the host; components have their own.
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_RUSTFLAGS")
+        .env_remove("CARGO_MAKEFLAGS")
+        .env_remove("CARGO_PROFILE_RELEASE_DEBUG")
+        // Under `cargo clippy` the outer build lints; components are linted by their own runs.
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CLIPPY_ARGS")
+        .env_remove("CLIPPY_CONF_DIR")
+        .status()
+        .unwrap_or_else(|err| panic!("cannot run cargo for {}: {err}", dir.display()));
+    assert!(
+        status.success(),
+        "building {} for {TARGET} failed (see the output above); is the target installed? \
+         `rustup target add {TARGET}`",
+        dir.display()
+    );
+    let wasm = target_dir
+        .join(TARGET)
+        .join("release")
+        .join(format!("{artefact}.wasm"));
+    assert!(
+        wasm.exists(),
+        "cargo succeeded but {} is missing",
+        wasm.display()
+    );
+    wasm
+}

@@ -1,0 +1,539 @@
+//! Composed components served by the host over loopback HTTP: the example chat app (its own
+//! component importing `zoe:session/sessions`, composed with zoe-session by wac-graph) and the
+//! session gate in front of it. Every seed route allows and refuses as the seed describes, and
+//! the gate admits, refuses and resists spoofing as documented.
+
+// The tests run natively and drive the component through the host.
+#![cfg(not(target_arch = "wasm32"))]
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use zoe_session_compose::{CHAT_APP_WASM, GATED_CHAT_APP_WASM};
+use zoe_session_host::{
+    Allocation, Clock, HostConfig, Location, Runtime, ServeOptions, Server, SessionHost,
+};
+
+/// 2027-01-15T08:00:00Z: a fixed start so tests never depend on the real date.
+const START_MS: u64 = 1_800_000_000_000;
+
+/// Each composed component compiled once per test binary.
+fn runtime(path: &str) -> Runtime {
+    static RUNTIMES: OnceLock<Mutex<HashMap<String, Runtime>>> = OnceLock::new();
+    let mut cache = RUNTIMES
+        .get_or_init(Default::default)
+        .lock()
+        .expect("runtime cache");
+    cache
+        .entry(path.to_owned())
+        .or_insert_with(|| {
+            Runtime::from_file(Path::new(path), Allocation::Pooling { max_instances: 16 })
+                .unwrap_or_else(|err| panic!("{path} compiles and links: {err:#}"))
+        })
+        .clone()
+}
+
+/// A composed component served on an ephemeral loopback port, over a temp-dir database with a
+/// manual clock, exactly as `zoe-session-host serve --component PATH` serves it.
+struct App {
+    server: Option<Server>,
+    addr: SocketAddr,
+    clock: Clock,
+    log: MemoryOutputPipe,
+    _dir: tempfile::TempDir,
+}
+
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    text: String,
+    json: Value,
+}
+
+impl Reply {
+    /// Asserts the status and returns the JSON body.
+    #[track_caller]
+    fn expect(&self, status: u16) -> &Value {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
+        &self.json
+    }
+
+    /// Asserts an error status and kind, and the `{"error","detail"}` shape.
+    #[track_caller]
+    fn expect_error(&self, status: u16, kind: &str) {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
+        assert_eq!(self.json["error"], kind, "body: {}", self.text);
+        assert!(self.json["detail"].is_string(), "no detail: {}", self.text);
+    }
+}
+
+async fn serve(path: &str, variables: &[(&str, &str)]) -> App {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = HostConfig {
+        database: Location::File(dir.path().join("sessions.db")),
+        ..HostConfig::in_memory()
+    };
+    for (name, value) in variables {
+        config.variables.set(*name, *value);
+    }
+    let clock = Clock::manual(START_MS);
+    let log = MemoryOutputPipe::new(1 << 20);
+    let host = SessionHost::open_with_clock(&runtime(path), config, clock.clone())
+        .await
+        .expect("host opens a composed app")
+        .with_guest_stderr(log.clone());
+    let options = ServeOptions {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        cleanup_interval: None,
+        max_concurrent: 8,
+        ..ServeOptions::default()
+    };
+    let server = Server::start(host, options).await.expect("server starts");
+    App {
+        addr: server.local_addr(),
+        server: Some(server),
+        clock,
+        log,
+        _dir: dir,
+    }
+}
+
+impl App {
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Reply {
+        let stream = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(conn);
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", self.addr.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body.unwrap_or_default().to_owned())))
+            .expect("request");
+        let response = sender
+            .send_request(request)
+            .await
+            .unwrap_or_else(|err| panic!("{method} {path}: {err}"));
+        let status = response.status().as_u16();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply { status, text, json }
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        let headers: Vec<(&str, &str)> = token.map(|t| ("x-session-id", t)).into_iter().collect();
+        self.send("GET", path, &headers, None).await
+    }
+
+    /// The demo login: a session with the given role, permissions and preferences.
+    async fn login(&self, body: Value) -> String {
+        let reply = self
+            .send("POST", "/login", &[], Some(&body.to_string()))
+            .await;
+        reply.expect(200)["session_id"]
+            .as_str()
+            .expect("token")
+            .to_owned()
+    }
+
+    async fn login_as(&self, user: &str, role: Option<&str>, permissions: &[&str]) -> String {
+        self.login(json!({"user_id": user, "role": role, "permissions": permissions}))
+            .await
+    }
+
+    fn log_text(&self) -> String {
+        String::from_utf8_lossy(&self.log.contents()).into_owned()
+    }
+
+    async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await;
+        }
+    }
+}
+
+// ---- the chat app composed with zoe-session ----
+
+#[tokio::test]
+async fn chat_requires_a_session_and_greets_its_user() {
+    let app = serve(CHAT_APP_WASM, &[]).await;
+    app.send("POST", "/api/chat", &[], Some(r#"{"message":"hi"}"#))
+        .await
+        .expect_error(401, "unauthorized");
+    app.send(
+        "POST",
+        "/api/chat",
+        &[("x-session-id", "not-a-token")],
+        Some(r#"{"message":"hi"}"#),
+    )
+    .await
+    .expect_error(401, "invalid_token");
+
+    let token = app.login_as("user123", None, &[]).await;
+    let reply = app
+        .send(
+            "POST",
+            "/api/chat",
+            &[("x-session-id", &token)],
+            Some(r#"{"message":"hi"}"#),
+        )
+        .await;
+    assert_eq!(
+        reply.expect(200),
+        &json!({"response": "Hello user123!", "message": "hi"})
+    );
+    // The seed's own integration test and curl example use GET.
+    assert_eq!(
+        app.get("/api/chat", Some(&token)).await.expect(200),
+        &json!({"response": "Hello user123!"})
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn public_info_greets_sessions_and_anonymous_callers_alike() {
+    let app = serve(CHAT_APP_WASM, &[]).await;
+    assert_eq!(
+        app.get("/public/info", None).await.expect(200),
+        &json!({"message": "Hello anonymous user!"})
+    );
+    assert_eq!(
+        app.get("/public/info", Some("bogus.token"))
+            .await
+            .expect(200),
+        &json!({"message": "Hello anonymous user!"})
+    );
+    let token = app.login_as("alice", None, &[]).await;
+    assert_eq!(
+        app.get("/public/info", Some(&token)).await.expect(200),
+        &json!({"message": "Hello alice!"})
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn admin_route_admits_only_the_admin_role() {
+    let app = serve(CHAT_APP_WASM, &[]).await;
+    let admin = app.login_as("root", Some("admin"), &[]).await;
+    let developer = app.login_as("dev", Some("developer"), &["write"]).await;
+    assert_eq!(
+        app.get("/admin", Some(&admin)).await.expect(200),
+        &json!({"admin": "root"})
+    );
+    app.get("/admin", Some(&developer))
+        .await
+        .expect_error(403, "forbidden");
+    app.get("/admin", None)
+        .await
+        .expect_error(401, "unauthorized");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn developer_route_admits_developers_and_admins_only() {
+    let app = serve(CHAT_APP_WASM, &[]).await;
+    let developer = app.login_as("dev", Some("developer"), &[]).await;
+    let admin = app.login_as("root", Some("admin"), &[]).await;
+    let user = app.login_as("bob", Some("user"), &["write"]).await;
+    let no_role = app.login_as("carol", None, &[]).await;
+    assert_eq!(
+        app.get("/developer", Some(&developer)).await.expect(200),
+        &json!({"developer": "dev"})
+    );
+    assert_eq!(
+        app.get("/developer", Some(&admin)).await.expect(200),
+        &json!({"developer": "root"})
+    );
+    for token in [&user, &no_role] {
+        app.get("/developer", Some(token))
+            .await
+            .expect_error(403, "forbidden");
+    }
+    app.get("/developer", None)
+        .await
+        .expect_error(401, "unauthorized");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn write_route_needs_the_write_permission_or_admin() {
+    let app = serve(CHAT_APP_WASM, &[]).await;
+    let writer = app.login_as("w", None, &["read", "write"]).await;
+    let reader = app.login_as("r", Some("developer"), &["read"]).await;
+    let admin = app.login_as("root", Some("admin"), &[]).await;
+    for token in [&writer, &admin] {
+        assert_eq!(
+            app.get("/write", Some(token)).await.expect(200),
+            &json!({"message": "Write access granted"})
+        );
+    }
+    app.get("/write", Some(&reader))
+        .await
+        .expect_error(403, "forbidden");
+    app.get("/write", None)
+        .await
+        .expect_error(401, "unauthorized");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn profile_reads_role_permissions_and_preferences_from_metadata() {
+    let app = serve(CHAT_APP_WASM, &[]).await;
+    let token = app
+        .login(json!({
+            "user_id": "user123",
+            "role": "admin",
+            "permissions": ["read", "write", "delete"],
+            "preferences": {"theme": "dark", "language": "en"},
+        }))
+        .await;
+    assert_eq!(
+        app.get("/profile", Some(&token)).await.expect(200),
+        &json!({
+            "user_id": "user123",
+            "role": "admin",
+            "permissions": ["read", "write", "delete"],
+            "preferences": {"theme": "dark", "language": "en"},
+        })
+    );
+    let plain = app.login_as("bob", None, &[]).await;
+    assert_eq!(
+        app.get("/profile", Some(&plain)).await.expect(200),
+        &json!({"user_id": "bob", "role": null, "permissions": [], "preferences": {}})
+    );
+    app.get("/profile", None)
+        .await
+        .expect_error(401, "unauthorized");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_or_logged_out_session_is_refused_by_the_app() {
+    let app = serve(CHAT_APP_WASM, &[]).await;
+    let expiring = app.login(json!({"user_id": "alice", "timeout": 300})).await;
+    let leaving = app.login_as("bob", None, &[]).await;
+    app.clock.advance(Duration::from_secs(301));
+    app.get("/api/chat", Some(&expiring))
+        .await
+        .expect_error(401, "session_expired");
+
+    app.send("POST", "/logout", &[("x-session-id", &leaving)], None)
+        .await
+        .expect(200);
+    app.get("/api/chat", Some(&leaving))
+        .await
+        .expect_error(401, "invalid_token");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_json_errors_not_faults() {
+    let app = serve(CHAT_APP_WASM, &[]).await;
+    app.send("POST", "/login", &[], Some("{not json"))
+        .await
+        .expect_error(422, "invalid_input");
+    app.send("POST", "/login", &[], Some(r#"{"user_id": ""}"#))
+        .await
+        .expect_error(422, "invalid_input");
+    app.send(
+        "POST",
+        "/login",
+        &[],
+        Some(r#"{"user_id": "a", "timeout": 5}"#),
+    )
+    .await
+    .expect_error(422, "invalid_input");
+    app.get("/nowhere", None)
+        .await
+        .expect_error(404, "not_found");
+    app.get("/login", None)
+        .await
+        .expect_error(405, "method_not_allowed");
+    let token = app.login_as("alice", None, &[]).await;
+    assert!(
+        !app.log_text().contains(&token),
+        "a token reached the log: {}",
+        app.log_text()
+    );
+    app.stop().await;
+}
+
+// ---- the gate in front of the chat app ----
+
+#[tokio::test]
+async fn the_gate_refuses_protected_paths_without_a_valid_session() {
+    let app = serve(GATED_CHAT_APP_WASM, &[]).await;
+    // `/tasks` is protected by default but the app has no such route: a 401 can only come
+    // from the gate, a 404 only from the app behind it.
+    app.get("/tasks", None)
+        .await
+        .expect_error(401, "unauthorized");
+    app.get("/tasks/today", Some("bogus.token"))
+        .await
+        .expect_error(401, "invalid_token");
+    app.get("/health/../tasks", None)
+        .await
+        .expect_error(401, "unauthorized");
+
+    let token = app.login_as("alice", None, &[]).await;
+    app.get("/tasks", Some(&token))
+        .await
+        .expect_error(404, "not_found");
+    app.send(
+        "GET",
+        "/tasks",
+        &[("cookie", &format!("theme=dark; zoe_session={token}"))],
+        None,
+    )
+    .await
+    .expect_error(404, "not_found");
+    assert_eq!(
+        app.get("/api/chat", Some(&token)).await.expect(200),
+        &json!({"response": "Hello alice!"})
+    );
+    // Unlisted paths pass unchecked; the app decides.
+    assert_eq!(
+        app.get("/public/info", None).await.expect(200),
+        &json!({"message": "Hello anonymous user!"})
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn excluded_paths_pass_the_gate_without_a_session() {
+    let app = serve(
+        GATED_CHAT_APP_WASM,
+        &[
+            ("protected_paths", "/"),
+            ("excluded_paths", "/login,/public"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        app.get("/public/info", None).await.expect(200),
+        &json!({"message": "Hello anonymous user!"})
+    );
+    let token = app.login_as("alice", Some("admin"), &[]).await;
+    app.get("/profile", None)
+        .await
+        .expect_error(401, "unauthorized");
+    app.get("/publicity", None)
+        .await
+        .expect_error(401, "unauthorized");
+    assert_eq!(
+        app.get("/admin", Some(&token)).await.expect(200),
+        &json!({"admin": "alice"})
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn clients_cannot_send_identity_headers_through_the_gate() {
+    let app = serve(GATED_CHAT_APP_WASM, &[]).await;
+    let token = app.login_as("mallory", None, &[]).await;
+    for (name, value) in [("x-session-user", "admin"), ("X-Session-Role", "admin")] {
+        for path in ["/public/info", "/api/chat", "/admin"] {
+            app.send(
+                "GET",
+                path,
+                &[(name, value), ("x-session-id", &token)],
+                None,
+            )
+            .await
+            .expect_error(400, "identity_header");
+        }
+    }
+    // With the token in another header, `x-session-id` is an identity header too.
+    let app = serve(GATED_CHAT_APP_WASM, &[("session_header", "X-Token")]).await;
+    app.send("GET", "/public/info", &[("x-session-id", "anything")], None)
+        .await
+        .expect_error(400, "identity_header");
+    app.send("GET", "/tasks", &[("x-token", "bogus.token")], None)
+        .await
+        .expect_error(401, "invalid_token");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_session_is_refused_by_the_gate() {
+    let app = serve(GATED_CHAT_APP_WASM, &[]).await;
+    let token = app.login(json!({"user_id": "alice", "timeout": 300})).await;
+    app.get("/tasks", Some(&token))
+        .await
+        .expect_error(404, "not_found");
+    app.clock.advance(Duration::from_secs(301));
+    app.get("/tasks", Some(&token))
+        .await
+        .expect_error(401, "session_expired");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn requests_through_the_gate_keep_a_session_alive_only_with_auto_update() {
+    for (auto_update, expected) in [("true", 404), ("false", 401)] {
+        let app = serve(GATED_CHAT_APP_WASM, &[("auto_update", auto_update)]).await;
+        let token = app.login(json!({"user_id": "alice", "timeout": 300})).await;
+        app.clock.advance(Duration::from_secs(200));
+        app.get("/tasks", Some(&token))
+            .await
+            .expect_error(404, "not_found");
+        // 400 s after login, 200 s after the last gated request.
+        app.clock.advance(Duration::from_secs(200));
+        let reply = app.get("/tasks", Some(&token)).await;
+        assert_eq!(
+            reply.status, expected,
+            "auto_update={auto_update}: {}",
+            reply.text
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_bad_gate_setting_is_a_config_error_not_a_fault() {
+    let app = serve(GATED_CHAT_APP_WASM, &[("protected_paths", "api")]).await;
+    app.get("/api/chat", None).await.expect_error(500, "config");
+    assert!(
+        app.log_text().contains("protected_paths"),
+        "{}",
+        app.log_text()
+    );
+    app.stop().await;
+}
