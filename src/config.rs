@@ -441,3 +441,41 @@ mod tests {
         assert!(shown.contains("<redacted>"));
     }
 }
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_values_give_a_valid_config_or_an_error_naming_a_known_setting(
+            values in proptest::collection::vec(".{0,12}", VARIABLE_NAMES.len()),
+        ) {
+            let result = Config::from_lookup(|name| {
+                let index = VARIABLE_NAMES.iter().position(|n| *n == name)?;
+                Some(values[index].clone())
+            });
+            match result {
+                Ok(config) => {
+                    prop_assert!(config.min_timeout <= config.default_timeout);
+                    prop_assert!(config.default_timeout <= config.max_timeout);
+                    prop_assert!(config.max_per_user >= 1);
+                }
+                Err(err) => prop_assert!(VARIABLE_NAMES.contains(&err.name)),
+            }
+        }
+
+        #[test]
+        fn numbers_in_range_are_accepted(min in 1u32..1000, span in 0u32..100_000) {
+            let max = min + span;
+            let result = Config::from_lookup(|name| match name {
+                "min_timeout" | "default_timeout" => Some(min.to_string()),
+                "max_timeout" => Some(max.to_string()),
+                _ => None,
+            });
+            let config = result.expect("in range");
+            prop_assert_eq!((config.min_timeout, config.max_timeout), (min, max));
+        }
+    }
+}

@@ -149,8 +149,8 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
             });
             print(json, value, || {
                 format!(
-                    "active sessions:          {}\nactive users:             {}\n\
-                     expired, awaiting cleanup: {}\nlast cleanup:             {}",
+                    "active sessions:           {}\nactive users:              {}\n\
+                     expired, awaiting cleanup: {}\nlast cleanup:              {}",
                     stats.active_sessions,
                     stats.active_users,
                     stats.expired_awaiting_cleanup,

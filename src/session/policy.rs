@@ -289,3 +289,72 @@ mod tests {
         assert!(!authorizes("not json", &Requirement::Role("x".into())));
     }
 }
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            ".{0,16}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 32, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(".{0,8}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn metadata_is_accepted_only_as_an_object_within_the_cap(
+            value in json_value(),
+            cap in 2u32..400,
+        ) {
+            let config = Config { max_metadata_bytes: cap, ..Config::default() };
+            let text = value.to_string();
+            match metadata(Some(&text), &config) {
+                Ok(stored) => {
+                    prop_assert!(value.is_object());
+                    prop_assert!(stored.len() <= cap as usize);
+                    prop_assert_eq!(serde_json::from_str::<Value>(&stored).unwrap(), value);
+                }
+                Err(_) => prop_assert!(!value.is_object() || text.len() > cap as usize),
+            }
+        }
+
+        #[test]
+        fn arbitrary_metadata_text_never_panics(text in ".{0,64}") {
+            let _ = metadata(Some(&text), &Config::default());
+            let _ = authorizes(&text, &Requirement::Role("admin".into()));
+        }
+
+        #[test]
+        fn no_expiry_computation_passes_the_absolute_lifetime(
+            now in 0u64..1 << 50,
+            idle in 1u32..1 << 20,
+            extra in 1u32..1 << 20,
+            expires_in in 0u64..1 << 30,
+            lifetime_left in 0u64..1 << 30,
+        ) {
+            let current = Expiry {
+                expires_at: now + expires_in.min(lifetime_left),
+                absolute_expires_at: now + lifetime_left,
+            };
+            let config = Config::default();
+            let activity = after_activity(now, idle, current);
+            let extended = after_extend(now, extra, current, &config);
+            prop_assert!(activity <= current.absolute_expires_at);
+            prop_assert!(extended <= current.absolute_expires_at);
+            prop_assert!(activity >= current.expires_at);
+            prop_assert!(extended >= current.expires_at);
+            prop_assert!(extended <= (now + u64::from(config.max_timeout) * 1000).max(current.expires_at));
+        }
+    }
+}

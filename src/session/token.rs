@@ -193,3 +193,39 @@ mod tests {
         assert!(!shown.contains(&secret));
     }
 }
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parse_never_panics_and_accepts_only_canonical_text(text in ".{0,120}") {
+            if let Ok(token) = Token::parse(&text) {
+                prop_assert_eq!(token.expose(), text);
+            }
+        }
+
+        #[test]
+        fn near_misses_of_a_real_token_are_refused_or_canonical(
+            cut in 0usize..80,
+            insert in proptest::char::any(),
+        ) {
+            let text = Token::generate().unwrap().expose();
+            let cut = cut.min(text.len());
+            let mut mutated = text.clone();
+            if mutated.is_char_boundary(cut) {
+                mutated.insert(cut, insert);
+            }
+            prop_assert!(Token::parse(&mutated).is_err() || mutated == text);
+        }
+
+        #[test]
+        fn session_ids_are_exactly_lowercase_uuids(text in "[0-9a-f-]{36}") {
+            let dashes_right = [8, 13, 18, 23].iter().all(|&i| text.as_bytes()[i] == b'-')
+                && text.bytes().filter(|&b| b == b'-').count() == 4;
+            prop_assert_eq!(is_session_id(&text), dashes_right);
+        }
+    }
+}
