@@ -89,7 +89,7 @@ fn create_request(user: &str) -> Vec<u8> {
     request(
         "POST",
         "/sessions/create",
-        &[("authorization", &format!("Bearer {ADMIN_KEY}"))],
+        &[("authorization", format!("Bearer {ADMIN_KEY}").as_str())],
         &format!(r#"{{"user_id": "{user}", "timeout": 3600}}"#),
     )
 }
@@ -181,7 +181,7 @@ pub async fn run(dir: &Path, host_bin: &Path, seconds: f64) -> anyhow::Result<()
                     "validate" => request(
                         "GET",
                         "/sessions/validate",
-                        &[("x-session-id", &tokens[(c * 31 + n) % tokens.len()])],
+                        &[("x-session-id", tokens[(c * 31 + n) % tokens.len()].as_str())],
                         "",
                     ),
                     _ => create_request(&format!("{tag}-{c}-{n}")),

@@ -7,7 +7,7 @@ use crate::stats::{Table, median, ratio, us};
 use anyhow::Context as _;
 use std::path::Path;
 use std::time::Instant;
-use zoe_session_host::{Clock, CreateOptions, HostConfig, Location, Runtime, SessionHost};
+use zoe_session_host::{Allocation, Clock, CreateOptions, HostConfig, Location, Runtime, SessionHost};
 
 /// Rounds per operation; the table shows the median round.
 const ROUNDS: usize = 7;
@@ -85,7 +85,14 @@ pub async fn run(runtime: &Runtime, dir: &Path, scale: usize) -> anyhow::Result<
         Op::new("create"),
         Op::new("extend"),
         Op::new("list-user (10 sessions)"),
+        Op::new("call overhead, pooling allocator"),
+        Op::new("validate, pooling allocator"),
     ];
+    // The same component on a runtime with the pooling allocator, sharing the database file:
+    // shows what instance and fiber-stack allocation cost the typed API per call.
+    let pooled_runtime = Runtime::new(Allocation::Pooling { max_instances: 16 })?;
+    let pooled_host = host(&pooled_runtime, &dir.join("inproc-component.db"), clock.clone()).await?;
+    let mut pooled = pooled_host.sessions().await?;
     for round in 0..ROUNDS {
         let s = &mut sessions;
         let c = &conn;
@@ -141,15 +148,31 @@ pub async fn run(runtime: &Runtime, dir: &Path, scale: usize) -> anyhow::Result<
             let list = native::list_user(c, "lister", now)?;
             anyhow::ensure!(list.len() == 10, "native list-user returned {}", list.len());
         }));
+
+        let p = &mut pooled;
+        ops[5].component.push(timed!(n_fast, |_i| {
+            let result = p.validate("x").await;
+            anyhow::ensure!(result.is_err(), "validate(\"x\") should fail");
+        }));
+        ops[6].component.push(timed!(n_fast, |i| {
+            p.validate(&comp_tokens[i % tokens])
+                .await
+                .context("pooled validate")?;
+        }));
     }
 
     let mut table = Table::new(
         "In-process: typed host API (one instance reused) vs native rusqlite, µs/op",
         &["operation", "component", "native", "ratio"],
     );
-    let mut medians = Vec::new();
-    for op in ops {
-        let (c, n) = (median(op.component), median(op.native));
+    let mut medians: Vec<(f64, f64)> = Vec::new();
+    for (i, op) in ops.into_iter().enumerate() {
+        // The pooled rows (5, 6) compare with the same native figures as rows 0 and 1.
+        let n = match i {
+            5 | 6 => medians[i - 5].1,
+            _ => median(op.native),
+        };
+        let c = median(op.component);
         medians.push((c, n));
         table.row(vec![op.name.to_owned(), us(c), us(n), ratio(c, n)]);
     }

@@ -37,13 +37,6 @@ impl Samples {
     pub fn max_us(&self) -> f64 {
         self.0.iter().max().map_or(f64::NAN, |&n| n as f64 / 1000.0)
     }
-
-    pub fn mean_us(&self) -> f64 {
-        if self.0.is_empty() {
-            return f64::NAN;
-        }
-        self.0.iter().sum::<u64>() as f64 / self.0.len() as f64 / 1000.0
-    }
 }
 
 /// The median of a few per-round figures: robust against a round disturbed by other load.
