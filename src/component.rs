@@ -58,8 +58,8 @@ pub(crate) fn config() -> Result<Rc<Config>, ConfigError> {
 /// A connection for one call. It is closed when the call ends rather than kept for the
 /// instance's life, so a long-lived instance never pins one of the host's connections (an
 /// in-memory database has exactly one).
-pub(crate) fn db() -> Result<Rc<Db>, EngineError> {
-    Ok(Rc::new(Db::open()?))
+pub(crate) fn db() -> Result<Db, EngineError> {
+    Ok(Db::open()?)
 }
 
 /// Runs `op` against a fresh engine view at the current time.

@@ -8,6 +8,7 @@
 
 mod auth;
 mod cookies;
+#[cfg(target_arch = "wasm32")]
 mod entry;
 mod error;
 mod json;
@@ -121,7 +122,7 @@ pub struct Ctx<'a> {
     pub req: &'a Request,
     pub config: &'a Config,
     pub now: u64,
-    db: OnceCell<Rc<Db>>,
+    db: OnceCell<Db>,
 }
 
 impl Ctx<'_> {
@@ -130,7 +131,7 @@ impl Ctx<'_> {
         let db = match self.db.get() {
             Some(db) => db,
             None => {
-                let db = crate::component::db()?;
+                let db = open_db()?;
                 self.db.get_or_init(|| db)
             }
         };
@@ -204,6 +205,19 @@ impl Ctx<'_> {
         };
         Some(format!("{scheme}://{host}"))
     }
+}
+
+/// The request's database connection (`spin:sqlite` exists only inside the component).
+#[cfg(target_arch = "wasm32")]
+fn open_db() -> Result<Db, ApiError> {
+    Ok(crate::component::db()?)
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn open_db() -> Result<Db, ApiError> {
+    Err(ApiError::Internal(
+        "storage is only available inside the component".to_owned(),
+    ))
 }
 
 /// A route handler: path parameters in pattern order.
@@ -470,6 +484,36 @@ mod tests {
         assert_eq!(req.query_param("role").as_deref(), Some("team lead"));
         assert_eq!(req.query_param("flag").as_deref(), Some(""));
         assert_eq!(req.query_param("missing"), None);
+    }
+
+    #[test]
+    fn a_bad_setting_is_a_500_config_error_naming_the_setting() {
+        let err = ConfigError {
+            name: "max_timeout",
+            rule: "must be a whole number".to_owned(),
+        };
+        let req = Request {
+            method: "GET".into(),
+            path: "/health".into(),
+            ..Request::default()
+        };
+        let reply = handle(&req, 0, Err(err), Instant::now());
+        assert_eq!(reply.status, 500);
+        let body: Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(body["error"], "config");
+        assert!(body["detail"].as_str().unwrap().contains("max_timeout"));
+    }
+
+    #[test]
+    fn health_and_errors_need_no_database() {
+        let req = Request {
+            method: "GET".into(),
+            path: "/health".into(),
+            ..Request::default()
+        };
+        let reply = handle(&req, 0, Ok(Rc::new(Config::default())), Instant::now());
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.header("cache-control"), Some("no-store"));
     }
 
     /// Every route of the table is in the OpenAPI document, and the document has no other.
