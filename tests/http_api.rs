@@ -1,6 +1,8 @@
 //! The REST API over real loopback HTTP against `serve`: every row of the API table with its
 //! success and refusal paths, every bad-input status, cookies, HTTPS, and what reaches logs.
 
+#![cfg(not(target_arch = "wasm32"))]
+
 mod api_client;
 
 use self::api_client::{ADMIN_KEY, admin, start, start_with};
@@ -27,9 +29,7 @@ async fn the_seed_curl_walkthrough_creates_uses_and_extends_a_session() {
     let token = created["session_id"].as_str().unwrap();
     assert!(token.starts_with(created["id"].as_str().unwrap()));
 
-    let validated = api
-        .get("/sessions/validate", &session_header(token))
-        .await;
+    let validated = api.get("/sessions/validate", &session_header(token)).await;
     assert_eq!(validated.expect(200)["user_id"], "user123");
     assert_eq!(validated.json["valid"], true);
 
@@ -41,8 +41,14 @@ async fn the_seed_curl_walkthrough_creates_uses_and_extends_a_session() {
             Some(r#"{"additional_seconds": 1800}"#),
         )
         .await;
-    assert_eq!(extended.expect(200)["expires_at"], "2027-01-15T09:30:00.000Z");
-    assert!(extended.json.get("session_id").is_none(), "extend must not echo the token");
+    assert_eq!(
+        extended.expect(200)["expires_at"],
+        "2027-01-15T09:30:00.000Z"
+    );
+    assert!(
+        extended.json.get("session_id").is_none(),
+        "extend must not echo the token"
+    );
     api.stop().await;
 }
 
@@ -50,11 +56,18 @@ async fn the_seed_curl_walkthrough_creates_uses_and_extends_a_session() {
 async fn the_seed_integration_test_passes() {
     let api = start(&[]).await;
     let response = api
-        .send("POST", "/sessions/create", admin(), Some(r#"{"user_id": "testuser"}"#))
+        .send(
+            "POST",
+            "/sessions/create",
+            admin(),
+            Some(r#"{"user_id": "testuser"}"#),
+        )
         .await;
     assert_eq!(response.status, 200);
     let session_id = response.json["session_id"].as_str().unwrap().to_owned();
-    let response = api.get("/sessions/validate", &session_header(&session_id)).await;
+    let response = api
+        .get("/sessions/validate", &session_header(&session_id))
+        .await;
     assert_eq!(response.status, 200);
     assert_eq!(response.json["user_id"], "testuser");
     api.stop().await;
@@ -67,12 +80,22 @@ async fn create_needs_the_admin_key() {
     let none = api.send("POST", "/sessions/create", &[], body).await;
     none.expect_error(401, "unauthorized");
     assert_eq!(none.header("www-authenticate"), Some("Bearer"));
-    api.send("POST", "/sessions/create", &[("authorization", "Bearer wrong-key-wrong-key")], body)
-        .await
-        .expect_error(401, "invalid_admin_key");
-    api.send("POST", "/sessions/create", &[("authorization", &format!("Basic {ADMIN_KEY}"))], body)
-        .await
-        .expect_error(401, "unauthorized");
+    api.send(
+        "POST",
+        "/sessions/create",
+        &[("authorization", "Bearer wrong-key-wrong-key")],
+        body,
+    )
+    .await
+    .expect_error(401, "invalid_admin_key");
+    api.send(
+        "POST",
+        "/sessions/create",
+        &[("authorization", &format!("Basic {ADMIN_KEY}"))],
+        body,
+    )
+    .await
+    .expect_error(401, "unauthorized");
     // A session is no substitute for the admin key when creating sessions.
     let (token, _) = api.login("alice").await;
     api.send("POST", "/sessions/create", &session_header(&token), body)
@@ -90,11 +113,19 @@ async fn privileged_endpoints_answer_503_with_a_how_to_when_no_admin_key_is_conf
         ("POST", "/sessions/cleanup"),
     ] {
         let reply = api
-            .send(method, path, admin(), Some(r#"{"user_id":"a"}"#).filter(|_| method == "POST" && path.ends_with("create")))
+            .send(
+                method,
+                path,
+                admin(),
+                Some(r#"{"user_id":"a"}"#).filter(|_| method == "POST" && path.ends_with("create")),
+            )
             .await;
         reply.expect_error(503, "admin_key_not_configured");
         let detail = reply.json["detail"].as_str().unwrap();
-        assert!(detail.contains("admin_key") && detail.contains("SESSION_ADMIN_KEY"), "{detail}");
+        assert!(
+            detail.contains("admin_key") && detail.contains("SESSION_ADMIN_KEY"),
+            "{detail}"
+        );
     }
     api.stop().await;
 }
@@ -108,13 +139,18 @@ async fn a_session_is_read_by_token_admin_or_same_user_but_not_by_others() {
 
     let by_token = api.get(&format!("/sessions/{alice}"), &[]).await;
     assert_eq!(by_token.expect(200)["id"], alice_id.as_str());
-    assert!(!by_token.text.contains(&alice), "get must not echo the token");
+    assert!(
+        !by_token.text.contains(&alice),
+        "get must not echo the token"
+    );
 
     let path = format!("/sessions/{alice_id}");
     api.get(&path, &[]).await.expect_error(401, "unauthorized");
     api.get(&path, admin()).await.expect(200);
     api.get(&path, &session_header(&alice2)).await.expect(200);
-    api.get(&path, &session_header(&bob)).await.expect_error(403, "forbidden");
+    api.get(&path, &session_header(&bob))
+        .await
+        .expect_error(403, "forbidden");
     api.get(&path, &[("authorization", "Bearer not-the-admin-key")])
         .await
         .expect_error(401, "invalid_admin_key");
@@ -134,15 +170,30 @@ async fn activity_extend_and_rotate_work_by_token_and_by_public_id() {
     let (bob, _) = api.login("bob").await;
     api.clock.advance(Duration::from_secs(600));
 
-    let touched = api.send("POST", &format!("/sessions/{token}/activity"), &[], None).await;
-    assert_eq!(touched.expect(200)["last_activity"], "2027-01-15T08:10:00.000Z");
+    let touched = api
+        .send("POST", &format!("/sessions/{token}/activity"), &[], None)
+        .await;
+    assert_eq!(
+        touched.expect(200)["last_activity"],
+        "2027-01-15T08:10:00.000Z"
+    );
     let by_id = api
-        .send("POST", &format!("/sessions/{id}/activity"), &session_header(&token), None)
+        .send(
+            "POST",
+            &format!("/sessions/{id}/activity"),
+            &session_header(&token),
+            None,
+        )
         .await;
     by_id.expect(200);
-    api.send("POST", &format!("/sessions/{id}/activity"), &session_header(&bob), None)
-        .await
-        .expect_error(403, "forbidden");
+    api.send(
+        "POST",
+        &format!("/sessions/{id}/activity"),
+        &session_header(&bob),
+        None,
+    )
+    .await
+    .expect_error(403, "forbidden");
 
     let extend = Some(r#"{"additional_seconds": 600}"#);
     api.send("POST", &format!("/sessions/{id}/extend"), admin(), extend)
@@ -152,8 +203,13 @@ async fn activity_extend_and_rotate_work_by_token_and_by_public_id() {
         .await
         .expect_error(401, "unauthorized");
 
-    let rotated = api.send("POST", &format!("/sessions/{id}/rotate"), admin(), None).await;
-    let new_token = rotated.expect(200)["session_id"].as_str().unwrap().to_owned();
+    let rotated = api
+        .send("POST", &format!("/sessions/{id}/rotate"), admin(), None)
+        .await;
+    let new_token = rotated.expect(200)["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_ne!(new_token, token);
     assert_eq!(rotated.json["id"], id.as_str());
     api.stop().await;
@@ -163,16 +219,25 @@ async fn activity_extend_and_rotate_work_by_token_and_by_public_id() {
 async fn a_rotated_away_token_is_dead_and_the_new_one_works() {
     let api = start(&[]).await;
     let (old, _) = api.login("alice").await;
-    let rotated = api.send("POST", &format!("/sessions/{old}/rotate"), &[], None).await;
-    let new = rotated.expect(200)["session_id"].as_str().unwrap().to_owned();
+    let rotated = api
+        .send("POST", &format!("/sessions/{old}/rotate"), &[], None)
+        .await;
+    let new = rotated.expect(200)["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     api.get("/sessions/validate", &session_header(&old))
         .await
         .expect_error(401, "invalid_token");
-    api.get(&format!("/sessions/{old}"), &[]).await.expect_error(401, "invalid_token");
+    api.get(&format!("/sessions/{old}"), &[])
+        .await
+        .expect_error(401, "invalid_token");
     api.send("POST", &format!("/sessions/{old}/rotate"), &[], None)
         .await
         .expect_error(401, "invalid_token");
-    api.get("/sessions/validate", &session_header(&new)).await.expect(200);
+    api.get("/sessions/validate", &session_header(&new))
+        .await
+        .expect(200);
     api.stop().await;
 }
 
@@ -187,7 +252,9 @@ async fn a_tampered_token_is_refused() {
     api.get("/sessions/validate", &session_header(&tampered))
         .await
         .expect_error(401, "invalid_token");
-    api.get(&format!("/sessions/{tampered}"), &[]).await.expect_error(401, "invalid_token");
+    api.get(&format!("/sessions/{tampered}"), &[])
+        .await
+        .expect_error(401, "invalid_token");
     api.send("DELETE", &format!("/sessions/{tampered}"), &[], None)
         .await
         .expect_error(401, "invalid_token");
@@ -205,14 +272,23 @@ async fn an_expired_session_is_refused_everywhere() {
     api.get("/sessions/validate", &session_header(&token))
         .await
         .expect_error(401, "session_expired");
-    api.get(&format!("/sessions/{token}"), &[]).await.expect_error(401, "session_expired");
-    api.send("POST", &format!("/sessions/{token}/extend"), &[], Some(r#"{"additional_seconds":600}"#))
+    api.get(&format!("/sessions/{token}"), &[])
         .await
         .expect_error(401, "session_expired");
-    api.get(&format!("/sessions/user/alice/sessions"), &session_header(&token))
+    api.send(
+        "POST",
+        &format!("/sessions/{token}/extend"),
+        &[],
+        Some(r#"{"additional_seconds":600}"#),
+    )
+    .await
+    .expect_error(401, "session_expired");
+    api.get("/sessions/user/alice/sessions", &session_header(&token))
         .await
         .expect_error(401, "session_expired");
-    api.get(&format!("/sessions/{id}"), admin()).await.expect_error(401, "session_expired");
+    api.get(&format!("/sessions/{id}"), admin())
+        .await
+        .expect_error(401, "session_expired");
     api.stop().await;
 }
 
@@ -220,10 +296,14 @@ async fn an_expired_session_is_refused_everywhere() {
 async fn a_deleted_session_is_gone() {
     let api = start(&[]).await;
     let (token, id) = api.login("alice").await;
-    let deleted = api.send("DELETE", &format!("/sessions/{token}"), &[], None).await;
+    let deleted = api
+        .send("DELETE", &format!("/sessions/{token}"), &[], None)
+        .await;
     assert_eq!(deleted.expect(200)["invalidated"], true);
     assert_eq!(deleted.json["id"], id.as_str());
-    api.get(&format!("/sessions/{token}"), &[]).await.expect_error(404, "not_found");
+    api.get(&format!("/sessions/{token}"), &[])
+        .await
+        .expect_error(404, "not_found");
     api.get("/sessions/validate", &session_header(&token))
         .await
         .expect_error(401, "invalid_session");
@@ -233,12 +313,22 @@ async fn a_deleted_session_is_gone() {
 
     let (other, other_id) = api.login("alice").await;
     let (bob, _) = api.login("bob").await;
-    api.send("DELETE", &format!("/sessions/{other_id}"), &session_header(&bob), None)
-        .await
-        .expect_error(403, "forbidden");
-    api.send("DELETE", &format!("/sessions/{other_id}"), &session_header(&other), None)
-        .await
-        .expect(200);
+    api.send(
+        "DELETE",
+        &format!("/sessions/{other_id}"),
+        &session_header(&bob),
+        None,
+    )
+    .await
+    .expect_error(403, "forbidden");
+    api.send(
+        "DELETE",
+        &format!("/sessions/{other_id}"),
+        &session_header(&other),
+        None,
+    )
+    .await
+    .expect(200);
     api.stop().await;
 }
 
@@ -248,18 +338,28 @@ async fn user_sessions_are_listed_without_tokens_to_the_admin_or_the_same_user()
     let (a1, _) = api.login("alice").await;
     let (a2, _) = api.login("alice").await;
     let (bob, _) = api.login("bob").await;
-    let listed = api.get("/sessions/user/alice/sessions", &session_header(&a1)).await;
+    let listed = api
+        .get("/sessions/user/alice/sessions", &session_header(&a1))
+        .await;
     assert_eq!(listed.expect(200)["count"], 2);
     assert_eq!(listed.json["sessions"].as_array().unwrap().len(), 2);
     for token in [&a1, &a2] {
         let secret = token.split_once('.').unwrap().1;
-        assert!(!listed.text.contains(secret), "list leaked a token: {}", listed.text);
+        assert!(
+            !listed.text.contains(secret),
+            "list leaked a token: {}",
+            listed.text
+        );
     }
-    api.get("/sessions/user/alice/sessions", admin()).await.expect(200);
+    api.get("/sessions/user/alice/sessions", admin())
+        .await
+        .expect(200);
     api.get("/sessions/user/alice/sessions", &session_header(&bob))
         .await
         .expect_error(403, "forbidden");
-    api.get("/sessions/user/alice/sessions", &[]).await.expect_error(401, "unauthorized");
+    api.get("/sessions/user/alice/sessions", &[])
+        .await
+        .expect_error(401, "unauthorized");
     api.stop().await;
 }
 
@@ -270,22 +370,39 @@ async fn a_user_can_sign_out_everywhere_else_and_the_admin_everywhere() {
     api.login("alice").await;
     api.login("alice").await;
     let (bob, _) = api.login("bob").await;
-    api.send("DELETE", "/sessions/user/alice", &session_header(&bob), None)
-        .await
-        .expect_error(403, "forbidden");
+    api.send(
+        "DELETE",
+        "/sessions/user/alice",
+        &session_header(&bob),
+        None,
+    )
+    .await
+    .expect_error(403, "forbidden");
     api.send("DELETE", "/sessions/user/alice", &[], None)
         .await
         .expect_error(401, "unauthorized");
     let others = api
-        .send("DELETE", "/sessions/user/alice?except_current=true", &session_header(&keep), None)
+        .send(
+            "DELETE",
+            "/sessions/user/alice?except_current=true",
+            &session_header(&keep),
+            None,
+        )
         .await;
     assert_eq!(others.expect(200)["invalidated"], 2);
     let left = api.get("/sessions/user/alice/sessions", admin()).await;
     assert_eq!(left.expect(200)["sessions"][0]["id"], keep_id.as_str());
-    api.send("DELETE", "/sessions/user/alice?except_current=true", admin(), None)
-        .await
-        .expect_error(422, "invalid_input");
-    let all = api.send("DELETE", "/sessions/user/alice", admin(), None).await;
+    api.send(
+        "DELETE",
+        "/sessions/user/alice?except_current=true",
+        admin(),
+        None,
+    )
+    .await
+    .expect_error(422, "invalid_input");
+    let all = api
+        .send("DELETE", "/sessions/user/alice", admin(), None)
+        .await;
     assert_eq!(all.expect(200)["invalidated"], 1);
     api.stop().await;
 }
@@ -295,10 +412,15 @@ async fn stats_and_cleanup_are_for_the_admin_only() {
     let api = start(&[]).await;
     let (token, _) = api.login("alice").await;
     api.login("bob").await;
-    api.get("/sessions/stats", &session_header(&token)).await.expect_error(401, "unauthorized");
-    api.get("/sessions/stats", &[("authorization", "Bearer wrong-wrong-wrong-wrong")])
+    api.get("/sessions/stats", &session_header(&token))
         .await
-        .expect_error(401, "invalid_admin_key");
+        .expect_error(401, "unauthorized");
+    api.get(
+        "/sessions/stats",
+        &[("authorization", "Bearer wrong-wrong-wrong-wrong")],
+    )
+    .await
+    .expect_error(401, "invalid_admin_key");
     let stats = api.get("/sessions/stats", admin()).await;
     assert_eq!(stats.expect(200)["active_sessions"], 2);
     assert_eq!(stats.json["active_users"], 2);
@@ -311,7 +433,12 @@ async fn stats_and_cleanup_are_for_the_admin_only() {
     let cleaned = api.send("POST", "/sessions/cleanup", admin(), None).await;
     assert_eq!(cleaned.expect(200)["deleted"], 2);
     let limited = api
-        .send("POST", "/sessions/cleanup", admin(), Some(r#"{"max_rows": 0}"#))
+        .send(
+            "POST",
+            "/sessions/cleanup",
+            admin(),
+            Some(r#"{"max_rows": 0}"#),
+        )
         .await;
     limited.expect_error(422, "invalid_input");
     let stats = api.get("/sessions/stats", admin()).await;
@@ -328,19 +455,35 @@ async fn validate_checks_roles_and_permissions() {
         .create(r#"{"user_id":"dev","metadata":{"role":"developer","permissions":["read"]}}"#)
         .await;
     let dev = dev["session_id"].as_str().unwrap();
-    let boss = api.create(r#"{"user_id":"boss","metadata":{"role":"admin"}}"#).await;
+    let boss = api
+        .create(r#"{"user_id":"boss","metadata":{"role":"admin"}}"#)
+        .await;
     let boss = boss["session_id"].as_str().unwrap();
     let h = session_header(dev);
-    api.get("/sessions/validate?role=developer", &h).await.expect(200);
-    api.get("/sessions/validate?permission=read", &h).await.expect(200);
-    api.get("/sessions/validate?role=admin", &h).await.expect_error(403, "forbidden");
-    api.get("/sessions/validate?permission=delete", &h).await.expect_error(403, "forbidden");
+    api.get("/sessions/validate?role=developer", &h)
+        .await
+        .expect(200);
+    api.get("/sessions/validate?permission=read", &h)
+        .await
+        .expect(200);
+    api.get("/sessions/validate?role=admin", &h)
+        .await
+        .expect_error(403, "forbidden");
+    api.get("/sessions/validate?permission=delete", &h)
+        .await
+        .expect_error(403, "forbidden");
     api.get("/sessions/validate?role=developer&permission=write", &h)
         .await
         .expect_error(403, "forbidden");
-    api.get("/sessions/validate?role=anything", &session_header(boss)).await.expect(200);
-    api.get("/sessions/validate?role=", &h).await.expect_error(422, "invalid_input");
-    api.get("/sessions/validate", &[]).await.expect_error(401, "unauthorized");
+    api.get("/sessions/validate?role=anything", &session_header(boss))
+        .await
+        .expect(200);
+    api.get("/sessions/validate?role=", &h)
+        .await
+        .expect_error(422, "invalid_input");
+    api.get("/sessions/validate", &[])
+        .await
+        .expect_error(401, "unauthorized");
     api.stop().await;
 }
 
@@ -349,16 +492,35 @@ async fn bad_input_gets_the_right_status() {
     let api = start(&[]).await;
     let (token, _) = api.login("alice").await;
     let create = |body: &'static str| api.send("POST", "/sessions/create", admin(), Some(body));
-    create(r#"{"user_id":"a","timeout":5}"#).await.expect_error(422, "invalid_input");
+    create(r#"{"user_id":"a","timeout":5}"#)
+        .await
+        .expect_error(422, "invalid_input");
     let reply = create(r#"{"user_id":"a","timeout":5}"#).await;
-    assert!(reply.json["detail"].as_str().unwrap().contains("between 300 and 86400"));
-    create(r#"{"user_id":"a","timout":600}"#).await.expect_error(422, "invalid_input");
-    create(r#"{"timeout":600}"#).await.expect_error(422, "invalid_input");
-    create(r#"{"user_id":""}"#).await.expect_error(422, "invalid_input");
-    create(r#"{"user_id":"a","metadata":[1]}"#).await.expect_error(422, "invalid_input");
-    create(r#"{"user_id":"a","timeout":-1}"#).await.expect_error(422, "invalid_input");
+    assert!(
+        reply.json["detail"]
+            .as_str()
+            .unwrap()
+            .contains("between 300 and 86400")
+    );
+    create(r#"{"user_id":"a","timout":600}"#)
+        .await
+        .expect_error(422, "invalid_input");
+    create(r#"{"timeout":600}"#)
+        .await
+        .expect_error(422, "invalid_input");
+    create(r#"{"user_id":""}"#)
+        .await
+        .expect_error(422, "invalid_input");
+    create(r#"{"user_id":"a","metadata":[1]}"#)
+        .await
+        .expect_error(422, "invalid_input");
+    create(r#"{"user_id":"a","timeout":-1}"#)
+        .await
+        .expect_error(422, "invalid_input");
     create("{not json").await.expect_error(422, "invalid_input");
-    api.send("POST", "/sessions/create", admin(), None).await.expect_error(422, "invalid_input");
+    api.send("POST", "/sessions/create", admin(), None)
+        .await
+        .expect_error(422, "invalid_input");
     api.send(
         "POST",
         "/sessions/create",
@@ -368,26 +530,39 @@ async fn bad_input_gets_the_right_status() {
     .await
     .expect_error(415, "unsupported_media_type");
 
-    let huge = format!(r#"{{"user_id":"a","metadata":{{"x":"{}"}}}}"#, "y".repeat(70 * 1024));
+    let huge = format!(
+        r#"{{"user_id":"a","metadata":{{"x":"{}"}}}}"#,
+        "y".repeat(70 * 1024)
+    );
     api.send("POST", "/sessions/create", admin(), Some(&huge))
         .await
         .expect_error(413, "payload_too_large");
-    let big_metadata = format!(r#"{{"user_id":"a","metadata":{{"x":"{}"}}}}"#, "y".repeat(20 * 1024));
+    let big_metadata = format!(
+        r#"{{"user_id":"a","metadata":{{"x":"{}"}}}}"#,
+        "y".repeat(20 * 1024)
+    );
     api.send("POST", "/sessions/create", admin(), Some(&big_metadata))
         .await
         .expect_error(422, "invalid_input");
 
     let extend = format!("/sessions/{token}/extend");
-    api.send("POST", &extend, &[], None).await.expect_error(422, "invalid_input");
+    api.send("POST", &extend, &[], None)
+        .await
+        .expect_error(422, "invalid_input");
     api.send("POST", &extend, &[], Some(r#"{"additional_seconds":0}"#))
         .await
         .expect_error(422, "invalid_input");
     api.send("POST", &extend, &[], Some(r#"{"additional_seconds":"60"}"#))
         .await
         .expect_error(422, "invalid_input");
-    api.send("POST", "/sessions/create?set_cookie=maybe", admin(), Some(r#"{"user_id":"a"}"#))
-        .await
-        .expect_error(422, "invalid_input");
+    api.send(
+        "POST",
+        "/sessions/create?set_cookie=maybe",
+        admin(),
+        Some(r#"{"user_id":"a"}"#),
+    )
+    .await
+    .expect_error(422, "invalid_input");
     api.stop().await;
 }
 
@@ -413,9 +588,14 @@ async fn the_reject_policy_refuses_a_session_over_the_limit_with_409() {
     let api = start(&[("max_per_user", "2"), ("limit_policy", "reject")]).await;
     api.login("alice").await;
     api.login("alice").await;
-    api.send("POST", "/sessions/create", admin(), Some(r#"{"user_id":"alice"}"#))
-        .await
-        .expect_error(409, "limit_reached");
+    api.send(
+        "POST",
+        "/sessions/create",
+        admin(),
+        Some(r#"{"user_id":"alice"}"#),
+    )
+    .await
+    .expect_error(409, "limit_reached");
     api.stop().await;
 }
 
@@ -424,7 +604,12 @@ async fn health_and_the_openapi_document_are_public() {
     let api = start(&[]).await;
     assert_eq!(api.get("/health", &[]).await.expect(200)["status"], "ok");
     let doc = api.get("/openapi.json", &[]).await;
-    assert!(doc.expect(200)["openapi"].as_str().unwrap().starts_with("3."));
+    assert!(
+        doc.expect(200)["openapi"]
+            .as_str()
+            .unwrap()
+            .starts_with("3.")
+    );
     assert!(doc.json["paths"]["/sessions/{session_id}/rotate"]["post"].is_object());
     api.stop().await;
 }
@@ -433,12 +618,20 @@ async fn health_and_the_openapi_document_are_public() {
 async fn a_cookie_session_works_and_state_changes_need_a_same_origin_signal() {
     let api = start(&[]).await;
     let created = api
-        .send("POST", "/sessions/create?set_cookie=true", admin(), Some(r#"{"user_id":"alice"}"#))
+        .send(
+            "POST",
+            "/sessions/create?set_cookie=true",
+            admin(),
+            Some(r#"{"user_id":"alice"}"#),
+        )
         .await;
     created.expect(200);
     let set_cookie = created.header("set-cookie").unwrap().to_owned();
     let token = created.json["session_id"].as_str().unwrap();
-    assert!(set_cookie.starts_with(&format!("zoe_session={token};")), "{set_cookie}");
+    assert!(
+        set_cookie.starts_with(&format!("zoe_session={token};")),
+        "{set_cookie}"
+    );
     for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=604800"] {
         assert!(set_cookie.contains(attribute), "{set_cookie}");
     }
@@ -446,26 +639,48 @@ async fn a_cookie_session_works_and_state_changes_need_a_same_origin_signal() {
     let cookie = format!("zoe_session={token}");
     let id = created.json["id"].as_str().unwrap();
 
-    api.get("/sessions/validate", &[("cookie", &cookie)]).await.expect(200);
-    api.get(&format!("/sessions/{id}"), &[("cookie", &cookie)]).await.expect(200);
+    api.get("/sessions/validate", &[("cookie", &cookie)])
+        .await
+        .expect(200);
+    api.get(&format!("/sessions/{id}"), &[("cookie", &cookie)])
+        .await
+        .expect(200);
 
     let delete = format!("/sessions/{id}");
     api.send("DELETE", &delete, &[("cookie", &cookie)], None)
         .await
         .expect_error(403, "csrf");
-    api.send("DELETE", &delete, &[("cookie", &cookie), ("sec-fetch-site", "cross-site")], None)
-        .await
-        .expect_error(403, "csrf");
-    api.send("DELETE", &delete, &[("cookie", &cookie), ("origin", "https://evil.example")], None)
-        .await
-        .expect_error(403, "csrf");
+    api.send(
+        "DELETE",
+        &delete,
+        &[("cookie", &cookie), ("sec-fetch-site", "cross-site")],
+        None,
+    )
+    .await
+    .expect_error(403, "csrf");
+    api.send(
+        "DELETE",
+        &delete,
+        &[("cookie", &cookie), ("origin", "https://evil.example")],
+        None,
+    )
+    .await
+    .expect_error(403, "csrf");
     let origin = format!("http://{}", api.addr);
     let deleted = api
-        .send("DELETE", &delete, &[("cookie", &cookie), ("origin", &origin)], None)
+        .send(
+            "DELETE",
+            &delete,
+            &[("cookie", &cookie), ("origin", &origin)],
+            None,
+        )
         .await;
     deleted.expect(200);
     let cleared = deleted.header("set-cookie").unwrap();
-    assert!(cleared.starts_with("zoe_session=;") && cleared.contains("Max-Age=0"), "{cleared}");
+    assert!(
+        cleared.starts_with("zoe_session=;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
     api.stop().await;
 }
 
@@ -475,9 +690,12 @@ async fn rotate_can_set_the_cookie_and_same_origin_fetches_pass_the_csrf_check()
     let (token, id) = api.login("alice").await;
     let cookie = format!("__Host-zoe_session={token}");
     // Without the secure prefix the cookie is not ours.
-    api.get("/sessions/validate", &[("cookie", &format!("zoe_session={token}"))])
-        .await
-        .expect_error(401, "unauthorized");
+    api.get(
+        "/sessions/validate",
+        &[("cookie", &format!("zoe_session={token}"))],
+    )
+    .await
+    .expect_error(401, "unauthorized");
     let rotated = api
         .send(
             "POST",
@@ -489,12 +707,18 @@ async fn rotate_can_set_the_cookie_and_same_origin_fetches_pass_the_csrf_check()
     rotated.expect(200);
     let set_cookie = rotated.header("set-cookie").unwrap();
     let new = rotated.json["session_id"].as_str().unwrap();
-    assert!(set_cookie.starts_with(&format!("__Host-zoe_session={new};")), "{set_cookie}");
+    assert!(
+        set_cookie.starts_with(&format!("__Host-zoe_session={new};")),
+        "{set_cookie}"
+    );
     assert!(set_cookie.contains("; Secure"), "{set_cookie}");
     api.send(
         "POST",
         &format!("/sessions/{id}/activity"),
-        &[("cookie", &format!("__Host-zoe_session={new}")), ("x-requested-with", "fetch")],
+        &[
+            ("cookie", &format!("__Host-zoe_session={new}")),
+            ("x-requested-with", "fetch"),
+        ],
         None,
     )
     .await
@@ -509,11 +733,17 @@ async fn require_https_refuses_plain_http_and_sends_hsts() {
     refused.expect_error(403, "https_required");
     assert!(refused.header("strict-transport-security").is_some());
     // Clients cannot forge Spin's own headers: serve strips them.
-    api.get("/sessions/stats", &[admin()[0], ("spin-full-url", "https://x/sessions/stats")])
-        .await
-        .expect_error(403, "https_required");
+    api.get(
+        "/sessions/stats",
+        &[admin()[0], ("spin-full-url", "https://x/sessions/stats")],
+    )
+    .await
+    .expect_error(403, "https_required");
     let behind_proxy = api
-        .get("/sessions/stats", &[admin()[0], ("x-forwarded-proto", "https")])
+        .get(
+            "/sessions/stats",
+            &[admin()[0], ("x-forwarded-proto", "https")],
+        )
         .await;
     behind_proxy.expect(200);
     assert_eq!(
@@ -528,16 +758,36 @@ async fn require_https_refuses_plain_http_and_sends_hsts() {
 async fn no_token_or_admin_key_reaches_a_log_line() {
     let api = start(&[("log_level", "DEBUG")]).await;
     let (token, id) = api.login("alice").await;
-    api.get("/sessions/validate", &session_header(&token)).await.expect(200);
-    api.get(&format!("/sessions/{token}"), &[]).await.expect(200);
-    api.send("POST", &format!("/sessions/{token}/extend"), &[], Some(r#"{"additional_seconds":60}"#))
+    api.get("/sessions/validate", &session_header(&token))
         .await
         .expect(200);
-    let rotated = api.send("POST", &format!("/sessions/{token}/rotate"), &[], None).await;
-    let new = rotated.expect(200)["session_id"].as_str().unwrap().to_owned();
-    api.get(&format!("/sessions/{id}"), &session_header(&new)).await.expect(200);
-    api.get("/sessions/user/alice/sessions", admin()).await.expect(200);
-    api.send("DELETE", &format!("/sessions/{new}"), &[], None).await.expect(200);
+    api.get(&format!("/sessions/{token}"), &[])
+        .await
+        .expect(200);
+    api.send(
+        "POST",
+        &format!("/sessions/{token}/extend"),
+        &[],
+        Some(r#"{"additional_seconds":60}"#),
+    )
+    .await
+    .expect(200);
+    let rotated = api
+        .send("POST", &format!("/sessions/{token}/rotate"), &[], None)
+        .await;
+    let new = rotated.expect(200)["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.get(&format!("/sessions/{id}"), &session_header(&new))
+        .await
+        .expect(200);
+    api.get("/sessions/user/alice/sessions", admin())
+        .await
+        .expect(200);
+    api.send("DELETE", &format!("/sessions/{new}"), &[], None)
+        .await
+        .expect(200);
 
     let log = api.log_text();
     let lines: Vec<Value> = log
@@ -546,7 +796,11 @@ async fn no_token_or_admin_key_reaches_a_log_line() {
         .collect();
     let requests = lines.iter().filter(|l| l["message"] == "request").count();
     assert!(requests >= 8, "{log}");
-    assert!(lines.iter().any(|l| l["path"].as_str().is_some_and(|p| p.contains("<token:"))));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["path"].as_str().is_some_and(|p| p.contains("<token:")))
+    );
     for secret in [&token, &new].map(|t| t.split_once('.').unwrap().1.to_owned()) {
         assert!(!log.contains(&secret), "a token reached the log:\n{log}");
     }
@@ -558,6 +812,10 @@ async fn no_token_or_admin_key_reaches_a_log_line() {
 async fn request_logging_can_be_turned_off() {
     let api = start(&[("log_requests", "false")]).await;
     api.get("/health", &[]).await.expect(200);
-    assert!(!api.log_text().contains("\"request\""), "{}", api.log_text());
+    assert!(
+        !api.log_text().contains("\"request\""),
+        "{}",
+        api.log_text()
+    );
     api.stop().await;
 }

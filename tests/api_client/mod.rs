@@ -52,10 +52,22 @@ impl Reply {
     /// Asserts the status and, for errors, the JSON error shape; returns the body.
     #[track_caller]
     pub fn expect(&self, status: u16) -> &Value {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
         if status >= 400 {
-            assert!(self.json["error"].is_string(), "no `error` field: {}", self.text);
-            assert!(self.json["detail"].is_string(), "no `detail` field: {}", self.text);
+            assert!(
+                self.json["error"].is_string(),
+                "no `error` field: {}",
+                self.text
+            );
+            assert!(
+                self.json["detail"].is_string(),
+                "no `detail` field: {}",
+                self.text
+            );
         }
         &self.json
     }
@@ -143,7 +155,11 @@ impl Api {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        if has_body && !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-type")) {
+        if has_body
+            && !headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+        {
             request = request.header("content-type", "application/json");
         }
         let request = request
@@ -177,7 +193,7 @@ impl Api {
 
     /// Creates a session for `user` through the API; returns the create response body.
     pub async fn create(&self, body: &str) -> Value {
-        self.send("POST", "/sessions/create", &admin(), Some(body))
+        self.send("POST", "/sessions/create", admin(), Some(body))
             .await
             .expect(200)
             .clone()
