@@ -80,7 +80,11 @@ async fn wait_ready(server: &mut Server) -> anyhow::Result<()> {
         {
             return Ok(());
         }
-        anyhow::ensure!(Instant::now() < deadline, "{} never became ready", server.name);
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{} never became ready",
+            server.name
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

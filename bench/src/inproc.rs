@@ -7,7 +7,9 @@ use crate::stats::{Table, median, ratio, us};
 use anyhow::Context as _;
 use std::path::Path;
 use std::time::Instant;
-use zoe_session_host::{Allocation, Clock, CreateOptions, HostConfig, Location, Runtime, SessionHost};
+use zoe_session_host::{
+    Allocation, Clock, CreateOptions, HostConfig, Location, Runtime, SessionHost,
+};
 
 /// Rounds per operation; the table shows the median round.
 const ROUNDS: usize = 7;
@@ -20,7 +22,7 @@ pub async fn host(runtime: &Runtime, path: &Path, clock: Clock) -> anyhow::Resul
         database: Location::File(path.to_owned()),
         variables: Default::default(),
     }
-    .with("max_per_user", "1000000");
+    .with("max_per_user", "100000");
     Ok(SessionHost::open_with_clock(runtime, config, clock).await?)
 }
 
@@ -69,12 +71,17 @@ pub async fn run(runtime: &Runtime, dir: &Path, scale: usize) -> anyhow::Result<
     let mut native_tokens = Vec::with_capacity(tokens);
     for i in 0..tokens {
         let user = format!("warm-{i}");
-        comp_tokens.push(sessions.create(&user, CreateOptions::default()).await?.token);
-        native_tokens.push(native::create(&conn, &user, 3600, 1_000_000, now)?);
+        comp_tokens.push(
+            sessions
+                .create(&user, CreateOptions::default())
+                .await?
+                .token,
+        );
+        native_tokens.push(native::create(&conn, &user, 3600, 100_000, now)?);
     }
     for _ in 0..10 {
         sessions.create("lister", CreateOptions::default()).await?;
-        native::create(&conn, "lister", 3600, 1_000_000, now)?;
+        native::create(&conn, "lister", 3600, 100_000, now)?;
     }
 
     let n_fast = 4000 / scale;
@@ -91,7 +98,12 @@ pub async fn run(runtime: &Runtime, dir: &Path, scale: usize) -> anyhow::Result<
     // The same component on a runtime with the pooling allocator, sharing the database file:
     // shows what instance and fiber-stack allocation cost the typed API per call.
     let pooled_runtime = Runtime::new(Allocation::Pooling { max_instances: 16 })?;
-    let pooled_host = host(&pooled_runtime, &dir.join("inproc-component.db"), clock.clone()).await?;
+    let pooled_host = host(
+        &pooled_runtime,
+        &dir.join("inproc-component.db"),
+        clock.clone(),
+    )
+    .await?;
     let mut pooled = pooled_host.sessions().await?;
     for round in 0..ROUNDS {
         let s = &mut sessions;
@@ -127,7 +139,7 @@ pub async fn run(runtime: &Runtime, dir: &Path, scale: usize) -> anyhow::Result<
                 .context("component create")?;
         }));
         ops[2].native.push(timed!(n_write, |i| {
-            native::create(c, &format!("c{round}-{i}"), 3600, 1_000_000, now)?;
+            native::create(c, &format!("c{round}-{i}"), 3600, 100_000, now)?;
         }));
 
         ops[3].component.push(timed!(n_write, |i| {

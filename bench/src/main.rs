@@ -49,7 +49,9 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
                 options.http_seconds = 1.0;
             }
             "--sizes" => {
-                let text = args.next().ok_or_else(|| anyhow::anyhow!("--sizes needs a list"))?;
+                let text = args
+                    .next()
+                    .ok_or_else(|| anyhow::anyhow!("--sizes needs a list"))?;
                 options.sizes = text
                     .split(',')
                     .map(|s| s.trim().replace('_', "").parse())
@@ -57,13 +59,17 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
                 options.sizes.sort_unstable();
             }
             "--http-seconds" => {
-                let text = args.next().ok_or_else(|| anyhow::anyhow!("--http-seconds needs a number"))?;
+                let text = args
+                    .next()
+                    .ok_or_else(|| anyhow::anyhow!("--http-seconds needs a number"))?;
                 options.http_seconds = text.parse()?;
             }
             "--skip-inproc" => options.inproc = false,
             "--skip-http" => options.http = false,
             "--skip-scale" => options.scale = false,
-            other => anyhow::bail!("unknown argument {other:?} (see the doc comment of bench/src/main.rs)"),
+            other => anyhow::bail!(
+                "unknown argument {other:?} (see the doc comment of bench/src/main.rs)"
+            ),
         }
     }
     Ok(options)
@@ -73,15 +79,23 @@ fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|text| {
-            text.lines()
-                .find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|(_, m)| m.trim().to_owned()))
+            text.lines().find_map(|l| {
+                l.strip_prefix("model name")?
+                    .split_once(':')
+                    .map(|(_, m)| m.trim().to_owned())
+            })
         })
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
-        .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .unwrap_or_default()
 }
 

@@ -65,10 +65,16 @@ fn session(row: &native::Row, now: u64) -> serde_json::Value {
     })
 }
 
-async fn handle(state: Arc<State>, req: Request<Incoming>) -> anyhow::Result<Response<Full<Bytes>>> {
+async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> anyhow::Result<Response<Full<Bytes>>> {
     let now = native::now_ms();
     match (req.method().as_str(), req.uri().path()) {
-        ("GET", "/health") => Ok(json(StatusCode::OK, &serde_json::json!({"status": "healthy"}))),
+        ("GET", "/health") => Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({"status": "healthy"}),
+        )),
         ("GET", "/sessions/validate") => {
             let Some(token) = req
                 .headers()
@@ -125,7 +131,9 @@ pub fn serve(addr: &str, db: &str, admin_key: &str) -> anyhow::Result<()> {
         admin_key: admin_key.to_owned(),
     });
     state.with_conn(|_| ())?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         loop {

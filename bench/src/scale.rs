@@ -48,7 +48,9 @@ pub async fn run(runtime: &Runtime, dir: &Path, sizes: &[u64]) -> anyhow::Result
         let start = Instant::now();
         // Keep about 20k tokens in all, spread evenly over the rows.
         let keep_every = (sizes.last().copied().unwrap_or(size) / 20_000).max(1);
-        tokens.extend(native::seed(&conn, seeded, add, now, 3_600_000, keep_every)?);
+        tokens.extend(native::seed(
+            &conn, seeded, add, now, 3_600_000, keep_every,
+        )?);
         let seed_time = start.elapsed();
         seeded = size;
         conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
@@ -60,7 +62,10 @@ pub async fn run(runtime: &Runtime, dir: &Path, sizes: &[u64]) -> anyhow::Result
         let mut nat = Samples::with_capacity(VALIDATES);
         for i in 0..VALIDATES {
             let t = Instant::now();
-            sessions.validate(pick(i)).await.context("component validate")?;
+            sessions
+                .validate(pick(i))
+                .await
+                .context("component validate")?;
             comp.push(t.elapsed());
             let t = Instant::now();
             native::validate(&conn, pick(i + 1), now)
@@ -139,8 +144,14 @@ pub async fn run(runtime: &Runtime, dir: &Path, sizes: &[u64]) -> anyhow::Result
         "validates completed meanwhile (incl. 200 ms before)".to_owned(),
         during.len().to_string(),
     ]);
-    cleanup.row(vec!["validate p50".to_owned(), format!("{} µs", us(during.quantile_us(0.5)))]);
-    cleanup.row(vec!["validate p99".to_owned(), format!("{} µs", us(during.quantile_us(0.99)))]);
+    cleanup.row(vec![
+        "validate p50".to_owned(),
+        format!("{} µs", us(during.quantile_us(0.5))),
+    ]);
+    cleanup.row(vec![
+        "validate p99".to_owned(),
+        format!("{} µs", us(during.quantile_us(0.99))),
+    ]);
     cleanup.row(vec![
         "worst validate".to_owned(),
         format!("{:.2} ms", during.max_us() / 1000.0),
