@@ -1,0 +1,149 @@
+//! `zoe-session-bench`: how much latency zoe-session adds, measured against a native rusqlite
+//! baseline doing the same SQL in the same run. Prints Markdown tables (see BENCHMARKS.md).
+//!
+//! ```text
+//! cargo build --release -p zoe-session-host     # the `serve` binary the HTTP half starts
+//! cargo run --release -p zoe-session-bench      # all sections, a few minutes on 2 cores
+//! cargo run --release -p zoe-session-bench -- --quick --sizes 10000,100000
+//! ```
+//!
+//! Options: `--quick` (fewer iterations, 1 s HTTP cells), `--sizes N,N,…` (scale table sizes,
+//! default 10000,100000,1000000), `--http-seconds S` (default 3), `--skip-inproc`,
+//! `--skip-http`, `--skip-scale`. Never run by `cargo test`: this is a binary, not a test.
+
+mod client;
+mod http;
+mod inproc;
+mod native;
+mod native_server;
+mod scale;
+mod stats;
+
+use std::time::Instant;
+use zoe_session_host::{Allocation, Runtime};
+
+#[derive(Debug)]
+struct Options {
+    quick: bool,
+    sizes: Vec<u64>,
+    http_seconds: f64,
+    inproc: bool,
+    http: bool,
+    scale: bool,
+}
+
+fn options(args: &[String]) -> anyhow::Result<Options> {
+    let mut options = Options {
+        quick: false,
+        sizes: vec![10_000, 100_000, 1_000_000],
+        http_seconds: 3.0,
+        inproc: true,
+        http: true,
+        scale: true,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => {
+                options.quick = true;
+                options.http_seconds = 1.0;
+            }
+            "--sizes" => {
+                let text = args
+                    .next()
+                    .ok_or_else(|| anyhow::anyhow!("--sizes needs a list"))?;
+                options.sizes = text
+                    .split(',')
+                    .map(|s| s.trim().replace('_', "").parse())
+                    .collect::<Result<_, _>>()?;
+                options.sizes.sort_unstable();
+            }
+            "--http-seconds" => {
+                let text = args
+                    .next()
+                    .ok_or_else(|| anyhow::anyhow!("--http-seconds needs a number"))?;
+                options.http_seconds = text.parse()?;
+            }
+            "--skip-inproc" => options.inproc = false,
+            "--skip-http" => options.http = false,
+            "--skip-scale" => options.scale = false,
+            other => anyhow::bail!(
+                "unknown argument {other:?} (see the doc comment of bench/src/main.rs)"
+            ),
+        }
+    }
+    Ok(options)
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|l| {
+                l.strip_prefix("model name")?
+                    .split_once(':')
+                    .map(|(_, m)| m.trim().to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("native-serve") {
+        let [_, addr, db, key] = args.as_slice() else {
+            anyhow::bail!("usage: zoe-session-bench native-serve ADDR DB ADMIN_KEY");
+        };
+        return native_server::serve(addr, db, key);
+    }
+    let options = options(&args)?;
+    let started = Instant::now();
+    println!(
+        "zoe-session-bench: {} CPUs ({}), load average {} at start",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu_model(),
+        loadavg()
+    );
+    let dir = tempfile::tempdir()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let runtime = Runtime::new(Allocation::OnDemand)?;
+        if options.inproc {
+            inproc::run(&runtime, dir.path(), if options.quick { 4 } else { 1 }).await?;
+        }
+        if options.http {
+            let bin = http::host_binary()?;
+            if http::host_can_serve(&bin) {
+                http::run(dir.path(), &bin, options.http_seconds).await?;
+            } else {
+                println!(
+                    "\n### HTTP\n\nNot measured: {} has no `serve` command in this build.",
+                    bin.display()
+                );
+            }
+        }
+        if options.scale {
+            scale::run(&runtime, dir.path(), &options.sizes).await?;
+        }
+        anyhow::Ok(())
+    })?;
+    println!(
+        "\nfinished in {:.0} s, load average {} at the end",
+        started.elapsed().as_secs_f64(),
+        loadavg()
+    );
+    Ok(())
+}
