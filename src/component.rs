@@ -1,5 +1,6 @@
 //! The `zoe:session/sessions` export: reads the clock and configuration once per call, runs
-//! the engine, and converts its results into WIT types. Nothing here decides policy.
+//! the engine, and converts its results into WIT types. Nothing here decides policy. The
+//! HTTP layer shares its clock, configuration and database handles.
 
 use crate::bindings::exports::zoe::session::sessions as wit;
 use crate::config::{Config, ConfigError};
@@ -15,7 +16,7 @@ struct Component;
 crate::bindings::export!(Component with_types_in crate::bindings);
 
 /// Milliseconds since the epoch from `wasi:clocks/wall-clock`: the one place the clock is read.
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

@@ -7,7 +7,9 @@
 //! - [`store`]: SQL over `spin:sqlite` ([`store::StoreError`]);
 //! - [`session`]: tokens, policy and the engine ([`session::engine::EngineError`]);
 //! - `component`: the WIT exports, which read the clock and configuration once per call and
-//!   turn engine errors into the WIT `error` variant.
+//!   turn engine errors into the WIT `error` variant;
+//! - [`http`]: the REST API over `wasi:http/incoming-handler`, calling the engine directly and
+//!   turning engine errors into HTTP statuses ([`http::ApiError`]).
 
 // The WIT exports exist only in the wasm build: a native build (unit tests) would otherwise
 // try to export symbols named like `zoe:session/sessions@0.1.0#create`, which no native
@@ -17,5 +19,6 @@ mod bindings;
 #[cfg(target_arch = "wasm32")]
 mod component;
 pub mod config;
+pub mod http;
 pub mod session;
 pub mod store;

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use wasmtime::Store;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi_http::WasiHttpCtx;
 
 pub use wit::{CreateOptions, Error as SessionError, Issued, Requirement, Session, SessionStats};
@@ -116,6 +117,8 @@ pub struct SessionHost {
     database: Arc<Database>,
     variables: Arc<Variables>,
     clock: Clock,
+    /// Where guest stderr goes: ours (`None`), or a pipe a test reads.
+    guest_stderr: Option<MemoryOutputPipe>,
 }
 
 impl SessionHost {
@@ -144,6 +147,7 @@ impl SessionHost {
             database: Database::open(config.database)?,
             variables: Arc::new(config.variables),
             clock,
+            guest_stderr: None,
         };
         host.sessions().await?.stats().await?;
         Ok(host)
@@ -164,10 +168,23 @@ impl SessionHost {
         &self.runtime
     }
 
-    /// A fresh store whose guest writes its stderr to ours.
+    /// Sends guest stderr (the component's JSON log lines) to `pipe` instead of ours, so
+    /// tests can read what the component logged.
+    #[must_use]
+    pub fn with_guest_stderr(mut self, pipe: MemoryOutputPipe) -> Self {
+        self.guest_stderr = Some(pipe);
+        self
+    }
+
+    /// A fresh store whose guest writes its stderr to ours (or the pipe given to
+    /// [`SessionHost::with_guest_stderr`]).
     pub fn store(&self) -> Store<HostState> {
         let mut wasi = WasiCtx::builder();
-        wasi.inherit_stderr().wall_clock(self.clock.clone());
+        match &self.guest_stderr {
+            Some(pipe) => wasi.stderr(pipe.clone()),
+            None => wasi.inherit_stderr(),
+        };
+        wasi.wall_clock(self.clock.clone());
         let mut store = Store::new(
             self.runtime.engine(),
             HostState {
@@ -179,8 +196,9 @@ impl SessionHost {
                 variables: self.variables.clone(),
             },
         );
-        // No deadline for the typed API: trusted in-process callers, no epoch ticker.
-        store.set_epoch_deadline(u64::MAX);
+        // No deadline for the typed API: trusted in-process callers. The deadline is relative
+        // to the current epoch, which `serve`'s ticker advances, so `u64::MAX` would overflow.
+        store.set_epoch_deadline(u64::MAX / 2);
         store
     }
 

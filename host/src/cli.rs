@@ -2,8 +2,8 @@
 //! readable output or `--json`.
 
 use crate::{
-    Allocation, CreateOptions, HostConfig, HostError, Issued, Location, Runtime, Session,
-    SessionHost,
+    Allocation, CreateOptions, HostConfig, HostError, Issued, Location, Runtime, ServeOptions,
+    Server, Session, SessionHost,
 };
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
@@ -59,6 +59,24 @@ enum Command {
     },
     /// Print counters over the whole store.
     Stats,
+    /// Serve the HTTP API (the same routes as under Spin).
+    ///
+    /// With no admin key configured (SESSION_ADMIN_KEY), one is generated at first start and
+    /// kept in `admin.key` beside the database (mode 0600); its path is printed, the key is not.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:3000", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// Serve another component (e.g. a composed app) instead of the embedded one.
+        #[arg(long, value_name = "PATH")]
+        component: Option<std::path::PathBuf>,
+        /// Longest a request may run, e.g. `10s`.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        request_timeout: Duration,
+        /// Requests served at once (more wait their turn).
+        #[arg(long, default_value_t = 64)]
+        max_concurrent: u32,
+    },
     /// Delete expired sessions.
     Cleanup {
         /// Most rows to delete in this run.
@@ -82,6 +100,15 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
     let mut config = HostConfig::from_env();
     if let Some(db) = &cli.db {
         config.database = Location::parse(db);
+    }
+    if let Command::Serve {
+        listen,
+        component,
+        request_timeout,
+        max_concurrent,
+    } = cli.command
+    {
+        return serve(config, listen, component, request_timeout, max_concurrent).await;
     }
     let runtime = Runtime::new(Allocation::OnDemand)?;
     let host = SessionHost::open(&runtime, config).await?;
@@ -162,6 +189,7 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
                 )
             });
         }
+        Command::Serve { .. } => unreachable!("handled above"),
         Command::Cleanup { max_rows } => {
             let deleted = sessions.cleanup(max_rows).await?;
             print(json, json!({"deleted": deleted}), || {
@@ -170,6 +198,85 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(
+    mut config: HostConfig,
+    listen: std::net::SocketAddr,
+    component: Option<std::path::PathBuf>,
+    request_timeout: Duration,
+    max_concurrent: u32,
+) -> Result<ExitCode, HostError> {
+    if config
+        .variables
+        .get("admin_key")
+        .is_none_or(|k| k.trim().is_empty())
+    {
+        let db_path = match &config.database {
+            Location::File(path) => Some(path.as_path()),
+            Location::Memory => None,
+        };
+        let path = crate::admin_key::path_for(db_path);
+        let (key, created) = crate::admin_key::load_or_create(&path)
+            .map_err(|err| anyhow::anyhow!("admin key file {}: {err}", path.display()))?;
+        config.variables.set("admin_key", key);
+        let verb = if created { "generated" } else { "using" };
+        eprintln!(
+            "admin key {verb}: {} (send it as `Authorization: Bearer <key>`)",
+            path.display()
+        );
+    }
+    let cleanup_interval = config
+        .variables
+        .get("cleanup_interval")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(300);
+    // A few slots beyond the request limit for the cleanup timer's instance.
+    let allocation = Allocation::Pooling {
+        max_instances: max_concurrent.saturating_add(4),
+    };
+    let runtime = match &component {
+        Some(path) => Runtime::from_file(path, allocation)?,
+        None => Runtime::new(allocation)?,
+    };
+    let host = SessionHost::open(&runtime, config).await?;
+    let options = ServeOptions {
+        listen,
+        request_timeout,
+        cleanup_interval: Some(Duration::from_secs(cleanup_interval.max(1))),
+        max_concurrent: max_concurrent as usize,
+    };
+    let server = Server::start(host, options)
+        .await
+        .map_err(|err| HostError::Runtime(err.into()))?;
+    println!("zoe-session listening on {}", server.url());
+    wait_for_shutdown_signal().await;
+    eprintln!("shutting down");
+    server.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+async fn wait_for_shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 fn print(json: bool, value: Value, text: impl FnOnce() -> String) {

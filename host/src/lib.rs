@@ -5,16 +5,19 @@
 //!   [`SessionHost::sessions`] giving the typed async API of `zoe:session/sessions`;
 //! - the host side of `spin:sqlite@3.0.0` ([`sqlite`]) and `fermyon:spin/variables@2.0.0`
 //!   ([`variables`]), implemented the way Spin implements them;
-//! - [`Clock`]: the wall clock the guest sees, settable in tests.
+//! - [`Clock`]: the wall clock the guest sees, settable in tests;
+//! - [`Server`]: the component's HTTP API served over real HTTP ([`serve`]).
 //!
 //! See [`api`] for an example.
 
+pub mod admin_key;
 pub mod api;
 mod bindings;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod runtime;
+pub mod serve;
 pub mod sqlite;
 mod state;
 pub mod variables;
@@ -26,5 +29,6 @@ pub use api::{
 pub use clock::Clock;
 pub use config::HostConfig;
 pub use runtime::{Allocation, Runtime};
+pub use serve::{ServeError, ServeOptions, Server};
 pub use sqlite::Location;
 pub use state::HostState;

@@ -1,4 +1,4 @@
-//! `zoe-session-host`: operator commands (and, later, `serve`) over the embedded component.
+//! `zoe-session-host`: `serve` and the operator commands over the embedded component.
 
 use clap::Parser;
 use std::process::ExitCode;

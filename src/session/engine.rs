@@ -204,13 +204,18 @@ impl Engine<'_> {
 
     /// Issues a new secret for the session; the old token is dead once this returns.
     pub fn rotate(&self, token: &str) -> Result<Issued> {
-        let (old, mut row) = self.verified(token)?;
+        let (old, row) = self.verified(token)?;
+        self.replace_secret(&old.secret_hash(), row)
+    }
+
+    /// Swaps the secret of `row`, provided it is still `old_hash`.
+    fn replace_secret(&self, old_hash: &[u8], mut row: SessionRow) -> Result<Issued> {
         let new = Token::with_id(row.id.clone())?;
         let expires_at = policy::after_activity(self.now, row.idle_timeout, expiry(&row));
         let new_hash = new.secret_hash();
         if !self
             .db
-            .replace_secret(&row.id, &old.secret_hash(), &new_hash, self.now, expires_at)?
+            .replace_secret(&row.id, old_hash, &new_hash, self.now, expires_at)?
         {
             // A concurrent rotate or delete got there first; the old token is dead either way.
             return Err(EngineError::InvalidToken);
@@ -278,6 +283,42 @@ impl Engine<'_> {
         Ok(deleted)
     }
 
+    /// Like [`Engine::touch`], for a session named by public id. Trusted callers only: the
+    /// HTTP layer calls it after checking the caller is the admin or the session's own user.
+    pub fn touch_id(&self, id: &str) -> Result<Session> {
+        let row = self.unexpired_by_id(id)?;
+        let hash = row.secret_hash.clone();
+        self.record_activity_hash(&hash, row)
+    }
+
+    /// Like [`Engine::extend`], for a session named by public id (trusted callers only).
+    pub fn extend_id(&self, id: &str, additional: u32) -> Result<Session> {
+        policy::check_extension(additional, self.config)?;
+        let mut row = self.unexpired_by_id(id)?;
+        let expires_at = policy::after_extend(self.now, additional, expiry(&row), self.config);
+        if !self.db.set_expiry(&row.id, &row.secret_hash, expires_at)? {
+            return Err(EngineError::NotFound);
+        }
+        row.expires_at = expires_at;
+        Ok(Session::from_row(row, self.now))
+    }
+
+    /// Like [`Engine::rotate`], for a session named by public id (trusted callers only).
+    pub fn rotate_id(&self, id: &str) -> Result<Issued> {
+        let row = self.unexpired_by_id(id)?;
+        self.replace_secret(&row.secret_hash.clone(), row)
+    }
+
+    fn unexpired_by_id(&self, id: &str) -> Result<SessionRow> {
+        if !token::is_session_id(id) {
+            return Err(EngineError::InvalidInput(
+                "a session id must be a UUID".to_owned(),
+            ));
+        }
+        let row = self.db.find(id)?.ok_or(EngineError::NotFound)?;
+        self.unexpired_row(row)
+    }
+
     fn delete_expired(&self, max_rows: u32) -> Result<u32> {
         let mut deleted = 0u32;
         while deleted < max_rows {
@@ -301,11 +342,17 @@ impl Engine<'_> {
         Ok(())
     }
 
-    fn record_activity(&self, token: &Token, mut row: SessionRow) -> Result<Session> {
+    fn record_activity(&self, token: &Token, row: SessionRow) -> Result<Session> {
+        self.record_activity_hash(&token.secret_hash(), row)
+    }
+
+    /// Records activity on `row`, provided its secret is still `secret_hash` (a concurrent
+    /// rotate or delete makes this a `NotFound`).
+    fn record_activity_hash(&self, secret_hash: &[u8], mut row: SessionRow) -> Result<Session> {
         let expires_at = policy::after_activity(self.now, row.idle_timeout, expiry(&row));
         if !self
             .db
-            .record_activity(&row.id, &token.secret_hash(), self.now, expires_at)?
+            .record_activity(&row.id, secret_hash, self.now, expires_at)?
         {
             return Err(EngineError::NotFound);
         }

@@ -1,0 +1,400 @@
+//! `serve`: the component's HTTP API over real HTTP, the way Spin runs it.
+//!
+//! One fresh `Store` and instance per request from the pre-linked component (pooling
+//! allocator), an epoch deadline per request against runaway guests, request headers
+//! presented as Spin presents them, a background cleanup timer, and graceful shutdown.
+
+use crate::api::SessionHost;
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HOST};
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+/// How often the epoch advances; request deadlines are counted in these ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(50);
+
+/// Expired rows one timer run deletes at most (the component deletes in small batches).
+const CLEANUP_ROWS: u32 = 100_000;
+
+/// How long shutdown waits for in-flight requests.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Options of [`Server::start`].
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Longest a request may run in the guest before it is stopped.
+    pub request_timeout: Duration,
+    /// How often expired sessions are deleted; `None` turns the timer off.
+    pub cleanup_interval: Option<Duration>,
+    /// Requests served at once; more wait. Keep it below the runtime's pooling slots.
+    pub max_concurrent: usize,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            request_timeout: Duration::from_secs(10),
+            cleanup_interval: Some(Duration::from_secs(300)),
+            max_concurrent: 64,
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the component does not export wasi:http/incoming-handler@0.2.x: {0:#}")]
+    NotAnHttpComponent(anyhow::Error),
+}
+
+/// A running server; dropping it without [`Server::shutdown`] leaves it running.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    accept: JoinHandle<()>,
+    cleanup: Option<JoinHandle<()>>,
+    ticking: Arc<AtomicBool>,
+}
+
+struct Shared {
+    host: SessionHost,
+    pre: ProxyPre<crate::HostState>,
+    deadline_ticks: u64,
+    request_timeout: Duration,
+    permits: Semaphore,
+    listen: SocketAddr,
+}
+
+impl Server {
+    /// Binds `options.listen` and starts serving `host`'s component.
+    ///
+    /// # Errors
+    ///
+    /// [`ServeError::Bind`] if the address is taken or not ours; [`ServeError::NotAnHttpComponent`]
+    /// if the component has no HTTP export.
+    pub async fn start(host: SessionHost, options: ServeOptions) -> Result<Self, ServeError> {
+        let pre = ProxyPre::new(host.runtime().instance_pre().clone())
+            .map_err(|err| ServeError::NotAnHttpComponent(anyhow::Error::from(err)))?;
+        let listener =
+            TcpListener::bind(options.listen)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: options.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+            addr: options.listen,
+            source,
+        })?;
+        let ticking = Arc::new(AtomicBool::new(true));
+        start_epoch_ticker(host.runtime().engine().clone(), ticking.clone());
+        let deadline_ticks =
+            (options.request_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        let cleanup = options
+            .cleanup_interval
+            .map(|every| tokio::spawn(cleanup_timer(host.clone(), every)));
+        let shared = Arc::new(Shared {
+            host,
+            pre,
+            deadline_ticks,
+            request_timeout: options.request_timeout,
+            permits: Semaphore::new(options.max_concurrent.max(1)),
+            listen: addr,
+        });
+        let (shutdown, signal) = watch::channel(false);
+        let accept = tokio::spawn(accept_loop(listener, shared, signal));
+        Ok(Self {
+            addr,
+            shutdown,
+            accept,
+            cleanup,
+            ticking,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<address>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to 10 s), stops the timers.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.accept.await;
+        if let Some(cleanup) = self.cleanup {
+            cleanup.abort();
+        }
+        self.ticking.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Advances the engine's epoch so per-request deadlines fire; a plain thread, so a guest
+/// hogging a runtime worker cannot stop the clock that interrupts it.
+fn start_epoch_ticker(engine: wasmtime::Engine, ticking: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        while ticking.load(Ordering::Relaxed) {
+            std::thread::sleep(EPOCH_TICK);
+            engine.increment_epoch();
+        }
+    });
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut signal: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        log_line("WARN", "accept failed", &err.to_string());
+                        continue;
+                    }
+                };
+                let shared = shared.clone();
+                let service = service_fn(move |req| {
+                    let shared = shared.clone();
+                    async move { Ok::<_, std::convert::Infallible>(shared.handle(req, peer).await) }
+                });
+                let conn = http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    // Clients that hang up mid-request are not the server's problem.
+                    let _ = conn.await;
+                });
+            }
+            _ = signal.changed() => break,
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
+}
+
+impl Shared {
+    async fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<HyperOutgoingBody> {
+        let Ok(_permit) = self.permits.acquire().await else {
+            return plain_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the server is shutting down",
+            );
+        };
+        let req = match self.present_like_spin(req, peer) {
+            Ok(req) => req,
+            Err(detail) => return plain_error(StatusCode::BAD_REQUEST, "bad_request", detail),
+        };
+        match tokio::time::timeout(
+            self.request_timeout + Duration::from_secs(1),
+            self.run_guest(req),
+        )
+        .await
+        {
+            Ok(Ok(response)) => response,
+            Ok(Err(err)) => {
+                log_line("ERROR", "guest failed to answer", &format!("{err:#}"));
+                plain_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; see the server log",
+                )
+            }
+            Err(_) => {
+                log_line(
+                    "ERROR",
+                    "request timed out",
+                    "the guest did not answer in time",
+                );
+                plain_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "timeout",
+                    "the request took too long",
+                )
+            }
+        }
+    }
+
+    /// Rewrites the request as Spin hands it to a component on route `/...`: an absolute
+    /// URI, and the `spin-*` headers (any the client sent are removed first, so they cannot
+    /// be forged).
+    fn present_like_spin(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Request<Incoming>, &'static str> {
+        let (mut parts, body) = req.into_parts();
+        let spin_headers: Vec<_> = parts
+            .headers
+            .keys()
+            .filter(|name| name.as_str().starts_with("spin-"))
+            .cloned()
+            .collect();
+        for name in spin_headers {
+            parts.headers.remove(name);
+        }
+        let authority = match parts.headers.get(HOST).and_then(|h| h.to_str().ok()) {
+            Some(host) => host.to_owned(),
+            None => self.listen.to_string(),
+        };
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_owned();
+        let full_url = format!("http://{authority}{path_and_query}");
+        parts.uri = full_url
+            .parse()
+            .map_err(|_| "invalid Host header or request target")?;
+        let path = parts.uri.path().to_owned();
+        let headers = [
+            ("spin-full-url", full_url.as_str()),
+            ("spin-path-info", path.as_str()),
+            ("spin-matched-route", "/..."),
+            ("spin-raw-component-route", "/..."),
+            ("spin-component-route", ""),
+            ("spin-base-path", "/"),
+            ("spin-client-addr", &peer.to_string()),
+        ];
+        for (name, value) in headers {
+            let value = HeaderValue::from_str(value).map_err(|_| "invalid request target")?;
+            parts.headers.insert(name, value);
+        }
+        Ok(Request::from_parts(parts, body))
+    }
+
+    async fn run_guest(
+        &self,
+        req: Request<Incoming>,
+    ) -> anyhow::Result<Response<HyperOutgoingBody>> {
+        let mut store = self.host.store();
+        store.set_epoch_deadline(self.deadline_ticks);
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let req = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req)
+            .map_err(anyhow::Error::from)?;
+        let out = store
+            .data_mut()
+            .http()
+            .new_response_outparam(sender)
+            .map_err(anyhow::Error::from)?;
+        let pre = self.pre.clone();
+        // The guest runs in its own task so it may keep streaming the body after the
+        // response head is sent.
+        let task = tokio::spawn(async move {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, req, out)
+                .await
+        });
+        match receiver.await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(code)) => anyhow::bail!("the guest answered with error code {code:?}"),
+            Err(_) => match task.await {
+                Ok(Ok(())) => anyhow::bail!("the guest never set a response"),
+                Ok(Err(err)) => Err(anyhow::Error::from(err).context("the guest trapped")),
+                Err(err) => Err(anyhow::Error::from(err)),
+            },
+        }
+    }
+}
+
+/// A JSON error made by the host itself, for when the guest could not answer.
+fn plain_error(status: StatusCode, kind: &str, detail: &str) -> Response<HyperOutgoingBody> {
+    let body = serde_json::json!({"error": kind, "detail": detail}).to_string();
+    let mut response = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Deletes expired sessions every `every`, and for file databases truncates the WAL so it
+/// cannot grow without bound between checkpoints.
+async fn cleanup_timer(host: SessionHost, every: Duration) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        match cleanup_once(&host).await {
+            Ok(0) => {}
+            Ok(deleted) => log_line(
+                "INFO",
+                "cleanup",
+                &format!("deleted {deleted} expired session(s)"),
+            ),
+            Err(err) => log_line("ERROR", "cleanup failed", &err),
+        }
+    }
+}
+
+async fn cleanup_once(host: &SessionHost) -> Result<u32, String> {
+    let deleted = async { host.sessions().await?.cleanup(CLEANUP_ROWS).await }
+        .await
+        .map_err(|err| err.to_string())?;
+    if host.database().path().is_some() {
+        let database = host.database().clone();
+        tokio::task::spawn_blocking(move || {
+            database.with_connection(|conn| {
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            })
+        })
+        .await
+        .map_err(|err| err.to_string())??;
+    }
+    Ok(deleted)
+}
+
+/// The host's own log lines, in the component's JSON-lines shape.
+fn log_line(level: &str, message: &str, detail: &str) {
+    eprintln!(
+        "{}",
+        serde_json::json!({"level": level, "message": message, "detail": detail, "source": "host"})
+    );
+}

@@ -1,0 +1,243 @@
+//! Who may call what: the admin key, the caller's own session (header or cookie), the CSRF
+//! check for cookie-authenticated state changes, and the HTTPS requirement.
+//!
+//! The rules of DESIGN.md's table, in one place:
+//! - admin-only endpoints need `Authorization: Bearer <admin_key>`;
+//! - a full token in the path is its own proof (possession);
+//! - a public id in the path, or a user id, needs the admin key or a valid session of the
+//!   same user in the session header or cookie.
+
+use super::error::ApiError;
+use super::{Ctx, cookies};
+use crate::session::engine::{EngineError, Session};
+use crate::session::token;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Where the caller's own session token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Header,
+    Cookie,
+}
+
+/// The caller's own session token, from the session header or else the cookie.
+pub fn caller_token(ctx: &Ctx<'_>) -> Option<(String, Source)> {
+    if let Some(value) = ctx.req.header(&ctx.config.session_header) {
+        let value = value.trim();
+        if !value.is_empty() {
+            return Some((value.to_owned(), Source::Header));
+        }
+    }
+    ctx.req
+        .headers_named("cookie")
+        .find_map(|header| cookies::find(header, cookies::name(ctx.config)))
+        .map(|value| (value.to_owned(), Source::Cookie))
+}
+
+/// The bearer credential of the `Authorization` header, if any.
+fn bearer<'a>(ctx: &Ctx<'a>) -> Option<Result<&'a str, ApiError>> {
+    let header = ctx.req.header("authorization")?;
+    Some(match header.trim().split_once(' ') {
+        Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") => Ok(key.trim()),
+        _ => Err(ApiError::unauthorized(
+            "the Authorization header must be `Bearer <admin key>`",
+        )),
+    })
+}
+
+/// Checks a presented admin key. Both sides are hashed first so the comparison is constant
+/// time in the key's length as well as its content.
+fn check_admin_key(ctx: &Ctx<'_>, presented: &str) -> Result<(), ApiError> {
+    let Some(configured) = &ctx.config.admin_key else {
+        return Err(ApiError::AdminKeyMissing);
+    };
+    let equal: bool = Sha256::digest(presented.as_bytes())
+        .ct_eq(&Sha256::digest(configured.as_bytes()))
+        .into();
+    if equal {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized {
+            kind: "invalid_admin_key",
+            detail: "the admin key is not valid".to_owned(),
+        })
+    }
+}
+
+/// Requires the admin key.
+///
+/// # Errors
+///
+/// 503 when none is configured, 401 when it is missing or wrong.
+pub fn require_admin(ctx: &Ctx<'_>) -> Result<(), ApiError> {
+    if ctx.config.admin_key.is_none() {
+        return Err(ApiError::AdminKeyMissing);
+    }
+    match bearer(ctx) {
+        None => Err(ApiError::unauthorized(
+            "this endpoint needs the admin key as `Authorization: Bearer <admin key>`",
+        )),
+        Some(key) => check_admin_key(ctx, key?),
+    }
+}
+
+/// Who the caller is, for endpoints open to the admin or to a session's own user.
+#[derive(Debug)]
+pub enum Caller {
+    Admin,
+    User { session: Session, source: Source },
+}
+
+/// Identifies the caller by admin key or by their own session. A bearer credential, when
+/// present, decides alone: a wrong key is refused even if a session is also sent.
+///
+/// # Errors
+///
+/// 401 for no credentials or an invalid, expired or unknown session; 503 for a bearer key
+/// while none is configured; 403 for a cookie-authenticated state change failing the CSRF
+/// check.
+pub fn caller(ctx: &Ctx<'_>) -> Result<Caller, ApiError> {
+    if let Some(key) = bearer(ctx) {
+        check_admin_key(ctx, key?)?;
+        return Ok(Caller::Admin);
+    }
+    let Some((token, source)) = caller_token(ctx) else {
+        return Err(ApiError::unauthorized(format!(
+            "send a session token in the {} header (or the session cookie), or the admin key",
+            ctx.config.session_header
+        )));
+    };
+    if source == Source::Cookie {
+        check_csrf(ctx)?;
+    }
+    let session = own_session(ctx, &token)?;
+    Ok(Caller::User { session, source })
+}
+
+/// Validates the caller's own token. Any failure is a 401: the caller's credential is bad,
+/// whether the session is unknown, expired or the token tampered.
+pub fn own_session(ctx: &Ctx<'_>, token: &str) -> Result<Session, ApiError> {
+    ctx.engine()?.validate(token).map_err(|err| match err {
+        EngineError::NotFound => ApiError::Unauthorized {
+            kind: "invalid_session",
+            detail: "the session does not exist (it was invalidated or has expired)".to_owned(),
+        },
+        other => ApiError::from(other),
+    })
+}
+
+/// Requires the admin, or a session of `user_id`. Returns the caller.
+pub fn admin_or_user(ctx: &Ctx<'_>, user_id: &str) -> Result<Caller, ApiError> {
+    let caller = caller(ctx)?;
+    if let Caller::User { session, .. } = &caller
+        && session.user_id != user_id
+    {
+        return Err(ApiError::forbidden(
+            "forbidden",
+            "a session may only act on its own user's sessions",
+        ));
+    }
+    Ok(caller)
+}
+
+/// A session named in the path.
+#[derive(Debug)]
+pub enum Target {
+    /// A full token: possession is the proof.
+    Token(String),
+    /// A public id, after the caller was found to be the admin or the same user.
+    Id(String),
+}
+
+impl Target {
+    /// The public id of the session.
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Token(token) => token.split_once('.').map_or(token.as_str(), |(id, _)| id),
+            Self::Id(id) => id,
+        }
+    }
+}
+
+/// Resolves `{session_id}` and checks the caller may act on it.
+///
+/// # Errors
+///
+/// 404 for something that is neither a token nor a public id, or an unknown id; 401/403 from
+/// [`caller`], and 403 when the caller's session belongs to another user.
+pub fn target(ctx: &Ctx<'_>, value: &str) -> Result<Target, ApiError> {
+    if value.contains('.') {
+        return Ok(Target::Token(value.to_owned()));
+    }
+    if !token::is_session_id(value) {
+        return Err(ApiError::NotFound(
+            "no session has this id (expected a token or a public session id)".to_owned(),
+        ));
+    }
+    let caller = caller(ctx)?;
+    if let Caller::User { session, .. } = &caller
+        && session.id != value
+    {
+        let target = ctx.engine()?.get(value)?;
+        if target.user_id != session.user_id {
+            return Err(ApiError::forbidden(
+                "forbidden",
+                "a session may only act on its own user's sessions",
+            ));
+        }
+    }
+    Ok(Target::Id(value.to_owned()))
+}
+
+/// CSRF defence for cookie-authenticated state changes: the browser must say the request is
+/// same-origin (`Sec-Fetch-Site`), or send an `Origin` equal to ours, or the client must send
+/// the custom `X-Requested-With` header, which a cross-site form cannot.
+pub fn check_csrf(ctx: &Ctx<'_>) -> Result<(), ApiError> {
+    if !matches!(ctx.req.method.as_str(), "POST" | "DELETE" | "PUT" | "PATCH") {
+        return Ok(());
+    }
+    let refuse = |why: &str| Err(ApiError::forbidden("csrf", why.to_owned()));
+    if let Some(site) = ctx.req.header("sec-fetch-site") {
+        return match site.trim() {
+            "same-origin" | "none" => Ok(()),
+            _ => refuse(
+                "cross-site request refused: a session cookie may only be used from this site",
+            ),
+        };
+    }
+    if let Some(origin) = ctx.req.header("origin") {
+        return if ctx
+            .origin()
+            .is_some_and(|ours| ours.eq_ignore_ascii_case(origin.trim()))
+        {
+            Ok(())
+        } else {
+            refuse(
+                "cross-origin request refused: a session cookie may only be used from this origin",
+            )
+        };
+    }
+    if ctx.req.header("x-requested-with").is_some() {
+        return Ok(());
+    }
+    refuse(
+        "a state-changing request authenticated by cookie needs an Origin or Sec-Fetch-Site \
+         header, or X-Requested-With",
+    )
+}
+
+/// Whether the request reached us over HTTPS, judged from `spin-full-url` (set by Spin and by
+/// our host) or `X-Forwarded-Proto` (set by TLS-terminating proxies).
+pub fn is_https(req: &super::Request) -> bool {
+    if let Some(proto) = req.header("x-forwarded-proto") {
+        let first = proto.split(',').next().unwrap_or("").trim();
+        if first.eq_ignore_ascii_case("https") {
+            return true;
+        }
+    }
+    req.header("spin-full-url").is_some_and(|url| {
+        url.get(..8)
+            .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    })
+}

@@ -1,0 +1,510 @@
+//! The REST API of DESIGN.md, served through `wasi:http/incoming-handler`.
+//!
+//! [`ROUTES`] is the one route table: the dispatcher reads it, and a test checks it against
+//! the OpenAPI document. A request flows through [`handle`]: configuration check, HTTPS
+//! requirement, body cap, route match (404/405), the handler, then the request log line.
+//! Handlers ([`routes`]) are thin: they check authorization ([`auth`]), parse input and call
+//! the [`Engine`] directly; every failure is an [`ApiError`] turned into JSON in one place.
+
+pub mod auth;
+pub mod cookies;
+// The `wasi:http` export exists only in the wasm build, like the WIT exports.
+#[cfg(target_arch = "wasm32")]
+mod entry;
+mod error;
+mod json;
+pub mod log;
+mod routes;
+
+pub use error::ApiError;
+
+use crate::config::{Config, ConfigError, LogLevel};
+use crate::session::engine::Engine;
+use crate::store::Db;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use std::cell::OnceCell;
+use std::rc::Rc;
+use std::time::Instant;
+
+/// Largest request body accepted; bigger bodies get 413 without being read to the end.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The OpenAPI 3 document of this API, served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// A request, read in full (up to [`MAX_BODY_BYTES`]) by the entry point.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub method: String,
+    /// The path, still percent-encoded.
+    pub path: String,
+    /// The query string without `?`.
+    pub query: String,
+    /// Header names in lowercase.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Set when the body exceeded [`MAX_BODY_BYTES`] (and was not read further).
+    pub body_too_large: bool,
+}
+
+impl Request {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// Every value of header `name` (case-insensitive).
+    pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The first value of query parameter `name`, decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query
+            .split('&')
+            .filter_map(|pair| {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                (percent_decode(&key.replace('+', " "))? == name)
+                    .then(|| percent_decode(&value.replace('+', " ")))
+                    .flatten()
+            })
+            .next()
+    }
+}
+
+/// A response.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// A JSON response.
+    pub fn json(status: u16, value: &Value) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: value.to_string().into_bytes(),
+        }
+    }
+
+    /// 200 with a JSON body.
+    pub fn ok(value: &Value) -> Self {
+        Self::json(200, value)
+    }
+
+    /// Adds a header.
+    pub fn set_header(&mut self, name: &str, value: impl Into<String>) {
+        self.headers.push((name.to_owned(), value.into()));
+    }
+
+    /// The first value of header `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// What a handler sees: the request, the configuration, the time of the request, and the
+/// database opened on first use (so `/health` and `/openapi.json` never touch it).
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    pub req: &'a Request,
+    pub config: &'a Config,
+    pub now: u64,
+    db: OnceCell<Rc<Db>>,
+}
+
+impl<'a> Ctx<'a> {
+    /// A context for `req`; the database is opened only when a handler asks for the engine.
+    pub fn new(req: &'a Request, config: &'a Config, now: u64) -> Self {
+        Self {
+            req,
+            config,
+            now,
+            db: OnceCell::new(),
+        }
+    }
+}
+
+impl Ctx<'_> {
+    /// The engine at this request's time.
+    pub fn engine(&self) -> Result<Engine<'_>, ApiError> {
+        let db = match self.db.get() {
+            Some(db) => db,
+            None => {
+                let db = Rc::new(Db::open().map_err(crate::session::engine::EngineError::from)?);
+                self.db.get_or_init(|| db)
+            }
+        };
+        Ok(Engine {
+            config: self.config,
+            db,
+            now: self.now,
+        })
+    }
+
+    /// Parses a required JSON body.
+    ///
+    /// # Errors
+    ///
+    /// 415 for a non-JSON content type, 422 for an empty, malformed or ill-typed body or an
+    /// unknown field.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        self.optional_json()?
+            .ok_or_else(|| ApiError::InvalidInput("a JSON request body is required".to_owned()))
+    }
+
+    /// Parses a JSON body that may be absent (empty).
+    ///
+    /// # Errors
+    ///
+    /// As [`Ctx::json`], except that an empty body is `None`.
+    pub fn optional_json<T: DeserializeOwned>(&self) -> Result<Option<T>, ApiError> {
+        if self.req.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        let content_type = self.req.header("content-type").unwrap_or("");
+        let media = content_type.split(';').next().unwrap_or("").trim();
+        let is_json = media.eq_ignore_ascii_case("application/json")
+            || media.to_ascii_lowercase().ends_with("+json");
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        serde_json::from_slice(&self.req.body)
+            .map(Some)
+            .map_err(|err| ApiError::InvalidInput(format!("invalid JSON body: {err}")))
+    }
+
+    /// A boolean query flag (`true`/`1`/`yes`; absent is false).
+    ///
+    /// # Errors
+    ///
+    /// 422 for any other value.
+    pub fn flag(&self, name: &str) -> Result<bool, ApiError> {
+        match self.req.query_param(name).as_deref() {
+            None | Some("false" | "0" | "no") => Ok(false),
+            Some("true" | "1" | "yes" | "") => Ok(true),
+            Some(other) => Err(ApiError::InvalidInput(format!(
+                "query parameter `{name}` must be true or false, got {other:?}"
+            ))),
+        }
+    }
+
+    /// This service's own origin (`scheme://authority`), from `spin-full-url` or `Host`.
+    pub fn origin(&self) -> Option<String> {
+        if let Some(url) = self.req.header("spin-full-url")
+            && let Some((scheme, rest)) = url.split_once("://")
+        {
+            let authority = rest.split(['/', '?']).next().unwrap_or("");
+            return Some(format!("{scheme}://{authority}"));
+        }
+        let host = self.req.header("host")?;
+        let scheme = if auth::is_https(self.req) {
+            "https"
+        } else {
+            "http"
+        };
+        Some(format!("{scheme}://{host}"))
+    }
+}
+
+/// A route handler: path parameters in pattern order.
+pub type Handler = fn(&Ctx<'_>, &[String]) -> Result<Reply, ApiError>;
+
+/// One row of the route table.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub method: &'static str,
+    /// Literal segments and `{name}` parameters, as in the OpenAPI document.
+    pub pattern: &'static str,
+    pub handler: Handler,
+}
+
+/// Every endpoint of the API.
+pub const ROUTES: &[Route] = &[
+    route("POST", "/sessions/create", routes::create),
+    route("GET", "/sessions/validate", routes::validate),
+    route("GET", "/sessions/stats", routes::stats),
+    route("POST", "/sessions/cleanup", routes::cleanup),
+    route("GET", "/sessions/{session_id}", routes::get),
+    route("DELETE", "/sessions/{session_id}", routes::delete),
+    route("POST", "/sessions/{session_id}/activity", routes::activity),
+    route("POST", "/sessions/{session_id}/extend", routes::extend),
+    route("POST", "/sessions/{session_id}/rotate", routes::rotate),
+    route("DELETE", "/sessions/user/{user_id}", routes::delete_user),
+    route(
+        "GET",
+        "/sessions/user/{user_id}/sessions",
+        routes::list_user,
+    ),
+    route("GET", "/health", routes::health),
+    route("GET", "/openapi.json", routes::openapi),
+];
+
+const fn route(method: &'static str, pattern: &'static str, handler: Handler) -> Route {
+    Route {
+        method,
+        pattern,
+        handler,
+    }
+}
+
+/// The parameters of `pattern` matched against `segments`, or `None`. Parameters never match
+/// an empty segment.
+fn match_pattern(pattern: &str, segments: &[String]) -> Option<Vec<String>> {
+    let parts: Vec<&str> = pattern.trim_start_matches('/').split('/').collect();
+    if parts.len() != segments.len() {
+        return None;
+    }
+    let mut params = Vec::new();
+    for (part, segment) in parts.iter().zip(segments) {
+        if part.starts_with('{') {
+            if segment.is_empty() {
+                return None;
+            }
+            params.push(segment.clone());
+        } else if part != segment {
+            return None;
+        }
+    }
+    Some(params)
+}
+
+fn literal_segments(pattern: &str) -> usize {
+    pattern.split('/').filter(|p| !p.starts_with('{')).count()
+}
+
+/// Finds the route for `method` and `path`. Among patterns matching the path, the most
+/// literal ones win, so `/sessions/stats` is never read as a session id.
+///
+/// # Errors
+///
+/// 404 when no pattern matches the path; 405 (with the allowed methods) when only the
+/// method is wrong.
+pub fn find_route(method: &str, path: &str) -> Result<(&'static Route, Vec<String>), ApiError> {
+    let not_found = || ApiError::NotFound(format!("no endpoint at {}", log::redact_path(path)));
+    let segments: Vec<String> = path
+        .trim_start_matches('/')
+        .split('/')
+        .map(percent_decode)
+        .collect::<Option<_>>()
+        .ok_or_else(not_found)?;
+    let matching: Vec<(&'static Route, Vec<String>)> = ROUTES
+        .iter()
+        .filter_map(|r| match_pattern(r.pattern, &segments).map(|p| (r, p)))
+        .collect();
+    let best = matching
+        .iter()
+        .map(|(r, _)| literal_segments(r.pattern))
+        .max()
+        .ok_or_else(not_found)?;
+    let mut candidates = matching
+        .into_iter()
+        .filter(|(r, _)| literal_segments(r.pattern) == best);
+    let mut allowed = Vec::new();
+    for (route, params) in candidates.by_ref() {
+        if route.method == method {
+            return Ok((route, params));
+        }
+        allowed.push(route.method);
+    }
+    Err(ApiError::MethodNotAllowed(allowed))
+}
+
+/// Decodes `%XX` escapes; `None` for a bad escape or invalid UTF-8.
+pub fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Serves one request. `now` is the request's time (the clock is read once, by the caller);
+/// `started` only measures the duration for the log line.
+pub fn handle(
+    req: &Request,
+    now: u64,
+    config: Result<Rc<Config>, ConfigError>,
+    started: Instant,
+) -> Reply {
+    let config = match config {
+        Ok(config) => config,
+        Err(err) => {
+            // No usable log level: configuration errors are always logged.
+            log::emit(
+                LogLevel::Debug,
+                LogLevel::Error,
+                now,
+                "invalid configuration",
+                json!({"cause": err.to_string()}),
+            );
+            return ApiError::Config(err).into_reply();
+        }
+    };
+    let ctx = Ctx {
+        req,
+        config: &config,
+        now,
+        db: OnceCell::new(),
+    };
+    let mut reply = match dispatch(&ctx) {
+        Ok(reply) => reply,
+        Err(err) => {
+            if err.status() >= 500 && !matches!(err, ApiError::AdminKeyMissing) {
+                log::emit(
+                    config.log_level,
+                    LogLevel::Error,
+                    now,
+                    "request failed",
+                    json!({"kind": err.kind(), "cause": err.to_string(),
+                           "path": log::redact_path(&req.path)}),
+                );
+            }
+            err.into_reply()
+        }
+    };
+    // Responses may carry tokens; no cache may keep them.
+    reply.set_header("cache-control", "no-store");
+    if config.require_https {
+        reply.set_header(
+            "strict-transport-security",
+            "max-age=63072000; includeSubDomains",
+        );
+    }
+    if config.log_requests {
+        log::emit(
+            config.log_level,
+            LogLevel::Info,
+            now,
+            "request",
+            json!({
+                "method": req.method,
+                "path": log::redact_path(&req.path),
+                "status": reply.status,
+                "duration_ms": started.elapsed().as_secs_f64() * 1000.0,
+            }),
+        );
+    }
+    reply
+}
+
+fn dispatch(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
+    // Health stays reachable over plain HTTP so that probes inside the cluster keep working.
+    if ctx.config.require_https && ctx.req.path != "/health" && !auth::is_https(ctx.req) {
+        return Err(ApiError::forbidden(
+            "https_required",
+            "this service requires HTTPS",
+        ));
+    }
+    if ctx.req.body_too_large {
+        return Err(ApiError::TooLarge(MAX_BODY_BYTES));
+    }
+    let (route, params) = find_route(&ctx.req.method, &ctx.req.path)?;
+    (route.handler)(ctx, &params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn literal_routes_win_over_parameters() {
+        let (route, params) = find_route("GET", "/sessions/stats").unwrap();
+        assert_eq!(route.pattern, "/sessions/stats");
+        assert!(params.is_empty());
+        let (route, params) = find_route("GET", "/sessions/abc").unwrap();
+        assert_eq!(route.pattern, "/sessions/{session_id}");
+        assert_eq!(params, ["abc"]);
+    }
+
+    #[test]
+    fn a_wrong_method_is_405_with_the_allowed_methods() {
+        match find_route("PUT", "/sessions/abc") {
+            Err(ApiError::MethodNotAllowed(allowed)) => assert_eq!(allowed, ["GET", "DELETE"]),
+            other => panic!("{other:?}"),
+        }
+        match find_route("GET", "/sessions/create") {
+            Err(ApiError::MethodNotAllowed(allowed)) => assert_eq!(allowed, ["POST"]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unknown_paths_are_404() {
+        for path in [
+            "/",
+            "/nope",
+            "/sessions",
+            "/sessions/",
+            "/sessions/a/b/c/d",
+            "/%zz",
+        ] {
+            assert!(
+                matches!(find_route("GET", path), Err(ApiError::NotFound(_))),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn path_parameters_are_percent_decoded() {
+        let (_, params) = find_route("GET", "/sessions/user/jane%20doe/sessions").unwrap();
+        assert_eq!(params, ["jane doe"]);
+    }
+
+    #[test]
+    fn query_parameters_are_decoded() {
+        let req = Request {
+            query: "role=team%20lead&x=1&flag".into(),
+            ..Request::default()
+        };
+        assert_eq!(req.query_param("role").as_deref(), Some("team lead"));
+        assert_eq!(req.query_param("flag").as_deref(), Some(""));
+        assert_eq!(req.query_param("missing"), None);
+    }
+
+    /// Every route of the table is in the OpenAPI document, and the document has no other.
+    #[test]
+    fn openapi_document_lists_exactly_the_routes_of_the_table() {
+        let doc: Value = serde_json::from_str(OPENAPI).expect("openapi.json is valid JSON");
+        assert!(doc["openapi"].as_str().unwrap_or("").starts_with("3."));
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for method in item.as_object().expect("path item").keys() {
+                if ["get", "post", "put", "delete", "patch", "head", "options"]
+                    .contains(&method.as_str())
+                {
+                    documented.insert((method.to_ascii_uppercase(), path.clone()));
+                }
+            }
+        }
+        let routed: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|r| (r.method.to_owned(), r.pattern.to_owned()))
+            .collect();
+        assert_eq!(routed, documented);
+    }
+}

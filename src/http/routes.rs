@@ -1,0 +1,246 @@
+//! The handlers of [`super::ROUTES`]: authorization, input, one engine call, JSON out.
+//!
+//! Request bodies reject unknown fields (`deny_unknown_fields`): a misspelt `timout` must
+//! not silently fall back to the default. Endpoints that take no body ignore one.
+
+use super::auth::{self, Caller, Source, Target};
+use super::error::ApiError;
+use super::{Ctx, OPENAPI, Reply, cookies, json};
+use crate::session::engine::Issued;
+use crate::session::policy::Requirement;
+use serde::Deserialize;
+use serde_json::{Value, json as j};
+
+/// Rows a `POST /sessions/cleanup` deletes when the body does not say.
+const DEFAULT_CLEANUP_ROWS: u32 = 100_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    user_id: String,
+    timeout: Option<u32>,
+    metadata: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtendBody {
+    additional_seconds: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CleanupBody {
+    max_rows: Option<u32>,
+}
+
+/// `POST /sessions/create` (admin).
+pub fn create(ctx: &Ctx<'_>, _: &[String]) -> Result<Reply, ApiError> {
+    auth::require_admin(ctx)?;
+    let body: CreateBody = ctx.json()?;
+    let metadata = match body.metadata {
+        None | Some(Value::Null) => None,
+        Some(value @ Value::Object(_)) => Some(value.to_string()),
+        Some(_) => {
+            return Err(ApiError::InvalidInput(
+                "metadata must be a JSON object".to_owned(),
+            ));
+        }
+    };
+    let set_cookie = ctx.flag("set_cookie")?;
+    let issued = ctx
+        .engine()?
+        .create(&body.user_id, body.timeout, metadata.as_deref())?;
+    Ok(issued_reply(ctx, &issued, set_cookie))
+}
+
+/// `GET /sessions/{session_id}`.
+pub fn get(ctx: &Ctx<'_>, params: &[String]) -> Result<Reply, ApiError> {
+    let target = auth::target(ctx, param(params)?)?;
+    let engine = ctx.engine()?;
+    let session = match &target {
+        Target::Token(token) => engine.get(token)?,
+        Target::Id(id) => engine.get(id)?,
+    };
+    Ok(Reply::ok(&json::session(&session)))
+}
+
+/// `POST /sessions/{session_id}/activity`.
+pub fn activity(ctx: &Ctx<'_>, params: &[String]) -> Result<Reply, ApiError> {
+    let target = auth::target(ctx, param(params)?)?;
+    let engine = ctx.engine()?;
+    let session = match &target {
+        Target::Token(token) => engine.touch(token)?,
+        Target::Id(id) => engine.touch_id(id)?,
+    };
+    Ok(Reply::ok(&json::session(&session)))
+}
+
+/// `POST /sessions/{session_id}/extend` with `{"additional_seconds": n}`.
+pub fn extend(ctx: &Ctx<'_>, params: &[String]) -> Result<Reply, ApiError> {
+    let target = auth::target(ctx, param(params)?)?;
+    let body: ExtendBody = ctx.json()?;
+    let engine = ctx.engine()?;
+    let session = match &target {
+        Target::Token(token) => engine.extend(token, body.additional_seconds)?,
+        Target::Id(id) => engine.extend_id(id, body.additional_seconds)?,
+    };
+    Ok(Reply::ok(&json::session(&session)))
+}
+
+/// `POST /sessions/{session_id}/rotate`: a new token; the old one is dead at once.
+pub fn rotate(ctx: &Ctx<'_>, params: &[String]) -> Result<Reply, ApiError> {
+    let target = auth::target(ctx, param(params)?)?;
+    let set_cookie = ctx.flag("set_cookie")?;
+    let engine = ctx.engine()?;
+    let issued = match &target {
+        Target::Token(token) => engine.rotate(token)?,
+        Target::Id(id) => engine.rotate_id(id)?,
+    };
+    Ok(issued_reply(ctx, &issued, set_cookie))
+}
+
+/// `DELETE /sessions/{session_id}`. Clears the session cookie when it named this session.
+pub fn delete(ctx: &Ctx<'_>, params: &[String]) -> Result<Reply, ApiError> {
+    let target = auth::target(ctx, param(params)?)?;
+    let engine = ctx.engine()?;
+    match &target {
+        Target::Token(token) => engine.invalidate(token)?,
+        Target::Id(id) => engine.invalidate(id)?,
+    }
+    let mut reply = Reply::ok(&j!({"invalidated": true, "id": target.id()}));
+    if cookie_names(ctx, target.id()) {
+        reply.set_header("set-cookie", cookies::clear(ctx.config));
+    }
+    Ok(reply)
+}
+
+/// `DELETE /sessions/user/{user_id}` (admin or the same user); `?except_current=true` keeps
+/// the caller's own session.
+pub fn delete_user(ctx: &Ctx<'_>, params: &[String]) -> Result<Reply, ApiError> {
+    let user_id = param(params)?;
+    let caller = auth::admin_or_user(ctx, user_id)?;
+    let except_current = ctx.flag("except_current")?;
+    let except = match (&caller, except_current) {
+        (_, false) => None,
+        (Caller::User { session, .. }, true) => Some(session.id.clone()),
+        (Caller::Admin, true) => {
+            return Err(ApiError::InvalidInput(format!(
+                "except_current needs the caller's session in the {} header or cookie, \
+                 not the admin key",
+                ctx.config.session_header
+            )));
+        }
+    };
+    let count = ctx.engine()?.invalidate_user(user_id, except.as_deref())?;
+    let mut reply = Reply::ok(&j!({"user_id": user_id, "invalidated": count}));
+    let own_cookie = matches!(
+        caller,
+        Caller::User {
+            source: Source::Cookie,
+            ..
+        }
+    );
+    if own_cookie && !except_current {
+        reply.set_header("set-cookie", cookies::clear(ctx.config));
+    }
+    Ok(reply)
+}
+
+/// `GET /sessions/user/{user_id}/sessions` (admin or the same user). Never tokens.
+pub fn list_user(ctx: &Ctx<'_>, params: &[String]) -> Result<Reply, ApiError> {
+    let user_id = param(params)?;
+    auth::admin_or_user(ctx, user_id)?;
+    let sessions = ctx.engine()?.list_user(user_id)?;
+    let list: Vec<Value> = sessions.iter().map(json::session).collect();
+    Ok(Reply::ok(
+        &j!({"user_id": user_id, "count": list.len(), "sessions": list}),
+    ))
+}
+
+/// `GET /sessions/stats` (admin).
+pub fn stats(ctx: &Ctx<'_>, _: &[String]) -> Result<Reply, ApiError> {
+    auth::require_admin(ctx)?;
+    Ok(Reply::ok(&json::stats(&ctx.engine()?.stats()?)))
+}
+
+/// `POST /sessions/cleanup` (admin), optional body `{"max_rows": n}`.
+pub fn cleanup(ctx: &Ctx<'_>, _: &[String]) -> Result<Reply, ApiError> {
+    auth::require_admin(ctx)?;
+    let body: Option<CleanupBody> = ctx.optional_json()?;
+    let max_rows = body
+        .and_then(|b| b.max_rows)
+        .unwrap_or(DEFAULT_CLEANUP_ROWS);
+    let deleted = ctx.engine()?.cleanup(max_rows)?;
+    Ok(Reply::ok(&j!({"deleted": deleted})))
+}
+
+/// `GET /sessions/validate`: the caller's own session (header or cookie); `?role=` and
+/// `?permission=` add requirements (403 when unmet).
+pub fn validate(ctx: &Ctx<'_>, _: &[String]) -> Result<Reply, ApiError> {
+    let Some((token, _)) = auth::caller_token(ctx) else {
+        return Err(ApiError::unauthorized(format!(
+            "send the session token in the {} header or the session cookie",
+            ctx.config.session_header
+        )));
+    };
+    let mut session = auth::own_session(ctx, &token)?;
+    let engine = ctx.engine()?;
+    for (name, requirement) in [
+        ("role", Requirement::Role as fn(String) -> Requirement),
+        ("permission", Requirement::Permission),
+    ] {
+        if let Some(value) = ctx.req.query_param(name) {
+            if value.is_empty() {
+                return Err(ApiError::InvalidInput(format!(
+                    "`{name}` must not be empty"
+                )));
+            }
+            session = engine.authorize(&token, &requirement(value))?;
+        }
+    }
+    let mut body = json::session(&session);
+    body["valid"] = Value::Bool(true);
+    Ok(Reply::ok(&body))
+}
+
+/// `GET /health`: no database access, so it answers even when storage is down.
+pub fn health(_: &Ctx<'_>, _: &[String]) -> Result<Reply, ApiError> {
+    Ok(Reply::ok(
+        &j!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}),
+    ))
+}
+
+/// `GET /openapi.json`.
+pub fn openapi(_: &Ctx<'_>, _: &[String]) -> Result<Reply, ApiError> {
+    Ok(Reply {
+        status: 200,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: OPENAPI.as_bytes().to_vec(),
+    })
+}
+
+fn param(params: &[String]) -> Result<&str, ApiError> {
+    params
+        .first()
+        .map(String::as_str)
+        .ok_or_else(|| ApiError::Internal("route without its path parameter".to_owned()))
+}
+
+/// Whether the request's session cookie belongs to the session `id`.
+fn cookie_names(ctx: &Ctx<'_>, id: &str) -> bool {
+    matches!(auth::caller_token(ctx), Some((token, Source::Cookie))
+        if token.split_once('.').is_some_and(|(cookie_id, _)| cookie_id == id))
+}
+
+fn issued_reply(ctx: &Ctx<'_>, issued: &Issued, set_cookie: bool) -> Reply {
+    let mut reply = Reply::ok(&json::issued(issued));
+    if set_cookie {
+        let max_age = issued.session.absolute_expires_at.saturating_sub(ctx.now) / 1000;
+        reply.set_header(
+            "set-cookie",
+            cookies::set(ctx.config, &issued.token.expose(), max_age),
+        );
+    }
+    reply
+}
