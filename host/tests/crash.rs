@@ -131,7 +131,10 @@ fn extend(addr: SocketAddr, ledger: &Ledger, id: &str) -> Result<(), ()> {
     let path = format!("/sessions/{token}/extend");
     let response = request(addr, "POST", &path, &[], Some(&body)).map_err(|_| ())?;
     assert_eq!(response.status, 200, "extend: {:?}", response.json());
-    let expires_at = response.json()["expires_at"].as_str().expect("expires_at").to_owned();
+    let expires_at = response.json()["expires_at"]
+        .as_str()
+        .expect("expires_at")
+        .to_owned();
     let mut sessions = ledger.sessions.lock().unwrap();
     let known = sessions.get_mut(id).expect("known session");
     known.expires_at = known.expires_at.clone().max(expires_at);
@@ -171,8 +174,14 @@ fn assert_integrity(db: &Path) {
 fn check(serve: &Serve, ledger: &Ledger, round: usize) {
     let sessions = ledger.sessions.lock().unwrap().clone();
     for (id, known) in &sessions {
-        let response = request(serve.addr, "GET", &format!("/sessions/{}", known.token), &[], None)
-            .expect("the restarted server answers");
+        let response = request(
+            serve.addr,
+            "GET",
+            &format!("/sessions/{}", known.token),
+            &[],
+            None,
+        )
+        .expect("the restarted server answers");
         if known.deleted {
             assert_eq!(
                 response.status, 404,
@@ -180,7 +189,8 @@ fn check(serve: &Serve, ledger: &Ledger, round: usize) {
             );
         } else if !known.delete_in_doubt {
             assert_eq!(
-                response.status, 200,
+                response.status,
+                200,
                 "round {round}: acknowledged create of {id} was lost: {:?}",
                 response.json()
             );

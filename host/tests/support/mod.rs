@@ -67,7 +67,10 @@ impl Serve {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("serve did not answer /health within 60 s: {}", self.log_text());
+        panic!(
+            "serve did not answer /health within 60 s: {}",
+            self.log_text()
+        );
     }
 
     /// What the server wrote to stderr so far.
@@ -192,7 +195,9 @@ pub fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
         dechunk(rest)?
     } else if let Some((_, len)) = headers.iter().find(|(k, _)| k == "content-length") {
         let len: usize = len.parse().map_err(|_| invalid("bad content-length"))?;
-        rest.get(..len).ok_or_else(|| invalid("short body"))?.to_vec()
+        rest.get(..len)
+            .ok_or_else(|| invalid("short body"))?
+            .to_vec()
     } else {
         rest.to_vec()
     };
