@@ -866,6 +866,10 @@ async fn migrations_are_idempotent_and_recorded() {
             .unwrap();
     }
     let db = rusqlite::Connection::open(dir.path().join("sessions.db")).unwrap();
+    let journal: String = db
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(journal, "wal", "the host runs file databases in WAL mode");
     let versions: Vec<i64> = db
         .prepare("SELECT version FROM zoe_schema")
         .unwrap()

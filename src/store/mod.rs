@@ -77,6 +77,9 @@ impl Db {
         let db = Self {
             conn: Connection::open_default()?,
         };
+        // Concurrent instances queue for the write lock instead of failing with "database is
+        // locked". Our host already sets this; Spin's hosts may not.
+        db.execute("PRAGMA busy_timeout = 5000", &[])?;
         schema::migrate_once(&db)?;
         Ok(db)
     }

@@ -1,0 +1,48 @@
+//! The built component's outer shape: what it exports and the only things it imports. This is
+//! what `wasm-tools component wit` shows, checked on every test run.
+
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use std::collections::BTreeSet;
+
+fn names<'a>(items: impl Iterator<Item = (&'a str, impl Sized)>) -> BTreeSet<String> {
+    items.map(|(name, _)| name.to_owned()).collect()
+}
+
+#[test]
+fn exports_the_sessions_interface() {
+    let runtime = common::runtime();
+    let ty = runtime.component().component_type();
+    let exports = names(ty.exports(runtime.engine()));
+    assert!(
+        exports.contains("zoe:session/sessions@0.1.0"),
+        "{exports:?}"
+    );
+    for name in &exports {
+        assert!(
+            name == "zoe:session/sessions@0.1.0"
+                || name.starts_with("wasi:http/incoming-handler@0.2."),
+            "unexpected export {name}"
+        );
+    }
+}
+
+#[test]
+fn imports_only_spin_sqlite_spin_variables_and_wasi_0_2() {
+    let runtime = common::runtime();
+    let ty = runtime.component().component_type();
+    let imports = names(ty.imports(runtime.engine()));
+    assert!(imports.contains("spin:sqlite/sqlite@3.0.0"), "{imports:?}");
+    assert!(
+        imports.contains("fermyon:spin/variables@2.0.0"),
+        "{imports:?}"
+    );
+    for name in &imports {
+        let allowed = name == "spin:sqlite/sqlite@3.0.0"
+            || name == "fermyon:spin/variables@2.0.0"
+            || (name.starts_with("wasi:") && name.contains("@0.2."));
+        assert!(allowed, "unexpected import {name}");
+    }
+}
