@@ -76,6 +76,13 @@ enum Command {
         /// Requests served at once (more wait their turn).
         #[arg(long, default_value_t = 64)]
         max_concurrent: u32,
+        /// Longest a client may take to send a request head, and how long an idle
+        /// connection is kept, e.g. `10s`.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        header_timeout: Duration,
+        /// Connections open at once; more get 503.
+        #[arg(long, default_value_t = 1024)]
+        max_connections: usize,
     },
     /// Delete expired sessions.
     Cleanup {
@@ -106,9 +113,19 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
         component,
         request_timeout,
         max_concurrent,
+        header_timeout,
+        max_connections,
     } = cli.command
     {
-        return serve(config, listen, component, request_timeout, max_concurrent).await;
+        let limits = ServeOptions {
+            listen,
+            request_timeout,
+            max_concurrent: max_concurrent as usize,
+            header_read_timeout: header_timeout,
+            max_connections,
+            ..ServeOptions::default()
+        };
+        return serve(config, component, limits).await;
     }
     let runtime = Runtime::new(Allocation::OnDemand)?;
     let host = SessionHost::open(&runtime, config).await?;
@@ -202,10 +219,8 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
 
 async fn serve(
     mut config: HostConfig,
-    listen: std::net::SocketAddr,
     component: Option<std::path::PathBuf>,
-    request_timeout: Duration,
-    max_concurrent: u32,
+    limits: ServeOptions,
 ) -> Result<ExitCode, HostError> {
     if config
         .variables
@@ -233,7 +248,9 @@ async fn serve(
         .unwrap_or(300);
     // A few slots beyond the request limit for the cleanup timer's instance.
     let allocation = Allocation::Pooling {
-        max_instances: max_concurrent.saturating_add(4),
+        max_instances: u32::try_from(limits.max_concurrent)
+            .unwrap_or(u32::MAX)
+            .saturating_add(4),
     };
     let runtime = match &component {
         Some(path) => Runtime::from_file(path, allocation)?,
@@ -241,10 +258,8 @@ async fn serve(
     };
     let host = SessionHost::open(&runtime, config).await?;
     let options = ServeOptions {
-        listen,
-        request_timeout,
         cleanup_interval: Some(Duration::from_secs(cleanup_interval.max(1))),
-        max_concurrent: max_concurrent as usize,
+        ..limits
     };
     let server = Server::start(host, options)
         .await

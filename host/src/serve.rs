@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,6 +46,15 @@ pub struct ServeOptions {
     pub cleanup_interval: Option<Duration>,
     /// Requests served at once; more wait. Keep it below the runtime's pooling slots.
     pub max_concurrent: usize,
+    /// Longest a client may take to send a request head, counted from when the server starts
+    /// waiting for it; also how long an idle keep-alive connection is kept. Slowloris clients
+    /// and idle sockets are cut off after this.
+    pub header_read_timeout: Duration,
+    /// Largest request head (request line and headers) accepted; larger ones get 431.
+    pub max_header_bytes: usize,
+    /// Connections open at once; a connection beyond this gets 503 and is closed, so idle
+    /// sockets cannot exhaust file descriptors or memory.
+    pub max_connections: usize,
 }
 
 impl Default for ServeOptions {
@@ -55,6 +64,9 @@ impl Default for ServeOptions {
             request_timeout: Duration::from_secs(10),
             cleanup_interval: Some(Duration::from_secs(300)),
             max_concurrent: 64,
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 32 * 1024,
+            max_connections: 1024,
         }
     }
 }
@@ -88,6 +100,9 @@ struct Shared {
     request_timeout: Duration,
     permits: Semaphore,
     listen: SocketAddr,
+    connections: Arc<Semaphore>,
+    header_read_timeout: Duration,
+    max_header_bytes: usize,
 }
 
 impl Server {
@@ -125,6 +140,9 @@ impl Server {
             request_timeout: options.request_timeout,
             permits: Semaphore::new(options.max_concurrent.max(1)),
             listen: addr,
+            connections: Arc::new(Semaphore::new(options.max_connections.max(1))),
+            header_read_timeout: options.header_read_timeout,
+            max_header_bytes: options.max_header_bytes,
         });
         let (shutdown, signal) = watch::channel(false);
         let accept = tokio::spawn(accept_loop(listener, shared, signal));
@@ -182,9 +200,17 @@ async fn accept_loop(
                     Ok(accepted) => accepted,
                     Err(err) => {
                         log_line("WARN", "accept failed", &err.to_string());
+                        // E.g. out of file descriptors: back off instead of spinning.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
                 };
+                let Ok(slot) = shared.connections.clone().try_acquire_owned() else {
+                    tokio::spawn(refuse_connection(stream));
+                    continue;
+                };
+                let (header_read_timeout, max_header_bytes) =
+                    (shared.header_read_timeout, shared.max_header_bytes);
                 let shared = shared.clone();
                 let service = service_fn(move |req| {
                     let shared = shared.clone();
@@ -192,11 +218,15 @@ async fn accept_loop(
                 });
                 let conn = http1::Builder::new()
                     .keep_alive(true)
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(header_read_timeout)
+                    .max_header_size(max_header_bytes)
                     .serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     // Clients that hang up mid-request are not the server's problem.
                     let _ = conn.await;
+                    drop(slot);
                 });
             }
             _ = signal.changed() => break,
@@ -338,6 +368,26 @@ impl Shared {
             },
         }
     }
+}
+
+/// Answers a connection over the limit with 503 and closes it, without reading its request.
+async fn refuse_connection(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let body = r#"{"error":"too_many_connections","detail":"the server has too many open connections; retry later"}"#;
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+        // Drain what the client sent: closing with unread input would reset the connection
+        // and could destroy the 503 before the client reads it.
+        let mut sink = [0u8; 4096];
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
 }
 
 /// A JSON error made by the host itself, for when the guest could not answer.

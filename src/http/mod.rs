@@ -6,13 +6,14 @@
 //! Handlers ([`routes`]) are thin: they check authorization ([`auth`]), parse input and call
 //! the [`Engine`] directly; every failure is an [`ApiError`] turned into JSON in one place.
 
-mod auth;
-mod cookies;
+pub mod auth;
+pub mod cookies;
+// The `wasi:http` export exists only in the wasm build, like the WIT exports.
 #[cfg(target_arch = "wasm32")]
 mod entry;
 mod error;
 mod json;
-mod log;
+pub mod log;
 mod routes;
 
 pub use error::ApiError;
@@ -123,6 +124,18 @@ pub struct Ctx<'a> {
     pub config: &'a Config,
     pub now: u64,
     db: OnceCell<Db>,
+}
+
+impl<'a> Ctx<'a> {
+    /// A context for `req`; the database is opened only when a handler asks for the engine.
+    pub fn new(req: &'a Request, config: &'a Config, now: u64) -> Self {
+        Self {
+            req,
+            config,
+            now,
+            db: OnceCell::new(),
+        }
+    }
 }
 
 impl Ctx<'_> {

@@ -1,0 +1,231 @@
+//! Shared set-up for the tests that run `serve` as a child process: start the real binary on
+//! a database file, wait until it answers, and talk to it over loopback with a deliberately
+//! small HTTP/1.1 client (one connection per request, so a killed server shows up as a
+//! connection error, and raw sockets are at hand for the slow-client tests).
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of this module"
+)]
+
+use serde_json::Value;
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The admin key every test server is started with.
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef";
+
+/// How long one request may take before the test gives up on it (never reached when healthy;
+/// it only turns a hang into a failure).
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A `serve` child process on a database file. Killed (SIGKILL) when dropped.
+#[derive(Debug)]
+pub struct Serve {
+    child: Child,
+    pub addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl Serve {
+    /// Starts `serve` on `db` with `extra` environment variables and waits until `/health`
+    /// answers.
+    pub fn start(db: &Path, extra: &[(&str, &str)]) -> Self {
+        let addr = free_port();
+        let log = db.with_extension(format!("serve-{}.log", addr.port()));
+        let mut command = Command::new(env!("CARGO_BIN_EXE_zoe-session-host"));
+        command
+            .env_clear()
+            .env("SESSION_DB_PATH", db)
+            .env("SESSION_ADMIN_KEY", ADMIN_KEY)
+            .env("SESSION_LOG_REQUESTS", "false")
+            .env("SESSION_MAX_PER_USER", "100000")
+            .args(["serve", "--listen", &addr.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"));
+        for (name, value) in extra {
+            command.env(name, value);
+        }
+        let child = command.spawn().expect("the binary starts");
+        let mut serve = Self { child, addr, log };
+        serve.wait_ready();
+        serve
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                panic!("serve exited with {status}: {}", self.log_text());
+            }
+            if get(self.addr, "/health", &[]).is_ok_and(|r| r.status == 200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "serve did not answer /health within 60 s: {}",
+            self.log_text()
+        );
+    }
+
+    /// What the server wrote to stderr so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no shutdown code runs, exactly like a crash or an OOM kill.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("reap");
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr")
+}
+
+/// A response: status, lowercase headers, body.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|err| {
+            panic!(
+                "status {} body is not JSON ({err}): {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// The first value of header `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// `GET path`.
+pub fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Response> {
+    request(addr, "GET", path, headers, None)
+}
+
+/// Sends one request on a fresh connection and reads the whole response.
+///
+/// # Errors
+///
+/// Any I/O error, e.g. the server is gone; a malformed response is an `InvalidData` error.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&Value>,
+) -> std::io::Result<Response> {
+    let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    if !body.is_empty() {
+        head.push_str("content-type: application/json\r\n");
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body.as_bytes())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    parse_response(&raw)
+}
+
+fn invalid(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned())
+}
+
+/// Parses a complete HTTP/1.1 response (content-length, chunked, or read to close).
+pub fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| invalid("no end of headers"))?;
+    let head = std::str::from_utf8(&raw[..end]).map_err(|_| invalid("head is not UTF-8"))?;
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|line| line.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| invalid("bad status line"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let rest = &raw[end + 4..];
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked {
+        dechunk(rest)?
+    } else if let Some((_, len)) = headers.iter().find(|(k, _)| k == "content-length") {
+        let len: usize = len.parse().map_err(|_| invalid("bad content-length"))?;
+        rest.get(..len)
+            .ok_or_else(|| invalid("short body"))?
+            .to_vec()
+    } else {
+        rest.to_vec()
+    };
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut rest: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or_else(|| invalid("bad chunk"))?;
+        let size_text = std::str::from_utf8(&rest[..line_end]).map_err(|_| invalid("chunk"))?;
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| invalid("bad chunk size"))?;
+        rest = &rest[line_end + 2..];
+        if size == 0 {
+            return Ok(body);
+        }
+        body.extend_from_slice(rest.get(..size).ok_or_else(|| invalid("short chunk"))?);
+        rest = rest.get(size + 2..).ok_or_else(|| invalid("short chunk"))?;
+    }
+}
+
+/// The `Authorization` header carrying [`ADMIN_KEY`].
+pub const ADMIN: (&str, &str) = ("authorization", "Bearer test-admin-key-0123456789abcdef");
