@@ -6,23 +6,17 @@
 // The tests run natively and drive the component through the host.
 #![cfg(not(target_arch = "wasm32"))]
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+mod api_client;
+
+use self::api_client::{Api, Reply};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::ops::Deref;
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use zoe_session_compose::{CHAT_APP_WASM, GATED_CHAT_APP_WASM};
-use zoe_session_host::{
-    Allocation, Clock, HostConfig, Location, Runtime, ServeOptions, Server, SessionHost,
-};
-
-/// 2027-01-15T08:00:00Z: a fixed start so tests never depend on the real date.
-const START_MS: u64 = 1_800_000_000_000;
+use zoe_session_host::{Allocation, Runtime};
 
 /// Each composed component compiled once per test binary.
 fn runtime(path: &str) -> Runtime {
@@ -41,122 +35,26 @@ fn runtime(path: &str) -> Runtime {
 }
 
 /// A composed component served on an ephemeral loopback port, over a temp-dir database with a
-/// manual clock, exactly as `zoe-session-host serve --component PATH` serves it.
+/// manual clock, with the chat app's own requests on top of the shared client.
 struct App {
-    server: Option<Server>,
-    addr: SocketAddr,
-    clock: Clock,
-    log: MemoryOutputPipe,
-    _dir: tempfile::TempDir,
+    api: Api,
 }
 
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    text: String,
-    json: Value,
-}
+impl Deref for App {
+    type Target = Api;
 
-impl Reply {
-    /// Asserts the status and returns the JSON body.
-    #[track_caller]
-    fn expect(&self, status: u16) -> &Value {
-        assert_eq!(
-            self.status, status,
-            "unexpected status; body: {}",
-            self.text
-        );
-        &self.json
-    }
-
-    /// Asserts an error status and kind, and the `{"error","detail"}` shape.
-    #[track_caller]
-    fn expect_error(&self, status: u16, kind: &str) {
-        assert_eq!(
-            self.status, status,
-            "unexpected status; body: {}",
-            self.text
-        );
-        assert_eq!(self.json["error"], kind, "body: {}", self.text);
-        assert!(self.json["detail"].is_string(), "no detail: {}", self.text);
+    fn deref(&self) -> &Api {
+        &self.api
     }
 }
 
 async fn serve(path: &str, variables: &[(&str, &str)]) -> App {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = HostConfig {
-        database: Location::File(dir.path().join("sessions.db")),
-        ..HostConfig::in_memory()
-    };
-    for (name, value) in variables {
-        config.variables.set(*name, *value);
-    }
-    let clock = Clock::manual(START_MS);
-    let log = MemoryOutputPipe::new(1 << 20);
-    let host = SessionHost::open_with_clock(&runtime(path), config, clock.clone())
-        .await
-        .expect("host opens a composed app")
-        .with_guest_stderr(log.clone());
-    let options = ServeOptions {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        cleanup_interval: None,
-        max_concurrent: 8,
-        ..ServeOptions::default()
-    };
-    let server = Server::start(host, options).await.expect("server starts");
     App {
-        addr: server.local_addr(),
-        server: Some(server),
-        clock,
-        log,
-        _dir: dir,
+        api: api_client::start_on(&runtime(path), None, variables).await,
     }
 }
 
 impl App {
-    async fn send(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: Option<&str>,
-    ) -> Reply {
-        let stream = tokio::net::TcpStream::connect(self.addr)
-            .await
-            .expect("connect");
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .expect("handshake");
-        tokio::spawn(conn);
-        let mut request = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", self.addr.to_string());
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        if body.is_some() {
-            request = request.header("content-type", "application/json");
-        }
-        let request = request
-            .body(Full::new(Bytes::from(body.unwrap_or_default().to_owned())))
-            .expect("request");
-        let response = sender
-            .send_request(request)
-            .await
-            .unwrap_or_else(|err| panic!("{method} {path}: {err}"));
-        let status = response.status().as_u16();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply { status, text, json }
-    }
-
     async fn get(&self, path: &str, token: Option<&str>) -> Reply {
         let headers: Vec<(&str, &str)> = token.map(|t| ("x-session-id", t)).into_iter().collect();
         self.send("GET", path, &headers, None).await
@@ -178,14 +76,8 @@ impl App {
             .await
     }
 
-    fn log_text(&self) -> String {
-        String::from_utf8_lossy(&self.log.contents()).into_owned()
-    }
-
-    async fn stop(mut self) {
-        if let Some(server) = self.server.take() {
-            server.shutdown().await;
-        }
+    async fn stop(self) {
+        self.api.stop().await;
     }
 }
 

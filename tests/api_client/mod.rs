@@ -1,6 +1,12 @@
 //! Shared set-up for the HTTP tests: one compiled component (pooling allocator) per test
 //! binary, a server on an ephemeral loopback port over a temp-dir database with a manual
-//! clock, guest stderr captured, and a small HTTP/1 client.
+//! clock, guest stderr captured, and a small HTTP/1 client. Shared by the API tests and the
+//! composition tests (which serve other components through [`start_on`]).
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of this module"
+)]
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -87,6 +93,16 @@ pub async fn start(variables: &[(&str, &str)]) -> Api {
 
 /// Starts a server with an optional admin key and `variables`.
 pub async fn start_with(admin_key: Option<&str>, variables: &[(&str, &str)]) -> Api {
+    start_on(runtime(), admin_key, variables).await
+}
+
+/// Serves the component compiled in `runtime` (ours or a composed app) exactly as
+/// `zoe-session-host serve --component PATH` serves it.
+pub async fn start_on(
+    runtime: &Runtime,
+    admin_key: Option<&str>,
+    variables: &[(&str, &str)],
+) -> Api {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = HostConfig {
         database: Location::File(dir.path().join("sessions.db")),
@@ -100,7 +116,7 @@ pub async fn start_with(admin_key: Option<&str>, variables: &[(&str, &str)]) -> 
     }
     let clock = Clock::manual(START_MS);
     let log = MemoryOutputPipe::new(1 << 20);
-    let host = SessionHost::open_with_clock(runtime(), config, clock.clone())
+    let host = SessionHost::open_with_clock(runtime, config, clock.clone())
         .await
         .expect("host opens")
         .with_guest_stderr(log.clone());
