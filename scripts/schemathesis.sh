@@ -16,7 +16,7 @@ MODE="${SCHEMATHESIS_MODE:-short}"
 VENV="${SCHEMATHESIS_VENV:-.venv-schemathesis}"
 SEED="${SCHEMATHESIS_SEED:-20261128}"
 case "$MODE" in
-  short) EXAMPLES=12; PHASES="examples,coverage,fuzzing"; MAX_TIME=60 ;;
+  short) EXAMPLES=12; PHASES="examples,coverage,fuzzing"; MAX_TIME=30 ;;
   long) EXAMPLES=400; PHASES="examples,coverage,fuzzing,stateful"; MAX_TIME=900 ;;
   *) echo "SCHEMATHESIS_MODE must be short or long" >&2; exit 2 ;;
 esac

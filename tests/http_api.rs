@@ -555,6 +555,14 @@ async fn bad_input_gets_the_right_status() {
     api.send("POST", &extend, &[], Some(r#"{"additional_seconds":"60"}"#))
         .await
         .expect_error(422, "invalid_input");
+    // serde would read an array as the fields in order; a body must be an object.
+    let array = api.send("POST", &extend, &[], Some("[600]")).await;
+    array.expect_error(422, "invalid_input");
+    assert!(array.json["detail"].as_str().unwrap().contains("object"));
+    create(r#"["a", 600]"#)
+        .await
+        .expect_error(422, "invalid_input");
+    create("null").await.expect_error(422, "invalid_input");
     api.send(
         "POST",
         "/sessions/create?set_cookie=maybe",

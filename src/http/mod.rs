@@ -14,6 +14,8 @@ mod entry;
 mod error;
 mod json;
 pub mod log;
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod properties;
 mod routes;
 
 pub use error::ApiError;
@@ -182,7 +184,16 @@ impl Ctx<'_> {
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }
-        serde_json::from_slice(&self.req.body)
+        let value: Value = serde_json::from_slice(&self.req.body)
+            .map_err(|err| ApiError::InvalidInput(format!("invalid JSON body: {err}")))?;
+        // Every body is an object; serde's derived structs would also accept an array of the
+        // fields in order (`[600]` as an extend body), which no client means to send.
+        if !value.is_object() {
+            return Err(ApiError::InvalidInput(
+                "the JSON request body must be an object".to_owned(),
+            ));
+        }
+        serde_json::from_value(value)
             .map(Some)
             .map_err(|err| ApiError::InvalidInput(format!("invalid JSON body: {err}")))
     }
