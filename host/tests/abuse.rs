@@ -156,13 +156,7 @@ fn valid_requests_keep_succeeding_during_an_invalid_token_flood() {
     let flooded: usize = flooders.into_iter().map(|f| f.join().unwrap()).sum();
     assert!(flooded > 0, "the flood never ran");
     // The flood did not damage the session either.
-    let response = get(
-        harness.addr,
-        "/sessions/validate",
-        &[("x-session-id", &token)],
-    )
-    .unwrap();
-    assert_eq!(response.status, 200);
+    assert_valid(harness.addr, &token);
 }
 
 /// Median latency of valid validations alone and under a flood of invalid tokens, printed as
@@ -176,13 +170,7 @@ fn invalid_token_flood_latency_ratio() {
         let mut times: Vec<Duration> = (0..count)
             .map(|_| {
                 let started = Instant::now();
-                let response = get(
-                    harness.addr,
-                    "/sessions/validate",
-                    &[("x-session-id", &token)],
-                )
-                .unwrap();
-                assert_eq!(response.status, 200);
+                assert_valid(harness.addr, &token);
                 started.elapsed()
             })
             .collect();
@@ -271,20 +259,7 @@ fn oversized_headers_are_refused_with_431() {
 fn oversized_bodies_are_refused_with_413() {
     let harness = Harness::start(ServeOptions::default());
     // Declared too large: refused without the body being sent at all.
-    let mut stream = TcpStream::connect(harness.addr).unwrap();
-    stream
-        .write_all(
-            format!(
-                "POST /sessions/create HTTP/1.1\r\nhost: x\r\nauthorization: {}\r\n\
-                 content-type: application/json\r\ncontent-length: 10000000\r\n\r\n",
-                ADMIN.1
-            )
-            .as_bytes(),
-        )
-        .unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    let mut stream = start_create(harness.addr, "content-length: 10000000\r\n\r\n");
     let mut raw = vec![0u8; 4096];
     let n = stream.read(&mut raw).unwrap();
     let response = support::parse_response(&raw[..n]).expect("a response head");
@@ -310,20 +285,7 @@ fn a_client_that_never_sends_its_body_gets_an_answer() {
         request_timeout: Duration::from_millis(300),
         ..ServeOptions::default()
     });
-    let mut stream = TcpStream::connect(harness.addr).unwrap();
-    stream
-        .write_all(
-            format!(
-                "POST /sessions/create HTTP/1.1\r\nhost: x\r\nauthorization: {}\r\n\
-                 content-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"user",
-                ADMIN.1
-            )
-            .as_bytes(),
-        )
-        .unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    let mut stream = start_create(harness.addr, "content-length: 100\r\n\r\n{\"user");
     let mut raw = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -430,4 +392,26 @@ fn an_epoch_deadline_stops_a_guest_that_overruns_it() {
     // (retried, because a request can still straddle one of the 50 ms ticks).
     let healthy = (0..20).any(|_| get(harness.addr, "/health", &[]).is_ok_and(|r| r.status == 200));
     assert!(healthy, "the server answers again after the overrun");
+}
+
+/// Opens a connection and writes an admin `POST /sessions/create` head whose remaining headers
+/// and body so far are `rest`; answers are read with a 30 s timeout.
+fn start_create(addr: SocketAddr, rest: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "POST /sessions/create HTTP/1.1\r\nhost: x\r\nauthorization: {}\r\n\
+         content-type: application/json\r\n{rest}",
+        ADMIN.1
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream
+}
+
+/// Validates `token` over HTTP and requires a 200.
+fn assert_valid(addr: SocketAddr, token: &str) {
+    let response = get(addr, "/sessions/validate", &[("x-session-id", token)]).unwrap();
+    assert_eq!(response.status, 200, "{:?}", response.json());
 }
