@@ -83,6 +83,13 @@ enum Command {
         /// Connections open at once; more get 503.
         #[arg(long, default_value_t = 1024)]
         max_connections: usize,
+        /// Requests one instance serves before a fresh one replaces it (at least 1).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..),
+              value_name = "N", conflicts_with = "no_instance_reuse")]
+        requests_per_instance: u32,
+        /// A fresh instance for every request, as Spin does (slower; see BENCHMARKS.md).
+        #[arg(long)]
+        no_instance_reuse: bool,
     },
     /// Delete expired sessions.
     Cleanup {
@@ -115,6 +122,8 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
         max_concurrent,
         header_timeout,
         max_connections,
+        requests_per_instance,
+        no_instance_reuse,
     } = cli.command
     {
         let limits = ServeOptions {
@@ -123,6 +132,11 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
             max_concurrent: max_concurrent as usize,
             header_read_timeout: header_timeout,
             max_connections,
+            requests_per_instance: if no_instance_reuse {
+                1
+            } else {
+                requests_per_instance
+            },
             ..ServeOptions::default()
         };
         return serve(config, component, limits).await;
@@ -246,10 +260,12 @@ async fn serve(
         .get("cleanup_interval")
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(300);
-    // A few slots beyond the request limit for the cleanup timer's instance.
+    // Slots for the instances serving requests, as many kept idle for reuse, and a few for the
+    // cleanup timer's instance and guests still streaming a body after their permit is freed.
     let allocation = Allocation::Pooling {
         max_instances: u32::try_from(limits.max_concurrent)
             .unwrap_or(u32::MAX)
+            .saturating_mul(2)
             .saturating_add(4),
     };
     let runtime = match &component {

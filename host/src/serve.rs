@@ -1,8 +1,20 @@
 //! `serve`: the component's HTTP API over real HTTP, the way Spin runs it.
 //!
-//! One fresh `Store` and instance per request from the pre-linked component (pooling
-//! allocator), an epoch deadline per request against runaway guests, request headers
+//! Instances of the pre-linked component (pooling allocator), each reused for a bounded number
+//! of requests, an epoch deadline per request against runaway guests, request headers
 //! presented as Spin presents them, a background cleanup timer, and graceful shutdown.
+//!
+//! # Instance reuse
+//!
+//! Spin, and DESIGN.md, give every request a fresh instance. Instantiating costs far more than a
+//! validate (BENCHMARKS.md), so `serve` keeps an instance whose handler returned normally and
+//! gives it the next request, up to [`ServeOptions::requests_per_instance`] requests. This is
+//! safe because the component keeps no request state between calls: each request reads its
+//! configuration afresh and opens its own database connection, and the only thing the guest
+//! remembers is that the schema is current (`src/store/schema.rs`), which holds for every
+//! request alike. An instance that trapped, overran its deadline or failed in the host is
+//! dropped, never reused, so a guest left half-way through a request never sees another.
+//! `--no-instance-reuse` (one request per instance) restores Spin's behaviour exactly.
 
 use crate::api::SessionHost;
 use bytes::Bytes;
@@ -16,14 +28,16 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
+use wasmtime::Store;
 use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 /// How often the epoch advances; request deadlines are counted in these ticks.
@@ -55,6 +69,9 @@ pub struct ServeOptions {
     /// Connections open at once; a connection beyond this gets 503 and is closed, so idle
     /// sockets cannot exhaust file descriptors or memory.
     pub max_connections: usize,
+    /// Requests one instance serves before it is replaced; 1 gives every request a fresh
+    /// instance, as Spin does. See the module documentation for why reuse is safe.
+    pub requests_per_instance: u32,
 }
 
 impl Default for ServeOptions {
@@ -67,6 +84,7 @@ impl Default for ServeOptions {
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 32 * 1024,
             max_connections: 1024,
+            requests_per_instance: 100,
         }
     }
 }
@@ -91,6 +109,7 @@ pub struct Server {
     accept: JoinHandle<()>,
     cleanup: Option<JoinHandle<()>>,
     ticking: Arc<AtomicBool>,
+    instances: Arc<InstancePool>,
 }
 
 struct Shared {
@@ -103,6 +122,69 @@ struct Shared {
     connections: Arc<Semaphore>,
     header_read_timeout: Duration,
     max_header_bytes: usize,
+    instances: Arc<InstancePool>,
+}
+
+/// Instances whose last request ended normally, waiting for the next one.
+struct InstancePool {
+    idle: Mutex<Vec<Instance>>,
+    /// Idle instances kept at most (the concurrency limit: more are never needed at once).
+    max_idle: usize,
+    requests_per_instance: u32,
+    created: AtomicU64,
+    /// Guest tasks still running: a guest may finish after its response was sent.
+    running: AtomicUsize,
+}
+
+/// Counts a guest task as running until it is dropped, however the task ends.
+struct Running(Arc<InstancePool>);
+
+impl Running {
+    fn start(pool: &Arc<InstancePool>) -> Self {
+        pool.running.fetch_add(1, Ordering::SeqCst);
+        Self(pool.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+struct Instance {
+    store: Store<crate::HostState>,
+    proxy: Proxy,
+    served: u32,
+}
+
+impl std::fmt::Debug for InstancePool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstancePool")
+            .field("requests_per_instance", &self.requests_per_instance)
+            .field("created", &self.created)
+            .finish_non_exhaustive()
+    }
+}
+
+impl InstancePool {
+    fn take(&self) -> Option<Instance> {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop()
+    }
+
+    /// Keeps `instance` for another request unless it has served its share.
+    fn give_back(&self, instance: Instance) {
+        if instance.served >= self.requests_per_instance {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < self.max_idle {
+            idle.push(instance);
+        }
+    }
 }
 
 impl Server {
@@ -133,6 +215,13 @@ impl Server {
         let cleanup = options
             .cleanup_interval
             .map(|every| tokio::spawn(cleanup_timer(host.clone(), every)));
+        let instances = Arc::new(InstancePool {
+            idle: Mutex::new(Vec::new()),
+            max_idle: options.max_concurrent.max(1),
+            requests_per_instance: options.requests_per_instance.max(1),
+            created: AtomicU64::new(0),
+            running: AtomicUsize::new(0),
+        });
         let shared = Arc::new(Shared {
             host,
             pre,
@@ -143,6 +232,7 @@ impl Server {
             connections: Arc::new(Semaphore::new(options.max_connections.max(1))),
             header_read_timeout: options.header_read_timeout,
             max_header_bytes: options.max_header_bytes,
+            instances: instances.clone(),
         });
         let (shutdown, signal) = watch::channel(false);
         let accept = tokio::spawn(accept_loop(listener, shared, signal));
@@ -152,7 +242,20 @@ impl Server {
             accept,
             cleanup,
             ticking,
+            instances,
         })
+    }
+
+    /// How many instances request handling has created so far (the cleanup timer's are not
+    /// counted): with reuse, far fewer than requests.
+    pub fn instances_created(&self) -> u64 {
+        self.instances.created.load(Ordering::Relaxed)
+    }
+
+    /// Guests still running a request. A guest may finish (and its instance become free for
+    /// the next request) just after its response reached the client.
+    pub fn guests_running(&self) -> usize {
+        self.instances.running.load(Ordering::SeqCst)
     }
 
     /// The address actually bound.
@@ -335,7 +438,10 @@ impl Shared {
         &self,
         req: Request<Incoming>,
     ) -> anyhow::Result<Response<HyperOutgoingBody>> {
-        let mut store = self.host.store();
+        let (mut store, reused) = match self.instances.take() {
+            Some(instance) => (instance.store, Some((instance.proxy, instance.served))),
+            None => (self.host.store(), None),
+        };
         store.set_epoch_deadline(self.deadline_ticks);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = store
@@ -348,15 +454,31 @@ impl Shared {
             .http()
             .new_response_outparam(sender)
             .map_err(anyhow::Error::from)?;
-        let pre = self.pre.clone();
+        let (pre, instances) = (self.pre.clone(), self.instances.clone());
+        let running = Running::start(&instances);
         // The guest runs in its own task so it may keep streaming the body after the
-        // response head is sent.
+        // response head is sent; only once its handler has returned normally may the instance
+        // serve again (an error or trap drops it here).
         let task = tokio::spawn(async move {
-            let proxy = pre.instantiate_async(&mut store).await?;
+            let (proxy, served) = match reused {
+                Some(reused) => reused,
+                None => {
+                    let proxy = pre.instantiate_async(&mut store).await?;
+                    instances.created.fetch_add(1, Ordering::Relaxed);
+                    (proxy, 0)
+                }
+            };
             proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, req, out)
-                .await
+                .await?;
+            instances.give_back(Instance {
+                store,
+                proxy,
+                served: served + 1,
+            });
+            drop(running);
+            Ok::<(), wasmtime::Error>(())
         });
         match receiver.await {
             Ok(Ok(response)) => Ok(response),

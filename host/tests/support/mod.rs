@@ -8,6 +8,8 @@
     reason = "each test binary uses a different part of this module"
 )]
 
+pub mod in_process;
+
 use serde_json::Value;
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};

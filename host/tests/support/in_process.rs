@@ -1,0 +1,89 @@
+//! `serve`'s [`Server`] run in-process on a fresh database file, for tests that need its
+//! options (limits, deadlines, instance reuse) or its counters rather than the binary.
+
+use super::{ADMIN, ADMIN_KEY, request};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use zoe_session_host::{
+    Allocation, HostConfig, Location, Runtime, ServeOptions, Server, SessionHost,
+};
+
+/// The component compiled once for this test binary, with pooling slots for every server.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        Runtime::new(Allocation::Pooling { max_instances: 64 }).expect("component compiles")
+    })
+}
+
+/// A server on a fresh database file, with its own tokio runtime.
+pub struct Harness {
+    server: Option<Server>,
+    pub addr: SocketAddr,
+    rt: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    pub fn start(options: ServeOptions) -> Self {
+        Self::start_on(runtime(), options)
+    }
+
+    pub fn start_on(runtime: &Runtime, options: ServeOptions) -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = HostConfig {
+            database: Location::File(dir.path().join("sessions.db")),
+            ..HostConfig::in_memory()
+        };
+        config.variables.set("admin_key", ADMIN_KEY);
+        config.variables.set("log_requests", "false");
+        config.variables.set("max_per_user", "100000");
+        let server = rt.block_on(async {
+            let host = SessionHost::open(runtime, config)
+                .await
+                .expect("host opens");
+            let options = ServeOptions {
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+                cleanup_interval: None,
+                ..options
+            };
+            Server::start(host, options).await.expect("server starts")
+        });
+        let addr = server.local_addr();
+        Self {
+            server: Some(server),
+            addr,
+            rt,
+            _dir: dir,
+        }
+    }
+
+    pub fn create_token(&self, user: &str) -> String {
+        let body = json!({"user_id": user});
+        let response = request(self.addr, "POST", "/sessions/create", &[ADMIN], Some(&body))
+            .expect("create answers");
+        assert_eq!(response.status, 200, "{:?}", response.json());
+        response.json()["session_id"].as_str().unwrap().to_owned()
+    }
+}
+
+impl Harness {
+    /// The running server.
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().expect("running until dropped")
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            self.rt.block_on(server.shutdown());
+        }
+    }
+}
