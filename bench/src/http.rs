@@ -1,4 +1,5 @@
-//! HTTP figures: `zoe-session-host serve` (one component instance per request) against the
+//! HTTP figures: `zoe-session-host serve` (instances reused, its default, and with
+//! `--no-instance-reuse`, one instance per request as Spin does) against the
 //! native hyper server of [`crate::native_server`], both as child processes on loopback, driven
 //! in the same run by the same closed-loop generator, alternating server by server.
 
@@ -121,20 +122,13 @@ pub async fn run(dir: &Path, host_bin: &Path, seconds: f64) -> anyhow::Result<()
     drop(crate::inproc::host(&runtime, &native_db, zoe_session_host::Clock::system()).await?);
     drop(runtime);
 
-    let comp_addr = free_addr()?;
-    let mut component = Server {
-        name: "component (serve)",
-        child: Command::new(host_bin)
-            .args(["serve", "--listen", &comp_addr.to_string()])
-            .env("SESSION_DB_PATH", dir.join("http-component.db"))
-            .env("SESSION_ADMIN_KEY", ADMIN_KEY)
-            .env("SESSION_LOG_REQUESTS", "false")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("starting zoe-session-host serve")?,
-        addr: comp_addr,
-    };
+    let mut component = start_serve(host_bin, dir, "component (serve)", &[])?;
+    let mut fresh = start_serve(
+        host_bin,
+        dir,
+        "fresh instances (serve --no-instance-reuse)",
+        &["--no-instance-reuse"],
+    )?;
     let native_addr = free_addr()?;
     let mut native = Server {
         name: "native hyper",
@@ -152,32 +146,41 @@ pub async fn run(dir: &Path, host_bin: &Path, seconds: f64) -> anyhow::Result<()
         addr: native_addr,
     };
     wait_ready(&mut component).await?;
+    wait_ready(&mut fresh).await?;
     wait_ready(&mut native).await?;
     let comp_tokens = tokens(&component).await?;
+    let fresh_tokens = tokens(&fresh).await?;
     let native_tokens = tokens(&native).await?;
 
     let duration = Duration::from_secs_f64(seconds);
     let mut table = Table::new(
         &format!(
-            "HTTP on loopback: `serve` (instance per request) vs native hyper + rusqlite, {seconds} s per cell"
+            "HTTP on loopback: `serve` (instances reused), `serve --no-instance-reuse` and native hyper + rusqlite, {seconds} s per cell"
         ),
         &[
             "endpoint",
             "conc.",
-            "component req/s",
+            "serve req/s",
             "p50 µs",
             "p99 µs",
+            "no-reuse req/s",
+            "p50 µs",
             "native req/s",
             "p50 µs",
             "p99 µs",
-            "throughput ratio",
+            "ratio serve/native",
+            "ratio no-reuse/native",
         ],
     );
     let mut component_rss = String::new();
     for endpoint in ["/health", "validate", "create"] {
         for concurrency in [1, 32] {
             let mut results: Vec<Load> = Vec::new();
-            for (server, tokens) in [(&component, &comp_tokens), (&native, &native_tokens)] {
+            for (server, tokens) in [
+                (&component, &comp_tokens),
+                (&fresh, &fresh_tokens),
+                (&native, &native_tokens),
+            ] {
                 let tokens = tokens.clone();
                 let tag = format!("{}{}", &server.name[..1], concurrency);
                 let make = move |c: usize, n: usize| match endpoint {
@@ -203,25 +206,53 @@ pub async fn run(dir: &Path, host_bin: &Path, seconds: f64) -> anyhow::Result<()
             if endpoint == "validate" && concurrency == 32 {
                 component_rss = component.rss_mib();
             }
-            let (c, n) = (&results[0], &results[1]);
+            let (c, f, n) = (&results[0], &results[1], &results[2]);
             table.row(vec![
                 endpoint.to_owned(),
                 concurrency.to_string(),
                 format!("{:.0}", c.per_second()),
                 us(c.latencies.quantile_us(0.5)),
                 us(c.latencies.quantile_us(0.99)),
+                format!("{:.0}", f.per_second()),
+                us(f.latencies.quantile_us(0.5)),
                 format!("{:.0}", n.per_second()),
                 us(n.latencies.quantile_us(0.5)),
                 us(n.latencies.quantile_us(0.99)),
                 ratio(c.per_second(), n.per_second()),
+                ratio(f.per_second(), n.per_second()),
             ]);
         }
     }
     table.print();
     println!(
         "\nserve process memory after validate at concurrency 32 (VmRSS / VmHWM): {component_rss}; \
-         native server now: {}",
+         serve --no-instance-reuse now: {}; native server now: {}",
+        fresh.rss_mib(),
         native.rss_mib()
     );
     Ok(())
+}
+
+/// Starts `zoe-session-host serve` with `extra` arguments on its own database.
+fn start_serve(
+    host_bin: &Path,
+    dir: &Path,
+    name: &'static str,
+    extra: &[&str],
+) -> anyhow::Result<Server> {
+    let addr = free_addr()?;
+    let child = Command::new(host_bin)
+        .args(["serve", "--listen", &addr.to_string()])
+        .args(extra)
+        .env(
+            "SESSION_DB_PATH",
+            dir.join(format!("http-serve{}.db", extra.len())),
+        )
+        .env("SESSION_ADMIN_KEY", ADMIN_KEY)
+        .env("SESSION_LOG_REQUESTS", "false")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {name}"))?;
+    Ok(Server { name, child, addr })
 }
