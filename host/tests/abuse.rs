@@ -275,38 +275,9 @@ fn connections_beyond_the_limit_are_refused_and_slots_come_back() {
 
 #[test]
 fn an_epoch_deadline_stops_a_guest_that_overruns_it() {
-    // Its own engine: the test spins that engine's epoch, which would disturb other servers.
     let runtime = Runtime::new(Allocation::Pooling { max_instances: 8 }).unwrap();
-    let harness = Harness::start_on(
-        &runtime,
-        ServeOptions {
-            // One epoch tick: any guest still running when the epoch moves is stopped.
-            request_timeout: Duration::ZERO,
-            ..ServeOptions::default()
-        },
-    );
-    let spinning = Arc::new(AtomicBool::new(true));
-    let spinner = {
-        let (engine, spinning) = (runtime.engine().clone(), spinning.clone());
-        // The epoch now moves far faster than any guest can finish, so every request overruns.
-        std::thread::spawn(move || {
-            while spinning.load(Ordering::Relaxed) {
-                engine.increment_epoch();
-            }
-        })
-    };
-    // A request can still finish inside one tick when the spinner is descheduled (two busy
-    // cores), so ask until one overruns; each answer must arrive rather than hang.
-    let mut stopped = None;
-    for _ in 0..100 {
-        let reply = get(harness.addr, "/health", &[]).expect("an answer, not a hang");
-        if reply.status != 200 {
-            stopped = Some(reply);
-            break;
-        }
-    }
-    spinning.store(false, Ordering::Relaxed);
-    spinner.join().unwrap();
+    let harness = Harness::with_one_tick_deadline(&runtime);
+    let stopped = harness.health_until_overrun(&runtime, || {});
     let stopped = stopped.expect("a request overran the spinning epoch within 100 tries");
     assert!(
         matches!(stopped.status, 500 | 503),

@@ -6,8 +6,6 @@
 mod support;
 
 use serde_json::json;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use support::in_process::Harness;
 use support::{ADMIN, get, request};
@@ -115,39 +113,13 @@ fn credentials_of_one_request_do_not_reach_the_next_on_the_same_instance() {
 
 #[test]
 fn an_instance_that_overran_its_deadline_is_never_reused() {
-    // Its own engine: the test spins that engine's epoch.
     let runtime = Runtime::new(Allocation::Pooling { max_instances: 8 }).unwrap();
-    let harness = Harness::start_on(
-        &runtime,
-        ServeOptions {
-            request_timeout: Duration::ZERO,
-            ..ServeOptions::default()
-        },
-    );
-    let spinning = Arc::new(AtomicBool::new(true));
-    let spinner = {
-        let (engine, spinning) = (runtime.engine().clone(), spinning.clone());
-        std::thread::spawn(move || {
-            while spinning.load(Ordering::Relaxed) {
-                engine.increment_epoch();
-            }
-        })
-    };
-    // Ask until a request overruns (the spinner may be descheduled for a while).
-    let mut overran = false;
-    for _ in 0..100 {
-        let status = get(harness.addr, "/health", &[]).unwrap().status;
-        // One instance at a time, so the one that overruns is the only one there is.
-        settle(&harness);
-        if status != 200 {
-            overran = true;
-            break;
-        }
-    }
-    spinning.store(false, Ordering::Relaxed);
-    spinner.join().unwrap();
+    let harness = Harness::with_one_tick_deadline(&runtime);
+    // Settling after each answer keeps one instance at a time, so the one that overruns is
+    // the only one there is.
+    let overrun = harness.health_until_overrun(&runtime, || settle(&harness));
     assert!(
-        overran,
+        overrun.is_some(),
         "a request overran the spinning epoch within 100 tries"
     );
     let before = harness.server().instances_created();

@@ -1,10 +1,12 @@
 //! `serve`'s [`Server`] run in-process on a fresh database file, for tests that need its
 //! options (limits, deadlines, instance reuse) or its counters rather than the binary.
 
-use super::{ADMIN, ADMIN_KEY, request};
+use super::{ADMIN, ADMIN_KEY, Response, get, request};
 use serde_json::json;
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 use zoe_session_host::{
     Allocation, HostConfig, Location, Runtime, ServeOptions, Server, SessionHost,
 };
@@ -74,6 +76,50 @@ impl Harness {
 }
 
 impl Harness {
+    /// A server on its own engine (its epoch is spun by [`Harness::health_until_overrun`],
+    /// which would disturb other servers) whose deadline is one epoch tick.
+    pub fn with_one_tick_deadline(runtime: &Runtime) -> Self {
+        Self::start_on(
+            runtime,
+            ServeOptions {
+                request_timeout: Duration::ZERO,
+                ..ServeOptions::default()
+            },
+        )
+    }
+
+    /// Spins `runtime`'s epoch, far faster than any guest can finish, and sends `/health` until
+    /// an answer is not 200 (the guest overran its one-tick deadline), calling `after_each` after
+    /// every answer. A request can still finish inside one tick when the spinning thread is
+    /// descheduled (two busy cores), hence up to 100 tries; each answer must arrive, not hang.
+    pub fn health_until_overrun(
+        &self,
+        runtime: &Runtime,
+        after_each: impl Fn(),
+    ) -> Option<Response> {
+        let spinning = Arc::new(AtomicBool::new(true));
+        let spinner = {
+            let (engine, spinning) = (runtime.engine().clone(), spinning.clone());
+            std::thread::spawn(move || {
+                while spinning.load(Ordering::Relaxed) {
+                    engine.increment_epoch();
+                }
+            })
+        };
+        let mut overrun = None;
+        for _ in 0..100 {
+            let reply = get(self.addr, "/health", &[]).expect("an answer, not a hang");
+            after_each();
+            if reply.status != 200 {
+                overrun = Some(reply);
+                break;
+            }
+        }
+        spinning.store(false, Ordering::Relaxed);
+        spinner.join().unwrap();
+        overrun
+    }
+
     /// The running server.
     pub fn server(&self) -> &Server {
         self.server.as_ref().expect("running until dropped")
