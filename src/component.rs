@@ -7,7 +7,7 @@ use crate::config::{Config, ConfigError};
 use crate::session::engine::{Engine, EngineError, Issued, Session};
 use crate::session::policy::Requirement;
 use crate::store::Db;
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -55,11 +55,25 @@ pub(crate) fn config() -> Result<Rc<Config>, ConfigError> {
     })
 }
 
-/// A connection for one call. It is closed when the call ends rather than kept for the
-/// instance's life, so a long-lived instance never pins one of the host's connections (an
-/// in-memory database has exactly one).
-pub(crate) fn db() -> Result<Db, EngineError> {
-    Ok(Db::open()?)
+thread_local! {
+    // The instance's database handle, opened (and the schema checked) on first use. Keeping it
+    // costs nothing between calls: `spin:sqlite` hosts pool connections per statement or give
+    // each instance its own (Spin gives every request a fresh instance).
+    static DB: RefCell<Option<Rc<Db>>> = const { RefCell::new(None) };
+}
+
+/// The instance's database handle. A failed open is not remembered, so the next call tries
+/// again; a handle whose transaction may not have ended is replaced by a fresh one.
+pub(crate) fn db() -> Result<Rc<Db>, EngineError> {
+    DB.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        if let Some(db) = slot.as_ref().filter(|db| !db.is_unsettled()) {
+            return Ok(db.clone());
+        }
+        let db = Rc::new(Db::open()?);
+        *slot = Some(db.clone());
+        Ok(db)
+    })
 }
 
 /// Runs `op` against a fresh engine view at the current time.
@@ -169,6 +183,10 @@ impl wit::Guest for Component {
 
     fn invalidate_user(user_id: String, except_id: Option<String>) -> Result<u32, wit::Error> {
         with_engine(|e| e.invalidate_user(&user_id, except_id.as_deref()))
+    }
+
+    fn invalidate_all() -> Result<u32, wit::Error> {
+        with_engine(|e| e.invalidate_all())
     }
 
     fn list_user(user_id: String) -> Result<Vec<wit::Session>, wit::Error> {

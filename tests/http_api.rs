@@ -111,6 +111,7 @@ async fn privileged_endpoints_answer_503_with_a_how_to_when_no_admin_key_is_conf
         ("POST", "/sessions/create"),
         ("GET", "/sessions/stats"),
         ("POST", "/sessions/cleanup"),
+        ("DELETE", "/sessions?all=true"),
     ] {
         let reply = api
             .send(
@@ -408,6 +409,51 @@ async fn a_user_can_sign_out_everywhere_else_and_the_admin_everywhere() {
 }
 
 #[tokio::test]
+async fn delete_all_sessions_is_for_the_admin_only_and_must_be_confirmed() {
+    let api = start(&[]).await;
+    let (alice, _) = api.login("alice").await;
+    let (bob, _) = api.login("bob").await;
+    // A user's own session, however valid, cannot log everyone out.
+    api.send(
+        "DELETE",
+        "/sessions?all=true",
+        &session_header(&alice),
+        None,
+    )
+    .await
+    .expect_error(401, "unauthorized");
+    api.send(
+        "DELETE",
+        "/sessions?all=true",
+        &[("authorization", "Bearer wrong-wrong-wrong-wrong")],
+        None,
+    )
+    .await
+    .expect_error(401, "invalid_admin_key");
+    for unconfirmed in ["/sessions", "/sessions?all=false", "/sessions?all=maybe"] {
+        api.send("DELETE", unconfirmed, admin(), None)
+            .await
+            .expect_error(422, "invalid_input");
+    }
+    api.get("/sessions/validate", &session_header(&alice))
+        .await
+        .expect(200);
+
+    let all = api
+        .send("DELETE", "/sessions?all=true", admin(), None)
+        .await;
+    assert_eq!(all.expect(200)["invalidated"], 2);
+    for token in [&alice, &bob] {
+        api.get("/sessions/validate", &session_header(token))
+            .await
+            .expect_error(401, "invalid_session");
+    }
+    let stats = api.get("/sessions/stats", admin()).await;
+    assert_eq!(stats.expect(200)["active_sessions"], 0);
+    api.stop().await;
+}
+
+#[tokio::test]
 async fn stats_and_cleanup_are_for_the_admin_only() {
     let api = start(&[]).await;
     let (token, _) = api.login("alice").await;
@@ -577,9 +623,12 @@ async fn bad_input_gets_the_right_status() {
 #[tokio::test]
 async fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
     let api = start(&[]).await;
-    for path in ["/", "/nope", "/sessions", "/sessions/a/b/c/d"] {
+    for path in ["/", "/nope", "/session", "/sessions/a/b/c/d"] {
         api.get(path, &[]).await.expect_error(404, "not_found");
     }
+    let reply = api.get("/sessions", &[]).await;
+    reply.expect_error(405, "method_not_allowed");
+    assert_eq!(reply.header("allow"), Some("DELETE"));
     let reply = api.send("PUT", "/sessions/stats", admin(), None).await;
     reply.expect_error(405, "method_not_allowed");
     assert_eq!(reply.header("allow"), Some("GET"));

@@ -520,6 +520,47 @@ async fn invalidate_user_keeps_only_the_excepted_session() {
     sessions.validate(&bob.token).await.unwrap();
 }
 
+#[tokio::test]
+async fn invalidate_all_ends_every_session_of_every_user() {
+    let host = host().await;
+    let mut sessions = host.sessions().await.unwrap();
+    let mut tokens = Vec::new();
+    for user in ["alice", "alice", "bob", "carol"] {
+        tokens.push(
+            sessions
+                .create(user, default_options())
+                .await
+                .unwrap()
+                .token,
+        );
+    }
+    // An expired row is deleted too: nothing of the old store may come back.
+    let short = default_options().timeout(600);
+    tokens.push(sessions.create("dave", short).await.unwrap().token);
+    host.clock().advance(601 * SECOND);
+    let stats = sessions.stats().await.unwrap();
+    assert_eq!(
+        (stats.active_sessions, stats.expired_awaiting_cleanup),
+        (4, 1)
+    );
+    assert_eq!(sessions.invalidate_all().await.unwrap(), 5);
+    for token in &tokens {
+        assert_eq!(
+            session_error(sessions.validate(token).await),
+            SessionError::NotFound
+        );
+    }
+    let stats = sessions.stats().await.unwrap();
+    assert_eq!(
+        (stats.active_sessions, stats.expired_awaiting_cleanup),
+        (0, 0)
+    );
+    assert_eq!(sessions.invalidate_all().await.unwrap(), 0);
+    // The store keeps working afterwards.
+    let fresh = sessions.create("alice", default_options()).await.unwrap();
+    sessions.validate(&fresh.token).await.unwrap();
+}
+
 // --- list-user ------------------------------------------------------------------------------
 
 #[tokio::test]

@@ -362,6 +362,16 @@ impl Sessions {
         )
     }
 
+    /// Deletes every session of every user; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Storage`] or [`SessionError::Config`].
+    pub async fn invalidate_all(&mut self) -> Result<u32, HostError> {
+        let api = self.api().clone();
+        flatten(api.call_invalidate_all(&mut self.store).await)
+    }
+
     /// The user's active sessions, most recently active first. No tokens.
     ///
     /// # Errors

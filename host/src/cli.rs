@@ -55,7 +55,11 @@ enum Command {
     /// Delete a session, named by token or public id.
     Invalidate {
         /// Token or public id.
-        session: String,
+        #[arg(required_unless_present = "all")]
+        session: Option<String>,
+        /// End every session of every user instead (a mass logout).
+        #[arg(long, conflicts_with = "session")]
+        all: bool,
     },
     /// Print counters over the whole store.
     Stats,
@@ -191,12 +195,20 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
                 text
             });
         }
-        Command::Invalidate { session } => {
-            sessions.invalidate(&session).await?;
-            print(json, json!({"invalidated": true}), || {
-                "Session invalidated.".to_owned()
-            });
-        }
+        Command::Invalidate { session, all } => match session {
+            Some(session) if !all => {
+                sessions.invalidate(&session).await?;
+                print(json, json!({"invalidated": true}), || {
+                    "Session invalidated.".to_owned()
+                });
+            }
+            _ => {
+                let count = sessions.invalidate_all().await?;
+                print(json, json!({"invalidated": count}), || {
+                    format!("{count} session(s) invalidated: every user is logged out.")
+                });
+            }
+        },
         Command::Stats => {
             let stats = sessions.stats().await?;
             let value = json!({

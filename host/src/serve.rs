@@ -9,10 +9,12 @@
 //! Spin, and DESIGN.md, give every request a fresh instance. Instantiating costs far more than a
 //! validate (BENCHMARKS.md), so `serve` keeps an instance whose handler returned normally and
 //! gives it the next request, up to [`ServeOptions::requests_per_instance`] requests. This is
-//! safe because the component keeps no request state between calls: each request opens its own
-//! database connection, and all the guest remembers is request-independent — the configuration
-//! parsed from the variables (`src/component.rs`; variables are fixed for the server's life) and
-//! that the schema is current (`src/store/schema.rs`). The typed API has always reused one
+//! safe because the component keeps no request state between calls. All the guest remembers is
+//! request-independent: the configuration parsed from the variables (`src/component.rs`;
+//! variables are fixed for the server's life), that the schema is current
+//! (`src/store/schema.rs`), and its database handle — which holds no connection between
+//! statements (`host/src/sqlite.rs` lends a pooled one per statement or transaction), and which
+//! the guest replaces if a transaction on it might not have ended. The typed API has always reused one
 //! instance for many calls on the same grounds. An instance that trapped, overran its deadline or failed in the host is
 //! dropped, never reused, so a guest left half-way through a request never sees another.
 //! `--no-instance-reuse` (one request per instance) restores Spin's behaviour exactly.

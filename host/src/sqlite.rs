@@ -2,8 +2,17 @@
 //!
 //! Only the database labelled `default` exists; any other label is refused with
 //! `access-denied`, which is what Spin answers for a database the component was not granted.
-//! Each guest `connection` holds one pooled rusqlite connection until the guest drops it, so a
-//! guest's `BEGIN IMMEDIATE … COMMIT` runs on one connection as it would under Spin.
+//!
+//! A guest `connection` borrows a pooled rusqlite connection for each statement and gives it
+//! back as soon as the statement leaves the connection in autocommit mode. Inside a
+//! transaction (`BEGIN IMMEDIATE … COMMIT`) it keeps the same pooled connection until the
+//! transaction ends, so the transaction runs on one connection as it would under Spin. Holding
+//! a guest connection open therefore costs nothing between statements, which lets a reused
+//! instance keep one for its whole life without pinning one of the pool's connections (an
+//! in-memory database has exactly one). What differs from Spin, which opens a real connection
+//! per `open`: connection-level state set outside a transaction (a `PRAGMA`, a temporary
+//! table) is not carried from one statement to the next. Every pooled connection already has
+//! the settings a session store needs (WAL, busy timeout), and the component sets nothing else.
 //!
 //! A file database runs in WAL mode with a busy timeout, so concurrent instances queue for the
 //! write lock instead of failing. `:memory:` is a single connection: every instance sees the
@@ -195,47 +204,76 @@ fn connect(location: &Location) -> rusqlite::Result<rusqlite::Connection> {
     Ok(conn)
 }
 
-/// The guest's `connection` resource: one pooled connection, returned when the guest drops it.
+/// The guest's `connection` resource: a pooled connection lent per statement, or kept for the
+/// length of a transaction; returned when the transaction ends or the guest drops the handle.
 #[derive(Debug)]
 pub struct Connection {
-    conn: Option<rusqlite::Connection>,
+    in_transaction: Option<rusqlite::Connection>,
+    changes: u64,
+    last_insert_rowid: i64,
     database: Arc<Database>,
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
+        if let Some(conn) = self.in_transaction.take() {
             self.database.release(conn);
         }
     }
 }
 
 impl Connection {
-    fn get(&self) -> Result<&rusqlite::Connection, Error> {
-        self.conn.as_ref().ok_or(Error::InvalidConnection)
+    fn new(database: Arc<Database>) -> Self {
+        Self {
+            in_transaction: None,
+            changes: 0,
+            last_insert_rowid: 0,
+            database,
+        }
     }
 
-    fn execute(&self, statement: &str, parameters: Vec<Value>) -> Result<QueryResult, Error> {
-        let conn = self.get()?;
-        let mut stmt = conn
-            .prepare_cached(statement)
-            .map_err(|e| sqlite_error(&e))?;
-        let columns: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
-        let params = rusqlite::params_from_iter(parameters.into_iter().map(to_sql));
-        let mut rows = stmt.query(params).map_err(|e| sqlite_error(&e))?;
-        let mut result = Vec::new();
-        while let Some(row) = rows.next().map_err(|e| sqlite_error(&e))? {
-            let values = (0..columns.len())
-                .map(|i| row.get_ref(i).map(from_sql))
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(|e| sqlite_error(&e))?;
-            result.push(RowResult { values });
+    fn execute(&mut self, statement: &str, parameters: Vec<Value>) -> Result<QueryResult, Error> {
+        let conn = match self.in_transaction.take() {
+            Some(conn) => conn,
+            None => self.database.acquire()?,
+        };
+        let result = run_statement(&conn, statement, parameters);
+        // `changes` and `last_insert_rowid` describe this handle's statements, as they would
+        // on a connection of its own, whichever pooled connection ran them.
+        self.changes = conn.changes();
+        self.last_insert_rowid = conn.last_insert_rowid();
+        if conn.is_autocommit() {
+            self.database.release(conn);
+        } else {
+            self.in_transaction = Some(conn);
         }
-        Ok(QueryResult {
-            columns,
-            rows: result,
-        })
+        result
     }
+}
+
+fn run_statement(
+    conn: &rusqlite::Connection,
+    statement: &str,
+    parameters: Vec<Value>,
+) -> Result<QueryResult, Error> {
+    let mut stmt = conn
+        .prepare_cached(statement)
+        .map_err(|e| sqlite_error(&e))?;
+    let columns: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
+    let params = rusqlite::params_from_iter(parameters.into_iter().map(to_sql));
+    let mut rows = stmt.query(params).map_err(|e| sqlite_error(&e))?;
+    let mut result = Vec::new();
+    while let Some(row) = rows.next().map_err(|e| sqlite_error(&e))? {
+        let values = (0..columns.len())
+            .map(|i| row.get_ref(i).map(from_sql))
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| sqlite_error(&e))?;
+        result.push(RowResult { values });
+    }
+    Ok(QueryResult {
+        columns,
+        rows: result,
+    })
 }
 
 fn to_sql(value: Value) -> SqlValue {
@@ -278,14 +316,7 @@ impl wit::HostConnection for HostState {
         if database != "default" {
             return Ok(Err(Error::AccessDenied));
         }
-        let conn = match self.database.acquire() {
-            Ok(conn) => conn,
-            Err(err) => return Ok(Err(err)),
-        };
-        let resource = self.table.push(Connection {
-            conn: Some(conn),
-            database: self.database.clone(),
-        })?;
+        let resource = self.table.push(Connection::new(self.database.clone()))?;
         Ok(Ok(resource))
     }
 
@@ -295,19 +326,18 @@ impl wit::HostConnection for HostState {
         statement: String,
         parameters: Vec<Value>,
     ) -> wasmtime::Result<Result<QueryResult, Error>> {
-        Ok(self.table.get(&connection)?.execute(&statement, parameters))
+        Ok(self
+            .table
+            .get_mut(&connection)?
+            .execute(&statement, parameters))
     }
 
     fn last_insert_rowid(&mut self, connection: Resource<Connection>) -> wasmtime::Result<i64> {
-        let conn = self.table.get(&connection)?;
-        Ok(conn
-            .get()
-            .map_or(0, rusqlite::Connection::last_insert_rowid))
+        Ok(self.table.get(&connection)?.last_insert_rowid)
     }
 
     fn changes(&mut self, connection: Resource<Connection>) -> wasmtime::Result<u64> {
-        let conn = self.table.get(&connection)?;
-        Ok(conn.get().map_or(0, rusqlite::Connection::changes))
+        Ok(self.table.get(&connection)?.changes)
     }
 
     fn drop(&mut self, connection: Resource<Connection>) -> wasmtime::Result<()> {
@@ -384,6 +414,80 @@ mod tests {
             matches!(err, Error::Io(ref text) if text.contains("missing")),
             "{err:?}"
         );
+    }
+
+    fn exec(state: &mut HostState, conn: &Resource<Connection>, sql: &str) -> QueryResult {
+        let conn = Resource::new_borrow(conn.rep());
+        HostConnection::execute(state, conn, sql.into(), vec![])
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn many_guest_connections_share_the_single_in_memory_connection() {
+        // Each statement borrows the one pooled connection and gives it back, so holding guest
+        // handles open (as a reused instance does) never starves another handle.
+        let mut state = state();
+        let open = |state: &mut HostState| {
+            HostConnection::open(state, "default".into())
+                .unwrap()
+                .unwrap()
+        };
+        let (first, second) = (open(&mut state), open(&mut state));
+        exec(&mut state, &first, "CREATE TABLE t (x)");
+        exec(&mut state, &second, "INSERT INTO t VALUES (1), (2)");
+        exec(&mut state, &first, "INSERT INTO t VALUES (3)");
+        let borrow = |c: &Resource<Connection>| Resource::<Connection>::new_borrow(c.rep());
+        // `changes` and `last_insert_rowid` belong to the handle that ran the statement.
+        assert_eq!(
+            HostConnection::changes(&mut state, borrow(&second)).unwrap(),
+            2
+        );
+        assert_eq!(
+            HostConnection::changes(&mut state, borrow(&first)).unwrap(),
+            1
+        );
+        assert_eq!(
+            HostConnection::last_insert_rowid(&mut state, borrow(&first)).unwrap(),
+            3
+        );
+        let count = exec(&mut state, &second, "SELECT count(*) FROM t");
+        assert!(matches!(count.rows[0].values[0], Value::Integer(3)));
+    }
+
+    #[test]
+    fn a_transaction_keeps_its_connection_until_it_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = state();
+        state.database = Database::open(Location::File(dir.path().join("t.db"))).unwrap();
+        let open = |state: &mut HostState| {
+            HostConnection::open(state, "default".into())
+                .unwrap()
+                .unwrap()
+        };
+        let (writer, reader) = (open(&mut state), open(&mut state));
+        exec(&mut state, &writer, "CREATE TABLE t (x)");
+        exec(&mut state, &writer, "BEGIN IMMEDIATE");
+        exec(&mut state, &writer, "INSERT INTO t VALUES (1)");
+        // The writer sees its own uncommitted row, so it is still on the same connection;
+        // another handle, on another pooled connection, does not see it yet.
+        fn count(state: &mut HostState, conn: &Resource<Connection>) -> i64 {
+            match exec(state, conn, "SELECT count(*) FROM t").rows[0].values[0] {
+                Value::Integer(n) => n,
+                ref other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(count(&mut state, &writer), 1);
+        assert_eq!(count(&mut state, &reader), 0);
+        exec(&mut state, &writer, "COMMIT");
+        assert_eq!(count(&mut state, &reader), 1);
+        // A handle dropped mid-transaction returns its connection rolled back.
+        exec(&mut state, &writer, "BEGIN IMMEDIATE");
+        exec(&mut state, &writer, "INSERT INTO t VALUES (2)");
+        HostConnection::drop(&mut state, writer).unwrap();
+        assert_eq!(count(&mut state, &reader), 1);
+        exec(&mut state, &reader, "INSERT INTO t VALUES (3)");
+        assert_eq!(count(&mut state, &reader), 2);
     }
 
     #[test]

@@ -84,6 +84,26 @@ fn validate_exits_non_zero_for_a_bad_token() {
 }
 
 #[test]
+fn invalidate_all_logs_every_user_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sessions.db");
+    let tokens: Vec<String> = ["alice", "bob", "bob"]
+        .iter()
+        .map(|user| json(&run(&db, &["create", user, "--json"]))["session_id"].to_string())
+        .collect();
+    let output = run(&db, &["invalidate", "--all", "--json"]);
+    assert_eq!(json(&output)["invalidated"], 3);
+    for token in &tokens {
+        let output = run(&db, &["validate", token.trim_matches('"')]);
+        assert_eq!(output.status.code(), Some(1), "{token} still valid");
+    }
+    // A session and --all together are refused rather than guessed at.
+    let output = run(&db, &["invalidate", "--all", "some-id"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(run(&db, &["invalidate"]).status.code(), Some(2));
+}
+
+#[test]
 fn list_stats_and_cleanup_report_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("sessions.db");

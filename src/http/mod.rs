@@ -125,7 +125,7 @@ pub struct Ctx<'a> {
     pub req: &'a Request,
     pub config: &'a Config,
     pub now: u64,
-    db: OnceCell<Db>,
+    db: OnceCell<Rc<Db>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -233,12 +233,12 @@ impl Ctx<'_> {
 
 /// The request's database connection (`spin:sqlite` exists only inside the component).
 #[cfg(target_arch = "wasm32")]
-fn open_db() -> Result<Db, ApiError> {
+fn open_db() -> Result<Rc<Db>, ApiError> {
     Ok(crate::component::db()?)
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-fn open_db() -> Result<Db, ApiError> {
+fn open_db() -> Result<Rc<Db>, ApiError> {
     Err(ApiError::Internal(
         "storage is only available inside the component".to_owned(),
     ))
@@ -262,6 +262,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/sessions/validate", routes::validate),
     route("GET", "/sessions/stats", routes::stats),
     route("POST", "/sessions/cleanup", routes::cleanup),
+    route("DELETE", "/sessions", routes::delete_all),
     route("GET", "/sessions/{session_id}", routes::get),
     route("DELETE", "/sessions/{session_id}", routes::delete),
     route("POST", "/sessions/{session_id}/activity", routes::activity),
@@ -481,7 +482,7 @@ mod tests {
         for path in [
             "/",
             "/nope",
-            "/sessions",
+            "/session",
             "/sessions/",
             "/sessions/a/b/c/d",
             "/%zz",

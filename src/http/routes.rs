@@ -147,6 +147,19 @@ pub fn delete_user(ctx: &Ctx<'_>, params: &[String]) -> Result<Reply, ApiError> 
     Ok(reply)
 }
 
+/// `DELETE /sessions?all=true` (admin): every session of every user. The query parameter
+/// makes the mass logout deliberate; a bare `DELETE /sessions` is refused.
+pub fn delete_all(ctx: &Ctx<'_>, _: &[String]) -> Result<Reply, ApiError> {
+    auth::require_admin(ctx)?;
+    if !ctx.flag("all")? {
+        return Err(ApiError::InvalidInput(
+            "DELETE /sessions ends every session of every user; add ?all=true to confirm".into(),
+        ));
+    }
+    let count = ctx.engine()?.invalidate_all()?;
+    Ok(Reply::ok(&j!({"invalidated": count})))
+}
+
 /// `GET /sessions/user/{user_id}/sessions` (admin or the same user). Never tokens.
 pub fn list_user(ctx: &Ctx<'_>, params: &[String]) -> Result<Reply, ApiError> {
     let user_id = param(params)?;

@@ -256,6 +256,12 @@ impl Engine<'_> {
         Ok(u32::try_from(deleted).unwrap_or(u32::MAX))
     }
 
+    /// Deletes every session of every user.
+    pub fn invalidate_all(&self) -> Result<u32> {
+        let deleted = self.db.delete_all()?;
+        Ok(u32::try_from(deleted).unwrap_or(u32::MAX))
+    }
+
     /// The user's unexpired sessions, most recently active first.
     pub fn list_user(&self, user_id: &str) -> Result<Vec<Session>> {
         policy::check_user_id(user_id)?;

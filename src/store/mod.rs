@@ -65,6 +65,9 @@ const COLUMNS: &str = "id, secret_hash, user_id, created_at, last_activity, expi
 #[derive(Debug)]
 pub struct Db {
     conn: Connection,
+    // Set when a transaction may not have ended (its ROLLBACK failed): whoever keeps this
+    // handle between calls must open a fresh one rather than run the next call inside it.
+    unsettled: std::cell::Cell<bool>,
 }
 
 impl Db {
@@ -76,6 +79,7 @@ impl Db {
     pub fn open() -> Result<Self> {
         let db = Self {
             conn: Connection::open_default()?,
+            unsettled: std::cell::Cell::new(false),
         };
         // Concurrent instances queue for the write lock instead of failing with "database is
         // locked". Our host already sets this; Spin's hosts may not.
@@ -121,9 +125,16 @@ impl Db {
     }
 
     fn rollback(&self) {
-        // A failed rollback leaves nothing more to undo: SQLite has already rolled back
-        // when COMMIT or a statement failed fatally.
-        let _ = self.execute("ROLLBACK", &[]);
+        // A failed rollback usually means SQLite already rolled back (COMMIT or a statement
+        // failed fatally); if it did not, the handle must not be used for another call.
+        if self.execute("ROLLBACK", &[]).is_err() {
+            self.unsettled.set(true);
+        }
+    }
+
+    /// Whether a transaction on this handle may still be open after a failed rollback.
+    pub fn is_unsettled(&self) -> bool {
+        self.unsettled.get()
     }
 
     pub fn find(&self, id: &str) -> Result<Option<SessionRow>> {
@@ -218,6 +229,11 @@ impl Db {
             "DELETE FROM sessions WHERE user_id = ?1 AND id IS NOT ?2",
             &[text(user_id), keep.map_or(Value::Null, text)],
         )
+    }
+
+    /// Deletes every row, expired or not.
+    pub fn delete_all(&self) -> Result<u64> {
+        self.change("DELETE FROM sessions", &[])
     }
 
     /// The user's unexpired sessions, most recently active first.
