@@ -199,7 +199,7 @@ pub async fn run(runtime: &Runtime, dir: &Path, scale: usize) -> anyhow::Result<
     let guest = validate - overhead - native_validate;
     for (part, value) in [
         (
-            "call overhead (instance call, config, open/drop pooled connection)",
+            "call overhead (instance call, configuration, database handle)",
             overhead,
         ),
         ("SQLite work (the native validate)", native_validate),
