@@ -416,6 +416,12 @@ mod tests {
         );
     }
 
+    fn open_default(state: &mut HostState) -> Resource<Connection> {
+        HostConnection::open(state, "default".into())
+            .unwrap()
+            .unwrap()
+    }
+
     fn exec(state: &mut HostState, conn: &Resource<Connection>, sql: &str) -> QueryResult {
         let conn = Resource::new_borrow(conn.rep());
         HostConnection::execute(state, conn, sql.into(), vec![])
@@ -428,12 +434,7 @@ mod tests {
         // Each statement borrows the one pooled connection and gives it back, so holding guest
         // handles open (as a reused instance does) never starves another handle.
         let mut state = state();
-        let open = |state: &mut HostState| {
-            HostConnection::open(state, "default".into())
-                .unwrap()
-                .unwrap()
-        };
-        let (first, second) = (open(&mut state), open(&mut state));
+        let (first, second) = (open_default(&mut state), open_default(&mut state));
         exec(&mut state, &first, "CREATE TABLE t (x)");
         exec(&mut state, &second, "INSERT INTO t VALUES (1), (2)");
         exec(&mut state, &first, "INSERT INTO t VALUES (3)");
@@ -460,12 +461,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut state = state();
         state.database = Database::open(Location::File(dir.path().join("t.db"))).unwrap();
-        let open = |state: &mut HostState| {
-            HostConnection::open(state, "default".into())
-                .unwrap()
-                .unwrap()
-        };
-        let (writer, reader) = (open(&mut state), open(&mut state));
+        let (writer, reader) = (open_default(&mut state), open_default(&mut state));
         exec(&mut state, &writer, "CREATE TABLE t (x)");
         exec(&mut state, &writer, "BEGIN IMMEDIATE");
         exec(&mut state, &writer, "INSERT INTO t VALUES (1)");
