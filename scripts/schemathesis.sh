@@ -54,6 +54,10 @@ for _ in $(seq 1 300); do
 done
 curl -fsS "$BASE/health" >/dev/null
 
+# One worker: with two, schemathesis compiles generated code on two threads, and CPython 3.11's
+# AST constructor can then fail with "SystemError: AST constructor recursion depth mismatch"
+# (python/cpython#106905) — a crash of the tool, reported as a runtime error, that failed a CI
+# run once. The server is exercised the same way, one request at a time.
 CHECKS="not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance"
 status=0
 run() {
@@ -61,7 +65,7 @@ run() {
   echo "--- schemathesis ($MODE): $name"
   "$VENV/bin/st" run "$BASE/openapi.json" --url "$BASE" \
     --checks "$CHECKS" --max-examples "$EXAMPLES" --phases "$PHASES" --max-time "$MAX_TIME" \
-    --seed "$SEED" --workers 2 --request-timeout 15 --no-color \
+    --seed "$SEED" --workers 1 --request-timeout 15 --no-color \
     --report junit --report-junit-path "$WORK/junit-$name.xml" \
     --suppress-health-check all "$@" || status=1
 }
