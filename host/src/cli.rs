@@ -195,14 +195,15 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
                 text
             });
         }
-        Command::Invalidate { session, all } => match session {
-            Some(session) if !all => {
+        // clap makes `session` and `--all` exclusive, and one of them required.
+        Command::Invalidate { session, .. } => match session {
+            Some(session) => {
                 sessions.invalidate(&session).await?;
                 print(json, json!({"invalidated": true}), || {
                     "Session invalidated.".to_owned()
                 });
             }
-            _ => {
+            None => {
                 let count = sessions.invalidate_all().await?;
                 print(json, json!({"invalidated": count}), || {
                     format!("{count} session(s) invalidated: every user is logged out.")

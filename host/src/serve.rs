@@ -14,9 +14,10 @@
 //! variables are fixed for the server's life), that the schema is current
 //! (`src/store/schema.rs`), and its database handle — which holds no connection between
 //! statements (`host/src/sqlite.rs` lends a pooled one per statement or transaction), and which
-//! the guest replaces if a transaction on it might not have ended. The typed API has always reused one
-//! instance for many calls on the same grounds. An instance that trapped, overran its deadline or failed in the host is
-//! dropped, never reused, so a guest left half-way through a request never sees another.
+//! the guest replaces if a transaction on it might not have ended. The typed API has always
+//! reused one instance for many calls on the same grounds. An instance that trapped, overran its
+//! deadline or failed in the host is dropped, never reused, so a guest left half-way through a
+//! request never sees another.
 //! `--no-instance-reuse` (one request per instance) restores Spin's behaviour exactly.
 
 use crate::api::SessionHost;

@@ -422,9 +422,12 @@ mod tests {
             .unwrap()
     }
 
+    fn borrow(conn: &Resource<Connection>) -> Resource<Connection> {
+        Resource::new_borrow(conn.rep())
+    }
+
     fn exec(state: &mut HostState, conn: &Resource<Connection>, sql: &str) -> QueryResult {
-        let conn = Resource::new_borrow(conn.rep());
-        HostConnection::execute(state, conn, sql.into(), vec![])
+        HostConnection::execute(state, borrow(conn), sql.into(), vec![])
             .unwrap()
             .unwrap()
     }
@@ -438,7 +441,6 @@ mod tests {
         exec(&mut state, &first, "CREATE TABLE t (x)");
         exec(&mut state, &second, "INSERT INTO t VALUES (1), (2)");
         exec(&mut state, &first, "INSERT INTO t VALUES (3)");
-        let borrow = |c: &Resource<Connection>| Resource::<Connection>::new_borrow(c.rep());
         // `changes` and `last_insert_rowid` belong to the handle that ran the statement.
         assert_eq!(
             HostConnection::changes(&mut state, borrow(&second)).unwrap(),

@@ -89,12 +89,15 @@ fn invalidate_all_logs_every_user_out() {
     let db = dir.path().join("sessions.db");
     let tokens: Vec<String> = ["alice", "bob", "bob"]
         .iter()
-        .map(|user| json(&run(&db, &["create", user, "--json"]))["session_id"].to_string())
+        .map(|user| {
+            let created = json(&run(&db, &["create", user, "--json"]));
+            created["session_id"].as_str().unwrap().to_owned()
+        })
         .collect();
     let output = run(&db, &["invalidate", "--all", "--json"]);
     assert_eq!(json(&output)["invalidated"], 3);
     for token in &tokens {
-        let output = run(&db, &["validate", token.trim_matches('"')]);
+        let output = run(&db, &["validate", token]);
         assert_eq!(output.status.code(), Some(1), "{token} still valid");
     }
     // A session and --all together are refused rather than guessed at.

@@ -252,14 +252,12 @@ impl Engine<'_> {
                 "except_id must be a session id (a UUID)".into(),
             ));
         }
-        let deleted = self.db.delete_user(user_id, except_id)?;
-        Ok(u32::try_from(deleted).unwrap_or(u32::MAX))
+        Ok(row_count(self.db.delete_user(user_id, except_id)?))
     }
 
     /// Deletes every session of every user.
     pub fn invalidate_all(&self) -> Result<u32> {
-        let deleted = self.db.delete_all()?;
-        Ok(u32::try_from(deleted).unwrap_or(u32::MAX))
+        Ok(row_count(self.db.delete_all()?))
     }
 
     /// The user's unexpired sessions, most recently active first.
@@ -420,4 +418,9 @@ impl Reference {
             Ok(Self::Token(Token::parse(text)?))
         }
     }
+}
+
+/// A count of deleted rows as the WIT's `u32`, saturating (no store holds 4 billion sessions).
+fn row_count(rows: u64) -> u32 {
+    u32::try_from(rows).unwrap_or(u32::MAX)
 }
