@@ -1,0 +1,333 @@
+//! A real PostgreSQL server for tests, started from the machine's own binaries.
+//!
+//! [`PgServer::start`] runs `initdb` into a temporary directory and `pg_ctl start` on a free
+//! loopback port, trusting local connections (no password: the server listens on 127.0.0.1
+//! only and lives as long as the test). The server refuses to run as root, so under root the
+//! directory is handed to the `postgres` user and every command runs through `runuser`.
+//! Dropping the server stops it and removes its directory. [`shared`] gives one server per
+//! test process (stopped at exit) and [`PgServer::fresh_database`] a new database on it, so a
+//! test binary pays the ~2 s start once.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// Why the server could not be started or used.
+#[derive(Debug)]
+pub struct PgError(pub String);
+
+impl std::fmt::Display for PgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PgError {}
+
+type Result<T> = std::result::Result<T, PgError>;
+
+/// A running (or stopped, see [`PgServer::stop`]) PostgreSQL server owned by the test.
+#[derive(Debug)]
+pub struct PgServer {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+    as_postgres_user: bool,
+    databases: AtomicU32,
+}
+
+impl PgServer {
+    /// Initialises a cluster in a new temporary directory and starts it on a free port.
+    ///
+    /// # Errors
+    ///
+    /// When the PostgreSQL binaries are missing (install Debian's `postgresql`), or
+    /// `initdb`/`pg_ctl` fail; the message carries their output.
+    pub fn start() -> Result<Self> {
+        let bin = find_bin_dir()?;
+        let as_postgres_user = is_root();
+        let dir = tempfile::Builder::new()
+            .prefix("zoe-pg-")
+            .tempdir()
+            .map_err(|e| PgError(format!("cannot create a temporary directory: {e}")))?;
+        if as_postgres_user {
+            // The postgres user must reach the directory and own its contents.
+            run(Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(dir.path()))?;
+        }
+        let server = Self {
+            bin,
+            dir,
+            port: free_port()?,
+            as_postgres_user,
+            databases: AtomicU32::new(0),
+        };
+        server.tool(
+            "initdb",
+            &[
+                "-D",
+                &server.data_dir(),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+        )?;
+        server.restart()?;
+        Ok(server)
+    }
+
+    /// A `postgres://` URL of the `postgres` database.
+    pub fn url(&self) -> String {
+        self.database_url("postgres")
+    }
+
+    /// A `postgres://` URL of database `name`.
+    pub fn database_url(&self, name: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Creates a new, empty database and returns its URL.
+    ///
+    /// # Errors
+    ///
+    /// When `createdb` fails (the server is stopped, say).
+    pub fn fresh_database(&self) -> Result<String> {
+        let n = self.databases.fetch_add(1, Ordering::Relaxed);
+        let name = format!("test_{}_{n}", std::process::id());
+        let port = self.port.to_string();
+        self.tool(
+            "createdb",
+            &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", &name],
+        )?;
+        Ok(self.database_url(&name))
+    }
+
+    /// Runs a SQL script through `psql` against database `name` and returns its output.
+    ///
+    /// # Errors
+    ///
+    /// When `psql` fails or the SQL has an error.
+    pub fn psql(&self, name: &str, sql: &str) -> Result<String> {
+        let port = self.port.to_string();
+        let output = self.tool(
+            "psql",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-d",
+                name,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-At",
+                "-c",
+                sql,
+            ],
+        )?;
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    }
+
+    /// Stops the server (fast shutdown: open connections are closed). The data stay; see
+    /// [`PgServer::restart`].
+    ///
+    /// # Errors
+    ///
+    /// When `pg_ctl stop` fails.
+    pub fn stop(&self) -> Result<()> {
+        self.tool(
+            "pg_ctl",
+            &["-D", &self.data_dir(), "-w", "-m", "fast", "stop"],
+        )
+        .map(drop)
+    }
+
+    /// Starts the server again on the same port with the same data.
+    ///
+    /// # Errors
+    ///
+    /// When `pg_ctl start` fails; the server log is in the message.
+    pub fn restart(&self) -> Result<()> {
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=200",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("log");
+        let result = self.tool(
+            "pg_ctl",
+            &[
+                "-D",
+                &self.data_dir(),
+                "-w",
+                "-o",
+                &options,
+                "-l",
+                &log.display().to_string(),
+                "start",
+            ],
+        );
+        result.map(drop).map_err(|err| {
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            PgError(format!("{err}\nserver log:\n{log}"))
+        })
+    }
+
+    fn data_dir(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn tool(&self, name: &str, args: &[&str]) -> Result<Output> {
+        let program = self.bin.join(name);
+        let mut command = if self.as_postgres_user {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(&program);
+            command
+        } else {
+            Command::new(&program)
+        };
+        command.args(args).current_dir(self.dir.path());
+        run(&mut command)
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        let _ = self.tool(
+            "pg_ctl",
+            &["-D", &self.data_dir(), "-m", "immediate", "stop"],
+        );
+    }
+}
+
+/// One server for the whole test process, started on first use and stopped at exit.
+///
+/// # Panics
+///
+/// When the server cannot start: a test that needs PostgreSQL cannot run without it, and the
+/// message says what is missing.
+pub fn shared() -> &'static PgServer {
+    static SERVER: OnceLock<PgServer> = OnceLock::new();
+    static AT_EXIT: Mutex<bool> = Mutex::new(false);
+    let server = SERVER.get_or_init(|| match PgServer::start() {
+        Ok(server) => server,
+        Err(err) => panic!("cannot start PostgreSQL for the tests: {err}"),
+    });
+    let mut registered = AT_EXIT.lock().unwrap_or_else(|e| e.into_inner());
+    if !*registered {
+        *registered = true;
+        extern "C" fn stop_shared() {
+            if let Some(server) = SERVER_FOR_EXIT.get() {
+                let _ = server.tool(
+                    "pg_ctl",
+                    &["-D", &server.data_dir(), "-m", "immediate", "stop"],
+                );
+                let _ = std::fs::remove_dir_all(server.dir.path());
+            }
+        }
+        static SERVER_FOR_EXIT: OnceLock<&'static PgServer> = OnceLock::new();
+        let _ = SERVER_FOR_EXIT.set(server);
+        // SAFETY: `stop_shared` is a plain function with no unwinding; libc runs it once when
+        // the process exits (the test harness exits through `std::process::exit`).
+        unsafe {
+            libc::atexit(stop_shared);
+        }
+    }
+    server
+}
+
+fn find_bin_dir() -> Result<PathBuf> {
+    if let Ok(dir) = std::env::var("PG_BIN") {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            if dir.join("initdb").is_file() && dir.join("pg_ctl").is_file() {
+                return Ok(dir);
+            }
+        }
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path().join("bin"))
+        .filter(|bin| bin.join("initdb").is_file())
+        .collect();
+    versions.sort();
+    versions.pop().ok_or_else(|| {
+        PgError(
+            "no PostgreSQL server binaries (initdb, pg_ctl) found on PATH or in \
+             /usr/lib/postgresql/*/bin: install Debian's `postgresql` package, or set PG_BIN"
+                .to_owned(),
+        )
+    })
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn free_port() -> Result<u16> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .map_err(|e| PgError(format!("cannot find a free port: {e}")))
+}
+
+fn run(command: &mut Command) -> Result<Output> {
+    let output = command
+        .output()
+        .map_err(|e| PgError(format!("cannot run {command:?}: {e}")))?;
+    if output.status.success() {
+        Ok(output)
+    } else {
+        Err(PgError(format!(
+            "{command:?} failed ({}): {}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_creates_a_database_runs_sql_and_restarts() {
+        let server = PgServer::start().expect("server starts");
+        let url = server.fresh_database().unwrap();
+        let name = url.rsplit('/').next().unwrap();
+        server
+            .psql(
+                name,
+                "CREATE TABLE t (x int); INSERT INTO t VALUES (41), (1);",
+            )
+            .unwrap();
+        assert_eq!(server.psql(name, "SELECT sum(x) FROM t").unwrap(), "42");
+        server.stop().unwrap();
+        assert!(
+            server.psql(name, "SELECT 1").is_err(),
+            "a stopped server answers"
+        );
+        server.restart().unwrap();
+        assert_eq!(server.psql(name, "SELECT sum(x) FROM t").unwrap(), "42");
+    }
+}
