@@ -5,6 +5,7 @@
 //! its default; a present but bad one is an error that names the variable and the rule.
 
 use std::fmt;
+use std::net::IpAddr;
 
 /// What happens when a user who already holds `max_per_user` sessions creates another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +23,93 @@ pub enum LogLevel {
     Info,
     Warn,
     Error,
+}
+
+/// The peers trusted to report the original scheme of a request: a comma-separated list of
+/// IP addresses and CIDR blocks (`10.0.0.0/8`, `::1`), or `*` for every peer (only right
+/// when the service cannot be reached except through the proxy, as uvicorn's
+/// `--forwarded-allow-ips='*'`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies {
+    any: bool,
+    blocks: Vec<(IpAddr, u8)>,
+}
+
+impl TrustedProxies {
+    /// Parses the setting's value.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] for `trusted_proxies` naming the entry that is not an address, a
+    /// CIDR block or `*`.
+    pub fn parse(list: &str) -> Result<Self, ConfigError> {
+        let mut proxies = Self::default();
+        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            if entry == "*" {
+                proxies.any = true;
+                continue;
+            }
+            let bad = || {
+                rule(
+                    "trusted_proxies",
+                    format!("must list IP addresses, CIDR blocks or `*`, got {entry:?}"),
+                )
+            };
+            let (addr, bits) = match entry.split_once('/') {
+                Some((addr, bits)) => (addr, Some(bits)),
+                None => (entry, None),
+            };
+            let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            let bits = match bits {
+                None => max,
+                Some(bits) => bits
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|b| *b <= max)
+                    .ok_or_else(bad)?,
+            };
+            proxies.blocks.push((addr, bits));
+        }
+        Ok(proxies)
+    }
+
+    /// Whether the peer at `addr` is trusted. An IPv4-mapped IPv6 peer counts as IPv4.
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        if self.any {
+            return true;
+        }
+        let addr = match addr {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+            v4 => v4,
+        };
+        self.blocks
+            .iter()
+            .any(|&(block, bits)| match (block, addr) {
+                (IpAddr::V4(block), IpAddr::V4(addr)) => {
+                    prefix_matches(&block.octets(), &addr.octets(), bits)
+                }
+                (IpAddr::V6(block), IpAddr::V6(addr)) => {
+                    prefix_matches(&block.octets(), &addr.octets(), bits)
+                }
+                _ => false,
+            })
+    }
+
+    /// Whether no peer is trusted.
+    pub fn is_empty(&self) -> bool {
+        !self.any && self.blocks.is_empty()
+    }
+}
+
+/// Whether the first `bits` bits of `a` and `b` agree.
+fn prefix_matches(a: &[u8], b: &[u8], bits: u8) -> bool {
+    let bits = usize::from(bits);
+    let (whole, rest) = (bits / 8, bits % 8);
+    if a[..whole] != b[..whole] {
+        return false;
+    }
+    rest == 0 || (a[whole] ^ b[whole]) >> (8 - rest) == 0
 }
 
 /// The validated configuration.
@@ -45,6 +133,9 @@ pub struct Config {
     /// `None` when no admin key is configured: privileged HTTP endpoints are then unavailable.
     pub admin_key: Option<String>,
     pub max_metadata_bytes: u32,
+    /// Peers whose forwarding headers (`X-Forwarded-Proto`, `Forwarded`) are believed: the
+    /// TLS-terminating proxies in front of the service. Empty: no one's.
+    pub trusted_proxies: TrustedProxies,
 }
 
 // The admin key must never reach a log, so Debug is written by hand.
@@ -68,6 +159,7 @@ impl fmt::Debug for Config {
             .field("log_requests", &self.log_requests)
             .field("admin_key", &self.admin_key.as_ref().map(|_| "<redacted>"))
             .field("max_metadata_bytes", &self.max_metadata_bytes)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }
@@ -101,6 +193,7 @@ pub const VARIABLE_NAMES: &[&str] = &[
     "log_requests",
     "admin_key",
     "max_metadata_bytes",
+    "trusted_proxies",
 ];
 
 /// Largest idle timeout or lifetime accepted: ten years keeps every expiry computation far
@@ -127,6 +220,7 @@ impl Default for Config {
             log_requests: true,
             admin_key: None,
             max_metadata_bytes: 16384,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -221,6 +315,10 @@ impl Config {
                 defaults.max_metadata_bytes,
                 2..=1_048_576,
             )?,
+            trusted_proxies: match get("trusted_proxies") {
+                None => defaults.trusted_proxies,
+                Some(v) => TrustedProxies::parse(&v)?,
+            },
         };
         config.check_relations()?;
         Ok(config)
@@ -373,6 +471,7 @@ mod tests {
             ("log_requests", "no"),
             ("admin_key", "0123456789abcdef0123"),
             ("max_metadata_bytes", "1024"),
+            ("trusted_proxies", "10.0.0.0/8, ::1"),
         ])
         .expect("valid");
         assert_eq!(config.default_timeout, 600);
@@ -390,7 +489,7 @@ mod tests {
         assert!(!config.log_requests);
         assert_eq!(config.admin_key.as_deref(), Some("0123456789abcdef0123"));
         assert_eq!(config.max_metadata_bytes, 1024);
-        assert_eq!(VARIABLE_NAMES.len(), 17);
+        assert!(config.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
     }
 
     #[test]
@@ -407,12 +506,41 @@ mod tests {
             ("log_level", "loud"),
             ("admin_key", "short"),
             ("max_metadata_bytes", "99999999999"),
+            ("trusted_proxies", "10.0.0.0/33"),
+            ("trusted_proxies", "proxy.internal"),
         ];
         for (name, value) in cases {
             let err = parse(&[(name, value)]).expect_err(name);
             assert_eq!(err.name, *name, "{value:?}");
             assert!(err.to_string().contains(name), "{err}");
         }
+    }
+
+    #[test]
+    fn trusted_proxies_match_addresses_and_blocks() {
+        let proxies = TrustedProxies::parse("10.0.0.0/8, 192.168.1.7, fd00::/8").unwrap();
+        for trusted in [
+            "10.0.0.1",
+            "10.255.255.255",
+            "192.168.1.7",
+            "fd12::1",
+            "::ffff:10.9.9.9",
+        ] {
+            assert!(proxies.contains(trusted.parse().unwrap()), "{trusted}");
+        }
+        for untrusted in ["11.0.0.1", "192.168.1.8", "127.0.0.1", "fe80::1", "::1"] {
+            assert!(!proxies.contains(untrusted.parse().unwrap()), "{untrusted}");
+        }
+        let odd = TrustedProxies::parse("172.16.0.0/12").unwrap();
+        assert!(odd.contains("172.31.255.1".parse().unwrap()));
+        assert!(!odd.contains("172.32.0.1".parse().unwrap()));
+        assert!(
+            TrustedProxies::parse("*")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        assert!(TrustedProxies::default().is_empty());
+        assert!(!TrustedProxies::default().contains("127.0.0.1".parse().unwrap()));
     }
 
     #[test]

@@ -796,6 +796,15 @@ async fn require_https_refuses_plain_http_and_sends_hsts() {
     )
     .await
     .expect_error(403, "https_required");
+    // A client's own X-Forwarded-Proto is not believed (no trusted proxy is configured).
+    api.get(
+        "/sessions/stats",
+        &[admin()[0], ("x-forwarded-proto", "https")],
+    )
+    .await
+    .expect_error(403, "https_required");
+    api.stop().await;
+    let api = start(&[("require_https", "true"), ("trusted_proxies", "127.0.0.1")]).await;
     let behind_proxy = api
         .get(
             "/sessions/stats",
@@ -875,4 +884,439 @@ async fn request_logging_can_be_turned_off() {
         api.log_text()
     );
     api.stop().await;
+}
+
+/// One cell of the authorization matrix: who calls, naming which session.
+#[derive(Debug, Clone, Copy)]
+enum Caller {
+    /// The low-role session's own token in the path.
+    OwnToken,
+    /// The low-role session's public id, with its own token in the header.
+    OwnId,
+    /// A sibling (same user, admin role) by public id, with the low-role token in the header.
+    SiblingId,
+    /// Another user's session by public id, with the low-role token in the header.
+    OtherUsersId,
+    /// The sibling by public id, with the admin key.
+    Admin,
+}
+
+/// Every route that names a session, by every kind of caller: a session of the same user
+/// may read or revoke a sibling by public id, and nothing else (issue 17, item 1).
+#[tokio::test]
+async fn a_session_may_only_read_or_revoke_its_siblings() {
+    let api = start(&[]).await;
+    let routes: [(&str, &str, Option<&str>); 5] = [
+        ("GET", "", None),
+        ("DELETE", "", None),
+        ("POST", "/activity", None),
+        ("POST", "/extend", Some(r#"{"additional_seconds": 60}"#)),
+        ("POST", "/rotate", None),
+    ];
+    let callers = [
+        Caller::OwnToken,
+        Caller::OwnId,
+        Caller::SiblingId,
+        Caller::OtherUsersId,
+        Caller::Admin,
+    ];
+    for (n, (method, suffix, body)) in routes.into_iter().enumerate() {
+        for (m, caller) in callers.into_iter().enumerate() {
+            let user = format!("alice-{n}-{m}");
+            let low = api
+                .create(&format!(
+                    r#"{{"user_id":"{user}","metadata":{{"role":"viewer","permissions":["read"]}}}}"#
+                ))
+                .await;
+            let high = api
+                .create(&format!(
+                    r#"{{"user_id":"{user}","metadata":{{"role":"admin"}}}}"#
+                ))
+                .await;
+            let (other, _) = api.login(&format!("bob-{n}-{m}")).await;
+            let other_id = other.split_once('.').unwrap().0.to_owned();
+            let [low_token, low_id, high_token, high_id] = [
+                &low["session_id"],
+                &low["id"],
+                &high["session_id"],
+                &high["id"],
+            ]
+            .map(|v| v.as_str().unwrap().to_owned());
+            let low_header = [("x-session-id", low_token.as_str())];
+            let (named, headers): (&str, &[(&str, &str)]) = match caller {
+                Caller::OwnToken => (&low_token, &[]),
+                Caller::OwnId => (&low_id, &low_header),
+                Caller::SiblingId => (&high_id, &low_header),
+                Caller::OtherUsersId => (&other_id, &low_header),
+                Caller::Admin => (&high_id, admin()),
+            };
+            let path = format!("/sessions/{named}{suffix}");
+            let reply = api.send(method, &path, headers, body).await;
+            let sibling_may = matches!(method, "GET" | "DELETE");
+            let cell = format!("{method} {suffix:?} as {caller:?}");
+            match caller {
+                Caller::OwnToken | Caller::OwnId | Caller::Admin => {
+                    assert_eq!(reply.status, 200, "{cell}: {}", reply.text);
+                }
+                Caller::SiblingId if sibling_may => {
+                    assert_eq!(reply.status, 200, "{cell}: {}", reply.text);
+                }
+                Caller::SiblingId | Caller::OtherUsersId => {
+                    assert_eq!(reply.status, 403, "{cell}: {}", reply.text);
+                    assert_eq!(reply.json["error"], "forbidden", "{cell}");
+                }
+            }
+            // No answer carries a token the caller did not hold, except to the admin.
+            if let Some(issued) = reply.json["session_id"].as_str() {
+                assert!(
+                    matches!(caller, Caller::OwnToken | Caller::OwnId | Caller::Admin),
+                    "{cell} was handed a token"
+                );
+                let expected_id = if matches!(caller, Caller::Admin) {
+                    &high_id
+                } else {
+                    &low_id
+                };
+                assert!(issued.starts_with(expected_id.as_str()), "{cell}");
+            }
+            // A refused act leaves the sibling's holder in possession.
+            if reply.status == 403 && matches!(caller, Caller::SiblingId) {
+                api.get(
+                    "/sessions/validate?role=admin",
+                    &session_header(&high_token),
+                )
+                .await
+                .expect(200);
+            }
+        }
+    }
+    api.stop().await;
+}
+
+/// The probe's reproduction: a viewer session lists its user's sessions, finds the admin-role
+/// one by public id and tries to rotate, extend and touch it.
+#[tokio::test]
+async fn a_low_role_session_cannot_take_over_its_users_admin_session() {
+    let api = start(&[]).await;
+    let low = api
+        .create(r#"{"user_id":"alice","metadata":{"role":"viewer"}}"#)
+        .await;
+    let high = api
+        .create(r#"{"user_id":"alice","metadata":{"role":"admin"}}"#)
+        .await;
+    let low_token = low["session_id"].as_str().unwrap();
+    let high_token = high["session_id"].as_str().unwrap();
+    let listed = api
+        .get("/sessions/user/alice/sessions", &session_header(low_token))
+        .await;
+    let high_id = listed.expect(200)["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["metadata"]["role"] == "admin")
+        .expect("the admin-role session is listed")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (suffix, body) in [
+        ("/rotate", None),
+        ("/extend", Some(r#"{"additional_seconds": 600}"#)),
+        ("/activity", None),
+    ] {
+        let reply = api
+            .send(
+                "POST",
+                &format!("/sessions/{high_id}{suffix}"),
+                &session_header(low_token),
+                body,
+            )
+            .await;
+        reply.expect_error(403, "forbidden");
+        assert!(reply.json.get("session_id").is_none(), "{}", reply.text);
+    }
+    // The real holder still holds it, role and all.
+    api.get("/sessions/validate?role=admin", &session_header(high_token))
+        .await
+        .expect(200);
+    // Positive control: the admin can rotate it, and the old token then dies.
+    let rotated = api
+        .send(
+            "POST",
+            &format!("/sessions/{high_id}/rotate"),
+            admin(),
+            None,
+        )
+        .await;
+    assert!(rotated.expect(200)["session_id"].is_string());
+    api.get("/sessions/validate", &session_header(high_token))
+        .await
+        .expect_error(401, "invalid_token");
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn ambiguous_credentials_are_refused() {
+    let api = start(&[]).await;
+    let (alice, _) = api.login("alice").await;
+    let (bob, _) = api.login("bob").await;
+    let key = format!("Bearer {ADMIN_KEY}");
+    let twice_authorization = [
+        ("authorization", key.as_str()),
+        ("authorization", "Bearer someone-else-entirely"),
+    ];
+    api.get("/sessions/stats", &twice_authorization)
+        .await
+        .expect_error(400, "ambiguous_credentials");
+    api.get(
+        "/sessions/validate",
+        &[("x-session-id", &alice), ("x-session-id", &bob)],
+    )
+    .await
+    .expect_error(400, "ambiguous_credentials");
+    let alice_cookie = format!("zoe_session={alice}");
+    let bob_cookie = format!("zoe_session={bob}");
+    api.get(
+        "/sessions/validate",
+        &[("cookie", &alice_cookie), ("cookie", &bob_cookie)],
+    )
+    .await
+    .expect_error(400, "ambiguous_credentials");
+    let both_in_one = format!("{alice_cookie}; {bob_cookie}");
+    api.get("/sessions/validate", &[("cookie", &both_in_one)])
+        .await
+        .expect_error(400, "ambiguous_credentials");
+    // Positive controls: one of each is fine, and other cookies beside ours are ignored.
+    api.get("/sessions/stats", &twice_authorization[..1])
+        .await
+        .expect(200);
+    let with_others = format!("theme=dark; {alice_cookie}; lang=en");
+    let ok = api
+        .get("/sessions/validate", &[("cookie", &with_others)])
+        .await;
+    assert_eq!(ok.expect(200)["user_id"], "alice");
+
+    for body in [
+        r#"{"user_id":"victim","user_id":"mallory"}"#,
+        r#"{"user_id":"mallory","metadata":{"role":"user","role":"admin"}}"#,
+    ] {
+        let reply = api
+            .send("POST", "/sessions/create", admin(), Some(body))
+            .await;
+        reply.expect_error(422, "invalid_input");
+        assert!(
+            reply.json["detail"]
+                .as_str()
+                .unwrap()
+                .contains("duplicate key")
+        );
+    }
+    let stats = api.get("/sessions/stats", admin()).await;
+    assert_eq!(
+        stats.expect(200)["active_sessions"],
+        2,
+        "nothing was created"
+    );
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn the_mass_logout_needs_exactly_one_all_true() {
+    let api = start(&[]).await;
+    let (alice, _) = api.login("alice").await;
+    for query in [
+        "all",
+        "all=",
+        "all=1",
+        "all=yes",
+        "all=TRUE",
+        "all=true&all=false",
+        "all=true&all=true",
+    ] {
+        api.send("DELETE", &format!("/sessions?{query}"), admin(), None)
+            .await
+            .expect_error(422, "invalid_input");
+    }
+    api.get("/sessions/validate", &session_header(&alice))
+        .await
+        .expect(200);
+    for query in [
+        "set_cookie=",
+        "set_cookie=1",
+        "set_cookie=true&set_cookie=true",
+    ] {
+        api.send(
+            "POST",
+            &format!("/sessions/create?{query}"),
+            admin(),
+            Some(r#"{"user_id":"carol"}"#),
+        )
+        .await
+        .expect_error(422, "invalid_input");
+    }
+    // Positive control: the one plain confirmation works.
+    let all = api
+        .send("DELETE", "/sessions?all=true", admin(), None)
+        .await;
+    assert_eq!(all.expect(200)["invalidated"], 1);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn head_health_answers_like_get_without_a_body() {
+    let api = start(&[]).await;
+    let head = api.send("HEAD", "/health", &[], None).await;
+    assert_eq!(head.status, 200);
+    assert!(head.text.is_empty(), "{}", head.text);
+    assert_eq!(head.header("content-type"), Some("application/json"));
+    // Positive control: GET has the body HEAD leaves out.
+    let get = api.get("/health", &[]).await;
+    assert_eq!(get.expect(200)["status"], "ok");
+    let wrong = api.send("HEAD", "/sessions/create", &[], None).await;
+    assert_eq!(wrong.status, 405);
+    assert_eq!(wrong.header("allow"), Some("POST"));
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn look_alike_user_ids_are_refused_and_visible_unicode_is_kept() {
+    let api = start(&[]).await;
+    for user in ["alice ", "al\u{200B}ice", "\u{202E}ecila", "alice\u{FEFF}"] {
+        let body = serde_json::json!({ "user_id": user }).to_string();
+        api.send("POST", "/sessions/create", admin(), Some(&body))
+            .await
+            .expect_error(422, "invalid_input");
+    }
+    let (_, _) = api.login("alice").await;
+    let cyrillic = api.create(r#"{"user_id":"\u0430lice"}"#).await;
+    assert_eq!(cyrillic["user_id"], "\u{430}lice");
+    let listed = api.get("/sessions/user/alice/sessions", admin()).await;
+    assert_eq!(listed.expect(200)["count"], 1, "а-lice is another user");
+    api.stop().await;
+}
+
+/// Whatever sits in a `{session_id}` position reaches the log as a fingerprint, unless it is
+/// a public id; no error body echoes the path (issues 16.5 and 17.3).
+#[tokio::test]
+async fn credential_positions_are_fingerprinted_in_the_log_and_never_echoed() {
+    let api = start(&[]).await;
+    let (token, id) = api.login("alice").await;
+    let secret = token.split_once('.').unwrap().1.to_owned();
+    let probes = [
+        (
+            "the admin key",
+            format!("/sessions/{ADMIN_KEY}"),
+            ADMIN_KEY.to_owned(),
+        ),
+        ("a token", format!("/sessions/{token}"), secret.clone()),
+        (
+            "a bare secret",
+            format!("/sessions/{secret}"),
+            secret.clone(),
+        ),
+        (
+            "garbage",
+            "/sessions/garbage-XyZzY".to_owned(),
+            "XyZzY".to_owned(),
+        ),
+        (
+            "an undecodable segment",
+            format!("/sessions/{id}%2E{secret}%C3"),
+            secret.clone(),
+        ),
+        ("a miss", format!("/nope/{secret}"), secret.clone()),
+    ];
+    for (what, path, hidden) in &probes {
+        let reply = api.get(path, admin()).await;
+        assert!(
+            !reply.text.contains(hidden.as_str()),
+            "{what}: {}",
+            reply.text
+        );
+    }
+    api.get(&format!("/sessions/{id}"), admin())
+        .await
+        .expect(200);
+    let log = api.log_text();
+    let paths: Vec<String> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["message"] == "request")
+        .filter_map(|line| line["path"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(paths.len(), probes.len() + 2, "{log}");
+    for ((what, _, hidden), path) in probes.iter().zip(&paths[1..]) {
+        assert!(!path.contains(hidden.as_str()), "{what} logged as {path}");
+        assert!(
+            path.contains("<redacted:") || path.contains("<token:"),
+            "{what}: {path}"
+        );
+    }
+    // Positive control: a public id is logged as it is, so the check above could see one.
+    assert_eq!(paths.last().unwrap(), &format!("/sessions/{id}"));
+    assert!(!log.contains(&secret) && !log.contains(ADMIN_KEY), "{log}");
+    api.stop().await;
+}
+
+/// Behind a TLS-terminating proxy the service sees plain HTTP; only a configured trusted
+/// proxy's `X-Forwarded-Proto` may say otherwise (issues 16.6 and 17.4).
+#[tokio::test]
+async fn forwarded_proto_is_believed_only_from_trusted_proxies() {
+    // serve's peer is 127.0.0.1: trusted in the last case only.
+    for (trusted, believed) in [("", false), ("10.0.0.0/8", false), ("127.0.0.1", true)] {
+        let api = start(&[("require_https", "true"), ("trusted_proxies", trusted)]).await;
+        let stats = api
+            .get(
+                "/sessions/stats",
+                &[admin()[0], ("x-forwarded-proto", "https")],
+            )
+            .await;
+        if believed {
+            stats.expect(200);
+        } else {
+            stats.expect_error(403, "https_required");
+        }
+        api.stop().await;
+    }
+}
+
+/// The CSRF origin check judges the scheme as `require_https` does: behind a trusted TLS
+/// proxy a same-origin `https://` Origin passes, and a client's own forwarding header does
+/// not make it pass.
+#[tokio::test]
+async fn the_csrf_origin_check_understands_a_trusted_tls_proxy() {
+    for (trusted, believed) in [("", false), ("127.0.0.1", true)] {
+        let api = start(&[("trusted_proxies", trusted)]).await;
+        let (token, id) = api.login("alice").await;
+        let cookie = format!("zoe_session={token}");
+        let origin = format!("https://{}", api.addr);
+        // By public id, so the cookie is what authenticates the request.
+        let path = format!("/sessions/{id}/activity");
+        let proxied = api
+            .send(
+                "POST",
+                &path,
+                &[
+                    ("cookie", &cookie),
+                    ("origin", &origin),
+                    ("x-forwarded-proto", "https"),
+                ],
+                None,
+            )
+            .await;
+        if believed {
+            proxied.expect(200);
+        } else {
+            proxied.expect_error(403, "csrf");
+        }
+        // Without the proxy's word the https Origin is another origin than ours.
+        api.send(
+            "POST",
+            &path,
+            &[("cookie", &cookie), ("origin", &origin)],
+            None,
+        )
+        .await
+        .expect_error(403, "csrf");
+        api.stop().await;
+    }
 }

@@ -46,7 +46,7 @@ pub fn load_or_create(path: &Path) -> io::Result<(String, bool)> {
             getrandom::fill(&mut bytes).map_err(|err| io::Error::other(err.to_string()))?;
             let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                fs::create_dir_all(dir)?;
+                crate::private_fs::create_dir_all(dir)?;
             }
             let mut options = fs::OpenOptions::new();
             options.write(true).create_new(true);

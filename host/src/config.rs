@@ -26,6 +26,7 @@ pub const ENV_TO_VARIABLE: &[(&str, &str)] = &[
     ("SESSION_LOG_REQUESTS", "log_requests"),
     ("SESSION_ADMIN_KEY", "admin_key"),
     ("SESSION_MAX_METADATA_BYTES", "max_metadata_bytes"),
+    ("SESSION_TRUSTED_PROXIES", "trusted_proxies"),
 ];
 
 /// Configuration of one host: database location and component variables.

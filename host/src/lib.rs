@@ -16,6 +16,7 @@ mod bindings;
 pub mod cli;
 pub mod clock;
 pub mod config;
+mod private_fs;
 pub mod runtime;
 pub mod serve;
 pub mod sqlite;

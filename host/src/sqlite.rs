@@ -19,6 +19,7 @@
 //! same data, and instances take turns.
 
 use crate::bindings::spin::sqlite::sqlite::{self as wit, Error, QueryResult, RowResult, Value};
+use crate::private_fs;
 use crate::state::HostState;
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use std::path::{Path, PathBuf};
@@ -93,10 +94,11 @@ impl Database {
             },
             source,
         };
-        if let Location::File(path) = &location
-            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).map_err(|e| fail(e.into()))?;
+        if let Location::File(path) = &location {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                private_fs::create_dir_all(dir).map_err(|e| fail(e.into()))?;
+            }
+            private_fs::restrict_database(path).map_err(|e| fail(e.into()))?;
         }
         let first = connect(&location).map_err(|e| fail(e.into()))?;
         let limit = match location {
@@ -352,6 +354,46 @@ mod tests {
     use crate::bindings::spin::sqlite::sqlite::HostConnection;
     use crate::state::NoOutgoingHttp;
     use wasmtime::component::ResourceTable;
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    /// The database, its WAL and shared-memory files and the directory made for them are the
+    /// owner's alone (issue 17, item 5).
+    #[cfg(unix)]
+    #[test]
+    fn database_files_are_readable_by_their_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data").join("s.db");
+        let db = Database::open(Location::File(path.clone())).unwrap();
+        db.with_connection(|conn| {
+            conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+        })
+        .unwrap();
+        let wal = path.with_file_name("s.db-wal");
+        let shm = path.with_file_name("s.db-shm");
+        assert!(wal.exists() && shm.exists(), "WAL mode makes both");
+        for file in [&path, &wal, &shm] {
+            assert_eq!(mode(file), 0o600, "{}", file.display());
+        }
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        drop(db);
+
+        // Positive control: a database left world-readable by an older build is seen as such,
+        // then tightened when opened.
+        let old = dir.path().join("old.db");
+        std::fs::write(&old, b"").unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        assert_eq!(mode(&old), 0o644);
+        drop(Database::open(Location::File(old.clone())).unwrap());
+        assert_eq!(mode(&old), 0o600);
+    }
 
     fn state() -> HostState {
         HostState {

@@ -9,9 +9,11 @@
 
 use super::error::ApiError;
 use super::{Ctx, cookies};
+use crate::config::Config;
 use crate::session::engine::{EngineError, Session};
 use crate::session::token;
 use sha2::{Digest, Sha256};
+use std::net::{IpAddr, SocketAddr};
 use subtle::ConstantTimeEq;
 
 /// Where the caller's own session token came from.
@@ -22,22 +24,56 @@ pub enum Source {
 }
 
 /// The caller's own session token, from the session header or else the cookie.
-pub fn caller_token(ctx: &Ctx<'_>) -> Option<(String, Source)> {
-    if let Some(value) = ctx.req.header(&ctx.config.session_header) {
+///
+/// # Errors
+///
+/// 400 when the credential is ambiguous: the session header sent twice, or the session cookie
+/// named twice (a proxy in front may read the other copy than we do).
+pub fn caller_token(ctx: &Ctx<'_>) -> Result<Option<(String, Source)>, ApiError> {
+    let header = &ctx.config.session_header;
+    if let Some(value) = single_header(ctx, header)? {
         let value = value.trim();
         if !value.is_empty() {
-            return Some((value.to_owned(), Source::Header));
+            return Ok(Some((value.to_owned(), Source::Header)));
         }
     }
-    ctx.req
+    let name = cookies::name(ctx.config);
+    let mut found = ctx
+        .req
         .headers_named("cookie")
-        .find_map(|header| cookies::find(header, cookies::name(ctx.config)))
-        .map(|value| (value.to_owned(), Source::Cookie))
+        .flat_map(|header| cookies::find_all(header, name));
+    let first = found.next();
+    if found.next().is_some() {
+        return Err(ApiError::ambiguous(format!(
+            "the session cookie `{name}` is sent more than once"
+        )));
+    }
+    Ok(first.map(|value| (value.to_owned(), Source::Cookie)))
+}
+
+/// The one value of header `name`, refusing a header that is sent more than once.
+fn single_header<'a>(ctx: &Ctx<'a>, name: &str) -> Result<Option<&'a str>, ApiError> {
+    let mut values = ctx
+        .req
+        .headers
+        .iter()
+        .filter(|(key, _)| key.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.as_str());
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(ApiError::ambiguous(format!(
+            "the {name} header is sent more than once"
+        )));
+    }
+    Ok(first)
 }
 
 /// The bearer credential of the `Authorization` header, if any.
 fn bearer<'a>(ctx: &Ctx<'a>) -> Option<Result<&'a str, ApiError>> {
-    let header = ctx.req.header("authorization")?;
+    let header = match single_header(ctx, "authorization") {
+        Ok(header) => header?,
+        Err(err) => return Some(Err(err)),
+    };
     Some(match header.trim().split_once(' ') {
         Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") => Ok(key.trim()),
         _ => Err(ApiError::unauthorized(
@@ -102,7 +138,7 @@ pub fn caller(ctx: &Ctx<'_>) -> Result<Caller, ApiError> {
         check_admin_key(ctx, key?)?;
         return Ok(Caller::Admin);
     }
-    let Some((token, source)) = caller_token(ctx) else {
+    let Some((token, source)) = caller_token(ctx)? else {
         return Err(ApiError::unauthorized(format!(
             "send a session token in the {} header (or the session cookie), or the admin key",
             ctx.config.session_header
@@ -141,12 +177,26 @@ pub fn admin_or_user(ctx: &Ctx<'_>, user_id: &str) -> Result<Caller, ApiError> {
     Ok(caller)
 }
 
+/// What a route does to the session named in its path: DESIGN.md lets a sibling session
+/// (same user, named by public id) read or revoke it — "sign out that device" — and nothing
+/// else, because roles live in each session's metadata and acting on a more privileged
+/// sibling would let a restricted session climb.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `GET` and `DELETE`: the admin, the token's holder, or any session of the same user.
+    ReadOrRevoke,
+    /// `activity`, `extend`, `rotate`: the admin or the token's holder only.
+    Act,
+}
+
 /// A session named in the path.
 #[derive(Debug)]
 pub enum Target {
-    /// A full token: possession is the proof.
+    /// A full token: possession is the proof. Also the caller's own session named by its
+    /// public id, resolved to the caller's own token.
     Token(String),
-    /// A public id, after the caller was found to be the admin or the same user.
+    /// A public id, after the caller was found to be the admin or (for
+    /// [`Access::ReadOrRevoke`]) a session of the same user.
     Id(String),
 }
 
@@ -158,15 +208,23 @@ impl Target {
             Self::Id(id) => id,
         }
     }
+
+    /// The token or id, as the engine takes it.
+    pub fn reference(&self) -> &str {
+        match self {
+            Self::Token(text) | Self::Id(text) => text,
+        }
+    }
 }
 
-/// Resolves `{session_id}` and checks the caller may act on it.
+/// Resolves `{session_id}` and checks the caller may act on it with `access`.
 ///
 /// # Errors
 ///
 /// 404 for something that is neither a token nor a public id, or an unknown id; 401/403 from
-/// [`caller`], and 403 when the caller's session belongs to another user.
-pub fn target(ctx: &Ctx<'_>, value: &str) -> Result<Target, ApiError> {
+/// [`caller`]; 403 when the caller's session belongs to another user, or is a sibling asking
+/// for more than [`Access::ReadOrRevoke`].
+pub fn target(ctx: &Ctx<'_>, value: &str, access: Access) -> Result<Target, ApiError> {
     if value.contains('.') {
         return Ok(Target::Token(value.to_owned()));
     }
@@ -175,19 +233,31 @@ pub fn target(ctx: &Ctx<'_>, value: &str) -> Result<Target, ApiError> {
             "no session has this id (expected a token or a public session id)".to_owned(),
         ));
     }
-    let caller = caller(ctx)?;
-    if let Caller::User { session, .. } = &caller
-        && session.id != value
-    {
-        let target = ctx.engine()?.get(value)?;
-        if target.user_id != session.user_id {
-            return Err(ApiError::forbidden(
-                "forbidden",
-                "a session may only act on its own user's sessions",
-            ));
-        }
+    let Caller::User { session, .. } = caller(ctx)? else {
+        return Ok(Target::Id(value.to_owned()));
+    };
+    if session.id == value {
+        // The caller's own session: act with the token it proved it holds, so the engine
+        // checks the secret again in the same statement that changes the row.
+        let (token, _) = caller_token(ctx)?
+            .ok_or_else(|| ApiError::Internal("caller without a token".to_owned()))?;
+        return Ok(Target::Token(token));
     }
-    Ok(Target::Id(value.to_owned()))
+    let target = ctx.engine()?.get(value)?;
+    if target.user_id != session.user_id {
+        return Err(ApiError::forbidden(
+            "forbidden",
+            "a session may only act on its own user's sessions",
+        ));
+    }
+    match access {
+        Access::ReadOrRevoke => Ok(Target::Id(value.to_owned())),
+        Access::Act => Err(ApiError::forbidden(
+            "forbidden",
+            "another session of the same user may only be read or revoked by public id; \
+             activity, extend and rotate need that session's own token or the admin key",
+        )),
+    }
 }
 
 /// CSRF defence for cookie-authenticated state changes: the browser must say the request is
@@ -227,17 +297,53 @@ pub fn check_csrf(ctx: &Ctx<'_>) -> Result<(), ApiError> {
     )
 }
 
-/// Whether the request reached us over HTTPS, judged from `spin-full-url` (set by Spin and by
-/// our host) or `X-Forwarded-Proto` (set by TLS-terminating proxies).
-pub fn is_https(req: &super::Request) -> bool {
-    if let Some(proto) = req.header("x-forwarded-proto") {
-        let first = proto.split(',').next().unwrap_or("").trim();
-        if first.eq_ignore_ascii_case("https") {
-            return true;
-        }
+/// Whether the request reached us over HTTPS.
+///
+/// Judged from the connection (`spin-full-url`, which Spin and our host build from the
+/// listener), unless the peer (`spin-client-addr`) is one of the configured
+/// `trusted_proxies`: then the scheme that proxy reports in `X-Forwarded-Proto` (or RFC 7239
+/// `Forwarded: proto=`) decides. A client's own forwarding header is never believed, so it
+/// cannot talk its way past `require_https` or the CSRF origin check.
+pub fn is_https(req: &super::Request, config: &Config) -> bool {
+    if peer_is_trusted_proxy(req, config)
+        && let Some(proto) = forwarded_proto(req)
+    {
+        return proto.eq_ignore_ascii_case("https");
     }
     req.header("spin-full-url").is_some_and(|url| {
         url.get(..8)
             .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    })
+}
+
+/// Whether the connection's peer is a configured trusted proxy.
+fn peer_is_trusted_proxy(req: &super::Request, config: &Config) -> bool {
+    if config.trusted_proxies.is_empty() {
+        return false;
+    }
+    let Some(peer) = req.header("spin-client-addr").map(str::trim) else {
+        return false;
+    };
+    let ip = peer
+        .parse::<SocketAddr>()
+        .map(|addr| addr.ip())
+        .or_else(|_| peer.parse::<IpAddr>());
+    ip.is_ok_and(|ip| config.trusted_proxies.contains(ip))
+}
+
+/// The scheme the nearest proxy reports: the last entry of the last `X-Forwarded-Proto`
+/// (proxies append, so earlier entries come from whoever talked to the proxy), else the last
+/// `proto=` of `Forwarded`.
+fn forwarded_proto(req: &super::Request) -> Option<String> {
+    if let Some(header) = req.headers_named("x-forwarded-proto").last() {
+        return header.rsplit(',').next().map(|p| p.trim().to_owned());
+    }
+    let header = req.headers_named("forwarded").last()?;
+    let element = header.rsplit(',').next()?;
+    element.split(';').find_map(|pair| {
+        let (key, value) = pair.trim().split_once('=')?;
+        key.trim()
+            .eq_ignore_ascii_case("proto")
+            .then(|| value.trim().trim_matches('"').to_owned())
     })
 }

@@ -22,10 +22,15 @@ pub fn name(config: &Config) -> &'static str {
 
 /// The value of cookie `name` in a `Cookie` header, if present and not empty.
 pub fn find<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    find_all(header, name).next()
+}
+
+/// Every non-empty value of cookie `name` in a `Cookie` header, in order.
+pub fn find_all<'a>(header: &'a str, name: &str) -> impl Iterator<Item = &'a str> {
     header
         .split(';')
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| key.trim() == name)
+        .filter(move |(key, _)| key.trim() == name)
         .map(|(_, value)| value.trim().trim_matches('"'))
         .filter(|value| !value.is_empty())
 }

@@ -11,6 +11,9 @@ use serde_json::json;
 /// Why a request was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// 400: the request cannot be read one way only (a credential sent twice).
+    #[error("{detail}")]
+    BadRequest { kind: &'static str, detail: String },
     /// 401: no credentials, or credentials that do not hold.
     #[error("{detail}")]
     Unauthorized { kind: &'static str, detail: String },
@@ -81,6 +84,15 @@ impl ApiError {
         }
     }
 
+    /// A 400 for a credential sent more than once: a proxy in front may have read the other
+    /// copy, so neither is trusted.
+    pub fn ambiguous(detail: impl Into<String>) -> Self {
+        Self::BadRequest {
+            kind: "ambiguous_credentials",
+            detail: detail.into(),
+        }
+    }
+
     /// A 403 with a kind.
     pub fn forbidden(kind: &'static str, detail: impl Into<String>) -> Self {
         Self::Forbidden {
@@ -92,6 +104,7 @@ impl ApiError {
     /// The HTTP status.
     pub fn status(&self) -> u16 {
         match self {
+            Self::BadRequest { .. } => 400,
             Self::Unauthorized { .. } => 401,
             Self::Forbidden { .. } => 403,
             Self::NotFound(_) => 404,
@@ -108,7 +121,9 @@ impl ApiError {
     /// The machine-readable `error` field.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::Unauthorized { kind, .. } | Self::Forbidden { kind, .. } => kind,
+            Self::BadRequest { kind, .. }
+            | Self::Unauthorized { kind, .. }
+            | Self::Forbidden { kind, .. } => kind,
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::LimitReached => "limit_reached",

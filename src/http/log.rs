@@ -6,6 +6,7 @@
 
 use super::json::rfc3339;
 use crate::config::LogLevel;
+use crate::session::token;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -42,20 +43,63 @@ pub fn fingerprint(secret: &str) -> String {
         .collect()
 }
 
-/// The path with every segment that could be a token (it contains a `.` once decoded)
-/// replaced by `<token:fingerprint>`.
+/// The path as it may be logged: only what is known not to be secret stays in clear.
+///
+/// A segment stays as sent when it is a literal word of the route table (`sessions`,
+/// `rotate`…), a well-formed public session id (a UUID), or the user id of a
+/// `/sessions/user/{user_id}` route. Anything else — a token, a bare secret, an admin key
+/// pasted into `{session_id}`, a segment that does not decode — becomes a short fingerprint:
+/// `<token:…>` when it looks like a token (a `.` once decoded), `<redacted:…>` otherwise.
 pub fn redact_path(path: &str) -> String {
-    path.split('/')
-        .map(|segment| {
-            let decoded = super::percent_decode(segment).unwrap_or_else(|| segment.to_owned());
-            if decoded.contains('.') && decoded != "openapi.json" {
-                format!("<token:{}>", fingerprint(&decoded))
-            } else {
-                segment.to_owned()
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let decoded: Vec<Option<String>> = segments.iter().map(|s| super::percent_decode(s)).collect();
+    let user_position = user_id_position(&decoded);
+    let shown: Vec<String> = segments
+        .iter()
+        .zip(&decoded)
+        .enumerate()
+        .map(|(i, (raw, decoded))| match decoded {
+            Some(text) if text.is_empty() || is_route_word(text) || token::is_session_id(text) => {
+                text.clone()
             }
+            Some(_) if user_position == Some(i) => (*raw).to_owned(),
+            Some(text) if text.contains('.') => format!("<token:{}>", fingerprint(text)),
+            Some(text) => format!("<redacted:{}>", fingerprint(text)),
+            None => format!("<redacted:{}>", fingerprint(raw)),
         })
-        .collect::<Vec<_>>()
-        .join("/")
+        .collect();
+    format!("/{}", shown.join("/"))
+}
+
+/// Whether `text` is a literal segment of some route.
+fn is_route_word(text: &str) -> bool {
+    super::ROUTES.iter().any(|route| {
+        route
+            .pattern
+            .split('/')
+            .any(|part| !part.is_empty() && !part.starts_with('{') && part == text)
+    })
+}
+
+/// Where the `{user_id}` of a route matching the path's shape is, if any.
+fn user_id_position(decoded: &[Option<String>]) -> Option<usize> {
+    super::ROUTES.iter().find_map(|route| {
+        let parts: Vec<&str> = route.pattern.trim_start_matches('/').split('/').collect();
+        if parts.len() != decoded.len() {
+            return None;
+        }
+        let mut position = None;
+        for (i, (part, segment)) in parts.iter().zip(decoded).enumerate() {
+            let segment = segment.as_deref()?;
+            match *part {
+                "{user_id}" if !segment.is_empty() => position = Some(i),
+                part if part.starts_with('{') => {}
+                part if part == segment => {}
+                _ => return None,
+            }
+        }
+        position
+    })
 }
 
 #[cfg(test)]
@@ -78,5 +122,49 @@ mod tests {
     fn percent_encoded_dots_are_redacted_too() {
         let shown = redact_path("/sessions/abc%2Esecret");
         assert!(!shown.contains("secret"), "{shown}");
+    }
+
+    /// The probe's bypass: an encoded dot plus an invalid UTF-8 escape used to fall back to
+    /// the raw text.
+    #[test]
+    fn a_segment_that_does_not_decode_is_redacted() {
+        let path = "/sessions/0b5d3f0e-9c1a-4b7e-8f00-1234567890ab%2EsEcReTsEcReT%C3";
+        let shown = redact_path(path);
+        assert!(!shown.contains("sEcReT"), "{shown}");
+        assert!(shown.starts_with("/sessions/<redacted:"), "{shown}");
+    }
+
+    /// Every value in a `{session_id}` position is a fingerprint unless it is a public id.
+    #[test]
+    fn credential_positions_show_only_public_ids() {
+        let id = "0b5d3f0e-9c1a-4b7e-8f00-1234567890ab";
+        let cases = [
+            ("an admin key", "k3y-0f-the-adm1n-Xy7Qp9", false),
+            ("a bare secret", "c2VjcmV0LXNlY3JldC1zZWNyZXQ", false),
+            ("garbage", "not%20a%20session", false),
+            ("a public id", id, true),
+        ];
+        for (what, value, kept) in cases {
+            for path in [
+                format!("/sessions/{value}"),
+                format!("/sessions/{value}/rotate"),
+            ] {
+                let shown = redact_path(&path);
+                assert_eq!(shown.contains(value), kept, "{what}: {shown}");
+                if !kept {
+                    assert!(shown.contains("<redacted:"), "{what}: {shown}");
+                }
+            }
+        }
+        // Positive control: the route words and the user id of a user route stay readable.
+        assert_eq!(
+            redact_path("/sessions/user/jane%20doe/sessions"),
+            "/sessions/user/jane%20doe/sessions"
+        );
+        assert_eq!(redact_path("/health"), "/health");
+        assert_eq!(
+            redact_path("/nope"),
+            format!("/<redacted:{}>", fingerprint("nope"))
+        );
     }
 }

@@ -17,6 +17,7 @@ pub mod log;
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod properties;
 mod routes;
+mod strict_json;
 
 pub use error::ApiError;
 
@@ -69,15 +70,17 @@ impl Request {
 
     /// The first value of query parameter `name`, decoded.
     pub fn query_param(&self, name: &str) -> Option<String> {
-        self.query
-            .split('&')
-            .filter_map(|pair| {
-                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                (percent_decode(&key.replace('+', " "))? == name)
-                    .then(|| percent_decode(&value.replace('+', " ")))
-                    .flatten()
-            })
-            .next()
+        self.query_params(name).next().flatten()
+    }
+
+    /// Every occurrence of query parameter `name`, decoded (`None` for one that does not
+    /// decode).
+    pub fn query_params<'a>(&'a self, name: &'a str) -> impl Iterator<Item = Option<String>> + 'a {
+        self.query.split('&').filter_map(move |pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(&key.replace('+', " "))? == name)
+                .then(|| percent_decode(&value.replace('+', " ")))
+        })
     }
 }
 
@@ -184,8 +187,10 @@ impl Ctx<'_> {
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let value: Value = serde_json::from_slice(&self.req.body)
-            .map_err(|err| ApiError::InvalidInput(format!("invalid JSON body: {err}")))?;
+        let invalid =
+            |err: serde_json::Error| ApiError::InvalidInput(format!("invalid JSON body: {err}"));
+        strict_json::check_unique_keys(&self.req.body).map_err(invalid)?;
+        let value: Value = serde_json::from_slice(&self.req.body).map_err(invalid)?;
         // Every body is an object; serde's derived structs would also accept an array of the
         // fields in order (`[600]` as an extend body), which no client means to send.
         if !value.is_object() {
@@ -198,15 +203,39 @@ impl Ctx<'_> {
             .map_err(|err| ApiError::InvalidInput(format!("invalid JSON body: {err}")))
     }
 
-    /// A boolean query flag (`true`/`1`/`yes`; absent is false).
+    /// The one value of query parameter `name`, if given.
     ///
     /// # Errors
     ///
-    /// 422 for any other value.
+    /// 422 for a parameter given more than once (which copy a proxy in front reads is
+    /// anyone's guess) or one that does not percent-decode.
+    pub fn single_query(&self, name: &str) -> Result<Option<String>, ApiError> {
+        let mut values = self.req.query_params(name);
+        let Some(first) = values.next() else {
+            return Ok(None);
+        };
+        if values.next().is_some() {
+            return Err(ApiError::InvalidInput(format!(
+                "query parameter `{name}` is given more than once"
+            )));
+        }
+        first.map(Some).ok_or_else(|| {
+            ApiError::InvalidInput(format!(
+                "query parameter `{name}` is not valid percent-encoded UTF-8"
+            ))
+        })
+    }
+
+    /// A boolean query flag: absent is false, otherwise exactly one `true` or `false`.
+    ///
+    /// # Errors
+    ///
+    /// 422 for any other value (`1`, `yes`, an empty value) or a flag given more than once:
+    /// a flag that confirms something (a mass logout, a cookie) must be said plainly.
     pub fn flag(&self, name: &str) -> Result<bool, ApiError> {
-        match self.req.query_param(name).as_deref() {
-            None | Some("false" | "0" | "no") => Ok(false),
-            Some("true" | "1" | "yes" | "") => Ok(true),
+        match self.single_query(name)?.as_deref() {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
             Some(other) => Err(ApiError::InvalidInput(format!(
                 "query parameter `{name}` must be true or false, got {other:?}"
             ))),
@@ -215,19 +244,21 @@ impl Ctx<'_> {
 
     /// This service's own origin (`scheme://authority`), from `spin-full-url` or `Host`.
     pub fn origin(&self) -> Option<String> {
-        if let Some(url) = self.req.header("spin-full-url")
-            && let Some((scheme, rest)) = url.split_once("://")
-        {
-            let authority = rest.split(['/', '?']).next().unwrap_or("");
-            return Some(format!("{scheme}://{authority}"));
-        }
-        let host = self.req.header("host")?;
-        let scheme = if auth::is_https(self.req) {
+        // The scheme is judged as `require_https` judges it (a trusted proxy's word, else the
+        // connection's); the authority is the one the client addressed.
+        let authority = match self.req.header("spin-full-url") {
+            Some(url) => {
+                let (_, rest) = url.split_once("://")?;
+                rest.split(['/', '?']).next().unwrap_or("")
+            }
+            None => self.req.header("host")?,
+        };
+        let scheme = if auth::is_https(self.req, self.config) {
             "https"
         } else {
             "http"
         };
-        Some(format!("{scheme}://{host}"))
+        Some(format!("{scheme}://{authority}"))
     }
 }
 
@@ -319,7 +350,8 @@ fn literal_segments(pattern: &str) -> usize {
 /// 404 when no pattern matches the path; 405 (with the allowed methods) when only the
 /// method is wrong.
 pub fn find_route(method: &str, path: &str) -> Result<(&'static Route, Vec<String>), ApiError> {
-    let not_found = || ApiError::NotFound(format!("no endpoint at {}", log::redact_path(path)));
+    // The path is not echoed: it may hold a credential the client put in the wrong place.
+    let not_found = || ApiError::NotFound("no endpoint matches this path".to_owned());
     let segments: Vec<String> = path
         .trim_start_matches('/')
         .split('/')
@@ -410,6 +442,9 @@ pub fn handle(
             err.into_reply()
         }
     };
+    if req.method == "HEAD" {
+        reply.body.clear();
+    }
     // Responses may carry tokens; no cache may keep them.
     reply.set_header("cache-control", "no-store");
     if config.require_https {
@@ -437,7 +472,8 @@ pub fn handle(
 
 fn dispatch(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
     // Health stays reachable over plain HTTP so that probes inside the cluster keep working.
-    if ctx.config.require_https && ctx.req.path != "/health" && !auth::is_https(ctx.req) {
+    if ctx.config.require_https && ctx.req.path != "/health" && !auth::is_https(ctx.req, ctx.config)
+    {
         return Err(ApiError::forbidden(
             "https_required",
             "this service requires HTTPS",
@@ -446,7 +482,13 @@ fn dispatch(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
     if ctx.req.body_too_large {
         return Err(ApiError::TooLarge(MAX_BODY_BYTES));
     }
-    let (route, params) = find_route(&ctx.req.method, &ctx.req.path)?;
+    // HEAD is GET without the body (load balancers probe `/health` with it); `handle` drops
+    // the body.
+    let method = match ctx.req.method.as_str() {
+        "HEAD" => "GET",
+        other => other,
+    };
+    let (route, params) = find_route(method, &ctx.req.path)?;
     (route.handler)(ctx, &params)
 }
 

@@ -92,7 +92,7 @@ proptest! {
             headers.push(("cookie".to_owned(), format!("other=1; {}={value}", cookies::BASE_NAME)));
         }
         let req = request("GET", headers, Vec::new());
-        let found = auth::caller_token(&Ctx::new(&req, &config, 0));
+        let found = auth::caller_token(&Ctx::new(&req, &config, 0)).expect("one header, one cookie");
         let expected = match (header.as_deref().map(str::trim), &cookie) {
             (Some(value), _) if !value.is_empty() => Some((value.to_owned(), Source::Header)),
             (_, Some(value)) => Some((value.clone(), Source::Cookie)),

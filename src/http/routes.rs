@@ -3,7 +3,7 @@
 //! Request bodies reject unknown fields (`deny_unknown_fields`): a misspelt `timout` must
 //! not silently fall back to the default. Endpoints that take no body ignore one.
 
-use super::auth::{self, Caller, Source, Target};
+use super::auth::{self, Access, Caller, Source};
 use super::error::ApiError;
 use super::{Ctx, OPENAPI, Reply, cookies, json};
 use crate::session::engine::Issued;
@@ -56,60 +56,54 @@ pub fn create(ctx: &Ctx<'_>, _: &[String]) -> Result<Reply, ApiError> {
 
 /// `GET /sessions/{session_id}`.
 pub fn get(ctx: &Ctx<'_>, params: &[String]) -> Result<Reply, ApiError> {
-    let target = auth::target(ctx, param(params)?)?;
-    let engine = ctx.engine()?;
-    let session = match &target {
-        Target::Token(token) => engine.get(token)?,
-        Target::Id(id) => engine.get(id)?,
-    };
+    let target = auth::target(ctx, param(params)?, Access::ReadOrRevoke)?;
+    let session = ctx.engine()?.get(target.reference())?;
     Ok(Reply::ok(&json::session(&session)))
 }
 
 /// `POST /sessions/{session_id}/activity`.
 pub fn activity(ctx: &Ctx<'_>, params: &[String]) -> Result<Reply, ApiError> {
-    let target = auth::target(ctx, param(params)?)?;
+    let target = auth::target(ctx, param(params)?, Access::Act)?;
     let engine = ctx.engine()?;
     let session = match &target {
-        Target::Token(token) => engine.touch(token)?,
-        Target::Id(id) => engine.touch_id(id)?,
+        auth::Target::Token(token) => engine.touch(token)?,
+        auth::Target::Id(id) => engine.touch_id(id)?,
     };
     Ok(Reply::ok(&json::session(&session)))
 }
 
 /// `POST /sessions/{session_id}/extend` with `{"additional_seconds": n}`.
 pub fn extend(ctx: &Ctx<'_>, params: &[String]) -> Result<Reply, ApiError> {
-    let target = auth::target(ctx, param(params)?)?;
+    let target = auth::target(ctx, param(params)?, Access::Act)?;
     let body: ExtendBody = ctx.json()?;
     let engine = ctx.engine()?;
     let session = match &target {
-        Target::Token(token) => engine.extend(token, body.additional_seconds)?,
-        Target::Id(id) => engine.extend_id(id, body.additional_seconds)?,
+        auth::Target::Token(token) => engine.extend(token, body.additional_seconds)?,
+        auth::Target::Id(id) => engine.extend_id(id, body.additional_seconds)?,
     };
     Ok(Reply::ok(&json::session(&session)))
 }
 
-/// `POST /sessions/{session_id}/rotate`: a new token; the old one is dead at once.
+/// `POST /sessions/{session_id}/rotate`: a new token; the old one is dead at once. By public
+/// id only the admin may rotate (the caller's own session resolves to its token): no answer
+/// hands a token for a session the caller did not already hold.
 pub fn rotate(ctx: &Ctx<'_>, params: &[String]) -> Result<Reply, ApiError> {
-    let target = auth::target(ctx, param(params)?)?;
+    let target = auth::target(ctx, param(params)?, Access::Act)?;
     let set_cookie = ctx.flag("set_cookie")?;
     let engine = ctx.engine()?;
     let issued = match &target {
-        Target::Token(token) => engine.rotate(token)?,
-        Target::Id(id) => engine.rotate_id(id)?,
+        auth::Target::Token(token) => engine.rotate(token)?,
+        auth::Target::Id(id) => engine.rotate_id(id)?,
     };
     Ok(issued_reply(ctx, &issued, set_cookie))
 }
 
 /// `DELETE /sessions/{session_id}`. Clears the session cookie when it named this session.
 pub fn delete(ctx: &Ctx<'_>, params: &[String]) -> Result<Reply, ApiError> {
-    let target = auth::target(ctx, param(params)?)?;
-    let engine = ctx.engine()?;
-    match &target {
-        Target::Token(token) => engine.invalidate(token)?,
-        Target::Id(id) => engine.invalidate(id)?,
-    }
+    let target = auth::target(ctx, param(params)?, Access::ReadOrRevoke)?;
+    ctx.engine()?.invalidate(target.reference())?;
     let mut reply = Reply::ok(&j!({"invalidated": true, "id": target.id()}));
-    if cookie_names(ctx, target.id()) {
+    if cookie_names(ctx, target.id())? {
         reply.set_header("set-cookie", cookies::clear(ctx.config));
     }
     Ok(reply)
@@ -191,7 +185,7 @@ pub fn cleanup(ctx: &Ctx<'_>, _: &[String]) -> Result<Reply, ApiError> {
 /// `GET /sessions/validate`: the caller's own session (header or cookie); `?role=` and
 /// `?permission=` add requirements (403 when unmet).
 pub fn validate(ctx: &Ctx<'_>, _: &[String]) -> Result<Reply, ApiError> {
-    let Some((token, _)) = auth::caller_token(ctx) else {
+    let Some((token, _)) = auth::caller_token(ctx)? else {
         return Err(ApiError::unauthorized(format!(
             "send the session token in the {} header or the session cookie",
             ctx.config.session_header
@@ -203,7 +197,7 @@ pub fn validate(ctx: &Ctx<'_>, _: &[String]) -> Result<Reply, ApiError> {
         ("role", Requirement::Role as fn(String) -> Requirement),
         ("permission", Requirement::Permission),
     ] {
-        if let Some(value) = ctx.req.query_param(name) {
+        if let Some(value) = ctx.single_query(name)? {
             if value.is_empty() {
                 return Err(ApiError::InvalidInput(format!(
                     "`{name}` must not be empty"
@@ -241,9 +235,11 @@ fn param(params: &[String]) -> Result<&str, ApiError> {
 }
 
 /// Whether the request's session cookie belongs to the session `id`.
-fn cookie_names(ctx: &Ctx<'_>, id: &str) -> bool {
-    matches!(auth::caller_token(ctx), Some((token, Source::Cookie))
-        if token.split_once('.').is_some_and(|(cookie_id, _)| cookie_id == id))
+fn cookie_names(ctx: &Ctx<'_>, id: &str) -> Result<bool, ApiError> {
+    Ok(
+        matches!(auth::caller_token(ctx)?, Some((token, Source::Cookie))
+        if token.split_once('.').is_some_and(|(cookie_id, _)| cookie_id == id)),
+    )
 }
 
 fn issued_reply(ctx: &Ctx<'_>, issued: &Issued, set_cookie: bool) -> Reply {

@@ -21,7 +21,16 @@ pub struct InvalidInput(pub String);
 /// The role `admin` satisfies every role and every permission requirement.
 pub const ADMIN_ROLE: &str = "admin";
 
-/// Checks a user id: 1 to 256 bytes, no control characters, not only whitespace.
+/// Checks a user id: 1 to 256 bytes, no control characters, no invisible characters, no
+/// whitespace at either end.
+///
+/// User ids are the application's identifiers, compared byte for byte: `alice` and `аlice`
+/// (Cyrillic а) are two users, as they are in the identity provider that issued them. What
+/// is refused is what makes two ids *look* the same while differing invisibly: Unicode format
+/// characters (zero-width spaces and joiners, bidi overrides and isolates, the BOM, tag
+/// characters), variation selectors and other default-ignorable code points, line and
+/// paragraph separators, and surrounding whitespace (`"alice "`). Other Unicode is kept as
+/// given; telling visible confusables apart is the identity provider's job.
 pub fn check_user_id(user_id: &str) -> Result<(), InvalidInput> {
     if user_id.trim().is_empty() {
         return Err(InvalidInput("user_id must not be empty".into()));
@@ -37,7 +46,31 @@ pub fn check_user_id(user_id: &str) -> Result<(), InvalidInput> {
             "user_id must not contain control characters".into(),
         ));
     }
+    if let Some(c) = user_id.chars().find(|&c| is_invisible(c)) {
+        return Err(InvalidInput(format!(
+            "user_id must not contain invisible or formatting characters (found U+{:04X})",
+            u32::from(c)
+        )));
+    }
+    if user_id.trim() != user_id {
+        return Err(InvalidInput(
+            "user_id must not begin or end with whitespace".into(),
+        ));
+    }
     Ok(())
+}
+
+/// Unicode format characters (general category Cf), default-ignorable code points and the
+/// line/paragraph separators: characters that render as nothing or reorder what is around
+/// them.
+fn is_invisible(c: char) -> bool {
+    matches!(u32::from(c),
+        0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180B..=0x180F
+        | 0x0600..=0x0605 | 0x06DD | 0x070F | 0x0890 | 0x0891 | 0x08E2
+        | 0x200B..=0x200F | 0x2028..=0x202E | 0x2060..=0x206F | 0x3164
+        | 0xFE00..=0xFE0F | 0xFEFF | 0xFFA0 | 0xFFF0..=0xFFFB
+        | 0x110BD | 0x110CD | 0x13430..=0x1343F | 0x1BCA0..=0x1BCA3 | 0x1D173..=0x1D17A
+        | 0xE0000..=0xE0FFF)
 }
 
 /// Resolves the requested idle timeout, refusing values outside `[min_timeout, max_timeout]`.
@@ -183,6 +216,41 @@ mod tests {
         }
         let err = check_user_id(&"a".repeat(10_000)).unwrap_err();
         assert!(err.0.contains("256"), "{err}");
+    }
+
+    /// Ids that look like `alice` but differ invisibly are refused; visible Unicode is kept.
+    #[test]
+    fn look_alike_user_ids_follow_the_documented_rule() {
+        for bad in [
+            "alice ",
+            " alice",
+            "alice\u{00A0}",
+            "al\u{200B}ice",
+            "al\u{200D}ice",
+            "\u{202E}ecila",
+            "alice\u{2066}",
+            "\u{FEFF}alice",
+            "alice\u{FE0F}",
+            "alice\u{E0041}",
+            "al\u{00AD}ice",
+            "alice\u{2028}",
+        ] {
+            let err = check_user_id(bad).expect_err(bad);
+            assert!(
+                err.0.contains("invisible") || err.0.contains("whitespace"),
+                "{bad:?}: {err}"
+            );
+        }
+        // Positive controls: visible Unicode and inner spaces stay distinct, valid ids.
+        for good in [
+            "\u{0430}lice",
+            "jane doe",
+            "José",
+            "用户",
+            "alice@example.com",
+        ] {
+            assert_eq!(check_user_id(good), Ok(()), "{good:?}");
+        }
     }
 
     #[test]

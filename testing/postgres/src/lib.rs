@@ -256,8 +256,15 @@ fn find_bin_dir() -> Result<PathBuf> {
     }
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
-            if dir.join("initdb").is_file() && dir.join("pg_ctl").is_file() {
-                return Ok(dir);
+            // A PATH entry may hold only links to some of the tools (this machine's
+            // /usr/local/bin links initdb and pg_ctl): use the directory they live in.
+            if let Ok(initdb) = dir.join("initdb").canonicalize()
+                && let Some(bin) = initdb.parent()
+                && ["pg_ctl", "createdb", "psql"]
+                    .iter()
+                    .all(|t| bin.join(t).is_file())
+            {
+                return Ok(bin.to_path_buf());
             }
         }
     }
