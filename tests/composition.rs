@@ -429,3 +429,60 @@ async fn a_bad_gate_setting_is_a_config_error_not_a_fault() {
     );
     app.stop().await;
 }
+
+/// With `session_header` set, the app behind the gate reads the token from that header too:
+/// every route behaves as it does with the default header (issue 16, item 7).
+#[tokio::test]
+async fn the_gated_app_honours_a_configured_session_header() {
+    let app = serve(
+        GATED_CHAT_APP_WASM,
+        &[
+            ("session_header", "X-Token"),
+            (
+                "protected_paths",
+                "/api/chat,/developer,/admin,/write,/profile",
+            ),
+        ],
+    )
+    .await;
+    let admin = app.login_as("alice", Some("admin"), &["write"]).await;
+    let viewer = app.login_as("bob", Some("viewer"), &[]).await;
+    let with = |token: &str| vec![("x-token", token.to_owned())];
+    let cases: [(&str, &str, &String, u16); 8] = [
+        ("GET", "/api/chat", &admin, 200),
+        ("POST", "/api/chat", &admin, 200),
+        ("GET", "/public/info", &admin, 200),
+        ("GET", "/admin", &admin, 200),
+        ("GET", "/admin", &viewer, 403),
+        ("GET", "/developer", &admin, 200),
+        ("GET", "/write", &admin, 200),
+        ("GET", "/profile", &viewer, 200),
+    ];
+    for (method, path, token, status) in cases {
+        let headers = with(token);
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let body = (method == "POST").then_some(r#"{"message":"hi"}"#);
+        let reply = app.send(method, path, &headers, body).await;
+        assert_eq!(reply.status, status, "{method} {path}: {}", reply.text);
+    }
+    let greeting = app
+        .send("GET", "/public/info", &[("x-token", &viewer)], None)
+        .await;
+    assert_eq!(greeting.expect(200), &json!({"message": "Hello bob!"}));
+    // The app names the configured header when it is missing.
+    let missing = app.send("GET", "/profile", &[], None).await;
+    missing.expect_error(401, "unauthorized");
+    assert!(
+        missing.json["detail"].as_str().unwrap().contains("X-Token"),
+        "{}",
+        missing.text
+    );
+    let logout = app
+        .send("POST", "/logout", &[("x-token", &viewer)], None)
+        .await;
+    logout.expect(200);
+    app.send("GET", "/profile", &[("x-token", &viewer)], None)
+        .await
+        .expect_error(401, "invalid_token");
+    app.stop().await;
+}

@@ -884,6 +884,15 @@ async fn request_logging_can_be_turned_off() {
         api.log_text()
     );
     api.stop().await;
+    // Positive control: the same request with logging on leaves the line the check looks for.
+    let api = start(&[("log_requests", "true")]).await;
+    api.get("/health", &[]).await.expect(200);
+    assert!(
+        api.log_text().contains("\"message\":\"request\""),
+        "{}",
+        api.log_text()
+    );
+    api.stop().await;
 }
 
 /// One cell of the authorization matrix: who calls, naming which session.
