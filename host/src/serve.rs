@@ -68,6 +68,9 @@ pub struct ServeOptions {
     /// waiting for it; also how long an idle keep-alive connection is kept. Slowloris clients
     /// and idle sockets are cut off after this.
     pub header_read_timeout: Duration,
+    /// Longest a client may take to send a request body, counted from the end of its head;
+    /// a body that has not fully arrived by then gets 408.
+    pub body_read_timeout: Duration,
     /// Largest request head (request line and headers) accepted; larger ones get 431.
     pub max_header_bytes: usize,
     /// Connections open at once; a connection beyond this gets 503 and is closed, so idle
@@ -86,6 +89,7 @@ impl Default for ServeOptions {
             cleanup_interval: Some(Duration::from_secs(300)),
             max_concurrent: 64,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
             max_header_bytes: 32 * 1024,
             max_connections: 1024,
             requests_per_instance: 100,
