@@ -556,7 +556,7 @@ impl Shared {
             .map_err(RequestError::from_guest)?;
         let (pre, instances) = (self.pre.clone(), self.instances.clone());
         // The epoch deadline fires only while guest code runs; this one also covers a guest
-        // waiting in the host (a response body the client does not read, a busy database).
+        // waiting in the host (e.g. on a response body the client does not read).
         let limit = self.request_timeout + Duration::from_secs(1);
         let running = Running::start(&instances);
         let task = tokio::spawn(async move {
