@@ -84,6 +84,10 @@ enum Command {
         /// connection is kept, e.g. `10s`.
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         header_timeout: Duration,
+        /// Longest a client may take to send a request body once its head is in (408 after
+        /// that), e.g. `10s`.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        body_timeout: Duration,
         /// Connections open at once; more get 503.
         #[arg(long, default_value_t = 1024)]
         max_connections: usize,
@@ -125,6 +129,7 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
         request_timeout,
         max_concurrent,
         header_timeout,
+        body_timeout,
         max_connections,
         requests_per_instance,
         no_instance_reuse,
@@ -135,6 +140,7 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
             request_timeout,
             max_concurrent: max_concurrent as usize,
             header_read_timeout: header_timeout,
+            body_read_timeout: body_timeout,
             max_connections,
             requests_per_instance: if no_instance_reuse {
                 1

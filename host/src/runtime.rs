@@ -3,14 +3,25 @@
 //! Compiling the component with Cranelift is the expensive step (hundreds of milliseconds),
 //! so a [`Runtime`] is built once per process and cloned cheaply; each call site then makes
 //! a fresh `Store` and instantiates from the pre-linked [`InstancePre`].
+//!
+//! The runtime also owns the engine's epoch ticker, which request deadlines are counted in:
+//! one per engine, however many servers share it, since every tick counts against every
+//! store of the engine (a ticker per server made two servers cut requests at half their
+//! deadline).
 
 use crate::bindings::EnginePre;
 use crate::state::HostState;
 use anyhow::Context as _;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances once [`Runtime::start_epoch_ticker`] has run; deadlines are
+/// counted in these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(50);
 
 /// The component built into this crate by `build.rs`.
 pub static EMBEDDED_COMPONENT: &[u8] = include_bytes!(env!("ZOE_SESSION_WASM"));
@@ -36,6 +47,35 @@ struct Inner {
     engine: Engine,
     component: Component,
     pre: InstancePre<HostState>,
+    /// Started by the first server; stops when the last clone of the runtime is dropped.
+    ticker: OnceLock<EpochTicker>,
+}
+
+/// Advances an engine's epoch every [`EPOCH_TICK`] until dropped. A plain thread, so a guest
+/// hogging a runtime worker cannot stop the clock that interrupts it.
+struct EpochTicker {
+    ticking: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Self {
+        let ticking = Arc::new(AtomicBool::new(true));
+        let flag = ticking.clone();
+        std::thread::spawn(move || {
+            while flag.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        });
+        Self { ticking }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        // Not joined: the thread notices within one tick, and a drop must not block.
+        self.ticking.store(false, Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for Runtime {
@@ -99,6 +139,7 @@ impl Runtime {
                 engine,
                 component,
                 pre,
+                ticker: OnceLock::new(),
             }),
         })
     }
@@ -106,6 +147,15 @@ impl Runtime {
     /// The Wasmtime engine (for epoch ticks and stores).
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    /// Starts advancing the engine's epoch every [`EPOCH_TICK`], once: later calls, from any
+    /// clone, do nothing. Epoch deadlines (`Store::set_epoch_deadline`) count these ticks. The
+    /// ticker stops when the last clone of this runtime is dropped.
+    pub fn start_epoch_ticker(&self) {
+        self.inner
+            .ticker
+            .get_or_init(|| EpochTicker::start(self.inner.engine.clone()));
     }
 
     /// The compiled component.
@@ -142,4 +192,30 @@ fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         |state| state,
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn one_ticker_per_runtime_and_it_stops_with_the_last_clone() {
+        let runtime = Runtime::new(Allocation::OnDemand).unwrap();
+        let clone = runtime.clone();
+        runtime.start_epoch_ticker();
+        clone.start_epoch_ticker();
+        let ticker = runtime.inner.ticker.get().expect("started");
+        let flag = Arc::downgrade(&ticker.ticking);
+        // This runtime's flag and the ticker thread's copy: a second start made no thread.
+        assert_eq!(flag.strong_count(), 2);
+        drop(runtime);
+        assert_eq!(flag.strong_count(), 2, "a clone still holds the runtime");
+        drop(clone);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while flag.upgrade().is_some() {
+            assert!(Instant::now() < deadline, "the ticker thread did not stop");
+            std::thread::sleep(EPOCH_TICK);
+        }
+    }
 }

@@ -19,12 +19,26 @@
 //! deadline or failed in the host is dropped, never reused, so a guest left half-way through a
 //! request never sees another.
 //! `--no-instance-reuse` (one request per instance) restores Spin's behaviour exactly.
+//!
+//! # Slow clients
+//!
+//! Every wait on the client is bounded before the guest is involved: hyper bounds the head
+//! ([`ServeOptions::header_read_timeout`]), and the host reads the body itself, up to the
+//! guest's cap, within [`ServeOptions::body_read_timeout`] (408 otherwise), before it takes a
+//! concurrency permit or an instance. The guest then only ever sees a body that is already in
+//! memory, so its epoch deadline covers all of its time; a guest that reads a client's body
+//! from the socket waits in the host, where no epoch deadline fires, and clients that never
+//! sent their bodies held every permit and instance. The guest's task bounds itself as well
+//! (its store, instance and permit are dropped at the deadline whatever it is waiting on),
+//! and when no instance can be had the answer is 503, not a trap.
 
 use crate::api::SessionHost;
+use crate::runtime::EPOCH_TICK;
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HOST};
+use http::header::{CONNECTION, CONTENT_TYPE, HOST, RETRY_AFTER};
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
+use hyper::body::Body as _;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -32,20 +46,23 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
-use wasmtime::Store;
+use wasmtime::{PoolConcurrencyLimitError, Store, Trap};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-/// How often the epoch advances; request deadlines are counted in these ticks.
-const EPOCH_TICK: Duration = Duration::from_millis(50);
+/// The most of a request body the host reads; one byte more than the guest accepts is enough
+/// for the guest to refuse it with its own 413. The guest's cap is `MAX_BODY_BYTES` in
+/// src/http/mod.rs, a crate the host does not depend on; `oversized_bodies_are_refused_with_413`
+/// (host/tests/abuse.rs) fails if the two disagree.
+const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Expired rows one timer run deletes at most (the component deletes in small batches).
 const CLEANUP_ROWS: u32 = 100_000;
@@ -58,7 +75,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ServeOptions {
     /// Address to listen on; port 0 picks a free port.
     pub listen: SocketAddr,
-    /// Longest a request may run in the guest before it is stopped.
+    /// Longest a request may run in the guest before it is stopped (503), counted once its
+    /// body has arrived.
     pub request_timeout: Duration,
     /// How often expired sessions are deleted; `None` turns the timer off.
     pub cleanup_interval: Option<Duration>,
@@ -68,6 +86,9 @@ pub struct ServeOptions {
     /// waiting for it; also how long an idle keep-alive connection is kept. Slowloris clients
     /// and idle sockets are cut off after this.
     pub header_read_timeout: Duration,
+    /// Longest a client may take to send a request body, counted from the end of its head,
+    /// however it trickles; a body that has not fully arrived by then gets 408.
+    pub body_read_timeout: Duration,
     /// Largest request head (request line and headers) accepted; larger ones get 431.
     pub max_header_bytes: usize,
     /// Connections open at once; a connection beyond this gets 503 and is closed, so idle
@@ -86,6 +107,7 @@ impl Default for ServeOptions {
             cleanup_interval: Some(Duration::from_secs(300)),
             max_concurrent: 64,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
             max_header_bytes: 32 * 1024,
             max_connections: 1024,
             requests_per_instance: 100,
@@ -112,7 +134,6 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
     accept: JoinHandle<()>,
     cleanup: Option<JoinHandle<()>>,
-    ticking: Arc<AtomicBool>,
     instances: Arc<InstancePool>,
 }
 
@@ -121,10 +142,11 @@ struct Shared {
     pre: ProxyPre<crate::HostState>,
     deadline_ticks: u64,
     request_timeout: Duration,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     listen: SocketAddr,
     connections: Arc<Semaphore>,
     header_read_timeout: Duration,
+    body_read_timeout: Duration,
     max_header_bytes: usize,
     instances: Arc<InstancePool>,
 }
@@ -212,8 +234,7 @@ impl Server {
             addr: options.listen,
             source,
         })?;
-        let ticking = Arc::new(AtomicBool::new(true));
-        start_epoch_ticker(host.runtime().engine().clone(), ticking.clone());
+        host.runtime().start_epoch_ticker();
         let deadline_ticks =
             (options.request_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         let cleanup = options
@@ -231,10 +252,11 @@ impl Server {
             pre,
             deadline_ticks,
             request_timeout: options.request_timeout,
-            permits: Semaphore::new(options.max_concurrent.max(1)),
+            permits: Arc::new(Semaphore::new(options.max_concurrent.max(1))),
             listen: addr,
             connections: Arc::new(Semaphore::new(options.max_connections.max(1))),
             header_read_timeout: options.header_read_timeout,
+            body_read_timeout: options.body_read_timeout,
             max_header_bytes: options.max_header_bytes,
             instances: instances.clone(),
         });
@@ -245,7 +267,6 @@ impl Server {
             shutdown,
             accept,
             cleanup,
-            ticking,
             instances,
         })
     }
@@ -272,26 +293,15 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting, lets in-flight requests finish (up to 10 s), stops the timers.
+    /// Stops accepting, lets in-flight requests finish (up to 10 s), stops the cleanup timer.
+    /// The epoch ticker belongs to the runtime and stops with it.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.accept.await;
         if let Some(cleanup) = self.cleanup {
             cleanup.abort();
         }
-        self.ticking.store(false, Ordering::Relaxed);
     }
-}
-
-/// Advances the engine's epoch so per-request deadlines fire; a plain thread, so a guest
-/// hogging a runtime worker cannot stop the clock that interrupts it.
-fn start_epoch_ticker(engine: wasmtime::Engine, ticking: Arc<AtomicBool>) {
-    std::thread::spawn(move || {
-        while ticking.load(Ordering::Relaxed) {
-            std::thread::sleep(EPOCH_TICK);
-            engine.increment_epoch();
-        }
-    });
 }
 
 async fn accept_loop(
@@ -343,31 +353,87 @@ async fn accept_loop(
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
 }
 
-impl Shared {
-    async fn handle(
-        &self,
-        req: Request<Incoming>,
-        peer: SocketAddr,
-    ) -> Response<HyperOutgoingBody> {
-        let Ok(_permit) = self.permits.acquire().await else {
-            return plain_error(
+/// Why a request got no answer from the guest. Each maps once, in [`RequestError::response`],
+/// to a status and a JSON body, so none of them can come out as a 500 by accident.
+#[derive(Debug, thiserror::Error)]
+enum RequestError {
+    #[error("the request line or headers cannot be presented to the guest: {0}")]
+    BadRequest(&'static str),
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimedOut(Duration),
+    #[error("the request body could not be read: {0}")]
+    BodyUnreadable(hyper::Error),
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error("no instance is free: {0:#}")]
+    NoInstance(wasmtime::Error),
+    #[error("the guest did not answer within its deadline")]
+    Overran,
+    #[error("the guest failed: {0:#}")]
+    Guest(anyhow::Error),
+}
+
+impl RequestError {
+    /// Sorts out what a guest task ended with: an epoch interrupt is an overrun and a full
+    /// pool is a busy server, both 503; anything else is a fault (500).
+    fn from_guest(err: wasmtime::Error) -> Self {
+        if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            Self::Overran
+        } else if err.is::<PoolConcurrencyLimitError>() {
+            Self::NoInstance(err)
+        } else {
+            Self::Guest(anyhow::Error::from(err).context("the guest trapped"))
+        }
+    }
+
+    fn response(&self) -> Response<HyperOutgoingBody> {
+        match self {
+            // The client's doing, like hyper's own 408 for a slow head: not logged, so that a
+            // flood of slow clients cannot flood the log either.
+            Self::BadRequest(detail) => plain_error(StatusCode::BAD_REQUEST, "bad_request", detail),
+            Self::BodyUnreadable(_) => plain_error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the request body could not be read",
+            ),
+            Self::BodyTimedOut(_) => {
+                let mut response = plain_error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    "the request body did not arrive in time",
+                );
+                // The rest of the body may still come; it must not be read as a request.
+                response
+                    .headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+                response
+            }
+            Self::ShuttingDown => plain_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting_down",
                 "the server is shutting down",
-            );
-        };
-        let req = match self.present_like_spin(req, peer) {
-            Ok(req) => req,
-            Err(detail) => return plain_error(StatusCode::BAD_REQUEST, "bad_request", detail),
-        };
-        match tokio::time::timeout(
-            self.request_timeout + Duration::from_secs(1),
-            self.run_guest(req),
-        )
-        .await
-        {
-            Ok(Ok(response)) => response,
-            Ok(Err(err)) => {
+            ),
+            Self::NoInstance(_) => {
+                log_line("WARN", "no instance is free", &self.to_string());
+                let mut response = plain_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                    "the server has no free instance; retry later",
+                );
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                response
+            }
+            Self::Overran => {
+                log_line("ERROR", "request timed out", &self.to_string());
+                plain_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "timeout",
+                    "the request took too long",
+                )
+            }
+            Self::Guest(err) => {
                 log_line("ERROR", "guest failed to answer", &format!("{err:#}"));
                 plain_error(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -375,29 +441,53 @@ impl Shared {
                     "internal error; see the server log",
                 )
             }
-            Err(_) => {
-                log_line(
-                    "ERROR",
-                    "request timed out",
-                    "the guest did not answer in time",
-                );
-                plain_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "timeout",
-                    "the request took too long",
-                )
-            }
         }
+    }
+}
+
+/// The request as the guest gets it: the body already read.
+type GuestRequest = Request<Full<Bytes>>;
+
+impl Shared {
+    async fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<HyperOutgoingBody> {
+        match self.answer(req, peer).await {
+            Ok(response) => response,
+            Err(err) => err.response(),
+        }
+    }
+
+    async fn answer(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Response<HyperOutgoingBody>, RequestError> {
+        let req = self
+            .present_like_spin(req, peer)
+            .map_err(RequestError::BadRequest)?;
+        // The body first, before a permit or an instance is taken, so that a client can
+        // only ever hold its own connection (see the module documentation).
+        let req = read_body(req, self.body_read_timeout).await?;
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| RequestError::ShuttingDown)?;
+        self.run_guest(req, permit).await
     }
 
     /// Rewrites the request as Spin hands it to a component on route `/...`: an absolute
     /// URI, and the `spin-*` headers (any the client sent are removed first, so they cannot
     /// be forged).
-    fn present_like_spin(
+    fn present_like_spin<B>(
         &self,
-        req: Request<Incoming>,
+        req: Request<B>,
         peer: SocketAddr,
-    ) -> Result<Request<Incoming>, &'static str> {
+    ) -> Result<Request<B>, &'static str> {
         let (mut parts, body) = req.into_parts();
         let spin_headers: Vec<_> = parts
             .headers
@@ -438,10 +528,16 @@ impl Shared {
         Ok(Request::from_parts(parts, body))
     }
 
+    /// Runs `req` on an idle instance or a fresh one and waits for the response head. The
+    /// guest runs in its own task so it may keep streaming the body after the head is sent;
+    /// that task owns the store and `permit`, and drops both when the handler returns or at
+    /// the deadline, whichever comes first. Only a handler that returned normally gives its
+    /// instance back for another request.
     async fn run_guest(
         &self,
-        req: Request<Incoming>,
-    ) -> anyhow::Result<Response<HyperOutgoingBody>> {
+        req: GuestRequest,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<Response<HyperOutgoingBody>, RequestError> {
         let (mut store, reused) = match self.instances.take() {
             Some(instance) => (instance.store, Some((instance.proxy, instance.served))),
             None => (self.host.store(), None),
@@ -452,48 +548,99 @@ impl Shared {
             .data_mut()
             .http()
             .new_incoming_request(Scheme::Http, req)
-            .map_err(anyhow::Error::from)?;
+            .map_err(RequestError::from_guest)?;
         let out = store
             .data_mut()
             .http()
             .new_response_outparam(sender)
-            .map_err(anyhow::Error::from)?;
+            .map_err(RequestError::from_guest)?;
         let (pre, instances) = (self.pre.clone(), self.instances.clone());
+        // The epoch deadline fires only while guest code runs; this one also covers a guest
+        // waiting in the host (e.g. on a response body the client does not read).
+        let limit = self.request_timeout + Duration::from_secs(1);
         let running = Running::start(&instances);
-        // The guest runs in its own task so it may keep streaming the body after the
-        // response head is sent; only once its handler has returned normally may the instance
-        // serve again (an error or trap drops it here).
         let task = tokio::spawn(async move {
-            let (proxy, served) = match reused {
-                Some(reused) => reused,
-                None => {
-                    let proxy = pre.instantiate_async(&mut store).await?;
-                    instances.created.fetch_add(1, Ordering::Relaxed);
-                    (proxy, 0)
-                }
+            // Declared first, dropped last: the store goes before the permit and the count.
+            let (_permit, _running) = (permit, running);
+            let work = async {
+                let (proxy, served) = match reused {
+                    Some(reused) => reused,
+                    None => {
+                        let proxy = pre.instantiate_async(&mut store).await?;
+                        instances.created.fetch_add(1, Ordering::Relaxed);
+                        (proxy, 0)
+                    }
+                };
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await?;
+                instances.give_back(Instance {
+                    store,
+                    proxy,
+                    served: served + 1,
+                });
+                Ok::<(), wasmtime::Error>(())
             };
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, req, out)
-                .await?;
-            instances.give_back(Instance {
-                store,
-                proxy,
-                served: served + 1,
-            });
-            drop(running);
-            Ok::<(), wasmtime::Error>(())
+            match tokio::time::timeout(limit, work).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(err)) => Err(RequestError::from_guest(err)),
+                Err(_) => Err(RequestError::Overran),
+            }
         });
         match receiver.await {
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(code)) => anyhow::bail!("the guest answered with error code {code:?}"),
+            Ok(Err(code)) => Err(RequestError::Guest(anyhow::anyhow!(
+                "the guest answered with error code {code:?}"
+            ))),
+            // The store, and the sender in it, is gone: the task has ended or is ending.
             Err(_) => match task.await {
-                Ok(Ok(())) => anyhow::bail!("the guest never set a response"),
-                Ok(Err(err)) => Err(anyhow::Error::from(err).context("the guest trapped")),
-                Err(err) => Err(anyhow::Error::from(err)),
+                Ok(Ok(())) => Err(RequestError::Guest(anyhow::anyhow!(
+                    "the guest never set a response"
+                ))),
+                Ok(Err(err)) => Err(err),
+                Err(err) => Err(RequestError::Guest(anyhow::Error::from(err))),
             },
         }
     }
+}
+
+/// Reads `req`'s body into memory within `deadline`, however it trickles, stopping one byte
+/// past [`MAX_BODY_BYTES`]: enough for the guest to refuse it, which it does from what it is
+/// given. A declared length over the cap is not read at all; the guest refuses it from the
+/// header. Reading here rather than letting the guest stream from the socket costs at most
+/// the cap per connection, which the connection limit bounds (hyper's own read buffer is
+/// larger), and keeps every wait on the client outside the guest. Trailers are dropped: the
+/// guest never reads them.
+async fn read_body(
+    req: Request<Incoming>,
+    deadline: Duration,
+) -> Result<GuestRequest, RequestError> {
+    let (parts, mut body) = req.into_parts();
+    let over_cap = body
+        .size_hint()
+        .exact()
+        .is_some_and(|len| len > MAX_BODY_BYTES as u64);
+    let mut read = Vec::new();
+    if !over_cap && !body.is_end_stream() {
+        let collect = async {
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(RequestError::BodyUnreadable)?;
+                if let Ok(data) = frame.into_data() {
+                    let room = MAX_BODY_BYTES + 1 - read.len();
+                    read.extend_from_slice(&data[..data.len().min(room)]);
+                    if read.len() > MAX_BODY_BYTES {
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        };
+        tokio::time::timeout(deadline, collect)
+            .await
+            .map_err(|_| RequestError::BodyTimedOut(deadline))??;
+    }
+    Ok(Request::from_parts(parts, Full::new(Bytes::from(read))))
 }
 
 /// Answers a connection over the limit with 503 and closes it, without reading its request.

@@ -4,11 +4,12 @@
 use super::{ADMIN, ADMIN_KEY, Response, get, request};
 use serde_json::json;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use zoe_session_host::{
-    Allocation, HostConfig, Location, Runtime, ServeOptions, Server, SessionHost,
+    Allocation, HostConfig, Location, Runtime, ServeOptions, Server, SessionHost, Sessions,
 };
 
 /// The component compiled once for this test binary, with pooling slots for every server.
@@ -23,6 +24,8 @@ pub fn runtime() -> &'static Runtime {
 pub struct Harness {
     server: Option<Server>,
     pub addr: SocketAddr,
+    host: SessionHost,
+    database: PathBuf,
     rt: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
 }
@@ -39,14 +42,15 @@ impl Harness {
             .build()
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("sessions.db");
         let mut config = HostConfig {
-            database: Location::File(dir.path().join("sessions.db")),
+            database: Location::File(database.clone()),
             ..HostConfig::in_memory()
         };
         config.variables.set("admin_key", ADMIN_KEY);
         config.variables.set("log_requests", "false");
         config.variables.set("max_per_user", "100000");
-        let server = rt.block_on(async {
+        let (host, server) = rt.block_on(async {
             let host = SessionHost::open(runtime, config)
                 .await
                 .expect("host opens");
@@ -55,12 +59,17 @@ impl Harness {
                 cleanup_interval: None,
                 ..options
             };
-            Server::start(host, options).await.expect("server starts")
+            let server = Server::start(host.clone(), options)
+                .await
+                .expect("server starts");
+            (host, server)
         });
         let addr = server.local_addr();
         Self {
             server: Some(server),
             addr,
+            host,
+            database,
             rt,
             _dir: dir,
         }
@@ -118,6 +127,19 @@ impl Harness {
         spinning.store(false, Ordering::Relaxed);
         spinner.join().unwrap();
         overrun
+    }
+
+    /// The server's database file, e.g. for a test that holds its write lock.
+    pub fn database_path(&self) -> &std::path::Path {
+        &self.database
+    }
+
+    /// An instance of the server's component, taken from the same runtime (and so the same
+    /// pooling slots) the server instantiates from; the slot is held until it is dropped.
+    pub fn hold_instance(&self) -> Sessions {
+        self.rt
+            .block_on(self.host.sessions())
+            .expect("an instance while a slot is free")
     }
 
     /// The running server.

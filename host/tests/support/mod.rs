@@ -174,10 +174,40 @@ fn invalid(what: &str) -> std::io::Error {
 
 /// Parses a complete HTTP/1.1 response (content-length, chunked, or read to close).
 pub fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| invalid("no end of headers"))?;
+    parse(raw, true)?.ok_or_else(|| invalid("incomplete response"))
+}
+
+/// Reads one response from `stream` and stops as soon as it is complete, without waiting for the
+/// connection to end. A server that refuses a request without reading all of it closes with
+/// unread input, and the kernel then resets the connection: the answer arrives intact, but a
+/// read past it fails, so reading to the end would lose it.
+///
+/// # Errors
+///
+/// Any I/O error before the response is complete (including the 30 s safety timeout); a
+/// malformed response is an `InvalidData` error.
+pub fn read_response(stream: &mut TcpStream) -> std::io::Result<Response> {
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(response) = parse(&raw, false)? {
+            return Ok(response);
+        }
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            return parse_response(&raw);
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// The response in `raw`, or `None` while more is needed; `closed` says nothing more will come.
+fn parse(raw: &[u8], closed: bool) -> std::io::Result<Option<Response>> {
+    let incomplete = |what: &str| if closed { Err(invalid(what)) } else { Ok(None) };
+    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return incomplete("no end of headers");
+    };
     let head = std::str::from_utf8(&raw[..end]).map_err(|_| invalid("head is not UTF-8"))?;
     let mut lines = head.split("\r\n");
     let status = lines
@@ -194,38 +224,47 @@ pub fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
         .iter()
         .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
     let body = if chunked {
-        dechunk(rest)?
+        match dechunk(rest)? {
+            Some(body) => body,
+            None => return incomplete("short chunk"),
+        }
     } else if let Some((_, len)) = headers.iter().find(|(k, _)| k == "content-length") {
         let len: usize = len.parse().map_err(|_| invalid("bad content-length"))?;
-        rest.get(..len)
-            .ok_or_else(|| invalid("short body"))?
-            .to_vec()
-    } else {
+        match rest.get(..len) {
+            Some(body) => body.to_vec(),
+            None => return incomplete("short body"),
+        }
+    } else if closed {
         rest.to_vec()
+    } else {
+        return Ok(None);
     };
-    Ok(Response {
+    Ok(Some(Response {
         status,
         headers,
         body,
-    })
+    }))
 }
 
-fn dechunk(mut rest: &[u8]) -> std::io::Result<Vec<u8>> {
+/// The body of a chunked response, or `None` while its last chunk has not arrived.
+fn dechunk(mut rest: &[u8]) -> std::io::Result<Option<Vec<u8>>> {
     let mut body = Vec::new();
     loop {
-        let line_end = rest
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or_else(|| invalid("bad chunk"))?;
+        let Some(line_end) = rest.windows(2).position(|w| w == b"\r\n") else {
+            return Ok(None);
+        };
         let size_text = std::str::from_utf8(&rest[..line_end]).map_err(|_| invalid("chunk"))?;
         let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
             .map_err(|_| invalid("bad chunk size"))?;
         rest = &rest[line_end + 2..];
         if size == 0 {
-            return Ok(body);
+            return Ok(Some(body));
         }
-        body.extend_from_slice(rest.get(..size).ok_or_else(|| invalid("short chunk"))?);
-        rest = rest.get(size + 2..).ok_or_else(|| invalid("short chunk"))?;
+        let (Some(chunk), Some(after)) = (rest.get(..size), rest.get(size + 2..)) else {
+            return Ok(None);
+        };
+        body.extend_from_slice(chunk);
+        rest = after;
     }
 }
 
