@@ -201,7 +201,7 @@ impl SessionHost {
             },
         );
         // No deadline for the typed API: trusted in-process callers. The deadline is relative
-        // to the current epoch, which `serve`'s ticker advances, so `u64::MAX` would overflow.
+        // to the current epoch, which the runtime's ticker advances, so `u64::MAX` would overflow.
         store.set_epoch_deadline(u64::MAX / 2);
         store
     }
