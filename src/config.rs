@@ -24,6 +24,25 @@ pub enum LogLevel {
     Error,
 }
 
+/// Where sessions are stored, from `database_url`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// Empty `database_url`: the host's SQLite (`spin:sqlite`, database `default`).
+    Sqlite,
+    /// A `postgres://` or `postgresql://` URL, through `spin:postgres`.
+    Postgres(String),
+}
+
+// The URL may carry a password: show only the backend.
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite => f.write_str("Sqlite"),
+            Self::Postgres(_) => f.write_str("Postgres(<redacted>)"),
+        }
+    }
+}
+
 /// The validated configuration.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Config {
@@ -45,6 +64,7 @@ pub struct Config {
     /// `None` when no admin key is configured: privileged HTTP endpoints are then unavailable.
     pub admin_key: Option<String>,
     pub max_metadata_bytes: u32,
+    pub database: Database,
 }
 
 // The admin key must never reach a log, so Debug is written by hand.
@@ -68,6 +88,7 @@ impl fmt::Debug for Config {
             .field("log_requests", &self.log_requests)
             .field("admin_key", &self.admin_key.as_ref().map(|_| "<redacted>"))
             .field("max_metadata_bytes", &self.max_metadata_bytes)
+            .field("database", &self.database)
             .finish()
     }
 }
@@ -101,6 +122,7 @@ pub const VARIABLE_NAMES: &[&str] = &[
     "log_requests",
     "admin_key",
     "max_metadata_bytes",
+    "database_url",
 ];
 
 /// Largest idle timeout or lifetime accepted: ten years keeps every expiry computation far
@@ -127,6 +149,7 @@ impl Default for Config {
             log_requests: true,
             admin_key: None,
             max_metadata_bytes: 16384,
+            database: Database::Sqlite,
         }
     }
 }
@@ -221,6 +244,7 @@ impl Config {
                 defaults.max_metadata_bytes,
                 2..=1_048_576,
             )?,
+            database: get("database_url").map_or(Ok(Database::Sqlite), |v| database(&v))?,
         };
         config.check_relations()?;
         Ok(config)
@@ -311,6 +335,27 @@ fn header_name(value: &str) -> Result<String, ConfigError> {
     }
 }
 
+/// A `postgres://` or `postgresql://` URL with something after the scheme. The error never
+/// repeats the value: it may hold a password.
+fn database(url: &str) -> Result<Database, ConfigError> {
+    let url = url.trim();
+    let rest = url.split_once("://").and_then(|(scheme, rest)| {
+        let postgres = scheme.eq_ignore_ascii_case("postgres")
+            || scheme.eq_ignore_ascii_case("postgresql");
+        postgres.then_some(rest)
+    });
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.starts_with(['/', '?']) => {
+            Ok(Database::Postgres(url.to_owned()))
+        }
+        _ => Err(rule(
+            "database_url",
+            "must be empty (SQLite) or a PostgreSQL URL such as \
+             postgres://user:password@host:5432/database",
+        )),
+    }
+}
+
 fn split_paths(list: &str) -> Vec<String> {
     list.split(',')
         .map(str::trim)
@@ -373,6 +418,7 @@ mod tests {
             ("log_requests", "no"),
             ("admin_key", "0123456789abcdef0123"),
             ("max_metadata_bytes", "1024"),
+            ("database_url", "postgres://zoe:pw@db.internal:5432/zoe"),
         ])
         .expect("valid");
         assert_eq!(config.default_timeout, 600);
@@ -390,7 +436,11 @@ mod tests {
         assert!(!config.log_requests);
         assert_eq!(config.admin_key.as_deref(), Some("0123456789abcdef0123"));
         assert_eq!(config.max_metadata_bytes, 1024);
-        assert_eq!(VARIABLE_NAMES.len(), 17);
+        assert_eq!(
+            config.database,
+            Database::Postgres("postgres://zoe:pw@db.internal:5432/zoe".to_owned())
+        );
+        assert_eq!(VARIABLE_NAMES.len(), 18);
     }
 
     #[test]
@@ -407,6 +457,7 @@ mod tests {
             ("log_level", "loud"),
             ("admin_key", "short"),
             ("max_metadata_bytes", "99999999999"),
+            ("database_url", "mysql://db/zoe"),
         ];
         for (name, value) in cases {
             let err = parse(&[(name, value)]).expect_err(name);
@@ -431,6 +482,44 @@ mod tests {
     #[test]
     fn empty_value_means_default() {
         assert_eq!(parse(&[("max_per_user", " ")]).unwrap().max_per_user, 10);
+    }
+
+    #[test]
+    fn database_url_chooses_the_backend() {
+        assert_eq!(parse(&[]).unwrap().database, Database::Sqlite);
+        assert_eq!(parse(&[("database_url", " ")]).unwrap().database, Database::Sqlite);
+        for url in ["postgres://h/db", "postgresql://u:p@h:5433/db", "POSTGRES://h"] {
+            assert_eq!(
+                parse(&[("database_url", url)]).unwrap().database,
+                Database::Postgres(url.to_owned()),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_database_url_names_the_setting_but_not_the_value() {
+        for url in [
+            "sqlite:///data/x.db",
+            "postgres://",
+            "postgres:///db",
+            "host=db password=hunter2",
+            "https://hunter2@db",
+        ] {
+            let err = parse(&[("database_url", url)]).expect_err(url);
+            assert_eq!(err.name, "database_url");
+            assert!(err.to_string().contains("database_url"), "{err}");
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn debug_output_redacts_the_database_url() {
+        let config = parse(&[("database_url", "postgres://zoe:hunter2@db/zoe")]).unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        // It would have seen the URL: the backend is shown.
+        assert!(shown.contains("Postgres(<redacted>)"), "{shown}");
     }
 
     #[test]
