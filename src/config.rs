@@ -514,6 +514,15 @@ mod tests {
     }
 
     #[test]
+    fn spin_toml_passes_every_variable_to_the_component() {
+        let manifest = include_str!("../spin.toml");
+        for name in VARIABLE_NAMES {
+            let line = format!("{name} = \"{{{{ {name} }}}}\"");
+            assert!(manifest.contains(&line), "spin.toml lacks `{line}`");
+        }
+    }
+
+    #[test]
     fn debug_output_redacts_the_database_url() {
         let config = parse(&[("database_url", "postgres://zoe:hunter2@db/zoe")]).unwrap();
         let shown = format!("{config:?}");

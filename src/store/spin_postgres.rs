@@ -80,7 +80,9 @@ fn store_error(err: PgError) -> StoreError {
         PgError::QueryFailed(QueryError::DbError(db)) => {
             StoreError::Postgres(format!("{} ({})", db.message, db.code))
         }
-        PgError::QueryFailed(QueryError::Text(text)) if lost_connection(&text) => {
+        PgError::QueryFailed(QueryError::Text(text)) | PgError::Other(text)
+            if lost_connection(&text) =>
+        {
             StoreError::Unavailable(text)
         }
         PgError::QueryFailed(QueryError::Text(text))
@@ -90,10 +92,22 @@ fn store_error(err: PgError) -> StoreError {
     }
 }
 
-/// A query failure without SQLSTATE that is tokio-postgres losing the connection (its
-/// messages, which hosts pass on as text).
+/// A failure without SQLSTATE that is the host losing its server: hosts pass tokio-postgres
+/// errors on as text, Spin in their `Display` form, ours in their `Debug` form (`kind: Closed`),
+/// and a connection pool's failures as `other`.
 fn lost_connection(text: &str) -> bool {
-    ["connection closed", "error communicating with the server", "timeout", "error connecting"]
-        .iter()
-        .any(|needle| text.contains(needle))
+    [
+        "connection closed",
+        "error communicating with the server",
+        "error connecting",
+        "timeout",
+        "timed out",
+        "kind: Closed",
+        "kind: Io",
+        "kind: Connect",
+        "kind: Timeout",
+        "pool",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
 }
