@@ -9,7 +9,7 @@
 
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::sync::{Arc, Barrier};
+use std::sync::Barrier;
 use zoe_session::config::{Config, LimitPolicy};
 use zoe_session::session::engine::{CLEANUP_BATCH, Engine, EngineError, MAX_CLEANUP_ROWS};
 use zoe_session::session::policy::ACTIVITY_WRITE_INTERVAL_MS;
@@ -464,24 +464,26 @@ fn cleanup_deletes_expired_rows_in_bounded_batches(store: &Store) {
 
 fn create_cleans_up_once_per_interval(store: &Store) {
     let db = store.db();
-    let config = Config::default();
+    let config = config(|c| c.cleanup_interval = 3600);
     // The first create claims the (never used) cleanup slot.
     let at = engine(&db, &config, T0);
     for n in 0..5 {
         at.create(&format!("user-{n}"), Some(300), None).unwrap();
     }
     assert_eq!(at.stats().unwrap().last_cleanup_at, T0);
-    // An interval later, a create cleans up the expired rows.
-    let next = engine(&db, &config, T0 + 300 * SEC);
-    next.create("alice", Some(300), None).unwrap();
+    // Within the interval a create leaves the expired rows alone...
+    let soon = engine(&db, &config, T0 + 300 * SEC);
+    soon.create("alice", None, None).unwrap();
+    let stats = soon.stats().unwrap();
+    assert_eq!((stats.expired, stats.last_cleanup_at), (5, T0));
+    // ...and an interval later it cleans them up.
+    let next = engine(&db, &config, T0 + 3600 * SEC);
+    next.create("bob", None, None).unwrap();
     let stats = next.stats().unwrap();
-    assert_eq!((stats.expired, stats.last_cleanup_at), (0, T0 + 300 * SEC));
-    // Within the next interval, it does not: the row that expired since stays.
-    let soon = engine(&db, &config, T0 + 600 * SEC);
-    soon.create("bob", None, None).unwrap();
-    assert_eq!(soon.stats().unwrap().expired, 1);
-    assert!(db.claim_cleanup(T0 + 601 * SEC, 300 * SEC).unwrap());
-    assert!(!db.claim_cleanup(T0 + 601 * SEC, 300 * SEC).unwrap());
+    assert_eq!((stats.expired, stats.last_cleanup_at), (0, T0 + 3600 * SEC));
+    // Of two claims at one time, one wins.
+    assert!(db.claim_cleanup(T0 + 7200 * SEC, 3600 * SEC).unwrap());
+    assert!(!db.claim_cleanup(T0 + 7200 * SEC, 3600 * SEC).unwrap());
 }
 
 fn stats_count_sessions_users_and_expired_rows(store: &Store) {
@@ -759,47 +761,46 @@ fn cleanup_never_blocks_a_validate_on_postgres() {
         .execute(POSTGRES.delete_expired, &[Param::Int(later as i64), Param::Int(500)])
         .unwrap();
     assert_eq!(locked, 3);
-    let run = |work: Box<dyn FnOnce(&Db) -> bool + Send>| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let db = Arc::new(store.raw());
-        let handle = std::thread::spawn(move || {
-            let db = Db::open(Arc::try_unwrap(db).expect("one owner")).unwrap();
-            let _ = tx.send(work(&db));
-        });
-        (rx, handle)
-    };
-    // Validates of live and of locked (expired) rows answer at once.
-    let (live_rx, live_handle) = {
-        let live = live.clone();
-        run(Box::new(move |db| {
-            engine(db, &Config::default(), later).validate(&live).is_ok()
-        }))
-    };
-    let (expired_rx, expired_handle) = {
-        let token = expired[0].clone();
-        run(Box::new(move |db| {
+    let wait = std::time::Duration::from_secs(3);
+    std::thread::scope(|scope| {
+        let run = |work| on_own_connection(scope, &store, work);
+        // Validates of live and of locked (expired) rows answer at once.
+        let live = run(Box::new(|db: &Db| {
+            engine(db, &config, later).validate(&live).is_ok()
+        }));
+        let locked_row = run(Box::new(|db: &Db| {
             matches!(
-                engine(db, &Config::default(), later).validate(&token),
+                engine(db, &config, later).validate(&expired[0]),
                 Err(EngineError::Expired)
             )
-        }))
-    };
-    let wait = std::time::Duration::from_secs(3);
-    assert_eq!(live_rx.recv_timeout(wait), Ok(true));
-    assert_eq!(expired_rx.recv_timeout(wait), Ok(true));
-    // Control: a write to a locked row does wait for the cleaner, so the test would see a
-    // blocked validate.
-    let (write_rx, write_handle) = {
-        let token = expired[1].clone();
-        run(Box::new(move |db| {
-            engine(db, &Config::default(), later).invalidate(&token).is_err()
-        }))
-    };
-    assert!(write_rx.recv_timeout(std::time::Duration::from_millis(500)).is_err());
-    cleaner.commit().unwrap();
-    // Once the cleaner commits, the row is gone for the waiting writer.
-    assert_eq!(write_rx.recv_timeout(wait), Ok(true));
-    for handle in [live_handle, expired_handle, write_handle] {
-        handle.join().unwrap();
-    }
+        }));
+        assert_eq!(live.recv_timeout(wait), Ok(true));
+        assert_eq!(locked_row.recv_timeout(wait), Ok(true));
+        // Control: a write to a locked row does wait for the cleaner, so the test would see a
+        // blocked validate.
+        let write = run(Box::new(|db: &Db| {
+            engine(db, &config, later).invalidate(&expired[1]).is_err()
+        }));
+        let short = std::time::Duration::from_millis(500);
+        assert!(write.recv_timeout(short).is_err(), "the write did not wait");
+        cleaner.commit().unwrap();
+        // Once the cleaner commits, the row is gone for the waiting writer.
+        assert_eq!(write.recv_timeout(wait), Ok(true));
+    });
+}
+
+type Work<'env> = Box<dyn FnOnce(&Db) -> bool + Send + 'env>;
+
+/// Runs `work` on a connection of its own in `scope`; the receiver gets its answer.
+fn on_own_connection<'scope, 'env>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    store: &'env Store,
+    work: Work<'env>,
+) -> std::sync::mpsc::Receiver<bool> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    scope.spawn(move || {
+        let db = store.db();
+        let _ = tx.send(work(&db));
+    });
+    rx
 }

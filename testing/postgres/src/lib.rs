@@ -256,8 +256,17 @@ fn find_bin_dir() -> Result<PathBuf> {
     }
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
-            if dir.join("initdb").is_file() && dir.join("pg_ctl").is_file() {
-                return Ok(dir);
+            // `initdb` on PATH may be a lone symlink (say /usr/local/bin/initdb) into the
+            // server's bin directory, which also holds createdb and psql: use that directory.
+            let Ok(initdb) = dir.join("initdb").canonicalize() else {
+                continue;
+            };
+            if let Some(bin) = initdb.parent()
+                && ["pg_ctl", "createdb", "psql"]
+                    .iter()
+                    .all(|tool| bin.join(tool).is_file())
+            {
+                return Ok(bin.to_path_buf());
             }
         }
     }
