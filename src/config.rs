@@ -340,8 +340,8 @@ fn header_name(value: &str) -> Result<String, ConfigError> {
 fn database(url: &str) -> Result<Database, ConfigError> {
     let url = url.trim();
     let rest = url.split_once("://").and_then(|(scheme, rest)| {
-        let postgres = scheme.eq_ignore_ascii_case("postgres")
-            || scheme.eq_ignore_ascii_case("postgresql");
+        let postgres =
+            scheme.eq_ignore_ascii_case("postgres") || scheme.eq_ignore_ascii_case("postgresql");
         postgres.then_some(rest)
     });
     match rest {
@@ -487,8 +487,15 @@ mod tests {
     #[test]
     fn database_url_chooses_the_backend() {
         assert_eq!(parse(&[]).unwrap().database, Database::Sqlite);
-        assert_eq!(parse(&[("database_url", " ")]).unwrap().database, Database::Sqlite);
-        for url in ["postgres://h/db", "postgresql://u:p@h:5433/db", "POSTGRES://h"] {
+        assert_eq!(
+            parse(&[("database_url", " ")]).unwrap().database,
+            Database::Sqlite
+        );
+        for url in [
+            "postgres://h/db",
+            "postgresql://u:p@h:5433/db",
+            "POSTGRES://h",
+        ] {
             assert_eq!(
                 parse(&[("database_url", url)]).unwrap().database,
                 Database::Postgres(url.to_owned()),

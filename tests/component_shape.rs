@@ -35,7 +35,10 @@ fn imports_only_spin_sqlite_spin_postgres_spin_variables_and_wasi_0_2() {
     let ty = runtime.component().component_type();
     let imports = names(ty.imports(runtime.engine()));
     assert!(imports.contains("spin:sqlite/sqlite@3.0.0"), "{imports:?}");
-    assert!(imports.contains("spin:postgres/postgres@4.0.0"), "{imports:?}");
+    assert!(
+        imports.contains("spin:postgres/postgres@4.0.0"),
+        "{imports:?}"
+    );
     assert!(
         imports.contains("fermyon:spin/variables@2.0.0"),
         "{imports:?}"

@@ -47,7 +47,10 @@ async fn the_component_creates_validates_and_rotates_on_postgres() {
         .create("alice", CreateOptions::default())
         .await
         .unwrap();
-    assert_eq!(sessions.validate(&issued.token).await.unwrap().user_id, "alice");
+    assert_eq!(
+        sessions.validate(&issued.token).await.unwrap().user_id,
+        "alice"
+    );
     let rotated = sessions.rotate(&issued.token).await.unwrap();
     assert!(matches!(
         session_error(sessions.validate(&issued.token).await),
@@ -114,7 +117,12 @@ async fn a_database_url_that_is_not_postgres_is_a_config_error_naming_the_settin
     // An empty value is no error: the default SQLite.
     let host = host_with(&[("database_url", "")]).await;
     let mut sessions = host.sessions().await.unwrap();
-    assert!(sessions.create("alice", CreateOptions::default()).await.is_ok());
+    assert!(
+        sessions
+            .create("alice", CreateOptions::default())
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test]

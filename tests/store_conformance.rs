@@ -142,7 +142,10 @@ fn create_then_validate_and_get_return_the_session(store: &Store) {
     assert_eq!(at.get(&issued.session.id).unwrap().id, issued.session.id);
     assert_eq!(at.get(&token).unwrap().id, issued.session.id);
     let forged = format!("{}.{}", issued.session.id, "A".repeat(43));
-    assert!(matches!(at.validate(&forged), Err(EngineError::InvalidToken)));
+    assert!(matches!(
+        at.validate(&forged),
+        Err(EngineError::InvalidToken)
+    ));
     let unknown = "00000000-0000-4000-8000-000000000000";
     assert!(matches!(at.get(unknown), Err(EngineError::NotFound)));
 }
@@ -150,7 +153,9 @@ fn create_then_validate_and_get_return_the_session(store: &Store) {
 fn the_store_keeps_only_a_hash_of_the_secret(store: &Store) {
     let db = store.db();
     let config = Config::default();
-    let issued = engine(&db, &config, T0).create("alice", None, None).unwrap();
+    let issued = engine(&db, &config, T0)
+        .create("alice", None, None)
+        .unwrap();
     let token = issued.token.expose();
     let (_, secret) = token.split_once('.').unwrap();
     let row = db.find(&issued.session.id).unwrap().expect("stored");
@@ -166,11 +171,18 @@ fn expired_session_is_refused(store: &Store) {
     let a = at_start.create("alice", None, None).unwrap().token.expose();
     let b = at_start.create("alice", None, None).unwrap().token.expose();
     // One millisecond before the idle timeout it holds; at the timeout it does not.
-    assert!(engine(&db, &config, T0 + 3600 * SEC - 1).validate(&a).is_ok());
+    assert!(
+        engine(&db, &config, T0 + 3600 * SEC - 1)
+            .validate(&a)
+            .is_ok()
+    );
     let at_expiry = engine(&db, &config, T0 + 3600 * SEC);
     assert!(matches!(at_expiry.validate(&b), Err(EngineError::Expired)));
     assert!(matches!(at_expiry.touch(&b), Err(EngineError::Expired)));
-    assert!(matches!(at_expiry.extend(&b, 60), Err(EngineError::Expired)));
+    assert!(matches!(
+        at_expiry.extend(&b, 60),
+        Err(EngineError::Expired)
+    ));
     assert!(matches!(at_expiry.rotate(&b), Err(EngineError::Expired)));
 }
 
@@ -191,9 +203,16 @@ fn validate_slides_expiry_writing_at_most_once_per_window(store: &Store) {
     assert_eq!(s.last_activity, due);
     assert_eq!(s.expires_at, due + 3600 * SEC);
     let stored = db.find(&s.id).unwrap().unwrap();
-    assert_eq!((stored.last_activity, stored.expires_at), (due, due + 3600 * SEC));
+    assert_eq!(
+        (stored.last_activity, stored.expires_at),
+        (due, due + 3600 * SEC)
+    );
     // Past the first expiry, the slid session still holds.
-    assert!(engine(&db, &config, T0 + 3600 * SEC + 1).validate(&token).is_ok());
+    assert!(
+        engine(&db, &config, T0 + 3600 * SEC + 1)
+            .validate(&token)
+            .is_ok()
+    );
     // Without auto_update a validate never writes.
     let still = config.clone();
     let still = Config {
@@ -226,10 +245,18 @@ fn absolute_lifetime_caps_sliding_and_extend(store: &Store) {
         .unwrap()
         .token
         .expose();
-    let s = engine(&db, &config, T0 + 3000 * SEC).validate(&token).unwrap();
+    let s = engine(&db, &config, T0 + 3000 * SEC)
+        .validate(&token)
+        .unwrap();
     assert_eq!(s.expires_at, T0 + 6600 * SEC);
-    let s = engine(&db, &config, T0 + 6000 * SEC).validate(&token).unwrap();
-    assert_eq!(s.expires_at, T0 + 7200 * SEC, "capped by the absolute lifetime");
+    let s = engine(&db, &config, T0 + 6000 * SEC)
+        .validate(&token)
+        .unwrap();
+    assert_eq!(
+        s.expires_at,
+        T0 + 7200 * SEC,
+        "capped by the absolute lifetime"
+    );
     let s = engine(&db, &config, T0 + 6500 * SEC)
         .extend(&token, 3600)
         .unwrap();
@@ -246,8 +273,14 @@ fn extend_is_capped_at_max_timeout_from_now(store: &Store) {
     assert_eq!(at.extend(&token, 1800).unwrap().expires_at, T0 + 5400 * SEC);
     assert_eq!(at.extend(&token, 3600).unwrap().expires_at, T0 + 7200 * SEC);
     assert_eq!(at.extend(&token, 3600).unwrap().expires_at, T0 + 7200 * SEC);
-    assert!(matches!(at.extend(&token, 0), Err(EngineError::InvalidInput(_))));
-    assert!(matches!(at.extend(&token, 7201), Err(EngineError::InvalidInput(_))));
+    assert!(matches!(
+        at.extend(&token, 0),
+        Err(EngineError::InvalidInput(_))
+    ));
+    assert!(matches!(
+        at.extend(&token, 7201),
+        Err(EngineError::InvalidInput(_))
+    ));
     let stored = db.find(&token[..36]).unwrap().unwrap();
     assert_eq!(stored.expires_at, T0 + 7200 * SEC);
 }
@@ -313,7 +346,11 @@ fn expired_sessions_do_not_count_against_the_limit(store: &Store) {
     let later = engine(&db, &config, T0 + 300 * SEC);
     later.create("alice", None, None).unwrap();
     later.create("alice", None, None).unwrap();
-    assert_eq!(later.stats().unwrap().expired, 0, "the user's expired rows went");
+    assert_eq!(
+        later.stats().unwrap().expired,
+        0,
+        "the user's expired rows went"
+    );
     assert!(matches!(
         later.create("alice", None, None),
         Err(EngineError::LimitReached)
@@ -332,8 +369,14 @@ fn rotate_issues_a_new_token_and_kills_the_old_one(store: &Store) {
     assert_eq!(new.session.id, old.session.id);
     assert_ne!(new_token, old_token);
     assert_eq!(new.session.last_activity, T0 + 10 * SEC);
-    assert!(matches!(later.validate(&old_token), Err(EngineError::InvalidToken)));
-    assert!(matches!(later.rotate(&old_token), Err(EngineError::InvalidToken)));
+    assert!(matches!(
+        later.validate(&old_token),
+        Err(EngineError::InvalidToken)
+    ));
+    assert!(matches!(
+        later.rotate(&old_token),
+        Err(EngineError::InvalidToken)
+    ));
     assert!(later.validate(&new_token).is_ok());
 }
 
@@ -347,11 +390,17 @@ fn a_rotate_from_a_stale_read_loses(store: &Store) {
     // A second rotation that read the row before the first committed swaps nothing, and
     // activity recorded under the old secret is refused too.
     let id = &stale.id;
-    assert!(!db.replace_secret(id, &stale.secret_hash, &[7; 32], T0, T0).unwrap());
+    assert!(
+        !db.replace_secret(id, &stale.secret_hash, &[7; 32], T0, T0)
+            .unwrap()
+    );
     assert!(!db.record_activity(id, &stale.secret_hash, T0, T0).unwrap());
     // The guard does let the current secret through.
     let current = db.find(id).unwrap().unwrap();
-    assert!(db.record_activity(id, &current.secret_hash, T0 + 1, current.expires_at).unwrap());
+    assert!(
+        db.record_activity(id, &current.secret_hash, T0 + 1, current.expires_at)
+            .unwrap()
+    );
 }
 
 fn invalidate_by_id_or_token(store: &Store) {
@@ -370,7 +419,10 @@ fn invalidate_by_id_or_token(store: &Store) {
         at.invalidate(&by_id.session.id),
         Err(EngineError::NotFound)
     ));
-    assert!(matches!(at.get(&by_token.session.id), Err(EngineError::NotFound)));
+    assert!(matches!(
+        at.get(&by_token.session.id),
+        Err(EngineError::NotFound)
+    ));
 }
 
 fn invalidate_user_keeps_the_excepted_session(store: &Store) {
@@ -432,7 +484,10 @@ fn list_user_shows_live_sessions_most_recent_first(store: &Store) {
         .map(|s| s.id)
         .collect();
     assert_eq!(ids, [b.session.id, a.session.id]);
-    assert!(!ids.contains(&old.session.id), "expired sessions are not listed");
+    assert!(
+        !ids.contains(&old.session.id),
+        "expired sessions are not listed"
+    );
 }
 
 fn cleanup_deletes_expired_rows_in_bounded_batches(store: &Store) {
@@ -449,13 +504,19 @@ fn cleanup_deletes_expired_rows_in_bounded_batches(store: &Store) {
     let later = engine(&db, &config, T0 + 300 * SEC);
     assert_eq!(later.stats().unwrap().expired, u64::from(expiring));
     // A limit between batches is honoured exactly.
-    assert_eq!(later.cleanup(CLEANUP_BATCH + 100).unwrap(), CLEANUP_BATCH + 100);
+    assert_eq!(
+        later.cleanup(CLEANUP_BATCH + 100).unwrap(),
+        CLEANUP_BATCH + 100
+    );
     assert_eq!(later.cleanup(MAX_CLEANUP_ROWS).unwrap(), CLEANUP_BATCH);
     assert_eq!(later.cleanup(MAX_CLEANUP_ROWS).unwrap(), 0);
     let stats = later.stats().unwrap();
     assert_eq!((stats.expired, stats.active_sessions), (0, 3));
     assert_eq!(stats.last_cleanup_at, T0 + 300 * SEC);
-    assert!(matches!(later.cleanup(0), Err(EngineError::InvalidInput(_))));
+    assert!(matches!(
+        later.cleanup(0),
+        Err(EngineError::InvalidInput(_))
+    ));
     assert!(matches!(
         later.cleanup(MAX_CLEANUP_ROWS + 1),
         Err(EngineError::InvalidInput(_))
@@ -587,7 +648,10 @@ fn forty_concurrent_creates_never_exceed_the_limit(store: &Store) {
     assert_eq!(outcomes.len(), 40);
     assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
     let db = store.db();
-    assert_eq!(engine(&db, &config, T0).list_user("alice").unwrap().len(), 5);
+    assert_eq!(
+        engine(&db, &config, T0).list_user("alice").unwrap().len(),
+        5
+    );
 }
 
 fn forty_concurrent_creates_under_reject_admit_exactly_the_limit(store: &Store) {
@@ -603,7 +667,10 @@ fn forty_concurrent_creates_under_reject_admit_exactly_the_limit(store: &Store) 
         .count();
     assert_eq!((admitted, refused), (5, 35), "{outcomes:?}");
     let db = store.db();
-    assert_eq!(engine(&db, &config, T0).list_user("alice").unwrap().len(), 5);
+    assert_eq!(
+        engine(&db, &config, T0).list_user("alice").unwrap().len(),
+        5
+    );
 }
 
 fn racing_rotates_leave_exactly_one_valid_token(store: &Store) {
@@ -640,7 +707,10 @@ fn racing_rotates_leave_exactly_one_valid_token(store: &Store) {
     let db = store.db();
     let at = engine(&db, &config, T0 + 2 * SEC);
     assert!(at.validate(&winners[0]).is_ok());
-    assert!(matches!(at.validate(&token), Err(EngineError::InvalidToken)));
+    assert!(matches!(
+        at.validate(&token),
+        Err(EngineError::InvalidToken)
+    ));
 }
 
 fn concurrent_cleanups_delete_each_expired_row_once(store: &Store) {
@@ -662,11 +732,16 @@ fn concurrent_cleanups_delete_each_expired_row_once(store: &Store) {
                 scope.spawn(|| {
                     let db = store.db();
                     barrier.wait();
-                    engine(&db, &config, later).cleanup(MAX_CLEANUP_ROWS).unwrap()
+                    engine(&db, &config, later)
+                        .cleanup(MAX_CLEANUP_ROWS)
+                        .unwrap()
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("cleaner")).sum()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("cleaner"))
+            .sum()
     });
     // Every expired row was counted by exactly one cleaner: a row deleted twice would make
     // the sum larger, a row skipped by all would leave it in place.
@@ -710,7 +785,9 @@ fn postgres_without_the_user_lock_overflows_the_limit() {
     let mut seen = Vec::new();
     for _ in 0..10 {
         let db = open();
-        engine(&db, &config, T0).invalidate_user("alice", None).unwrap();
+        engine(&db, &config, T0)
+            .invalidate_user("alice", None)
+            .unwrap();
         let outcomes = concurrent_creates(&store, &open, &config, 8, 5);
         assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
         let held = engine(&db, &config, T0).list_user("alice").unwrap().len();
@@ -758,7 +835,10 @@ fn cleanup_never_blocks_a_validate_on_postgres() {
     let cleaner = store.raw();
     cleaner.begin().unwrap();
     let locked = cleaner
-        .execute(POSTGRES.delete_expired, &[Param::Int(later as i64), Param::Int(500)])
+        .execute(
+            POSTGRES.delete_expired,
+            &[Param::Int(later as i64), Param::Int(500)],
+        )
         .unwrap();
     assert_eq!(locked, 3);
     let wait = std::time::Duration::from_secs(3);

@@ -90,7 +90,10 @@ fn row(row: &postgres::Row) -> Result<Row, StoreError> {
         .enumerate()
         .map(|(i, col)| {
             let value = match *col.type_() {
-                Type::INT8 => row.try_get::<_, Option<i64>>(i).map_err(shape)?.map(Value::Int),
+                Type::INT8 => row
+                    .try_get::<_, Option<i64>>(i)
+                    .map_err(shape)?
+                    .map(Value::Int),
                 Type::INT4 => row
                     .try_get::<_, Option<i32>>(i)
                     .map_err(shape)?

@@ -99,3 +99,55 @@ fn column(value: ValueRef<'_>) -> Result<Value, StoreError> {
 fn store_error(err: rusqlite::Error) -> StoreError {
     StoreError::Sqlite(err.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Db;
+
+    #[test]
+    fn an_in_memory_database_gets_the_schema() {
+        let db = Db::open(Box::new(NativeSqlite::in_memory().unwrap())).unwrap();
+        assert_eq!(db.dialect().name, "sqlite");
+        assert_eq!(db.stats(0).unwrap().active_sessions, 0);
+    }
+
+    #[test]
+    fn a_column_of_an_unexpected_type_is_a_shape_error() {
+        let exec = NativeSqlite::in_memory().unwrap();
+        assert_eq!(
+            exec.query("SELECT 1.5", &[]),
+            Err(StoreError::Shape("unexpected real"))
+        );
+        // The same path reads the types we use.
+        let rows = exec
+            .query(
+                "SELECT ?1, ?2, ?3, ?4",
+                &[
+                    Param::Int(7),
+                    Param::Text("t"),
+                    Param::Bytes(&[1, 2]),
+                    Param::Null,
+                ],
+            )
+            .unwrap();
+        assert_eq!(
+            rows,
+            [Row(vec![
+                Value::Int(7),
+                Value::Text("t".into()),
+                Value::Bytes(vec![1, 2]),
+                Value::Null
+            ])]
+        );
+    }
+
+    #[test]
+    fn a_failed_statement_is_a_sqlite_error() {
+        let exec = NativeSqlite::in_memory().unwrap();
+        assert!(matches!(
+            exec.execute("DELETE FROM nowhere", &[]),
+            Err(StoreError::Sqlite(_))
+        ));
+    }
+}

@@ -39,7 +39,12 @@ impl Executor for SpinPostgres {
         let set = self.conn.query(sql, &params).map_err(store_error)?;
         set.rows
             .into_iter()
-            .map(|row| row.into_iter().map(column).collect::<Result<_, _>>().map(Row))
+            .map(|row| {
+                row.into_iter()
+                    .map(column)
+                    .collect::<Result<_, _>>()
+                    .map(Row)
+            })
             .collect()
     }
 

@@ -28,7 +28,13 @@ impl SpinSqlite {
         result
             .rows
             .into_iter()
-            .map(|row| row.values.into_iter().map(column).collect::<Result<_, _>>().map(Row))
+            .map(|row| {
+                row.values
+                    .into_iter()
+                    .map(column)
+                    .collect::<Result<_, _>>()
+                    .map(Row)
+            })
             .collect()
     }
 }

@@ -115,10 +115,10 @@ mod tests {
                     n.push(*d);
                     chars.next();
                 }
-                if let Ok(n) = n.parse() {
-                    if !found.contains(&n) {
-                        found.push(n);
-                    }
+                if let Ok(n) = n.parse()
+                    && !found.contains(&n)
+                {
+                    found.push(n);
                 }
             }
         }
@@ -129,7 +129,11 @@ mod tests {
     #[test]
     fn both_dialects_bind_the_same_parameters_in_every_statement() {
         for (lite, pg) in statements(&SQLITE).into_iter().zip(statements(&POSTGRES)) {
-            assert_eq!(placeholders(lite, '?'), placeholders(pg, '$'), "{lite}\n{pg}");
+            assert_eq!(
+                placeholders(lite, '?'),
+                placeholders(pg, '$'),
+                "{lite}\n{pg}"
+            );
             assert!(placeholders(lite, '$').is_empty(), "{lite}");
             assert!(placeholders(pg, '?').is_empty(), "{pg}");
         }
