@@ -141,5 +141,9 @@ fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         linker,
         |state| state,
     )?;
+    crate::bindings::spin::postgres::postgres::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+        linker,
+        |state| state,
+    )?;
     Ok(())
 }

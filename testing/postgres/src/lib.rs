@@ -256,17 +256,14 @@ fn find_bin_dir() -> Result<PathBuf> {
     }
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
-            // `initdb` on PATH may be a lone symlink (say /usr/local/bin/initdb) into the
-            // server's bin directory, which also holds createdb and psql: use that directory.
-            let Ok(initdb) = dir.join("initdb").canonicalize() else {
-                continue;
-            };
-            if let Some(bin) = initdb.parent()
-                && ["pg_ctl", "createdb", "psql"]
-                    .iter()
-                    .all(|tool| bin.join(tool).is_file())
-            {
-                return Ok(bin.to_path_buf());
+            if dir.join("initdb").is_file() && dir.join("pg_ctl").is_file() {
+                // A PATH entry may hold only symlinks to a few of the tools (this machine's
+                // /usr/local/bin links initdb and pg_ctl, not createdb or psql): use the
+                // directory the real initdb lives in, which has them all.
+                let real = std::fs::canonicalize(dir.join("initdb"))
+                    .ok()
+                    .and_then(|initdb| initdb.parent().map(PathBuf::from));
+                return Ok(real.unwrap_or(dir));
             }
         }
     }
