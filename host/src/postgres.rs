@@ -221,6 +221,7 @@ fn describe(address: &str) -> Result<String, PgError> {
             let port = ports.first().map(|p| format!(":{p}")).unwrap_or_default();
             Ok(format!("postgres://{host}{port}"))
         }
+        #[cfg(unix)]
         Some(Host::Unix(_)) => Err(PgError::UnixSocket),
         None => Err(PgError::InvalidAddress),
     }
