@@ -24,6 +24,9 @@
 //! (so an instance that keeps a handle across requests recovers after a restart too), and
 //! statements are prepared once per connection and cached.
 //!
+//! Connections are plain TCP (no TLS implementation is linked): `sslmode=prefer`, the default,
+//! connects without TLS, and `sslmode=require` fails with `connection-failed`.
+//!
 //! Types, as Spin converts them: parameters `boolean`, `int8`…`int64`, `floating32/64`,
 //! `str`, `binary`, `jsonb`, `array-int32/int64/str` and `db-null`; result columns of type
 //! `bool`, `int2/4/8`, `float4/8`, `text`/`varchar`/`bpchar`, `bytea`, `jsonb`, `int4[]`,
@@ -51,8 +54,8 @@ pub struct PoolOptions {
     /// Most server connections open at once (Spin uses 64 per address). Each guest handle
     /// holds one from `open` to drop.
     pub max_connections: usize,
-    /// How long connecting (TCP, TLS-less start-up, authentication) may take before `open`
-    /// fails with `connection-failed`.
+    /// How long connecting (TCP, start-up, authentication) may take before `open` fails with
+    /// `connection-failed`.
     pub connect_timeout: Duration,
     /// How long `open` waits for a connection when all are in use.
     pub wait_timeout: Duration,
@@ -218,6 +221,7 @@ fn describe(address: &str) -> Result<String, PgError> {
             let port = ports.first().map(|p| format!(":{p}")).unwrap_or_default();
             Ok(format!("postgres://{host}{port}"))
         }
+        #[cfg(unix)]
         Some(Host::Unix(_)) => Err(PgError::UnixSocket),
         None => Err(PgError::InvalidAddress),
     }

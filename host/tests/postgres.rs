@@ -616,12 +616,19 @@ async fn pooled_open_and_query_is_fast() {
         let conn = open(&mut state, &url).await;
         int(&mut state, &conn, "SELECT 1").await;
     }
-    let each = started.elapsed() / rounds;
-    eprintln!(
-        "pooled open + query: {each:?} each, {} server connections",
-        postgres.open_connections()
-    );
-    // A new connection costs a TCP and authentication handshake; reuse means one stays.
+    let pooled = started.elapsed() / rounds;
+    // Reuse, not timing, is what this asserts: one server connection served every request.
     assert_eq!(postgres.open_connections(), 1);
-    assert!(each < Duration::from_millis(50), "{each:?}");
+    assert!(pooled < Duration::from_millis(50), "{pooled:?}");
+    // For comparison (printed, not asserted): a new pool each time, so a new connection.
+    let rounds = 50;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        let unpooled = self::postgres(&url, PoolOptions::default());
+        let mut state = state(&unpooled);
+        let conn = open(&mut state, &url).await;
+        int(&mut state, &conn, "SELECT 1").await;
+    }
+    let fresh = started.elapsed() / rounds;
+    eprintln!("open + one query: pooled {pooled:?}, with a new connection each time {fresh:?}");
 }
