@@ -9,7 +9,8 @@
 //!
 //! Options: `--quick` (fewer iterations, 1 s HTTP cells), `--sizes N,N,…` (scale table sizes,
 //! default 10000,100000,1000000), `--http-seconds S` (default 3), `--skip-inproc`,
-//! `--skip-http`, `--skip-scale`. Never run by `cargo test`: this is a binary, not a test.
+//! `--skip-http`, `--skip-scale`, `--skip-scale-out` (the PostgreSQL section, which needs the
+//! PostgreSQL server binaries, as the tests do). Never run by `cargo test`: this is a binary, not a test.
 
 mod client;
 mod http;
@@ -17,6 +18,7 @@ mod inproc;
 mod native;
 mod native_server;
 mod scale;
+mod scaleout;
 mod stats;
 
 use std::time::Instant;
@@ -30,6 +32,7 @@ struct Options {
     inproc: bool,
     http: bool,
     scale: bool,
+    scale_out: bool,
 }
 
 fn options(args: &[String]) -> anyhow::Result<Options> {
@@ -40,6 +43,7 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
         inproc: true,
         http: true,
         scale: true,
+        scale_out: true,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -67,6 +71,7 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
             "--skip-inproc" => options.inproc = false,
             "--skip-http" => options.http = false,
             "--skip-scale" => options.scale = false,
+            "--skip-scale-out" => options.scale_out = false,
             other => anyhow::bail!(
                 "unknown argument {other:?} (see the doc comment of bench/src/main.rs)"
             ),
@@ -134,6 +139,10 @@ fn main() -> anyhow::Result<()> {
                     bin.display()
                 );
             }
+        }
+        if options.scale_out {
+            let bin = http::host_binary()?;
+            scaleout::run(dir.path(), &bin, options.http_seconds).await?;
         }
         if options.scale {
             scale::run(&runtime, dir.path(), &options.sizes).await?;
