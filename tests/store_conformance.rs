@@ -214,10 +214,9 @@ fn validate_slides_expiry_writing_at_most_once_per_window(store: &Store) {
             .is_ok()
     );
     // Without auto_update a validate never writes.
-    let still = config.clone();
     let still = Config {
         auto_update: false,
-        ..still
+        ..config
     };
     let later = T0 + 3000 * SEC;
     let s = engine(&db, &still, later).validate(&token).unwrap();
@@ -608,16 +607,14 @@ fn replicas_starting_together_migrate_once(store: &Store) {
     assert_eq!(store.count("SELECT count(*) FROM zoe_state"), 1);
 }
 
-/// Runs `per_thread` creates for `user` on each of `threads` connections at once; returns
-/// the outcomes.
+/// Runs `per_thread` creates for `alice` on each of `threads` connections (from `open`) at
+/// once; returns the outcomes.
 fn concurrent_creates(
-    store: &Store,
     open: &(dyn Fn() -> Db + Sync),
     config: &Config,
     threads: usize,
     per_thread: usize,
 ) -> Vec<Result<(), EngineError>> {
-    let _ = store;
     let barrier = Barrier::new(threads);
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
@@ -644,7 +641,7 @@ fn concurrent_creates(
 
 fn forty_concurrent_creates_never_exceed_the_limit(store: &Store) {
     let config = config(|c| c.max_per_user = 5);
-    let outcomes = concurrent_creates(store, &|| store.db(), &config, 8, 5);
+    let outcomes = concurrent_creates(&|| store.db(), &config, 8, 5);
     assert_eq!(outcomes.len(), 40);
     assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
     let db = store.db();
@@ -659,7 +656,7 @@ fn forty_concurrent_creates_under_reject_admit_exactly_the_limit(store: &Store) 
         c.max_per_user = 5;
         c.limit_policy = LimitPolicy::Reject;
     });
-    let outcomes = concurrent_creates(store, &|| store.db(), &config, 8, 5);
+    let outcomes = concurrent_creates(&|| store.db(), &config, 8, 5);
     let admitted = outcomes.iter().filter(|o| o.is_ok()).count();
     let refused = outcomes
         .iter()
@@ -788,7 +785,7 @@ fn postgres_without_the_user_lock_overflows_the_limit() {
         engine(&db, &config, T0)
             .invalidate_user("alice", None)
             .unwrap();
-        let outcomes = concurrent_creates(&store, &open, &config, 8, 5);
+        let outcomes = concurrent_creates(&open, &config, 8, 5);
         assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
         let held = engine(&db, &config, T0).list_user("alice").unwrap().len();
         seen.push(held);
