@@ -7,7 +7,11 @@
 wasmtime::component::bindgen!({
     world: "engine",
     path: "../wit",
-    imports: { default: trappable },
+    imports: {
+        // SQLite runs on tokio's blocking pool (host/src/sqlite.rs), so its calls yield.
+        "spin:sqlite/sqlite": async | trappable,
+        default: trappable,
+    },
     exports: { default: async },
     additional_derives: [PartialEq],
     with: {
