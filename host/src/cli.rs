@@ -98,6 +98,11 @@ enum Command {
         /// A fresh instance for every request, as Spin does (slower; see BENCHMARKS.md).
         #[arg(long)]
         no_instance_reuse: bool,
+        /// SQLite `synchronous`: `normal` (a commit survives a process crash) or `full` (it
+        /// survives a power loss too, one fsync per commit). Overrides SESSION_SYNCHRONOUS;
+        /// default `normal`. See SECURITY.md, "Durability".
+        #[arg(long, value_name = "normal|full")]
+        synchronous: Option<crate::sqlite::Synchronous>,
     },
     /// Delete expired sessions.
     Cleanup {
@@ -119,7 +124,7 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
-    let mut config = HostConfig::from_env();
+    let mut config = HostConfig::from_env()?;
     if let Some(db) = &cli.db {
         config.database = Location::parse(db);
     }
@@ -133,8 +138,12 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
         max_connections,
         requests_per_instance,
         no_instance_reuse,
+        synchronous,
     } = cli.command
     {
+        if let Some(synchronous) = synchronous {
+            config.synchronous = synchronous;
+        }
         let limits = ServeOptions {
             listen,
             request_timeout,
