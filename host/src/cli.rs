@@ -394,3 +394,36 @@ fn timestamp_or_null(unix_ms: u64) -> Value {
         Value::String(timestamp(unix_ms))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::Synchronous;
+
+    fn serve_synchronous(args: &[&str]) -> Result<Option<Synchronous>, clap::Error> {
+        let cli = Cli::try_parse_from(["zoe-session-host", "serve"].iter().chain(args))?;
+        match cli.command {
+            Command::Serve { synchronous, .. } => Ok(synchronous),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn serve_takes_synchronous_and_refuses_a_bad_value() {
+        assert_eq!(serve_synchronous(&[]).unwrap(), None);
+        assert_eq!(
+            serve_synchronous(&["--synchronous", "full"]).unwrap(),
+            Some(Synchronous::Full)
+        );
+        assert_eq!(
+            serve_synchronous(&["--synchronous", "normal"]).unwrap(),
+            Some(Synchronous::Normal)
+        );
+        let err = serve_synchronous(&["--synchronous", "off"]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("synchronous must be `normal` or `full`"),
+            "{err}"
+        );
+    }
+}
