@@ -12,15 +12,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The admin key both servers accept (loopback only, a throwaway database).
-const ADMIN_KEY: &str = "bench-admin-key-0123456789abcdef";
+pub const ADMIN_KEY: &str = "bench-admin-key-0123456789abcdef";
 /// Tokens created up front for the validate runs.
 const TOKENS: usize = 256;
 
 /// A server child process, killed on drop.
-struct Server {
-    name: &'static str,
-    child: Child,
-    addr: SocketAddr,
+pub struct Server {
+    pub name: &'static str,
+    pub child: Child,
+    pub addr: SocketAddr,
 }
 
 impl Drop for Server {
@@ -40,7 +40,7 @@ impl Server {
     }
 }
 
-fn free_addr() -> anyhow::Result<SocketAddr> {
+pub fn free_addr() -> anyhow::Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
@@ -69,7 +69,7 @@ pub fn host_can_serve(bin: &Path) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-async fn wait_ready(server: &mut Server) -> anyhow::Result<()> {
+pub async fn wait_ready(server: &mut Server) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let health = request("GET", "/health", &[], "");
     loop {
@@ -90,7 +90,7 @@ async fn wait_ready(server: &mut Server) -> anyhow::Result<()> {
     }
 }
 
-fn create_request(user: &str) -> Vec<u8> {
+pub fn create_request(user: &str) -> Vec<u8> {
     request(
         "POST",
         "/sessions/create",

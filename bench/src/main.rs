@@ -9,9 +9,12 @@
 //!
 //! Options: `--quick` (fewer iterations, 1 s HTTP cells), `--sizes N,N,…` (scale table sizes,
 //! default 10000,100000,1000000), `--http-seconds S` (default 3), `--skip-inproc`,
-//! `--skip-http`, `--skip-scale`. Never run by `cargo test`: this is a binary, not a test.
+//! `--skip-http`, `--skip-scale`, `--contention` (only the contention tables of issue 16:
+//! `/health` beside a create flood, the WAL under load, synchronous NORMAL vs FULL; with
+//! `--wal-seconds S`, default 60). Never run by `cargo test`: this is a binary, not a test.
 
 mod client;
+mod contention;
 mod http;
 mod inproc;
 mod native;
@@ -30,6 +33,8 @@ struct Options {
     inproc: bool,
     http: bool,
     scale: bool,
+    contention: bool,
+    wal_seconds: f64,
 }
 
 fn options(args: &[String]) -> anyhow::Result<Options> {
@@ -40,6 +45,8 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
         inproc: true,
         http: true,
         scale: true,
+        contention: false,
+        wal_seconds: 60.0,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -67,6 +74,18 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
             "--skip-inproc" => options.inproc = false,
             "--skip-http" => options.http = false,
             "--skip-scale" => options.scale = false,
+            "--contention" => {
+                options.contention = true;
+                options.inproc = false;
+                options.http = false;
+                options.scale = false;
+            }
+            "--wal-seconds" => {
+                let text = args
+                    .next()
+                    .ok_or_else(|| anyhow::anyhow!("--wal-seconds needs a number"))?;
+                options.wal_seconds = text.parse()?;
+            }
             other => anyhow::bail!(
                 "unknown argument {other:?} (see the doc comment of bench/src/main.rs)"
             ),
@@ -137,6 +156,11 @@ fn main() -> anyhow::Result<()> {
         }
         if options.scale {
             scale::run(&runtime, dir.path(), &options.sizes).await?;
+        }
+        if options.contention {
+            let bin = http::host_binary()?;
+            println!("\nserve binary: {}", bin.display());
+            contention::run(dir.path(), &bin, options.http_seconds, options.wal_seconds).await?;
         }
         anyhow::Ok(())
     })?;
