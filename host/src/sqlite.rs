@@ -24,9 +24,10 @@
 //! `:memory:` is a single connection for both roles: every instance sees the same data, and
 //! instances take turns.
 //!
-//! Every statement, and the wait for a pooled connection, runs on tokio's blocking pool, as
-//! Spin's factor-sqlite does, so a statement queued behind SQLite's write lock never holds a
-//! runtime worker (and with it the accept loop and every other request). A connection kept for a
+//! Every statement, and the wait for a pooled connection, runs on tokio's blocking pool (the
+//! imports are async, as Spin's sqlite `Connection` trait is), so a statement queued behind
+//! SQLite's write lock never holds a runtime worker (and with it the accept loop and every other
+//! request). A connection kept for a
 //! transaction is a [`Lease`]: dropping it, wherever that happens (a guest that drops its
 //! handle, a store dropped mid-call by a request timeout), rolls the transaction back and returns
 //! the connection.
