@@ -20,7 +20,7 @@ const ROUNDS: usize = 7;
 pub async fn host(runtime: &Runtime, path: &Path, clock: Clock) -> anyhow::Result<SessionHost> {
     let config = HostConfig {
         database: Location::File(path.to_owned()),
-        variables: Default::default(),
+        ..HostConfig::in_memory()
     }
     .with("max_per_user", "100000");
     Ok(SessionHost::open_with_clock(runtime, config, clock).await?)

@@ -10,9 +10,12 @@
 //! Options: `--quick` (fewer iterations, 1 s HTTP cells), `--sizes N,N,…` (scale table sizes,
 //! default 10000,100000,1000000), `--http-seconds S` (default 3), `--skip-inproc`,
 //! `--skip-http`, `--skip-scale`, `--skip-scale-out` (the PostgreSQL section, which needs the
-//! PostgreSQL server binaries, as the tests do). Never run by `cargo test`: this is a binary, not a test.
+//! PostgreSQL server binaries, as the tests do), `--contention` (only the contention tables of
+//! issue 16: `/health` beside a create flood, the WAL under load, synchronous NORMAL vs FULL; with
+//! `--wal-seconds S`, default 60). Never run by `cargo test`: this is a binary, not a test.
 
 mod client;
+mod contention;
 mod http;
 mod inproc;
 mod native;
@@ -33,6 +36,8 @@ struct Options {
     http: bool,
     scale: bool,
     scale_out: bool,
+    contention: bool,
+    wal_seconds: f64,
 }
 
 fn options(args: &[String]) -> anyhow::Result<Options> {
@@ -44,6 +49,8 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
         http: true,
         scale: true,
         scale_out: true,
+        contention: false,
+        wal_seconds: 60.0,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -72,6 +79,19 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
             "--skip-http" => options.http = false,
             "--skip-scale" => options.scale = false,
             "--skip-scale-out" => options.scale_out = false,
+            "--contention" => {
+                options.contention = true;
+                options.inproc = false;
+                options.http = false;
+                options.scale = false;
+                options.scale_out = false;
+            }
+            "--wal-seconds" => {
+                let text = args
+                    .next()
+                    .ok_or_else(|| anyhow::anyhow!("--wal-seconds needs a number"))?;
+                options.wal_seconds = text.parse()?;
+            }
             other => anyhow::bail!(
                 "unknown argument {other:?} (see the doc comment of bench/src/main.rs)"
             ),
@@ -146,6 +166,11 @@ fn main() -> anyhow::Result<()> {
         }
         if options.scale {
             scale::run(&runtime, dir.path(), &options.sizes).await?;
+        }
+        if options.contention {
+            let bin = http::host_binary()?;
+            println!("\nserve binary: {}", bin.display());
+            contention::run(dir.path(), &bin, options.http_seconds, options.wal_seconds).await?;
         }
         anyhow::Ok(())
     })?;

@@ -19,10 +19,10 @@
 use crate::bindings::Engine as EngineBindings;
 use crate::bindings::exports::zoe::session::sessions as wit;
 use crate::clock::Clock;
-use crate::config::{DATABASE_URL_VARIABLE, HostConfig};
+use crate::config::{ConfigError, DATABASE_URL_VARIABLE, HostConfig};
 use crate::postgres::{PoolOptions, Postgres};
 use crate::runtime::Runtime;
-use crate::sqlite::{Database, OpenError};
+use crate::sqlite::{Database, DatabaseOptions, OpenError};
 use crate::state::HostState;
 use crate::variables::Variables;
 use std::sync::Arc;
@@ -41,6 +41,9 @@ pub enum HostError {
     /// The database could not be opened.
     #[error(transparent)]
     Open(#[from] OpenError),
+    /// A host setting has a value the host cannot use.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// Wasmtime failed or the guest trapped: a bug, not bad input.
     #[error("component runtime failure: {0:#}")]
     Runtime(anyhow::Error),
@@ -146,7 +149,13 @@ impl SessionHost {
     ) -> Result<Self, HostError> {
         let host = Self {
             runtime: runtime.clone(),
-            database: Database::open(config.database)?,
+            database: Database::open_with(
+                config.database,
+                DatabaseOptions {
+                    synchronous: config.synchronous,
+                    ..DatabaseOptions::default()
+                },
+            )?,
             // Only the configured URL may be opened; the pool connects on the first `open`.
             postgres: Arc::new(Postgres::new(
                 config.variables.get(DATABASE_URL_VARIABLE),

@@ -6,10 +6,10 @@
 //! not use is harmless to the linker, and once `engine` itself imports Postgres the `include`
 //! merges the two imports into one.
 //!
-//! `spin:sqlite` and `fermyon:spin/variables` are synchronous: each runs to completion on the
-//! calling thread, so a guest call never yields while it holds a transaction open. Postgres
-//! calls are async, because a network round trip must not block a tokio worker; a transaction
-//! keeps its server connection across them (see [`crate::postgres`]). Exports are async
+//! `spin:sqlite` and `spin:postgres` are async, so neither a SQLite statement (run on tokio's
+//! blocking pool) nor a network round trip blocks a tokio worker; a transaction keeps its
+//! connection across calls (see [`crate::sqlite`] and [`crate::postgres`]).
+//! `fermyon:spin/variables` is synchronous (an in-memory lookup). Exports are async
 //! because the store is async (wasi-http needs it).
 
 wasmtime::component::bindgen!({
@@ -25,6 +25,8 @@ wasmtime::component::bindgen!({
     world: "zoe:host/engine",
     imports: {
         "spin:postgres/postgres": async | trappable,
+        // SQLite runs on tokio's blocking pool (host/src/sqlite.rs), so its calls yield.
+        "spin:sqlite/sqlite": async | trappable,
         default: trappable,
     },
     exports: { default: async },

@@ -98,6 +98,11 @@ enum Command {
         /// A fresh instance for every request, as Spin does (slower; see BENCHMARKS.md).
         #[arg(long)]
         no_instance_reuse: bool,
+        /// SQLite `synchronous`: `normal` (a commit survives a process crash) or `full` (it
+        /// survives a power loss too, one fsync per commit). Overrides SESSION_SYNCHRONOUS;
+        /// default `normal`. See SECURITY.md, "Durability".
+        #[arg(long, value_name = "normal|full")]
+        synchronous: Option<crate::sqlite::Synchronous>,
     },
     /// Delete expired sessions.
     Cleanup {
@@ -119,7 +124,7 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
-    let mut config = HostConfig::from_env();
+    let mut config = HostConfig::from_env()?;
     if let Some(db) = &cli.db {
         config.database = Location::parse(db);
     }
@@ -133,8 +138,12 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
         max_connections,
         requests_per_instance,
         no_instance_reuse,
+        synchronous,
     } = cli.command
     {
+        if let Some(synchronous) = synchronous {
+            config.synchronous = synchronous;
+        }
         let limits = ServeOptions {
             listen,
             request_timeout,
@@ -383,5 +392,38 @@ fn timestamp_or_null(unix_ms: u64) -> Value {
         Value::Null
     } else {
         Value::String(timestamp(unix_ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::Synchronous;
+
+    fn serve_synchronous(args: &[&str]) -> Result<Option<Synchronous>, clap::Error> {
+        let cli = Cli::try_parse_from(["zoe-session-host", "serve"].iter().chain(args))?;
+        match cli.command {
+            Command::Serve { synchronous, .. } => Ok(synchronous),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn serve_takes_synchronous_and_refuses_a_bad_value() {
+        assert_eq!(serve_synchronous(&[]).unwrap(), None);
+        assert_eq!(
+            serve_synchronous(&["--synchronous", "full"]).unwrap(),
+            Some(Synchronous::Full)
+        );
+        assert_eq!(
+            serve_synchronous(&["--synchronous", "normal"]).unwrap(),
+            Some(Synchronous::Normal)
+        );
+        let err = serve_synchronous(&["--synchronous", "off"]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("synchronous must be `normal` or `full`"),
+            "{err}"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! The host's configuration: where the database lives and the Spin variables it hands the
 //! component, read from the seed's `SESSION_*` environment variables.
 
-use crate::sqlite::Location;
+use crate::sqlite::{Location, Synchronous, SynchronousError};
 use crate::variables::Variables;
 
 /// Default database file, relative to the working directory (as in the seed).
@@ -35,11 +35,24 @@ pub const ENV_TO_VARIABLE: &[(&str, &str)] = &[
     ("SESSION_DATABASE_URL", DATABASE_URL_VARIABLE),
 ];
 
+/// The environment variable that sets [`HostConfig::synchronous`].
+pub const SYNCHRONOUS_ENV: &str = "SESSION_SYNCHRONOUS";
+
+/// A host setting in the environment has a value the host cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// `SESSION_SYNCHRONOUS` is neither `normal` nor `full`.
+    #[error("{SYNCHRONOUS_ENV}: {0}")]
+    Synchronous(#[from] SynchronousError),
+}
+
 /// Configuration of one host: database location and component variables.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostConfig {
     /// Where the `default` database lives.
     pub database: Location,
+    /// SQLite's `synchronous` for a file database (`SESSION_SYNCHRONOUS`, default `normal`).
+    pub synchronous: Synchronous,
     /// Spin variables for the component. Unset ones take the component's defaults.
     pub variables: Variables,
 }
@@ -48,6 +61,7 @@ impl Default for HostConfig {
     fn default() -> Self {
         Self {
             database: Location::File(DEFAULT_DB_PATH.into()),
+            synchronous: Synchronous::default(),
             variables: Variables::default(),
         }
     }
@@ -58,27 +72,42 @@ impl HostConfig {
     pub fn in_memory() -> Self {
         Self {
             database: Location::Memory,
+            synchronous: Synchronous::default(),
             variables: Variables::default(),
         }
     }
 
-    /// Reads `SESSION_DB_PATH` and the variables of [`ENV_TO_VARIABLE`] from the environment.
-    pub fn from_env() -> Self {
+    /// Reads `SESSION_DB_PATH`, `SESSION_SYNCHRONOUS` and the variables of
+    /// [`ENV_TO_VARIABLE`] from the environment.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] when `SESSION_SYNCHRONOUS` is set to anything but `normal` or `full`
+    /// (an empty value means the default). The component's variables are checked by the
+    /// component itself.
+    pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// Like [`HostConfig::from_env`], with the environment given as a function.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// As [`HostConfig::from_env`].
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut config = Self::default();
         if let Some(path) = lookup("SESSION_DB_PATH").filter(|p| !p.is_empty()) {
             config.database = Location::parse(&path);
+        }
+        if let Some(value) = lookup(SYNCHRONOUS_ENV).filter(|v| !v.trim().is_empty()) {
+            config.synchronous = value.parse()?;
         }
         for (env, variable) in ENV_TO_VARIABLE {
             if let Some(value) = lookup(env) {
                 config.variables.set(*variable, value);
             }
         }
-        config
+        Ok(config)
     }
 
     /// Sets one Spin variable; a builder-style helper.
@@ -102,7 +131,7 @@ mod tests {
             ("UNRELATED", "x"),
         ]
         .into();
-        let config = HostConfig::from_lookup(|name| env.get(name).map(|v| v.to_string()));
+        let config = HostConfig::from_lookup(|name| env.get(name).map(|v| v.to_string())).unwrap();
         assert_eq!(config.database, Location::Memory);
         assert_eq!(config.variables.get("max_per_user"), Some("5"));
         assert_eq!(
@@ -127,7 +156,27 @@ mod tests {
 
     #[test]
     fn database_defaults_to_the_seed_path() {
-        let config = HostConfig::from_lookup(|_| None);
+        let config = HostConfig::from_lookup(|_| None).unwrap();
         assert_eq!(config.database, Location::File(DEFAULT_DB_PATH.into()));
+        assert_eq!(config.synchronous, Synchronous::Normal);
+    }
+
+    #[test]
+    fn synchronous_is_read_from_the_environment_and_a_bad_value_is_refused() {
+        let with = |value: &str| {
+            let value = value.to_owned();
+            HostConfig::from_lookup(move |name| (name == SYNCHRONOUS_ENV).then(|| value.clone()))
+        };
+        assert_eq!(with("full").unwrap().synchronous, Synchronous::Full);
+        assert_eq!(with("FULL").unwrap().synchronous, Synchronous::Full);
+        assert_eq!(with("normal").unwrap().synchronous, Synchronous::Normal);
+        assert_eq!(with("").unwrap().synchronous, Synchronous::Normal);
+        for bad in ["off", "extra", "2", "ful"] {
+            let err = with(bad).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("SESSION_SYNCHRONOUS: synchronous must be `normal` or `full`, not {bad:?}")
+            );
+        }
     }
 }

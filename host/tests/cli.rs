@@ -155,4 +155,29 @@ fn bad_input_and_bad_settings_fail_with_a_clear_message() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("max_per_user"), "{stderr}");
+
+    // A durability setting the host cannot honour is refused, not replaced by the default;
+    // `full` in the same place is accepted (the command succeeds).
+    let stats = |synchronous: &str| {
+        Command::new(env!("CARGO_BIN_EXE_zoe-session-host"))
+            .env_clear()
+            .env("SESSION_DB_PATH", &db)
+            .env("SESSION_SYNCHRONOUS", synchronous)
+            .args(["stats"])
+            .output()
+            .unwrap()
+    };
+    let output = stats("off");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("SESSION_SYNCHRONOUS: synchronous must be `normal` or `full`, not \"off\""),
+        "{stderr}"
+    );
+    let output = stats("full");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
