@@ -146,11 +146,12 @@ mod tests {
         let url = "postgres://app:secret@db.internal:5432/sessions";
         let config = HostConfig::from_lookup(|name| {
             (name == "SESSION_DATABASE_URL").then(|| url.to_owned())
-        });
+        })
+        .expect("valid");
         assert_eq!(config.variables.get(DATABASE_URL_VARIABLE), Some(url));
         // The SQLite file is still configured: the component chooses, the host offers both.
         assert_eq!(config.database, Location::File(DEFAULT_DB_PATH.into()));
-        let unset = HostConfig::from_lookup(|_| None);
+        let unset = HostConfig::from_lookup(|_| None).expect("valid");
         assert_eq!(unset.variables.get(DATABASE_URL_VARIABLE), None);
     }
 
