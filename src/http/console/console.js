@@ -227,11 +227,12 @@
       fail(err);
       return;
     }
-    // Each action changes what is shown: refresh all of it.
+    // Each action changes what is shown: refresh all of it. The action's result stays up;
+    // a refresh that fails adds its own message.
     try {
       await Promise.all([refreshStats(), loadUsers(), loadSessions()]);
     } catch (err) {
-      fail(err);
+      $('error').textContent = err instanceof ApiFailure ? err.message : String(err);
     }
   }
 
