@@ -1,13 +1,14 @@
 //! Generated bindings for the `zoe:session` WIT package, and nothing else.
 //!
 //! The Spin imports reuse spin-sdk's own bindings so that the whole component shares one
-//! set of `spin:sqlite` and `fermyon:spin/variables` types.
+//! set of `spin:sqlite`, `spin:postgres` and `fermyon:spin/variables` types.
 
 wit_bindgen::generate!({
     world: "engine",
     path: "wit",
     with: {
         "spin:sqlite/sqlite@3.0.0": spin_sdk::wit::sqlite3,
+        "spin:postgres/postgres@4.0.0": spin_sdk::wit::pg4,
         "fermyon:spin/variables@2.0.0": spin_sdk::wit::v2::variables,
     },
     pub_export_macro: true,

@@ -3,10 +3,12 @@
 //! HTTP layer shares its clock, configuration and database handles.
 
 use crate::bindings::exports::zoe::session::sessions as wit;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Database};
 use crate::session::engine::{Engine, EngineError, Issued, Session};
 use crate::session::policy::Requirement;
-use crate::store::Db;
+use crate::store::spin_postgres::SpinPostgres;
+use crate::store::spin_sqlite::SpinSqlite;
+use crate::store::{Db, Executor};
 use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -62,15 +64,22 @@ thread_local! {
     static DB: RefCell<Option<Rc<Db>>> = const { RefCell::new(None) };
 }
 
-/// The instance's database handle. A failed open is not remembered, so the next call tries
-/// again; a handle whose transaction may not have ended is replaced by a fresh one.
-pub(crate) fn db() -> Result<Rc<Db>, EngineError> {
+/// The instance's database handle on the backend `config` names. A failed open is not
+/// remembered, so the next call tries again; a handle whose transaction may not have ended,
+/// or whose database was unreachable, is replaced by a fresh one.
+pub(crate) fn db(config: &Config) -> Result<Rc<Db>, EngineError> {
     DB.with(|slot| {
         let mut slot = slot.borrow_mut();
         if let Some(db) = slot.as_ref().filter(|db| !db.is_unsettled()) {
             return Ok(db.clone());
         }
-        let db = Rc::new(Db::open()?);
+        // Drop a stale handle (and its connection) before opening the next.
+        *slot = None;
+        let exec: Box<dyn Executor> = match &config.database {
+            Database::Sqlite => Box::new(SpinSqlite::open()?),
+            Database::Postgres(url) => Box::new(SpinPostgres::open(url)?),
+        };
+        let db = Rc::new(Db::open(exec)?);
         *slot = Some(db.clone());
         Ok(db)
     })
@@ -81,7 +90,7 @@ fn with_engine<T>(op: impl FnOnce(&Engine<'_>) -> Result<T, EngineError>) -> Res
     let now = now_ms();
     let run = || {
         let config = config()?;
-        let db = db()?;
+        let db = db(&config)?;
         op(&Engine {
             config: &config,
             db: &db,

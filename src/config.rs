@@ -112,6 +112,25 @@ fn prefix_matches(a: &[u8], b: &[u8], bits: u8) -> bool {
     rest == 0 || (a[whole] ^ b[whole]) >> (8 - rest) == 0
 }
 
+/// Where sessions are stored, from `database_url`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// Empty `database_url`: the host's SQLite (`spin:sqlite`, database `default`).
+    Sqlite,
+    /// A `postgres://` or `postgresql://` URL, through `spin:postgres`.
+    Postgres(String),
+}
+
+// The URL may carry a password: show only the backend.
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite => f.write_str("Sqlite"),
+            Self::Postgres(_) => f.write_str("Postgres(<redacted>)"),
+        }
+    }
+}
+
 /// The validated configuration.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Config {
@@ -136,6 +155,7 @@ pub struct Config {
     /// Peers whose forwarding headers (`X-Forwarded-Proto`, `Forwarded`) are believed: the
     /// TLS-terminating proxies in front of the service. Empty: no one's.
     pub trusted_proxies: TrustedProxies,
+    pub database: Database,
 }
 
 // The admin key must never reach a log, so Debug is written by hand.
@@ -160,6 +180,7 @@ impl fmt::Debug for Config {
             .field("admin_key", &self.admin_key.as_ref().map(|_| "<redacted>"))
             .field("max_metadata_bytes", &self.max_metadata_bytes)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("database", &self.database)
             .finish()
     }
 }
@@ -194,6 +215,7 @@ pub const VARIABLE_NAMES: &[&str] = &[
     "admin_key",
     "max_metadata_bytes",
     "trusted_proxies",
+    "database_url",
 ];
 
 /// Largest idle timeout or lifetime accepted: ten years keeps every expiry computation far
@@ -221,6 +243,7 @@ impl Default for Config {
             admin_key: None,
             max_metadata_bytes: 16384,
             trusted_proxies: TrustedProxies::default(),
+            database: Database::Sqlite,
         }
     }
 }
@@ -319,6 +342,7 @@ impl Config {
                 None => defaults.trusted_proxies,
                 Some(v) => TrustedProxies::parse(&v)?,
             },
+            database: get("database_url").map_or(Ok(Database::Sqlite), |v| database(&v))?,
         };
         config.check_relations()?;
         Ok(config)
@@ -409,6 +433,27 @@ fn header_name(value: &str) -> Result<String, ConfigError> {
     }
 }
 
+/// A `postgres://` or `postgresql://` URL with something after the scheme. The error never
+/// repeats the value: it may hold a password.
+fn database(url: &str) -> Result<Database, ConfigError> {
+    let url = url.trim();
+    let rest = url.split_once("://").and_then(|(scheme, rest)| {
+        let postgres =
+            scheme.eq_ignore_ascii_case("postgres") || scheme.eq_ignore_ascii_case("postgresql");
+        postgres.then_some(rest)
+    });
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.starts_with(['/', '?']) => {
+            Ok(Database::Postgres(url.to_owned()))
+        }
+        _ => Err(rule(
+            "database_url",
+            "must be empty (SQLite) or a PostgreSQL URL such as \
+             postgres://user:password@host:5432/database",
+        )),
+    }
+}
+
 fn split_paths(list: &str) -> Vec<String> {
     list.split(',')
         .map(str::trim)
@@ -472,6 +517,7 @@ mod tests {
             ("admin_key", "0123456789abcdef0123"),
             ("max_metadata_bytes", "1024"),
             ("trusted_proxies", "10.0.0.0/8, ::1"),
+            ("database_url", "postgres://zoe:pw@db.internal:5432/zoe"),
         ])
         .expect("valid");
         assert_eq!(config.default_timeout, 600);
@@ -490,6 +536,10 @@ mod tests {
         assert_eq!(config.admin_key.as_deref(), Some("0123456789abcdef0123"));
         assert_eq!(config.max_metadata_bytes, 1024);
         assert!(config.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
+        assert_eq!(
+            config.database,
+            Database::Postgres("postgres://zoe:pw@db.internal:5432/zoe".to_owned())
+        );
     }
 
     #[test]
@@ -508,6 +558,7 @@ mod tests {
             ("max_metadata_bytes", "99999999999"),
             ("trusted_proxies", "10.0.0.0/33"),
             ("trusted_proxies", "proxy.internal"),
+            ("database_url", "mysql://db/zoe"),
         ];
         for (name, value) in cases {
             let err = parse(&[(name, value)]).expect_err(name);
@@ -559,6 +610,60 @@ mod tests {
     #[test]
     fn empty_value_means_default() {
         assert_eq!(parse(&[("max_per_user", " ")]).unwrap().max_per_user, 10);
+    }
+
+    #[test]
+    fn database_url_chooses_the_backend() {
+        assert_eq!(parse(&[]).unwrap().database, Database::Sqlite);
+        assert_eq!(
+            parse(&[("database_url", " ")]).unwrap().database,
+            Database::Sqlite
+        );
+        for url in [
+            "postgres://h/db",
+            "postgresql://u:p@h:5433/db",
+            "POSTGRES://h",
+        ] {
+            assert_eq!(
+                parse(&[("database_url", url)]).unwrap().database,
+                Database::Postgres(url.to_owned()),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_database_url_names_the_setting_but_not_the_value() {
+        for url in [
+            "sqlite:///data/x.db",
+            "postgres://",
+            "postgres:///db",
+            "host=db password=hunter2",
+            "https://hunter2@db",
+        ] {
+            let err = parse(&[("database_url", url)]).expect_err(url);
+            assert_eq!(err.name, "database_url");
+            assert!(err.to_string().contains("database_url"), "{err}");
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn spin_toml_passes_every_variable_to_the_component() {
+        let manifest = include_str!("../spin.toml");
+        for name in VARIABLE_NAMES {
+            let line = format!("{name} = \"{{{{ {name} }}}}\"");
+            assert!(manifest.contains(&line), "spin.toml lacks `{line}`");
+        }
+    }
+
+    #[test]
+    fn debug_output_redacts_the_database_url() {
+        let config = parse(&[("database_url", "postgres://zoe:hunter2@db/zoe")]).unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        // It would have seen the URL: the backend is shown.
+        assert!(shown.contains("Postgres(<redacted>)"), "{shown}");
     }
 
     #[test]

@@ -19,17 +19,16 @@
 use crate::bindings::Engine as EngineBindings;
 use crate::bindings::exports::zoe::session::sessions as wit;
 use crate::clock::Clock;
-use crate::config::HostConfig;
+use crate::config::{DATABASE_URL_VARIABLE, HostConfig};
+use crate::postgres::{PoolOptions, Postgres};
 use crate::runtime::Runtime;
 use crate::sqlite::{Database, OpenError};
-use crate::state::{HostState, NoOutgoingHttp};
+use crate::state::HostState;
 use crate::variables::Variables;
 use std::sync::Arc;
 use wasmtime::Store;
-use wasmtime::component::ResourceTable;
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi_http::WasiHttpCtx;
 
 pub use wit::{CreateOptions, Error as SessionError, Issued, Requirement, Session, SessionStats};
 
@@ -115,6 +114,7 @@ impl CreateOptions {
 pub struct SessionHost {
     runtime: Runtime,
     database: Arc<Database>,
+    postgres: Arc<Postgres>,
     variables: Arc<Variables>,
     clock: Clock,
     /// Where guest stderr goes: ours (`None`), or a pipe a test reads.
@@ -147,6 +147,11 @@ impl SessionHost {
         let host = Self {
             runtime: runtime.clone(),
             database: Database::open(config.database)?,
+            // Only the configured URL may be opened; the pool connects on the first `open`.
+            postgres: Arc::new(Postgres::new(
+                config.variables.get(DATABASE_URL_VARIABLE),
+                PoolOptions::default(),
+            )),
             variables: Arc::new(config.variables),
             clock,
             guest_stderr: None,
@@ -165,6 +170,12 @@ impl SessionHost {
     /// The database.
     pub fn database(&self) -> &Arc<Database> {
         &self.database
+    }
+
+    /// The PostgreSQL pool behind `spin:postgres` (refusing every `open` when no
+    /// `database_url` is configured).
+    pub fn postgres(&self) -> &Arc<Postgres> {
+        &self.postgres
     }
 
     /// The component runtime.
@@ -191,14 +202,12 @@ impl SessionHost {
         wasi.wall_clock(self.clock.clone());
         let mut store = Store::new(
             self.runtime.engine(),
-            HostState {
-                wasi: wasi.build(),
-                http: WasiHttpCtx::new(),
-                http_hooks: NoOutgoingHttp,
-                table: ResourceTable::new(),
-                database: self.database.clone(),
-                variables: self.variables.clone(),
-            },
+            HostState::new(
+                wasi.build(),
+                self.database.clone(),
+                self.postgres.clone(),
+                self.variables.clone(),
+            ),
         );
         // No deadline for the typed API: trusted in-process callers. The deadline is relative
         // to the current epoch, which the runtime's ticker advances, so `u64::MAX` would overflow.

@@ -7,6 +7,11 @@ use crate::variables::Variables;
 /// Default database file, relative to the working directory (as in the seed).
 pub const DEFAULT_DB_PATH: &str = "data/sessions.db";
 
+/// The Spin variable holding the PostgreSQL URL: when set, the only address the component may
+/// `open` through `spin:postgres` (Spin's `allowed_outbound_hosts`, as this host grants it).
+/// Unset, the component stays on SQLite and every Postgres `open` is refused.
+pub const DATABASE_URL_VARIABLE: &str = "database_url";
+
 /// Each environment variable and the Spin variable it sets (DESIGN.md's table).
 pub const ENV_TO_VARIABLE: &[(&str, &str)] = &[
     ("SESSION_DEFAULT_TIMEOUT", "default_timeout"),
@@ -27,6 +32,7 @@ pub const ENV_TO_VARIABLE: &[(&str, &str)] = &[
     ("SESSION_ADMIN_KEY", "admin_key"),
     ("SESSION_MAX_METADATA_BYTES", "max_metadata_bytes"),
     ("SESSION_TRUSTED_PROXIES", "trusted_proxies"),
+    ("SESSION_DATABASE_URL", DATABASE_URL_VARIABLE),
 ];
 
 /// Configuration of one host: database location and component variables.
@@ -104,6 +110,19 @@ mod tests {
             Some("k".repeat(20).as_str())
         );
         assert_eq!(config.variables.get("min_timeout"), None);
+    }
+
+    #[test]
+    fn the_database_url_is_the_database_url_variable_and_unset_means_sqlite() {
+        let url = "postgres://app:secret@db.internal:5432/sessions";
+        let config = HostConfig::from_lookup(|name| {
+            (name == "SESSION_DATABASE_URL").then(|| url.to_owned())
+        });
+        assert_eq!(config.variables.get(DATABASE_URL_VARIABLE), Some(url));
+        // The SQLite file is still configured: the component chooses, the host offers both.
+        assert_eq!(config.database, Location::File(DEFAULT_DB_PATH.into()));
+        let unset = HostConfig::from_lookup(|_| None);
+        assert_eq!(unset.variables.get(DATABASE_URL_VARIABLE), None);
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! - [`Runtime`]: the component compiled once (embedded by this crate's build, or from a file);
 //! - [`SessionHost`]: one database, one set of Spin variables and one clock, with
 //!   [`SessionHost::sessions`] giving the typed async API of `zoe:session/sessions`;
-//! - the host side of `spin:sqlite@3.0.0` ([`sqlite`]) and `fermyon:spin/variables@2.0.0`
-//!   ([`variables`]), implemented the way Spin implements them;
+//! - the host side of `spin:sqlite@3.0.0` ([`sqlite`]), `spin:postgres@4.0.0` ([`postgres`],
+//!   pooled tokio-postgres, only the configured `database_url`) and
+//!   `fermyon:spin/variables@2.0.0` ([`variables`]), implemented the way Spin implements them;
 //! - [`Clock`]: the wall clock the guest sees, settable in tests;
 //! - [`Server`]: the component's HTTP API served over real HTTP ([`serve`]).
 //!
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 mod private_fs;
+pub mod postgres;
 pub mod runtime;
 pub mod serve;
 pub mod sqlite;
@@ -29,6 +31,7 @@ pub use api::{
 };
 pub use clock::Clock;
 pub use config::HostConfig;
+pub use postgres::Postgres;
 pub use runtime::{Allocation, Runtime};
 pub use serve::{ServeError, ServeOptions, Server};
 pub use sqlite::Location;

@@ -191,6 +191,10 @@ fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         linker,
         |state| state,
     )?;
+    crate::bindings::spin::postgres::postgres::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+        linker,
+        |state| state,
+    )?;
     Ok(())
 }
 

@@ -352,8 +352,6 @@ impl wit::HostConnection for HostState {
 mod tests {
     use super::*;
     use crate::bindings::spin::sqlite::sqlite::HostConnection;
-    use crate::state::NoOutgoingHttp;
-    use wasmtime::component::ResourceTable;
 
     #[cfg(unix)]
     fn mode(path: &Path) -> u32 {
@@ -396,14 +394,12 @@ mod tests {
     }
 
     fn state() -> HostState {
-        HostState {
-            wasi: wasmtime_wasi::WasiCtx::builder().build(),
-            http: wasmtime_wasi_http::WasiHttpCtx::new(),
-            http_hooks: NoOutgoingHttp,
-            table: ResourceTable::new(),
-            database: Database::open(Location::Memory).unwrap(),
-            variables: Default::default(),
-        }
+        HostState::new(
+            wasmtime_wasi::WasiCtx::builder().build(),
+            Database::open(Location::Memory).unwrap(),
+            Default::default(),
+            Default::default(),
+        )
     }
 
     #[test]

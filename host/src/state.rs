@@ -1,6 +1,7 @@
 //! What each guest instance's store holds: WASI and wasi-http contexts, the resource table,
-//! and shared handles to the database and variables.
+//! and shared handles to the databases and variables.
 
+use crate::postgres::Postgres;
 use crate::sqlite::Database;
 use crate::variables::Variables;
 use std::sync::Arc;
@@ -15,13 +16,37 @@ pub struct HostState {
     pub(crate) http_hooks: NoOutgoingHttp,
     pub(crate) table: ResourceTable,
     pub(crate) database: Arc<Database>,
+    pub(crate) postgres: Arc<Postgres>,
     pub(crate) variables: Arc<Variables>,
+}
+
+impl HostState {
+    /// State for one instance: `wasi` as the guest should see it, the SQLite `database`, the
+    /// Postgres pool (which may refuse every `open` when no URL is configured) and the
+    /// variables. Nothing here connects to a database.
+    pub fn new(
+        wasi: WasiCtx,
+        database: Arc<Database>,
+        postgres: Arc<Postgres>,
+        variables: Arc<Variables>,
+    ) -> Self {
+        Self {
+            wasi,
+            http: WasiHttpCtx::new(),
+            http_hooks: NoOutgoingHttp,
+            table: ResourceTable::new(),
+            database,
+            postgres,
+            variables,
+        }
+    }
 }
 
 impl std::fmt::Debug for HostState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostState")
             .field("database", &self.database.location())
+            .field("postgres", &self.postgres)
             .field("variables", &self.variables)
             .finish_non_exhaustive()
     }

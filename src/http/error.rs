@@ -2,10 +2,12 @@
 //!
 //! Every error reaches the client as JSON `{"error": "<kind>", "detail": "<sentence>"}`.
 //! Faults (storage, randomness) become a bare 500 whose detail says nothing about internals;
-//! the cause goes to the log instead.
+//! the cause goes to the log instead. An unreachable database is a 503 `storage_unavailable`
+//! instead: a passing condition worth retrying.
 
 use crate::config::ConfigError;
 use crate::session::engine::EngineError;
+use crate::store::StoreError;
 use serde_json::json;
 
 /// Why a request was refused.
@@ -41,6 +43,9 @@ pub enum ApiError {
     /// 503: a privileged endpoint while no admin key is configured.
     #[error("no admin key is configured")]
     AdminKeyMissing,
+    /// 503 `storage_unavailable`: the database cannot be reached; the text is for the log only.
+    #[error("storage unavailable: {0}")]
+    StorageUnavailable(String),
     /// 500 `config`: a setting is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -69,6 +74,9 @@ impl From<EngineError> for ApiError {
             },
             EngineError::LimitReached => Self::LimitReached,
             EngineError::Config(err) => Self::Config(err),
+            EngineError::Storage(err @ StoreError::Unavailable(_)) => {
+                Self::StorageUnavailable(err.to_string())
+            }
             EngineError::Storage(err) => Self::Internal(err.to_string()),
             EngineError::Random(err) => Self::Internal(err.to_string()),
         }
@@ -114,7 +122,7 @@ impl ApiError {
             Self::UnsupportedMediaType => 415,
             Self::InvalidInput(_) => 422,
             Self::Config(_) | Self::Internal(_) => 500,
-            Self::AdminKeyMissing => 503,
+            Self::AdminKeyMissing | Self::StorageUnavailable(_) => 503,
         }
     }
 
@@ -131,6 +139,7 @@ impl ApiError {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::InvalidInput(_) => "invalid_input",
             Self::AdminKeyMissing => "admin_key_not_configured",
+            Self::StorageUnavailable(_) => "storage_unavailable",
             Self::Config(_) => "config",
             Self::Internal(_) => "internal",
         }
@@ -151,6 +160,9 @@ impl ApiError {
                 err.name
             ),
             Self::Internal(_) => "internal error; see the server log".to_owned(),
+            Self::StorageUnavailable(_) => {
+                "the session store is unreachable right now; retry shortly".to_owned()
+            }
             other => other.to_string(),
         }
     }
@@ -164,6 +176,7 @@ impl ApiError {
         match &self {
             Self::MethodNotAllowed(allow) => reply.set_header("allow", allow.join(", ")),
             Self::Unauthorized { .. } => reply.set_header("www-authenticate", "Bearer"),
+            Self::StorageUnavailable(_) => reply.set_header("retry-after", "1"),
             _ => {}
         }
         reply
@@ -173,7 +186,6 @@ impl ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::StoreError;
 
     #[test]
     fn storage_faults_become_a_500_without_internal_detail() {
@@ -182,6 +194,22 @@ mod tests {
         )));
         assert_eq!(err.status(), 500);
         assert!(!err.detail().contains("/secret/path"));
+    }
+
+    #[test]
+    fn an_unreachable_store_is_a_503_without_internal_detail() {
+        let reply = ApiError::from(EngineError::Storage(StoreError::Unavailable(
+            "connection refused to db.internal:5432".into(),
+        )))
+        .into_reply();
+        assert_eq!(reply.status, 503);
+        assert_eq!(reply.header("retry-after"), Some("1"));
+        let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(body["error"], "storage_unavailable");
+        assert!(!body["detail"].as_str().unwrap().contains("db.internal"));
+        // Any other storage fault stays a 500.
+        let other = ApiError::from(EngineError::Storage(StoreError::Postgres("x".into())));
+        assert_eq!(other.status(), 500);
     }
 
     #[test]

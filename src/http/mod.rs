@@ -150,7 +150,7 @@ impl Ctx<'_> {
         let db = match self.db.get() {
             Some(db) => db,
             None => {
-                let db = open_db()?;
+                let db = open_db(self.config)?;
                 self.db.get_or_init(|| db)
             }
         };
@@ -263,14 +263,14 @@ impl Ctx<'_> {
     }
 }
 
-/// The request's database connection (`spin:sqlite` exists only inside the component).
+/// The request's database connection (the Spin backends exist only inside the component).
 #[cfg(target_arch = "wasm32")]
-fn open_db() -> Result<Rc<Db>, ApiError> {
-    Ok(crate::component::db()?)
+fn open_db(config: &Config) -> Result<Rc<Db>, ApiError> {
+    Ok(crate::component::db(config)?)
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-fn open_db() -> Result<Rc<Db>, ApiError> {
+fn open_db(_config: &Config) -> Result<Rc<Db>, ApiError> {
     Err(ApiError::Internal(
         "storage is only available inside the component".to_owned(),
     ))

@@ -126,7 +126,9 @@ impl Engine<'_> {
             idle_timeout,
             metadata,
         };
-        self.db.immediate(|db| {
+        // One transaction per user, serialised with that user's other creates on every
+        // replica, so that concurrent creates never leave more than the limit.
+        self.db.user_transaction(user_id, |db| {
             db.delete_user_expired(user_id, self.now)?;
             let existing = db.user_ids_by_age(user_id, self.now)?;
             let limit = self.config.max_per_user as usize;

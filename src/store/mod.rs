@@ -1,36 +1,46 @@
-//! Storage of sessions in Spin's SQLite (`spin:sqlite/sqlite@3.0.0`, database `default`).
+//! Storage of sessions behind a small seam: [`Db`] holds the store's operations, written
+//! once; an [`Executor`] runs them on one backend, in that backend's [`Dialect`] (module
+//! [`sql`] holds every statement of every dialect). Backends:
+//!
+//! - `spin:sqlite/sqlite@3.0.0`, database `default` (inside the component, the default);
+//! - `spin:postgres/postgres@4.0.0` (inside the component, when `database_url` is set);
+//! - rusqlite natively (feature `native-sqlite`) and the `postgres` crate natively (feature
+//!   `native-postgres`), for the engine's native tests and benchmarks.
 //!
 //! Every statement is parameterised. Write paths that must be atomic run inside
-//! [`Db::immediate`], which takes SQLite's write lock up front (`BEGIN IMMEDIATE`), so two
-//! concurrent instances serialise instead of deadlocking on a lock upgrade.
+//! [`Db::transaction`] or [`Db::user_transaction`].
 
+pub mod executor;
 mod schema;
-mod value;
+pub mod sql;
 
-use spin_sdk::sqlite3::{Connection, Error as SqliteError, Value};
-use value::Row;
+#[cfg(all(feature = "native-postgres", not(target_arch = "wasm32")))]
+pub mod native_postgres;
+#[cfg(all(feature = "native-sqlite", not(target_arch = "wasm32")))]
+pub mod native_sqlite;
+#[cfg(target_arch = "wasm32")]
+pub(crate) mod spin_postgres;
+#[cfg(target_arch = "wasm32")]
+pub(crate) mod spin_sqlite;
+
+pub use executor::{Executor, Param, Row, Value};
+pub use sql::Dialect;
 
 /// A failure of the database; the text is for operators, never for clients.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     #[error("sqlite: {0}")]
     Sqlite(String),
+    #[error("postgres: {0}")]
+    Postgres(String),
+    /// The database cannot be reached (refused, dropped, restarting, out of connections):
+    /// a passing condition that clients may retry, unlike the other variants.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error("unexpected row shape: {0}")]
     Shape(&'static str),
     #[error("database schema version {found} is newer than this build understands ({known})")]
     FutureSchema { found: i64, known: i64 },
-}
-
-impl From<SqliteError> for StoreError {
-    fn from(err: SqliteError) -> Self {
-        Self::Sqlite(match err {
-            SqliteError::NoSuchDatabase => "no such database".to_owned(),
-            SqliteError::AccessDenied => "access denied".to_owned(),
-            SqliteError::InvalidConnection => "invalid connection".to_owned(),
-            SqliteError::DatabaseFull => "database full".to_owned(),
-            SqliteError::Io(text) => text,
-        })
-    }
 }
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -58,45 +68,55 @@ pub struct StoreStats {
     pub last_cleanup_at: u64,
 }
 
-const COLUMNS: &str = "id, secret_hash, user_id, created_at, last_activity, expires_at, \
-                       absolute_expires_at, idle_timeout, metadata";
-
-/// An open connection with the schema in place.
+/// A connection with the schema in place.
 #[derive(Debug)]
 pub struct Db {
-    conn: Connection,
-    // Set when a transaction may not have ended (its ROLLBACK failed): whoever keeps this
-    // handle between calls must open a fresh one rather than run the next call inside it.
+    exec: Box<dyn Executor>,
+    // Set when the connection should not serve another call: a transaction may not have
+    // ended (its ROLLBACK failed) or the database was unreachable. Whoever keeps this handle
+    // between calls opens a fresh one instead, which is how the service recovers by itself.
     unsettled: std::cell::Cell<bool>,
 }
 
 impl Db {
-    /// Opens the `default` database and applies pending migrations.
+    /// Takes over `exec`, runs the dialect's connection set-up and applies pending
+    /// migrations.
     ///
     /// # Errors
     ///
-    /// [`StoreError`] when the host refuses the database or a migration fails.
-    pub fn open() -> Result<Self> {
+    /// [`StoreError`] when a statement or migration fails, or the database's schema is newer
+    /// than this build ([`StoreError::FutureSchema`]).
+    pub fn open(exec: Box<dyn Executor>) -> Result<Self> {
         let db = Self {
-            conn: Connection::open_default()?,
+            exec,
             unsettled: std::cell::Cell::new(false),
         };
-        // Concurrent instances queue for the write lock instead of failing with "database is
-        // locked". Our host already sets this; Spin's hosts may not.
-        db.execute("PRAGMA busy_timeout = 5000", &[])?;
-        schema::migrate_once(&db)?;
+        for statement in db.dialect().on_open {
+            db.query(statement, &[])?;
+        }
+        schema::migrate(&db)?;
         Ok(db)
     }
 
-    fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
-        let result = self.conn.execute(sql, params)?;
-        Ok(result.rows.into_iter().map(Row::from).collect())
+    /// The SQL of this handle's backend.
+    pub fn dialect(&self) -> &'static Dialect {
+        self.exec.dialect()
+    }
+
+    fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
+        self.watch(self.exec.query(sql, params))
     }
 
     /// Runs a statement that returns no rows and reports how many rows it changed.
-    fn change(&self, sql: &str, params: &[Value]) -> Result<u64> {
-        self.conn.execute(sql, params)?;
-        Ok(self.conn.changes())
+    fn change(&self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
+        self.watch(self.exec.execute(sql, params))
+    }
+
+    fn watch<T>(&self, result: Result<T>) -> Result<T> {
+        if matches!(result, Err(StoreError::Unavailable(_))) {
+            self.unsettled.set(true);
+        }
+        result
     }
 
     /// Runs `work` in a write transaction, committing on `Ok` and rolling back on `Err`.
@@ -104,14 +124,14 @@ impl Db {
     /// # Errors
     ///
     /// Whatever `work` returns, or a [`StoreError`] from `BEGIN`/`COMMIT`.
-    pub fn immediate<T, E: From<StoreError>>(
+    pub fn transaction<T, E: From<StoreError>>(
         &self,
         work: impl FnOnce(&Self) -> Result<T, E>,
     ) -> Result<T, E> {
-        self.execute("BEGIN IMMEDIATE", &[])?;
+        self.watch(self.exec.begin())?;
         match work(self) {
-            Ok(value) => match self.execute("COMMIT", &[]) {
-                Ok(_) => Ok(value),
+            Ok(value) => match self.watch(self.exec.commit()) {
+                Ok(()) => Ok(value),
                 Err(err) => {
                     self.rollback();
                     Err(err.into())
@@ -124,42 +144,58 @@ impl Db {
         }
     }
 
+    /// Like [`Db::transaction`], for work on one user's sessions that must not interleave
+    /// with another such transaction of the same user, on any replica (the per-user limit).
+    ///
+    /// # Errors
+    ///
+    /// As [`Db::transaction`], or a [`StoreError`] from taking the user's lock.
+    pub fn user_transaction<T, E: From<StoreError>>(
+        &self,
+        user_id: &str,
+        work: impl FnOnce(&Self) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.transaction(|db| {
+            if let Some(lock) = db.dialect().lock_user {
+                db.change(lock, &[Param::Text(user_id)])?;
+            }
+            work(db)
+        })
+    }
+
     fn rollback(&self) {
-        // A failed rollback usually means SQLite already rolled back (COMMIT or a statement
-        // failed fatally); if it did not, the handle must not be used for another call.
-        if self.execute("ROLLBACK", &[]).is_err() {
+        // A failed rollback usually means the backend already rolled back (COMMIT or a
+        // statement failed fatally); if it did not, the handle must not be used for another
+        // call.
+        if self.exec.rollback().is_err() {
             self.unsettled.set(true);
         }
     }
 
-    /// Whether a transaction on this handle may still be open after a failed rollback.
+    /// Whether this handle should be replaced by a fresh one before the next call: a
+    /// transaction may still be open, or the database was unreachable.
     pub fn is_unsettled(&self) -> bool {
         self.unsettled.get()
     }
 
     pub fn find(&self, id: &str) -> Result<Option<SessionRow>> {
-        let rows = self.execute(
-            &format!("SELECT {COLUMNS} FROM sessions WHERE id = ?1"),
-            &[text(id)],
-        )?;
+        let rows = self.query(self.dialect().find, &[Param::Text(id)])?;
         rows.into_iter().next().map(session_row).transpose()
     }
 
     pub fn insert(&self, row: &SessionRow) -> Result<()> {
-        self.execute(
-            &format!(
-                "INSERT INTO sessions ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-            ),
+        self.change(
+            self.dialect().insert,
             &[
-                text(&row.id),
-                Value::Blob(row.secret_hash.clone()),
-                text(&row.user_id),
+                Param::Text(&row.id),
+                Param::Bytes(&row.secret_hash),
+                Param::Text(&row.user_id),
                 int(row.created_at),
                 int(row.last_activity),
                 int(row.expires_at),
                 int(row.absolute_expires_at),
-                Value::Integer(i64::from(row.idle_timeout)),
-                text(&row.metadata),
+                Param::Int(i64::from(row.idle_timeout)),
+                Param::Text(&row.metadata),
             ],
         )?;
         Ok(())
@@ -175,11 +211,10 @@ impl Db {
         expires_at: u64,
     ) -> Result<bool> {
         let changed = self.change(
-            "UPDATE sessions SET last_activity = ?3, expires_at = ?4 \
-             WHERE id = ?1 AND secret_hash = ?2",
+            self.dialect().record_activity,
             &[
-                text(id),
-                Value::Blob(secret_hash.to_vec()),
+                Param::Text(id),
+                Param::Bytes(secret_hash),
                 int(now),
                 int(expires_at),
             ],
@@ -190,8 +225,8 @@ impl Db {
     /// Sets a new expiry under the same guard as [`Db::record_activity`].
     pub fn set_expiry(&self, id: &str, secret_hash: &[u8], expires_at: u64) -> Result<bool> {
         let changed = self.change(
-            "UPDATE sessions SET expires_at = ?3 WHERE id = ?1 AND secret_hash = ?2",
-            &[text(id), Value::Blob(secret_hash.to_vec()), int(expires_at)],
+            self.dialect().set_expiry,
+            &[Param::Text(id), Param::Bytes(secret_hash), int(expires_at)],
         )?;
         Ok(changed == 1)
     }
@@ -206,12 +241,11 @@ impl Db {
         expires_at: u64,
     ) -> Result<bool> {
         let changed = self.change(
-            "UPDATE sessions SET secret_hash = ?3, last_activity = ?4, expires_at = ?5 \
-             WHERE id = ?1 AND secret_hash = ?2",
+            self.dialect().replace_secret,
             &[
-                text(id),
-                Value::Blob(old.to_vec()),
-                Value::Blob(new.to_vec()),
+                Param::Text(id),
+                Param::Bytes(old),
+                Param::Bytes(new),
                 int(now),
                 int(expires_at),
             ],
@@ -220,42 +254,35 @@ impl Db {
     }
 
     pub fn delete(&self, id: &str) -> Result<bool> {
-        Ok(self.change("DELETE FROM sessions WHERE id = ?1", &[text(id)])? == 1)
+        Ok(self.change(self.dialect().delete, &[Param::Text(id)])? == 1)
     }
 
     /// Deletes all of a user's rows (expired ones too) except `keep`.
     pub fn delete_user(&self, user_id: &str, keep: Option<&str>) -> Result<u64> {
         self.change(
-            "DELETE FROM sessions WHERE user_id = ?1 AND id IS NOT ?2",
-            &[text(user_id), keep.map_or(Value::Null, text)],
+            self.dialect().delete_user,
+            &[Param::Text(user_id), keep.map_or(Param::Null, Param::Text)],
         )
     }
 
     /// Deletes every row, expired or not.
     pub fn delete_all(&self) -> Result<u64> {
-        self.change("DELETE FROM sessions", &[])
+        self.change(self.dialect().delete_all, &[])
     }
 
     /// The user's unexpired sessions, most recently active first.
     pub fn list_user(&self, user_id: &str, now: u64) -> Result<Vec<SessionRow>> {
-        self.execute(
-            &format!(
-                "SELECT {COLUMNS} FROM sessions WHERE user_id = ?1 AND expires_at > ?2 \
-                 ORDER BY last_activity DESC, created_at DESC"
-            ),
-            &[text(user_id), int(now)],
-        )?
-        .into_iter()
-        .map(session_row)
-        .collect()
+        self.query(self.dialect().list_user, &[Param::Text(user_id), int(now)])?
+            .into_iter()
+            .map(session_row)
+            .collect()
     }
 
     /// Ids of the user's unexpired sessions, least recently active first.
     pub fn user_ids_by_age(&self, user_id: &str, now: u64) -> Result<Vec<String>> {
-        self.execute(
-            "SELECT id FROM sessions WHERE user_id = ?1 AND expires_at > ?2 \
-             ORDER BY last_activity ASC, created_at ASC",
-            &[text(user_id), int(now)],
+        self.query(
+            self.dialect().user_ids_by_age,
+            &[Param::Text(user_id), int(now)],
         )?
         .into_iter()
         .map(|row| row.text(0).map(str::to_owned))
@@ -265,29 +292,21 @@ impl Db {
     /// Deletes the user's expired rows (they no longer count against the limit).
     pub fn delete_user_expired(&self, user_id: &str, now: u64) -> Result<u64> {
         self.change(
-            "DELETE FROM sessions WHERE user_id = ?1 AND expires_at <= ?2",
-            &[text(user_id), int(now)],
+            self.dialect().delete_user_expired,
+            &[Param::Text(user_id), int(now)],
         )
     }
 
     /// Deletes at most `limit` expired rows in one statement.
     pub fn delete_expired(&self, now: u64, limit: u32) -> Result<u64> {
         self.change(
-            "DELETE FROM sessions WHERE rowid IN \
-             (SELECT rowid FROM sessions WHERE expires_at <= ?1 LIMIT ?2)",
-            &[int(now), Value::Integer(i64::from(limit))],
+            self.dialect().delete_expired,
+            &[int(now), Param::Int(i64::from(limit))],
         )
     }
 
     pub fn stats(&self, now: u64) -> Result<StoreStats> {
-        let rows = self.execute(
-            "SELECT \
-               (SELECT count(*) FROM sessions WHERE expires_at > ?1), \
-               (SELECT count(DISTINCT user_id) FROM sessions WHERE expires_at > ?1), \
-               (SELECT count(*) FROM sessions WHERE expires_at <= ?1), \
-               (SELECT value FROM zoe_state WHERE key = 'last_cleanup_at')",
-            &[int(now)],
-        )?;
+        let rows = self.query(self.dialect().stats, &[int(now)])?;
         let row = rows
             .first()
             .ok_or(StoreError::Shape("stats returned no row"))?;
@@ -303,7 +322,7 @@ impl Db {
     /// of several concurrent callers gets `true`.
     pub fn claim_cleanup(&self, now: u64, interval_ms: u64) -> Result<bool> {
         let changed = self.change(
-            "UPDATE zoe_state SET value = ?1 WHERE key = 'last_cleanup_at' AND value <= ?2",
+            self.dialect().claim_cleanup,
             &[int(now), int(now.saturating_sub(interval_ms))],
         )?;
         Ok(changed == 1)
@@ -311,10 +330,7 @@ impl Db {
 
     /// Records that a cleanup ran at `now`.
     pub fn mark_cleanup(&self, now: u64) -> Result<()> {
-        self.execute(
-            "UPDATE zoe_state SET value = ?1 WHERE key = 'last_cleanup_at'",
-            &[int(now)],
-        )?;
+        self.change(self.dialect().mark_cleanup, &[int(now)])?;
         Ok(())
     }
 }
@@ -334,11 +350,7 @@ fn session_row(row: Row) -> Result<SessionRow> {
     })
 }
 
-fn text(value: &str) -> Value {
-    Value::Text(value.to_owned())
-}
-
 /// Times are far below `i64::MAX` milliseconds; saturate rather than wrap if one is not.
-fn int(value: u64) -> Value {
-    Value::Integer(i64::try_from(value).unwrap_or(i64::MAX))
+fn int(value: u64) -> Param<'static> {
+    Param::Int(i64::try_from(value).unwrap_or(i64::MAX))
 }

@@ -1,0 +1,137 @@
+//! [`Executor`] on the synchronous `postgres` crate (feature `native-postgres`): the same SQL
+//! as `spin:postgres`, run natively, so the conformance suite runs against a real server
+//! and the benchmarks can measure the engine's native limit on PostgreSQL.
+
+use super::sql::{Dialect, POSTGRES, unavailable_code};
+use super::{Executor, Param, Row, StoreError, Value};
+use postgres::types::{ToSql, Type};
+use postgres::{Client, NoTls};
+use std::cell::RefCell;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// One connection, without TLS (a loopback or otherwise trusted network).
+pub struct NativePostgres {
+    client: RefCell<Client>,
+}
+
+// The client holds the connection's parameters, password included: show nothing.
+impl std::fmt::Debug for NativePostgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NativePostgres").finish_non_exhaustive()
+    }
+}
+
+/// How long a connection attempt may take unless the URL says otherwise.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl NativePostgres {
+    /// Connects to `url` (`postgres://user:password@host:port/database`).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] when the server cannot be reached,
+    /// [`StoreError::Postgres`] for a URL that does not parse or a refused login.
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        let mut config = postgres::Config::from_str(url)
+            .map_err(|err| StoreError::Postgres(format!("invalid database url: {err}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        Ok(Self {
+            client: RefCell::new(config.connect(NoTls).map_err(store_error)?),
+        })
+    }
+}
+
+impl Executor for NativePostgres {
+    fn dialect(&self) -> &'static Dialect {
+        &POSTGRES
+    }
+
+    fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
+        let rows = self
+            .client
+            .borrow_mut()
+            .query(sql, &binds(params))
+            .map_err(store_error)?;
+        rows.iter().map(row).collect()
+    }
+
+    fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
+        self.client
+            .borrow_mut()
+            .execute(sql, &binds(params))
+            .map_err(store_error)
+    }
+}
+
+/// The one null we bind: every nullable parameter of ours is text.
+const NULL: Option<&str> = None;
+
+fn binds<'p>(params: &'p [Param<'_>]) -> Vec<&'p (dyn ToSql + Sync)> {
+    params
+        .iter()
+        .map(|param| -> &(dyn ToSql + Sync) {
+            match param {
+                Param::Null => &NULL,
+                Param::Int(n) => n,
+                Param::Text(text) => text,
+                Param::Bytes(bytes) => bytes,
+            }
+        })
+        .collect()
+}
+
+fn row(row: &postgres::Row) -> Result<Row, StoreError> {
+    let shape = |_| StoreError::Shape("postgres column does not decode");
+    row.columns()
+        .iter()
+        .enumerate()
+        .map(|(i, col)| {
+            let value = match *col.type_() {
+                Type::INT8 => row
+                    .try_get::<_, Option<i64>>(i)
+                    .map_err(shape)?
+                    .map(Value::Int),
+                Type::INT4 => row
+                    .try_get::<_, Option<i32>>(i)
+                    .map_err(shape)?
+                    .map(|n| Value::Int(i64::from(n))),
+                Type::INT2 => row
+                    .try_get::<_, Option<i16>>(i)
+                    .map_err(shape)?
+                    .map(|n| Value::Int(i64::from(n))),
+                Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => row
+                    .try_get::<_, Option<String>>(i)
+                    .map_err(shape)?
+                    .map(Value::Text),
+                Type::BYTEA => row
+                    .try_get::<_, Option<Vec<u8>>>(i)
+                    .map_err(shape)?
+                    .map(Value::Bytes),
+                _ => return Err(StoreError::Shape("unexpected postgres column type")),
+            };
+            Ok(value.unwrap_or(Value::Null))
+        })
+        .collect::<Result<_, _>>()
+        .map(Row)
+}
+
+fn store_error(err: postgres::Error) -> StoreError {
+    if let Some(db) = err.as_db_error() {
+        let code = db.code().code();
+        return if unavailable_code(code) {
+            StoreError::Unavailable(db.message().to_owned())
+        } else {
+            StoreError::Postgres(format!("{} ({code})", db.message()))
+        };
+    }
+    let io = std::error::Error::source(&err).is_some_and(|source| source.is::<std::io::Error>());
+    let text = err.to_string();
+    if err.is_closed() || io || text.starts_with("error connecting") || text.contains("timeout") {
+        StoreError::Unavailable(text)
+    } else {
+        StoreError::Postgres(text)
+    }
+}

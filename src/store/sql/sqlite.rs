@@ -1,0 +1,73 @@
+//! SQLite (`spin:sqlite`, and rusqlite natively): `?N` placeholders, and `BEGIN IMMEDIATE`,
+//! which takes the database's single write lock up front, so concurrent writers queue
+//! (behind `busy_timeout`) instead of deadlocking on a lock upgrade. With one writer at a
+//! time no per-user lock is needed.
+
+use super::Dialect;
+
+pub static SQLITE: Dialect = Dialect {
+    name: "sqlite",
+    // Concurrent instances queue for the write lock instead of failing with "database is
+    // locked". Our host already sets this; Spin's hosts may not.
+    on_open: &["PRAGMA busy_timeout = 5000"],
+    begin: "BEGIN IMMEDIATE",
+    lock_user: None,
+    lock_migrations: None,
+    create_version_table: "CREATE TABLE IF NOT EXISTS zoe_schema (version INTEGER NOT NULL)",
+    schema_version: "SELECT coalesce(max(version), 0) FROM zoe_schema",
+    clear_version: "DELETE FROM zoe_schema",
+    insert_version: "INSERT INTO zoe_schema (version) VALUES (?1)",
+    migrations: &[
+        // 1: sessions, indexed by token id (primary key), user and expiry; a state table.
+        &[
+            "CREATE TABLE sessions (
+                id TEXT PRIMARY KEY NOT NULL,
+                secret_hash BLOB NOT NULL,
+                user_id TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                last_activity INTEGER NOT NULL,
+                expires_at INTEGER NOT NULL,
+                absolute_expires_at INTEGER NOT NULL,
+                idle_timeout INTEGER NOT NULL,
+                metadata TEXT NOT NULL
+            )",
+            "CREATE INDEX sessions_by_user ON sessions (user_id, last_activity)",
+            "CREATE INDEX sessions_by_expiry ON sessions (expires_at)",
+            "CREATE TABLE zoe_state (key TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL)",
+            "INSERT INTO zoe_state (key, value) VALUES ('last_cleanup_at', 0)",
+        ],
+    ],
+
+    find: "SELECT id, secret_hash, user_id, created_at, last_activity, expires_at, \
+           absolute_expires_at, idle_timeout, metadata FROM sessions WHERE id = ?1",
+    insert: "INSERT INTO sessions (id, secret_hash, user_id, created_at, last_activity, \
+             expires_at, absolute_expires_at, idle_timeout, metadata) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    record_activity: "UPDATE sessions SET last_activity = ?3, expires_at = ?4 \
+                      WHERE id = ?1 AND secret_hash = ?2",
+    set_expiry: "UPDATE sessions SET expires_at = ?3 WHERE id = ?1 AND secret_hash = ?2",
+    replace_secret: "UPDATE sessions SET secret_hash = ?3, last_activity = ?4, expires_at = ?5 \
+                     WHERE id = ?1 AND secret_hash = ?2",
+    delete: "DELETE FROM sessions WHERE id = ?1",
+    delete_user: "DELETE FROM sessions WHERE user_id = ?1 AND id IS NOT ?2",
+    delete_all: "DELETE FROM sessions",
+    list_user: "SELECT id, secret_hash, user_id, created_at, last_activity, expires_at, \
+                absolute_expires_at, idle_timeout, metadata FROM sessions \
+                WHERE user_id = ?1 AND expires_at > ?2 \
+                ORDER BY last_activity DESC, created_at DESC",
+    user_ids_by_age: "SELECT id FROM sessions WHERE user_id = ?1 AND expires_at > ?2 \
+                      ORDER BY last_activity ASC, created_at ASC",
+    delete_user_expired: "DELETE FROM sessions WHERE user_id = ?1 AND expires_at <= ?2",
+    // One bounded statement: the write lock is held for one batch, not for the whole cleanup.
+    delete_expired: "DELETE FROM sessions WHERE rowid IN \
+                     (SELECT rowid FROM sessions WHERE expires_at <= ?1 LIMIT ?2)",
+    stats: "SELECT \
+              (SELECT count(*) FROM sessions WHERE expires_at > ?1), \
+              (SELECT count(DISTINCT user_id) FROM sessions WHERE expires_at > ?1), \
+              (SELECT count(*) FROM sessions WHERE expires_at <= ?1), \
+              (SELECT value FROM zoe_state WHERE key = 'last_cleanup_at')",
+    // A conditional update: of several concurrent callers only one sees the old value.
+    claim_cleanup: "UPDATE zoe_state SET value = ?1 \
+                    WHERE key = 'last_cleanup_at' AND value <= ?2",
+    mark_cleanup: "UPDATE zoe_state SET value = ?1 WHERE key = 'last_cleanup_at'",
+};

@@ -1,0 +1,179 @@
+//! The component on PostgreSQL, through the host: with `database_url` naming a fresh database
+//! on a real server (`zoe-test-postgres`), the same component that uses SQLite by default
+//! creates, validates and rotates against Postgres, two hosts share one session truth, a bad
+//! URL is a configuration error naming the setting, and an unreachable server is a storage
+//! error (503 `storage_unavailable` over HTTP) from which the service recovers by itself.
+
+#![cfg(not(target_arch = "wasm32"))]
+
+mod api_client;
+mod common;
+
+use common::{START_MS, host_with, session_error};
+use zoe_session_host::{Clock, CreateOptions, HostConfig, HostError, SessionError, SessionHost};
+use zoe_test_postgres::PgServer;
+
+/// A fresh database and its name.
+fn database() -> (String, String) {
+    let url = zoe_test_postgres::shared()
+        .fresh_database()
+        .expect("a fresh PostgreSQL database");
+    let name = url.rsplit('/').next().expect("a database name").to_owned();
+    (url, name)
+}
+
+fn rows(name: &str, sql: &str) -> String {
+    zoe_test_postgres::shared()
+        .psql(name, sql)
+        .expect(sql)
+        .trim()
+        .to_owned()
+}
+
+/// A `postgres://` URL on a loopback port where nothing listens.
+fn unreachable_url() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    format!("postgres://postgres@127.0.0.1:{port}/sessions")
+}
+
+#[tokio::test]
+async fn the_component_creates_validates_and_rotates_on_postgres() {
+    let (url, name) = database();
+    let host = host_with(&[("database_url", &url)]).await;
+    let mut sessions = host.sessions().await.unwrap();
+    let issued = sessions
+        .create("alice", CreateOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        sessions.validate(&issued.token).await.unwrap().user_id,
+        "alice"
+    );
+    let rotated = sessions.rotate(&issued.token).await.unwrap();
+    assert!(matches!(
+        session_error(sessions.validate(&issued.token).await),
+        SessionError::InvalidToken
+    ));
+    assert!(sessions.validate(&rotated.token).await.is_ok());
+    assert_eq!(
+        sessions.invalidate_user("alice", None).await.unwrap(),
+        1,
+        "a null except-id binds on Postgres"
+    );
+    // The rows are in PostgreSQL, in the schema's types.
+    sessions
+        .create("bob", CreateOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(rows(&name, "SELECT user_id FROM sessions"), "bob");
+    assert_eq!(
+        rows(
+            &name,
+            "SELECT data_type FROM information_schema.columns \
+             WHERE table_name = 'sessions' AND column_name IN ('secret_hash', 'expires_at') \
+             ORDER BY column_name"
+        ),
+        "bigint\nbytea"
+    );
+    assert_eq!(rows(&name, "SELECT version FROM zoe_schema"), "1");
+}
+
+#[tokio::test]
+async fn two_hosts_on_one_database_share_every_session() {
+    let (url, _) = database();
+    let one = host_with(&[("database_url", &url)]).await;
+    let two = host_with(&[("database_url", &url)]).await;
+    let mut first = one.sessions().await.unwrap();
+    let mut second = two.sessions().await.unwrap();
+    let issued = first
+        .create("alice", CreateOptions::default())
+        .await
+        .unwrap();
+    assert!(second.validate(&issued.token).await.is_ok());
+    let rotated = second.rotate(&issued.token).await.unwrap();
+    assert!(matches!(
+        session_error(first.validate(&issued.token).await),
+        SessionError::InvalidToken
+    ));
+    first.invalidate(&rotated.session.id).await.unwrap();
+    assert!(matches!(
+        session_error(second.validate(&rotated.token).await),
+        SessionError::NotFound
+    ));
+}
+
+/// The error with which a host over `database_url` refuses to open (the host checks the
+/// store at start-up with a `stats` call).
+async fn open_error(database_url: &str) -> SessionError {
+    let mut config = HostConfig::in_memory();
+    config.variables.set("database_url", database_url);
+    let opened =
+        SessionHost::open_with_clock(common::runtime(), config, Clock::manual(START_MS)).await;
+    match opened {
+        Err(HostError::Session(err)) => err,
+        Err(other) => panic!("{database_url}: expected a session error, got {other}"),
+        Ok(_) => panic!("{database_url}: the host opened"),
+    }
+}
+
+#[tokio::test]
+async fn a_database_url_that_is_not_postgres_is_a_config_error_naming_the_setting() {
+    for url in ["mysql://db/sessions", "sqlite://sessions.db", "postgres://"] {
+        match open_error(url).await {
+            SessionError::Config(text) => {
+                assert!(text.contains("database_url"), "{text}");
+                assert!(!text.contains("sessions.db"), "the value is not repeated: {text}");
+            }
+            other => panic!("{url}: {other:?}"),
+        }
+    }
+    // An empty value is no error: the default SQLite.
+    let host = host_with(&[("database_url", "")]).await;
+    let mut sessions = host.sessions().await.unwrap();
+    assert!(sessions.create("alice", CreateOptions::default()).await.is_ok());
+}
+
+#[tokio::test]
+async fn an_unreachable_postgres_is_a_storage_error() {
+    assert!(matches!(
+        open_error(&unreachable_url()).await,
+        SessionError::Storage(_)
+    ));
+}
+
+#[tokio::test]
+async fn a_postgres_outage_is_a_503_storage_unavailable_and_the_service_recovers() {
+    // A server of its own: the test stops it.
+    let server = PgServer::start().expect("a PostgreSQL server");
+    let url = server.fresh_database().expect("a database");
+    let api = api_client::start(&[("database_url", &url)]).await;
+    let create = || {
+        api.send(
+            "POST",
+            "/sessions/create",
+            api_client::admin(),
+            Some(r#"{"user_id": "alice"}"#),
+        )
+    };
+    create().await.expect(200);
+    server.stop().expect("the server stops");
+    let reply = create().await;
+    reply.expect_error(503, "storage_unavailable");
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    assert!(!reply.text.contains("127.0.0.1"), "{}", reply.text);
+    server.restart().expect("the server starts again");
+    // The same `serve`, no restart: the next requests succeed again.
+    let mut recovered = false;
+    for _ in 0..20 {
+        if create().await.status == 200 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(recovered, "requests kept failing after Postgres came back");
+    api.stop().await;
+}

@@ -1,0 +1,886 @@
+//! The store conformance suite: every engine rule, written once against a [`Db`] and run on
+//! every native backend: rusqlite (a file, so several connections can share it) and a real
+//! PostgreSQL server started for the test process (`zoe-test-postgres`, a fresh database per
+//! test). tower-sessions' shared store tests are the model. The `spin:sqlite` and
+//! `spin:postgres` backends run the same engine through the component in `sessions.rs`.
+//!
+//! Each case is a function taking a [`Store`]; `suite!` makes one `#[test]` per backend, named
+//! `sqlite::<case>` and `postgres::<case>`.
+
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::sync::Barrier;
+use zoe_session::config::{Config, LimitPolicy};
+use zoe_session::session::engine::{CLEANUP_BATCH, Engine, EngineError, MAX_CLEANUP_ROWS};
+use zoe_session::session::policy::ACTIVITY_WRITE_INTERVAL_MS;
+use zoe_session::store::native_postgres::NativePostgres;
+use zoe_session::store::native_sqlite::NativeSqlite;
+use zoe_session::store::sql::{Dialect, POSTGRES};
+use zoe_session::store::{Db, Executor, Param, Row, StoreError, Value};
+
+/// 2027-01-15T08:00:00Z, as in the component tests.
+const T0: u64 = 1_800_000_000_000;
+const SEC: u64 = 1000;
+
+/// One empty database on one backend, and a way to open more connections to it.
+struct Store {
+    name: &'static str,
+    raw: Box<dyn Fn() -> Box<dyn Executor> + Send + Sync>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Store {
+    /// A connection with the schema in place.
+    fn db(&self) -> Db {
+        Db::open((self.raw)()).unwrap_or_else(|err| panic!("{}: open: {err}", self.name))
+    }
+
+    /// A connection without migrations, for checking the schema tables themselves.
+    fn raw(&self) -> Box<dyn Executor> {
+        (self.raw)()
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        match self.raw().query(sql, &[]).expect(sql).first() {
+            Some(Row(values)) => match values.first() {
+                Some(Value::Int(n)) => *n,
+                other => panic!("{sql}: {other:?}"),
+            },
+            None => panic!("{sql}: no row"),
+        }
+    }
+}
+
+fn sqlite() -> Store {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("sessions.db");
+    Store {
+        name: "sqlite",
+        raw: Box::new(move || Box::new(NativeSqlite::open(&path).expect("open sqlite"))),
+        _dir: Some(dir),
+    }
+}
+
+fn postgres() -> Store {
+    let url = zoe_test_postgres::shared()
+        .fresh_database()
+        .expect("a fresh PostgreSQL database");
+    Store {
+        name: "postgres",
+        raw: Box::new(move || Box::new(NativePostgres::connect(&url).expect("connect"))),
+        _dir: None,
+    }
+}
+
+fn engine<'a>(db: &'a Db, config: &'a Config, now: u64) -> Engine<'a> {
+    Engine { config, db, now }
+}
+
+fn config(change: impl FnOnce(&mut Config)) -> Config {
+    let mut config = Config::default();
+    change(&mut config);
+    config
+}
+
+macro_rules! suite {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $case() { super::$case(&super::sqlite()); } )*
+        }
+        mod postgres {
+            $( #[test] fn $case() { super::$case(&super::postgres()); } )*
+        }
+    };
+}
+
+suite!(
+    create_then_validate_and_get_return_the_session,
+    the_store_keeps_only_a_hash_of_the_secret,
+    expired_session_is_refused,
+    validate_slides_expiry_writing_at_most_once_per_window,
+    touch_records_activity_at_once,
+    absolute_lifetime_caps_sliding_and_extend,
+    extend_is_capped_at_max_timeout_from_now,
+    fourth_session_evicts_the_least_recently_active,
+    reject_policy_refuses_past_the_limit,
+    expired_sessions_do_not_count_against_the_limit,
+    rotate_issues_a_new_token_and_kills_the_old_one,
+    a_rotate_from_a_stale_read_loses,
+    invalidate_by_id_or_token,
+    invalidate_user_keeps_the_excepted_session,
+    invalidate_all_deletes_every_session,
+    list_user_shows_live_sessions_most_recent_first,
+    cleanup_deletes_expired_rows_in_bounded_batches,
+    create_cleans_up_once_per_interval,
+    stats_count_sessions_users_and_expired_rows,
+    migrations_are_idempotent,
+    a_newer_schema_is_refused,
+    replicas_starting_together_migrate_once,
+    forty_concurrent_creates_never_exceed_the_limit,
+    forty_concurrent_creates_under_reject_admit_exactly_the_limit,
+    racing_rotates_leave_exactly_one_valid_token,
+    concurrent_cleanups_delete_each_expired_row_once,
+);
+
+// --- the cases -----------------------------------------------------------------------------
+
+fn create_then_validate_and_get_return_the_session(store: &Store) {
+    let db = store.db();
+    let config = Config::default();
+    let issued = engine(&db, &config, T0)
+        .create("alice", None, Some(r#"{"role":"admin"}"#))
+        .unwrap();
+    let token = issued.token.expose();
+    let at = engine(&db, &config, T0 + SEC);
+    let validated = at.validate(&token).unwrap();
+    assert_eq!(validated.id, issued.session.id);
+    assert_eq!(validated.user_id, "alice");
+    assert_eq!(validated.metadata, r#"{"role":"admin"}"#);
+    assert_eq!(validated.expires_at, T0 + 3600 * SEC);
+    assert_eq!(validated.absolute_expires_at, T0 + 604_800 * SEC);
+    assert!(validated.is_active);
+    assert_eq!(at.get(&issued.session.id).unwrap().id, issued.session.id);
+    assert_eq!(at.get(&token).unwrap().id, issued.session.id);
+    let forged = format!("{}.{}", issued.session.id, "A".repeat(43));
+    assert!(matches!(
+        at.validate(&forged),
+        Err(EngineError::InvalidToken)
+    ));
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    assert!(matches!(at.get(unknown), Err(EngineError::NotFound)));
+}
+
+fn the_store_keeps_only_a_hash_of_the_secret(store: &Store) {
+    let db = store.db();
+    let config = Config::default();
+    let issued = engine(&db, &config, T0)
+        .create("alice", None, None)
+        .unwrap();
+    let token = issued.token.expose();
+    let (_, secret) = token.split_once('.').unwrap();
+    let row = db.find(&issued.session.id).unwrap().expect("stored");
+    assert_eq!(row.secret_hash, issued.token.secret_hash());
+    assert_eq!(row.secret_hash.len(), 32);
+    assert_ne!(row.secret_hash, secret.as_bytes());
+}
+
+fn expired_session_is_refused(store: &Store) {
+    let db = store.db();
+    let config = Config::default();
+    let at_start = engine(&db, &config, T0);
+    let a = at_start.create("alice", None, None).unwrap().token.expose();
+    let b = at_start.create("alice", None, None).unwrap().token.expose();
+    // One millisecond before the idle timeout it holds; at the timeout it does not.
+    assert!(
+        engine(&db, &config, T0 + 3600 * SEC - 1)
+            .validate(&a)
+            .is_ok()
+    );
+    let at_expiry = engine(&db, &config, T0 + 3600 * SEC);
+    assert!(matches!(at_expiry.validate(&b), Err(EngineError::Expired)));
+    assert!(matches!(at_expiry.touch(&b), Err(EngineError::Expired)));
+    assert!(matches!(
+        at_expiry.extend(&b, 60),
+        Err(EngineError::Expired)
+    ));
+    assert!(matches!(at_expiry.rotate(&b), Err(EngineError::Expired)));
+}
+
+fn validate_slides_expiry_writing_at_most_once_per_window(store: &Store) {
+    let db = store.db();
+    let config = Config::default();
+    let token = engine(&db, &config, T0)
+        .create("alice", None, None)
+        .unwrap()
+        .token
+        .expose();
+    let early = T0 + ACTIVITY_WRITE_INTERVAL_MS - 1;
+    let s = engine(&db, &config, early).validate(&token).unwrap();
+    assert_eq!(s.last_activity, T0, "inside the window nothing is written");
+    assert_eq!(db.find(&s.id).unwrap().unwrap().last_activity, T0);
+    let due = T0 + ACTIVITY_WRITE_INTERVAL_MS;
+    let s = engine(&db, &config, due).validate(&token).unwrap();
+    assert_eq!(s.last_activity, due);
+    assert_eq!(s.expires_at, due + 3600 * SEC);
+    let stored = db.find(&s.id).unwrap().unwrap();
+    assert_eq!(
+        (stored.last_activity, stored.expires_at),
+        (due, due + 3600 * SEC)
+    );
+    // Past the first expiry, the slid session still holds.
+    assert!(
+        engine(&db, &config, T0 + 3600 * SEC + 1)
+            .validate(&token)
+            .is_ok()
+    );
+    // Without auto_update a validate never writes.
+    let still = config.clone();
+    let still = Config {
+        auto_update: false,
+        ..still
+    };
+    let later = T0 + 3000 * SEC;
+    let s = engine(&db, &still, later).validate(&token).unwrap();
+    assert_ne!(s.last_activity, later);
+}
+
+fn touch_records_activity_at_once(store: &Store) {
+    let db = store.db();
+    let config = Config::default();
+    let token = engine(&db, &config, T0)
+        .create("alice", None, None)
+        .unwrap()
+        .token
+        .expose();
+    let s = engine(&db, &config, T0 + 1).touch(&token).unwrap();
+    assert_eq!(s.last_activity, T0 + 1);
+    assert_eq!(db.find(&s.id).unwrap().unwrap().last_activity, T0 + 1);
+}
+
+fn absolute_lifetime_caps_sliding_and_extend(store: &Store) {
+    let db = store.db();
+    let config = config(|c| c.absolute_lifetime = 7200);
+    let token = engine(&db, &config, T0)
+        .create("alice", None, None)
+        .unwrap()
+        .token
+        .expose();
+    let s = engine(&db, &config, T0 + 3000 * SEC)
+        .validate(&token)
+        .unwrap();
+    assert_eq!(s.expires_at, T0 + 6600 * SEC);
+    let s = engine(&db, &config, T0 + 6000 * SEC)
+        .validate(&token)
+        .unwrap();
+    assert_eq!(
+        s.expires_at,
+        T0 + 7200 * SEC,
+        "capped by the absolute lifetime"
+    );
+    let s = engine(&db, &config, T0 + 6500 * SEC)
+        .extend(&token, 3600)
+        .unwrap();
+    assert_eq!(s.expires_at, T0 + 7200 * SEC);
+    let at_end = engine(&db, &config, T0 + 7200 * SEC);
+    assert!(matches!(at_end.validate(&token), Err(EngineError::Expired)));
+}
+
+fn extend_is_capped_at_max_timeout_from_now(store: &Store) {
+    let db = store.db();
+    let config = config(|c| c.max_timeout = 7200);
+    let at = engine(&db, &config, T0);
+    let token = at.create("alice", None, None).unwrap().token.expose();
+    assert_eq!(at.extend(&token, 1800).unwrap().expires_at, T0 + 5400 * SEC);
+    assert_eq!(at.extend(&token, 3600).unwrap().expires_at, T0 + 7200 * SEC);
+    assert_eq!(at.extend(&token, 3600).unwrap().expires_at, T0 + 7200 * SEC);
+    assert!(matches!(
+        at.extend(&token, 0),
+        Err(EngineError::InvalidInput(_))
+    ));
+    assert!(matches!(
+        at.extend(&token, 7201),
+        Err(EngineError::InvalidInput(_))
+    ));
+    let stored = db.find(&token[..36]).unwrap().unwrap();
+    assert_eq!(stored.expires_at, T0 + 7200 * SEC);
+}
+
+fn fourth_session_evicts_the_least_recently_active(store: &Store) {
+    let db = store.db();
+    let config = config(|c| c.max_per_user = 3);
+    let create = |now| {
+        engine(&db, &config, now)
+            .create("alice", None, None)
+            .unwrap()
+            .token
+            .expose()
+    };
+    let a = create(T0);
+    let b = create(T0 + SEC);
+    let c = create(T0 + 2 * SEC);
+    engine(&db, &config, T0 + 3 * SEC).touch(&a).unwrap();
+    let d = create(T0 + 4 * SEC);
+    let at = engine(&db, &config, T0 + 5 * SEC);
+    assert!(matches!(at.validate(&b), Err(EngineError::NotFound)));
+    for token in [&a, &c, &d] {
+        assert!(at.validate(token).is_ok());
+    }
+    let ids: Vec<String> = at
+        .list_user("alice")
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(ids, [&d[..36], &a[..36], &c[..36]]);
+}
+
+fn reject_policy_refuses_past_the_limit(store: &Store) {
+    let db = store.db();
+    let config = config(|c| {
+        c.max_per_user = 2;
+        c.limit_policy = LimitPolicy::Reject;
+    });
+    let at = engine(&db, &config, T0);
+    let first = at.create("alice", None, None).unwrap();
+    at.create("alice", None, None).unwrap();
+    assert!(matches!(
+        at.create("alice", None, None),
+        Err(EngineError::LimitReached)
+    ));
+    // Another user is not affected; freeing a slot admits one more.
+    at.create("bob", None, None).unwrap();
+    at.invalidate(&first.session.id).unwrap();
+    at.create("alice", None, None).unwrap();
+    assert_eq!(at.list_user("alice").unwrap().len(), 2);
+}
+
+fn expired_sessions_do_not_count_against_the_limit(store: &Store) {
+    let db = store.db();
+    let config = config(|c| {
+        c.max_per_user = 2;
+        c.limit_policy = LimitPolicy::Reject;
+    });
+    let at = engine(&db, &config, T0);
+    at.create("alice", Some(300), None).unwrap();
+    at.create("alice", Some(300), None).unwrap();
+    let later = engine(&db, &config, T0 + 300 * SEC);
+    later.create("alice", None, None).unwrap();
+    later.create("alice", None, None).unwrap();
+    assert_eq!(
+        later.stats().unwrap().expired,
+        0,
+        "the user's expired rows went"
+    );
+    assert!(matches!(
+        later.create("alice", None, None),
+        Err(EngineError::LimitReached)
+    ));
+}
+
+fn rotate_issues_a_new_token_and_kills_the_old_one(store: &Store) {
+    let db = store.db();
+    let config = Config::default();
+    let at = engine(&db, &config, T0);
+    let old = at.create("alice", None, None).unwrap();
+    let old_token = old.token.expose();
+    let later = engine(&db, &config, T0 + 10 * SEC);
+    let new = later.rotate(&old_token).unwrap();
+    let new_token = new.token.expose();
+    assert_eq!(new.session.id, old.session.id);
+    assert_ne!(new_token, old_token);
+    assert_eq!(new.session.last_activity, T0 + 10 * SEC);
+    assert!(matches!(
+        later.validate(&old_token),
+        Err(EngineError::InvalidToken)
+    ));
+    assert!(matches!(
+        later.rotate(&old_token),
+        Err(EngineError::InvalidToken)
+    ));
+    assert!(later.validate(&new_token).is_ok());
+}
+
+fn a_rotate_from_a_stale_read_loses(store: &Store) {
+    let db = store.db();
+    let config = Config::default();
+    let at = engine(&db, &config, T0);
+    let issued = at.create("alice", None, None).unwrap();
+    let stale = db.find(&issued.session.id).unwrap().unwrap();
+    at.rotate(&issued.token.expose()).unwrap();
+    // A second rotation that read the row before the first committed swaps nothing, and
+    // activity recorded under the old secret is refused too.
+    let id = &stale.id;
+    assert!(
+        !db.replace_secret(id, &stale.secret_hash, &[7; 32], T0, T0)
+            .unwrap()
+    );
+    assert!(!db.record_activity(id, &stale.secret_hash, T0, T0).unwrap());
+    // The guard does let the current secret through.
+    let current = db.find(id).unwrap().unwrap();
+    assert!(
+        db.record_activity(id, &current.secret_hash, T0 + 1, current.expires_at)
+            .unwrap()
+    );
+}
+
+fn invalidate_by_id_or_token(store: &Store) {
+    let db = store.db();
+    let config = Config::default();
+    let at = engine(&db, &config, T0);
+    let by_id = at.create("alice", None, None).unwrap();
+    let by_token = at.create("alice", None, None).unwrap();
+    at.invalidate(&by_id.session.id).unwrap();
+    at.invalidate(&by_token.token.expose()).unwrap();
+    assert!(matches!(
+        at.validate(&by_id.token.expose()),
+        Err(EngineError::NotFound)
+    ));
+    assert!(matches!(
+        at.invalidate(&by_id.session.id),
+        Err(EngineError::NotFound)
+    ));
+    assert!(matches!(
+        at.get(&by_token.session.id),
+        Err(EngineError::NotFound)
+    ));
+}
+
+fn invalidate_user_keeps_the_excepted_session(store: &Store) {
+    let db = store.db();
+    let config = Config::default();
+    let at = engine(&db, &config, T0);
+    let alice: Vec<_> = (0..3)
+        .map(|_| at.create("alice", None, None).unwrap())
+        .collect();
+    let bob = at.create("bob", None, None).unwrap();
+    let keep = &alice[1];
+    assert_eq!(
+        at.invalidate_user("alice", Some(&keep.session.id)).unwrap(),
+        2
+    );
+    assert!(at.validate(&keep.token.expose()).is_ok());
+    assert!(matches!(
+        at.validate(&alice[0].token.expose()),
+        Err(EngineError::NotFound)
+    ));
+    assert!(at.validate(&bob.token.expose()).is_ok());
+    assert_eq!(at.invalidate_user("alice", None).unwrap(), 1);
+    assert!(at.list_user("alice").unwrap().is_empty());
+    assert_eq!(at.list_user("bob").unwrap().len(), 1);
+    assert!(matches!(
+        at.invalidate_user("alice", Some("not-a-uuid")),
+        Err(EngineError::InvalidInput(_))
+    ));
+}
+
+fn invalidate_all_deletes_every_session(store: &Store) {
+    let db = store.db();
+    let config = Config::default();
+    let at = engine(&db, &config, T0);
+    for user in ["alice", "bob", "carol"] {
+        at.create(user, None, None).unwrap();
+    }
+    assert_eq!(at.invalidate_all().unwrap(), 3);
+    assert_eq!(at.stats().unwrap().active_sessions, 0);
+}
+
+fn list_user_shows_live_sessions_most_recent_first(store: &Store) {
+    let db = store.db();
+    let config = Config::default();
+    let old = engine(&db, &config, T0)
+        .create("alice", Some(300), None)
+        .unwrap();
+    let a = engine(&db, &config, T0 + SEC)
+        .create("alice", None, None)
+        .unwrap();
+    let b = engine(&db, &config, T0 + 2 * SEC)
+        .create("alice", None, None)
+        .unwrap();
+    let at = engine(&db, &config, T0 + 300 * SEC);
+    let ids: Vec<String> = at
+        .list_user("alice")
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(ids, [b.session.id, a.session.id]);
+    assert!(
+        !ids.contains(&old.session.id),
+        "expired sessions are not listed"
+    );
+}
+
+fn cleanup_deletes_expired_rows_in_bounded_batches(store: &Store) {
+    let db = store.db();
+    let config = Config::default();
+    let at = engine(&db, &config, T0);
+    let expiring = 2 * CLEANUP_BATCH + 100;
+    for n in 0..expiring {
+        at.create(&format!("user-{n}"), Some(300), None).unwrap();
+    }
+    for user in ["alice", "bob", "carol"] {
+        at.create(user, None, None).unwrap();
+    }
+    let later = engine(&db, &config, T0 + 300 * SEC);
+    assert_eq!(later.stats().unwrap().expired, u64::from(expiring));
+    // A limit between batches is honoured exactly.
+    assert_eq!(
+        later.cleanup(CLEANUP_BATCH + 100).unwrap(),
+        CLEANUP_BATCH + 100
+    );
+    assert_eq!(later.cleanup(MAX_CLEANUP_ROWS).unwrap(), CLEANUP_BATCH);
+    assert_eq!(later.cleanup(MAX_CLEANUP_ROWS).unwrap(), 0);
+    let stats = later.stats().unwrap();
+    assert_eq!((stats.expired, stats.active_sessions), (0, 3));
+    assert_eq!(stats.last_cleanup_at, T0 + 300 * SEC);
+    assert!(matches!(
+        later.cleanup(0),
+        Err(EngineError::InvalidInput(_))
+    ));
+    assert!(matches!(
+        later.cleanup(MAX_CLEANUP_ROWS + 1),
+        Err(EngineError::InvalidInput(_))
+    ));
+}
+
+fn create_cleans_up_once_per_interval(store: &Store) {
+    let db = store.db();
+    let config = config(|c| c.cleanup_interval = 3600);
+    // The first create claims the (never used) cleanup slot.
+    let at = engine(&db, &config, T0);
+    for n in 0..5 {
+        at.create(&format!("user-{n}"), Some(300), None).unwrap();
+    }
+    assert_eq!(at.stats().unwrap().last_cleanup_at, T0);
+    // Within the interval a create leaves the expired rows alone...
+    let soon = engine(&db, &config, T0 + 300 * SEC);
+    soon.create("alice", None, None).unwrap();
+    let stats = soon.stats().unwrap();
+    assert_eq!((stats.expired, stats.last_cleanup_at), (5, T0));
+    // ...and an interval later it cleans them up.
+    let next = engine(&db, &config, T0 + 3600 * SEC);
+    next.create("bob", None, None).unwrap();
+    let stats = next.stats().unwrap();
+    assert_eq!((stats.expired, stats.last_cleanup_at), (0, T0 + 3600 * SEC));
+    // Of two claims at one time, one wins.
+    assert!(db.claim_cleanup(T0 + 7200 * SEC, 3600 * SEC).unwrap());
+    assert!(!db.claim_cleanup(T0 + 7200 * SEC, 3600 * SEC).unwrap());
+}
+
+fn stats_count_sessions_users_and_expired_rows(store: &Store) {
+    let db = store.db();
+    let config = Config::default();
+    let at = engine(&db, &config, T0);
+    assert_eq!(at.stats().unwrap().active_sessions, 0);
+    at.create("alice", None, None).unwrap();
+    at.create("alice", None, None).unwrap();
+    at.create("bob", None, None).unwrap();
+    at.create("carol", Some(300), None).unwrap();
+    let stats = engine(&db, &config, T0 + 300 * SEC).stats().unwrap();
+    assert_eq!(stats.active_sessions, 3);
+    assert_eq!(stats.active_users, 2);
+    assert_eq!(stats.expired, 1);
+}
+
+fn migrations_are_idempotent(store: &Store) {
+    let config = Config::default();
+    let token = {
+        let db = store.db();
+        engine(&db, &config, T0)
+            .create("alice", None, None)
+            .unwrap()
+            .token
+            .expose()
+    };
+    for _ in 0..3 {
+        let db = store.db();
+        assert!(engine(&db, &config, T0 + SEC).validate(&token).is_ok());
+    }
+    assert_eq!(store.count("SELECT count(*) FROM zoe_schema"), 1);
+    assert_eq!(store.count("SELECT max(version) FROM zoe_schema"), 1);
+    assert_eq!(store.count("SELECT count(*) FROM zoe_state"), 1);
+}
+
+fn a_newer_schema_is_refused(store: &Store) {
+    drop(store.db());
+    store
+        .raw()
+        .execute("UPDATE zoe_schema SET version = version + 1", &[])
+        .unwrap();
+    match Db::open(store.raw()) {
+        Err(StoreError::FutureSchema { found: 2, known: 1 }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+fn replicas_starting_together_migrate_once(store: &Store) {
+    let barrier = Barrier::new(8);
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                let exec = store.raw();
+                barrier.wait();
+                Db::open(exec).expect("every replica opens");
+            });
+        }
+    });
+    assert_eq!(store.count("SELECT count(*) FROM zoe_schema"), 1);
+    assert_eq!(store.count("SELECT count(*) FROM zoe_state"), 1);
+}
+
+/// Runs `per_thread` creates for `user` on each of `threads` connections at once; returns
+/// the outcomes.
+fn concurrent_creates(
+    store: &Store,
+    open: &(dyn Fn() -> Db + Sync),
+    config: &Config,
+    threads: usize,
+    per_thread: usize,
+) -> Vec<Result<(), EngineError>> {
+    let _ = store;
+    let barrier = Barrier::new(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let db = open();
+                    barrier.wait();
+                    (0..per_thread)
+                        .map(|_| {
+                            engine(&db, config, T0)
+                                .create("alice", None, None)
+                                .map(drop)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("creating thread"))
+            .collect()
+    })
+}
+
+fn forty_concurrent_creates_never_exceed_the_limit(store: &Store) {
+    let config = config(|c| c.max_per_user = 5);
+    let outcomes = concurrent_creates(store, &|| store.db(), &config, 8, 5);
+    assert_eq!(outcomes.len(), 40);
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    let db = store.db();
+    assert_eq!(
+        engine(&db, &config, T0).list_user("alice").unwrap().len(),
+        5
+    );
+}
+
+fn forty_concurrent_creates_under_reject_admit_exactly_the_limit(store: &Store) {
+    let config = config(|c| {
+        c.max_per_user = 5;
+        c.limit_policy = LimitPolicy::Reject;
+    });
+    let outcomes = concurrent_creates(store, &|| store.db(), &config, 8, 5);
+    let admitted = outcomes.iter().filter(|o| o.is_ok()).count();
+    let refused = outcomes
+        .iter()
+        .filter(|o| matches!(o, Err(EngineError::LimitReached)))
+        .count();
+    assert_eq!((admitted, refused), (5, 35), "{outcomes:?}");
+    let db = store.db();
+    assert_eq!(
+        engine(&db, &config, T0).list_user("alice").unwrap().len(),
+        5
+    );
+}
+
+fn racing_rotates_leave_exactly_one_valid_token(store: &Store) {
+    let config = Config::default();
+    let token = {
+        let db = store.db();
+        engine(&db, &config, T0)
+            .create("alice", None, None)
+            .unwrap()
+            .token
+            .expose()
+    };
+    let barrier = Barrier::new(8);
+    let winners: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    let db = store.db();
+                    barrier.wait();
+                    match engine(&db, &config, T0 + SEC).rotate(&token) {
+                        Ok(issued) => Some(issued.token.expose()),
+                        Err(EngineError::InvalidToken) => None,
+                        Err(other) => panic!("{other:?}"),
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().expect("rotating thread"))
+            .collect()
+    });
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let db = store.db();
+    let at = engine(&db, &config, T0 + 2 * SEC);
+    assert!(at.validate(&winners[0]).is_ok());
+    assert!(matches!(
+        at.validate(&token),
+        Err(EngineError::InvalidToken)
+    ));
+}
+
+fn concurrent_cleanups_delete_each_expired_row_once(store: &Store) {
+    let config = Config::default();
+    let expiring = 3 * CLEANUP_BATCH + 7;
+    {
+        let db = store.db();
+        let at = engine(&db, &config, T0);
+        for n in 0..expiring {
+            at.create(&format!("user-{n}"), Some(300), None).unwrap();
+        }
+        at.create("alice", None, None).unwrap();
+    }
+    let later = T0 + 300 * SEC;
+    let barrier = Barrier::new(4);
+    let deleted: u32 = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    let db = store.db();
+                    barrier.wait();
+                    engine(&db, &config, later)
+                        .cleanup(MAX_CLEANUP_ROWS)
+                        .unwrap()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("cleaner"))
+            .sum()
+    });
+    // Every expired row was counted by exactly one cleaner: a row deleted twice would make
+    // the sum larger, a row skipped by all would leave it in place.
+    assert_eq!(deleted, expiring);
+    let db = store.db();
+    let stats = engine(&db, &config, later).stats().unwrap();
+    assert_eq!((stats.expired, stats.active_sessions), (0, 1));
+}
+
+// --- PostgreSQL only -------------------------------------------------------------------------
+
+/// PostgreSQL's dialect without the per-user lock: the positive control that shows the
+/// concurrency test above can see an overflow.
+static POSTGRES_WITHOUT_USER_LOCK: Dialect = Dialect {
+    lock_user: None,
+    ..POSTGRES
+};
+
+#[derive(Debug)]
+struct WithoutUserLock(Box<dyn Executor>);
+
+impl Executor for WithoutUserLock {
+    fn dialect(&self) -> &'static Dialect {
+        &POSTGRES_WITHOUT_USER_LOCK
+    }
+
+    fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
+        self.0.query(sql, params)
+    }
+
+    fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
+        self.0.execute(sql, params)
+    }
+}
+
+#[test]
+fn postgres_without_the_user_lock_overflows_the_limit() {
+    let store = postgres();
+    let config = config(|c| c.max_per_user = 5);
+    let open = || Db::open(Box::new(WithoutUserLock(store.raw()))).expect("open");
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        let db = open();
+        engine(&db, &config, T0)
+            .invalidate_user("alice", None)
+            .unwrap();
+        let outcomes = concurrent_creates(&store, &open, &config, 8, 5);
+        assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+        let held = engine(&db, &config, T0).list_user("alice").unwrap().len();
+        seen.push(held);
+        if held > 5 {
+            return;
+        }
+    }
+    panic!("without the lock the limit always held ({seen:?}): the test cannot see a race");
+}
+
+#[test]
+fn an_unreachable_postgres_is_unavailable() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    match NativePostgres::connect(&format!("postgres://postgres@127.0.0.1:{port}/x")) {
+        Err(StoreError::Unavailable(_)) => {}
+        other => panic!("{other:?}"),
+    }
+    // The same call reaches a running server.
+    let url = zoe_test_postgres::shared().fresh_database().unwrap();
+    assert!(NativePostgres::connect(&url).is_ok());
+}
+
+#[test]
+fn cleanup_never_blocks_a_validate_on_postgres() {
+    let store = postgres();
+    let config = Config::default();
+    let db = store.db();
+    let at = engine(&db, &config, T0);
+    let expired: Vec<String> = (0..3)
+        .map(|n| {
+            at.create(&format!("user-{n}"), Some(300), None)
+                .unwrap()
+                .token
+                .expose()
+        })
+        .collect();
+    let live = at.create("alice", None, None).unwrap().token.expose();
+    let later = T0 + 300 * SEC;
+    // A cleaner holds its batch's row locks in an open transaction.
+    let cleaner = store.raw();
+    cleaner.begin().unwrap();
+    let locked = cleaner
+        .execute(
+            POSTGRES.delete_expired,
+            &[Param::Int(later as i64), Param::Int(500)],
+        )
+        .unwrap();
+    assert_eq!(locked, 3);
+    let wait = std::time::Duration::from_secs(3);
+    std::thread::scope(|scope| {
+        let run = |work| on_own_connection(scope, &store, work);
+        // Validates of live and of locked (expired) rows answer at once.
+        let live = run(Box::new(|db: &Db| {
+            engine(db, &config, later).validate(&live).is_ok()
+        }));
+        let locked_row = run(Box::new(|db: &Db| {
+            matches!(
+                engine(db, &config, later).validate(&expired[0]),
+                Err(EngineError::Expired)
+            )
+        }));
+        assert_eq!(live.recv_timeout(wait), Ok(true));
+        assert_eq!(locked_row.recv_timeout(wait), Ok(true));
+        // Control: a write to a locked row does wait for the cleaner, so the test would see a
+        // blocked validate.
+        let write = run(Box::new(|db: &Db| {
+            engine(db, &config, later).invalidate(&expired[1]).is_err()
+        }));
+        let short = std::time::Duration::from_millis(500);
+        assert!(write.recv_timeout(short).is_err(), "the write did not wait");
+        cleaner.commit().unwrap();
+        // Once the cleaner commits, the row is gone for the waiting writer.
+        assert_eq!(write.recv_timeout(wait), Ok(true));
+    });
+}
+
+type Work<'env> = Box<dyn FnOnce(&Db) -> bool + Send + 'env>;
+
+/// Runs `work` on a connection of its own in `scope`; the receiver gets its answer.
+fn on_own_connection<'scope, 'env>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    store: &'env Store,
+    work: Work<'env>,
+) -> std::sync::mpsc::Receiver<bool> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    scope.spawn(move || {
+        let db = store.db();
+        let _ = tx.send(work(&db));
+    });
+    rx
+}
