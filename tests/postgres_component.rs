@@ -125,7 +125,10 @@ async fn a_database_url_that_is_not_postgres_is_a_config_error_naming_the_settin
         match open_error(url).await {
             SessionError::Config(text) => {
                 assert!(text.contains("database_url"), "{text}");
-                assert!(!text.contains("sessions.db"), "the value is not repeated: {text}");
+                assert!(
+                    !text.contains("sessions.db"),
+                    "the value is not repeated: {text}"
+                );
             }
             other => panic!("{url}: {other:?}"),
         }
@@ -133,7 +136,12 @@ async fn a_database_url_that_is_not_postgres_is_a_config_error_naming_the_settin
     // An empty value is no error: the default SQLite.
     let host = host_with(&[("database_url", "")]).await;
     let mut sessions = host.sessions().await.unwrap();
-    assert!(sessions.create("alice", CreateOptions::default()).await.is_ok());
+    assert!(
+        sessions
+            .create("alice", CreateOptions::default())
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test]
