@@ -293,6 +293,7 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/sessions/create", routes::create),
     route("GET", "/sessions/validate", routes::validate),
     route("GET", "/sessions/stats", routes::stats),
+    route("GET", "/sessions/users", routes::list_users),
     route("POST", "/sessions/cleanup", routes::cleanup),
     route("DELETE", "/sessions", routes::delete_all),
     route("GET", "/sessions/{session_id}", routes::get),
