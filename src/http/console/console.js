@@ -172,6 +172,7 @@
   }
 
   async function searchUsers(prefix) {
+    say('');
     users = { prefix, cursors: [null], next: null };
     await loadUsers();
   }
