@@ -88,6 +88,70 @@ async fn under_require_https_the_console_is_served_over_https_only() {
     api.stop().await;
 }
 
+#[tokio::test]
+async fn users_are_listed_by_prefix_for_the_admin_only_a_bounded_page_at_a_time() {
+    let api = start(&[]).await;
+    for user in ["alice", "albert", "bob", "a_b", "axb", "a%c"] {
+        api.login(user).await;
+    }
+    let (token, _) = api.login("alice").await;
+    api.get("/sessions/users", &[])
+        .await
+        .expect_error(401, "unauthorized");
+    api.get("/sessions/users", &[("x-session-id", token.as_str())])
+        .await
+        .expect_error(401, "unauthorized");
+    api.get("/sessions/users", &[("authorization", "Bearer wrong")])
+        .await
+        .expect_error(401, "invalid_admin_key");
+    for query in [
+        "limit=0",
+        "limit=201",
+        "limit=ten",
+        "prefix=a&prefix=b",
+        "after=",
+    ] {
+        api.get(&format!("/sessions/users?{query}"), admin())
+            .await
+            .expect_error(422, "invalid_input");
+    }
+
+    let first = api.get("/sessions/users?prefix=al&limit=1", admin()).await;
+    let body = first.expect(200);
+    assert_eq!(body["users"][0]["user_id"], "albert");
+    assert_eq!(body["users"][0]["sessions"], 1);
+    assert_eq!(
+        body["users"][0]["last_activity"],
+        "2027-01-15T08:00:00.000Z"
+    );
+    assert_eq!(body["next_after"], "albert");
+    let next = api
+        .get("/sessions/users?prefix=al&limit=1&after=albert", admin())
+        .await;
+    let body = next.expect(200);
+    assert_eq!(body["users"][0]["user_id"], "alice");
+    assert_eq!(body["users"][0]["sessions"], 2);
+    assert_eq!(body["next_after"], serde_json::Value::Null);
+    assert_eq!(body["users"].as_array().map(Vec::len), Some(1));
+
+    // The prefix is a prefix, not a pattern: `_` and `%` match only themselves (as they
+    // would not under LIKE).
+    for (prefix, expected) in [("a_", "a_b"), ("a%25", "a%c")] {
+        let page = api
+            .get(&format!("/sessions/users?prefix={prefix}"), admin())
+            .await;
+        let users = page.expect(200)["users"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let ids: Vec<&str> = users.iter().filter_map(|u| u["user_id"].as_str()).collect();
+        assert_eq!(ids, [expected], "prefix {prefix}");
+    }
+    let all = api.get("/sessions/users", admin()).await;
+    assert_eq!(all.expect(200)["users"].as_array().map(Vec::len), Some(6));
+    api.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_works_in_a_real_browser() {
     let chromium = std::env::var_os("ZOE_CHROMIUM")
