@@ -307,7 +307,12 @@ impl Engine<'_> {
         }
         policy::check_user_id_prefix(prefix)?;
         if let Some(after) = after {
-            policy::check_user_id(after)?;
+            policy::check_user_id(after).map_err(|err| {
+                EngineError::InvalidInput(format!(
+                    "after must be the user id that ended the previous page: {}",
+                    err.0
+                ))
+            })?;
         }
         // The range starts at the prefix, or just past the cursor when that lies further
         // on: `>= after` and `<> after` is `> after`. No user id is empty, so `""` excludes
