@@ -11,11 +11,13 @@
 
 use std::sync::Barrier;
 use zoe_session::config::{Config, LimitPolicy};
-use zoe_session::session::engine::{CLEANUP_BATCH, Engine, EngineError, MAX_CLEANUP_ROWS};
+use zoe_session::session::engine::{
+    CLEANUP_BATCH, Engine, EngineError, MAX_CLEANUP_ROWS, MAX_USER_PAGE, UserPage,
+};
 use zoe_session::session::policy::ACTIVITY_WRITE_INTERVAL_MS;
 use zoe_session::store::native_postgres::NativePostgres;
 use zoe_session::store::native_sqlite::NativeSqlite;
-use zoe_session::store::sql::{Dialect, POSTGRES};
+use zoe_session::store::sql::{Dialect, POSTGRES, SQLITE};
 use zoe_session::store::{Db, Executor, Param, Row, StoreError, Value};
 
 /// 2027-01-15T08:00:00Z, as in the component tests.
@@ -113,6 +115,7 @@ suite!(
     cleanup_deletes_expired_rows_in_bounded_batches,
     create_cleans_up_once_per_interval,
     stats_count_sessions_users_and_expired_rows,
+    users_are_listed_by_prefix_a_page_at_a_time_in_byte_order,
     migrations_are_idempotent,
     a_newer_schema_is_refused,
     replicas_starting_together_migrate_once,
@@ -561,6 +564,69 @@ fn stats_count_sessions_users_and_expired_rows(store: &Store) {
     assert_eq!(stats.expired, 1);
 }
 
+fn users_are_listed_by_prefix_a_page_at_a_time_in_byte_order(store: &Store) {
+    let db = store.db();
+    let config = Config::default();
+    let at = engine(&db, &config, T0);
+    for user in [
+        "alice",
+        "alice",
+        "alfred",
+        "Alice",
+        "al",
+        "am",
+        "bob",
+        "<b>al</b>",
+    ] {
+        at.create(user, None, None).unwrap();
+    }
+    engine(&db, &config, T0 + SEC)
+        .create("alice", None, None)
+        .unwrap();
+    at.create("alma", Some(300), None).unwrap();
+    let at = engine(&db, &config, T0 + 300 * SEC);
+    let ids =
+        |page: &UserPage| -> Vec<String> { page.users.iter().map(|u| u.user_id.clone()).collect() };
+
+    let first = at.list_users("al", None, 2).unwrap();
+    assert_eq!(ids(&first), ["al", "alfred"]);
+    assert_eq!(first.next_after.as_deref(), Some("alfred"));
+    let second = at.list_users("al", first.next_after.as_deref(), 2).unwrap();
+    assert_eq!(
+        ids(&second),
+        ["alice"],
+        "no `Alice`, `am`, or `alma` (expired)"
+    );
+    assert_eq!(second.next_after, None);
+    assert_eq!(second.users[0].sessions, 3);
+    assert_eq!(second.users[0].last_activity, T0 + SEC);
+
+    let everyone = at.list_users("", None, 200).unwrap();
+    assert_eq!(
+        ids(&everyone),
+        ["<b>al</b>", "Alice", "al", "alfred", "alice", "am", "bob"]
+    );
+    assert_eq!(everyone.next_after, None);
+    // A full last page says so only when a further user exists.
+    let exact = at.list_users("", None, 7).unwrap();
+    assert_eq!(exact.next_after, None);
+    // A cursor before the prefix does not widen the range.
+    assert_eq!(
+        ids(&at.list_users("b", Some("alice"), 10).unwrap()),
+        ["bob"]
+    );
+    assert_eq!(
+        ids(&at.list_users("z", None, 10).unwrap()),
+        Vec::<String>::new()
+    );
+    for limit in [0, MAX_USER_PAGE + 1] {
+        assert!(matches!(
+            at.list_users("", None, limit),
+            Err(EngineError::InvalidInput(_))
+        ));
+    }
+}
+
 fn migrations_are_idempotent(store: &Store) {
     let config = Config::default();
     let token = {
@@ -772,6 +838,43 @@ impl Executor for WithoutUserLock {
     fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
         self.0.execute(sql, params)
     }
+}
+
+/// The users page is an index range on SQLite, not a scan; a `LIKE` on the same column is a
+/// scan (the positive control: the check can tell them apart).
+#[test]
+fn the_users_page_is_a_range_of_the_user_index_on_sqlite() {
+    let store = sqlite();
+    drop(store.db());
+    let plan = |sql: &str, params: &[Param<'_>]| -> String {
+        store
+            .raw()
+            .query(&format!("EXPLAIN QUERY PLAN {sql}"), params)
+            .expect("plan")
+            .iter()
+            .map(|Row(values)| format!("{values:?}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let range = plan(
+        SQLITE.users_in_range,
+        &[
+            Param::Text("al"),
+            Param::Text("am"),
+            Param::Text(""),
+            Param::Int(0),
+            Param::Int(10),
+        ],
+    );
+    assert!(
+        range.contains("USING INDEX sessions_by_user (user_id>? AND user_id<?)"),
+        "{range}"
+    );
+    let like = plan(
+        "SELECT user_id FROM sessions WHERE user_id LIKE ?1 GROUP BY user_id",
+        &[Param::Text("al%")],
+    );
+    assert!(!like.contains("user_id>?"), "{like}");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! Only [`issued`] ever contains a token; every other shape is built from [`Session`], which
 //! has none.
 
-use crate::session::engine::{Issued, Session, Stats};
+use crate::session::engine::{Issued, Session, Stats, UserPage};
 use serde_json::{Value, json};
 
 /// A session: public id, user, RFC 3339 timestamps, idle timeout, metadata, activity.
@@ -37,6 +37,22 @@ pub fn stats(stats: &Stats) -> Value {
         "expired_awaiting_cleanup": stats.expired,
         "last_cleanup_at": (stats.last_cleanup_at != 0).then(|| rfc3339(stats.last_cleanup_at)),
     })
+}
+
+/// A page of users with active sessions, and the cursor of the next page.
+pub fn user_page(page: &UserPage) -> Value {
+    let users: Vec<Value> = page
+        .users
+        .iter()
+        .map(|user| {
+            json!({
+                "user_id": user.user_id,
+                "sessions": user.sessions,
+                "last_activity": rfc3339(user.last_activity),
+            })
+        })
+        .collect();
+    json!({"users": users, "next_after": page.next_after})
 }
 
 /// Milliseconds since the epoch as RFC 3339 UTC with milliseconds, e.g.

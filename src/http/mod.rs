@@ -7,6 +7,7 @@
 //! the [`Engine`] directly; every failure is an [`ApiError`] turned into JSON in one place.
 
 pub mod auth;
+mod console;
 pub mod cookies;
 // The `wasi:http` export exists only in the wasm build, like the WIT exports.
 #[cfg(target_arch = "wasm32")]
@@ -292,6 +293,7 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/sessions/create", routes::create),
     route("GET", "/sessions/validate", routes::validate),
     route("GET", "/sessions/stats", routes::stats),
+    route("GET", "/sessions/users", routes::list_users),
     route("POST", "/sessions/cleanup", routes::cleanup),
     route("DELETE", "/sessions", routes::delete_all),
     route("GET", "/sessions/{session_id}", routes::get),
@@ -307,6 +309,10 @@ pub const ROUTES: &[Route] = &[
     ),
     route("GET", "/health", routes::health),
     route("GET", "/openapi.json", routes::openapi),
+    route("GET", "/admin", console::redirect),
+    route("GET", "/admin/", console::page),
+    route("GET", "/admin/console.js", console::script),
+    route("GET", "/admin/console.css", console::style),
 ];
 
 const fn route(method: &'static str, pattern: &'static str, handler: Handler) -> Route {

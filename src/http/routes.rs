@@ -6,7 +6,7 @@
 use super::auth::{self, Access, Caller, Source};
 use super::error::ApiError;
 use super::{Ctx, OPENAPI, Reply, cookies, json};
-use crate::session::engine::Issued;
+use crate::session::engine::{DEFAULT_USER_PAGE, Issued, MAX_USER_PAGE};
 use crate::session::policy::Requirement;
 use serde::Deserialize;
 use serde_json::{Value, json as j};
@@ -169,6 +169,25 @@ pub fn list_user(ctx: &Ctx<'_>, params: &[String]) -> Result<Reply, ApiError> {
 pub fn stats(ctx: &Ctx<'_>, _: &[String]) -> Result<Reply, ApiError> {
     auth::require_admin(ctx)?;
     Ok(Reply::ok(&json::stats(&ctx.engine()?.stats()?)))
+}
+
+/// `GET /sessions/users?prefix=&after=&limit=` (admin): users with active sessions whose id
+/// starts with `prefix`, a page at a time (keyset: `after` is the previous page's
+/// `next_after`).
+pub fn list_users(ctx: &Ctx<'_>, _: &[String]) -> Result<Reply, ApiError> {
+    auth::require_admin(ctx)?;
+    let prefix = ctx.single_query("prefix")?.unwrap_or_default();
+    let after = ctx.single_query("after")?;
+    let limit = match ctx.single_query("limit")? {
+        None => DEFAULT_USER_PAGE,
+        Some(text) => text.parse().map_err(|_| {
+            ApiError::InvalidInput(format!(
+                "limit must be a whole number between 1 and {MAX_USER_PAGE}, got {text:?}"
+            ))
+        })?,
+    };
+    let page = ctx.engine()?.list_users(&prefix, after.as_deref(), limit)?;
+    Ok(Reply::ok(&json::user_page(&page)))
 }
 
 /// `POST /sessions/cleanup` (admin), optional body `{"max_rows": n}`.

@@ -5,7 +5,7 @@
 use super::policy::{self, Expiry, InvalidInput, Requirement};
 use super::token::{self, MalformedToken, RandomError, Token};
 use crate::config::{Config, ConfigError, LimitPolicy};
-use crate::store::{Db, SessionRow, StoreError, StoreStats};
+use crate::store::{Db, SessionRow, StoreError, StoreStats, UserRow};
 
 /// Expired rows deleted per statement by `cleanup`: small enough that the write lock is held
 /// for well under a millisecond, so validates are not held up behind a big delete.
@@ -93,6 +93,22 @@ pub struct Issued {
 
 /// Counters over the whole store.
 pub type Stats = StoreStats;
+
+/// Users per page of [`Engine::list_users`] when the caller does not say.
+pub const DEFAULT_USER_PAGE: u32 = 50;
+
+/// Largest page of [`Engine::list_users`].
+pub const MAX_USER_PAGE: u32 = 200;
+
+/// A user with unexpired sessions: id, how many, and the latest activity among them.
+pub type UserSummary = UserRow;
+
+/// One page of users, and the cursor of the next page (`None` on the last).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserPage {
+    pub users: Vec<UserSummary>,
+    pub next_after: Option<String>,
+}
 
 /// The engine: configuration, storage and the time of the current call.
 #[derive(Debug)]
@@ -271,6 +287,51 @@ impl Engine<'_> {
             .into_iter()
             .map(|row| Session::from_row(row, self.now))
             .collect())
+    }
+
+    /// Users with unexpired sessions whose id starts with `prefix`, in byte order, at most
+    /// `limit`, after the cursor `after` (the previous page's `next_after`). Keyset
+    /// pagination over a range of the user index: every page costs the same, however many
+    /// users come before it.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::InvalidInput`] for a `limit` outside 1..=[`MAX_USER_PAGE`], a prefix
+    /// longer than a user id may be or holding control characters, or an `after` that is
+    /// not a valid user id.
+    pub fn list_users(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<UserPage> {
+        if limit == 0 || limit > MAX_USER_PAGE {
+            return Err(EngineError::InvalidInput(format!(
+                "limit must be between 1 and {MAX_USER_PAGE}, got {limit}"
+            )));
+        }
+        policy::check_user_id_prefix(prefix)?;
+        if let Some(after) = after {
+            policy::check_user_id(after).map_err(|err| {
+                EngineError::InvalidInput(format!(
+                    "after must be the user id that ended the previous page: {}",
+                    err.0
+                ))
+            })?;
+        }
+        // The range starts at the prefix, or just past the cursor when that lies further
+        // on: `>= after` and `<> after` is `> after`. No user id is empty, so `""` excludes
+        // nothing.
+        let (from, except) = match after {
+            Some(after) if after >= prefix => (after, after),
+            _ => (prefix, ""),
+        };
+        let below = policy::prefix_upper_bound(prefix);
+        let mut users = self
+            .db
+            .users_in_range(from, &below, except, self.now, limit + 1)?;
+        let next_after = if users.len() > limit as usize {
+            users.truncate(limit as usize);
+            users.last().map(|user| user.user_id.clone())
+        } else {
+            None
+        };
+        Ok(UserPage { users, next_after })
     }
 
     pub fn stats(&self) -> Result<Stats> {

@@ -60,6 +60,45 @@ pub fn check_user_id(user_id: &str) -> Result<(), InvalidInput> {
     Ok(())
 }
 
+/// Checks a user-id prefix for [`prefix_upper_bound`]'s range: empty (every user) or up to
+/// a user id's length, without control characters.
+pub fn check_user_id_prefix(prefix: &str) -> Result<(), InvalidInput> {
+    if prefix.len() > MAX_USER_ID_BYTES {
+        return Err(InvalidInput(format!(
+            "prefix must be at most {MAX_USER_ID_BYTES} bytes, got {}",
+            prefix.len()
+        )));
+    }
+    if prefix.chars().any(char::is_control) {
+        return Err(InvalidInput(
+            "prefix must not contain control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The least string above every string that starts with `prefix`, in byte order (which, for
+/// UTF-8, is code point order): the prefix with its last character incremented, dropping
+/// trailing U+10FFFF. So `user_id >= prefix AND user_id < prefix_upper_bound(prefix)` holds
+/// exactly for the ids starting with `prefix`, and is a range an index can serve. When
+/// there is no such string (the empty prefix, or one of only U+10FFFF), a string above
+/// every valid user id: 65 × U+10FFFF is longer than a user id may be and sorts after any
+/// string of at most 64 of them.
+pub fn prefix_upper_bound(prefix: &str) -> String {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match u32::from(last) + 1 {
+            0xD800 => Some('\u{E000}'),
+            code => char::from_u32(code),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return chars.into_iter().collect();
+        }
+    }
+    std::iter::repeat_n(char::MAX, MAX_USER_ID_BYTES / char::MAX.len_utf8() + 1).collect()
+}
+
 /// Unicode format characters (general category Cf), default-ignorable code points and the
 /// line/paragraph separators: characters that render as nothing or reorder what is around
 /// them.
@@ -206,6 +245,49 @@ mod tests {
     use super::*;
 
     const HOUR: u64 = 3_600_000;
+
+    #[test]
+    fn the_prefix_range_holds_exactly_the_ids_with_the_prefix() {
+        assert_eq!(prefix_upper_bound("al"), "am");
+        assert_eq!(prefix_upper_bound("a\u{10FFFF}"), "b");
+        assert_eq!(prefix_upper_bound("\u{D7FF}"), "\u{E000}");
+        assert_eq!(prefix_upper_bound("<"), "=");
+        let in_range =
+            |prefix: &str, id: &str| id >= prefix && id < prefix_upper_bound(prefix).as_str();
+        for (prefix, id, expected) in [
+            ("al", "al", true),
+            ("al", "alice", true),
+            ("al", "al\u{10FFFF}x", true),
+            ("al", "am", false),
+            ("al", "Alice", false),
+            ("al", "a", false),
+            ("al", "ak\u{10FFFF}", false),
+            ("é", "éa", true),
+            ("é", "f", false),
+            ("", "anyone", true),
+        ] {
+            assert_eq!(in_range(prefix, id), expected, "{prefix:?} {id:?}");
+            assert_eq!(
+                id.starts_with(prefix),
+                expected,
+                "the table itself: {prefix:?} {id:?}"
+            );
+        }
+        // No successor: the bound is above every valid user id, even one of only U+10FFFF.
+        let longest = "\u{10FFFF}".repeat(MAX_USER_ID_BYTES / 4);
+        assert!(check_user_id(&longest).is_ok());
+        for prefix in ["", "\u{10FFFF}"] {
+            assert!(prefix_upper_bound(prefix).as_str() > longest.as_str());
+        }
+    }
+
+    #[test]
+    fn a_prefix_is_refused_when_it_cannot_start_a_user_id() {
+        assert!(check_user_id_prefix("").is_ok());
+        assert!(check_user_id_prefix("ali").is_ok());
+        assert!(check_user_id_prefix("a\nb").is_err());
+        assert!(check_user_id_prefix(&"x".repeat(MAX_USER_ID_BYTES + 1)).is_err());
+    }
 
     #[test]
     fn user_ids_are_checked() {

@@ -68,6 +68,14 @@ pub struct StoreStats {
     pub last_cleanup_at: u64,
 }
 
+/// A user with unexpired sessions, for the admin's list of users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub user_id: String,
+    pub sessions: u64,
+    pub last_activity: u64,
+}
+
 /// A connection with the schema in place.
 #[derive(Debug)]
 pub struct Db {
@@ -316,6 +324,37 @@ impl Db {
             expired: row.uint(2)?,
             last_cleanup_at: row.opt_uint(3)?.unwrap_or(0),
         })
+    }
+
+    /// Users with unexpired sessions whose id is in `[from, below)` and is not `except`, at
+    /// most `limit`, in byte order of the id.
+    pub fn users_in_range(
+        &self,
+        from: &str,
+        below: &str,
+        except: &str,
+        now: u64,
+        limit: u32,
+    ) -> Result<Vec<UserRow>> {
+        self.query(
+            self.dialect().users_in_range,
+            &[
+                Param::Text(from),
+                Param::Text(below),
+                Param::Text(except),
+                int(now),
+                Param::Int(i64::from(limit)),
+            ],
+        )?
+        .into_iter()
+        .map(|row| {
+            Ok(UserRow {
+                user_id: row.text(0)?.to_owned(),
+                sessions: row.uint(1)?,
+                last_activity: row.uint(2)?,
+            })
+        })
+        .collect()
     }
 
     /// Claims the cleanup slot if `interval_ms` has passed since the last cleanup: only one

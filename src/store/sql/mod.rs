@@ -64,6 +64,11 @@ pub struct Dialect {
     pub delete_expired: &'static str,
     /// `1`: now; one row: active sessions, active users, expired rows, last cleanup (or null).
     pub stats: &'static str,
+    /// Users with unexpired sessions whose id lies in `[1, 2)` in byte order and is not `3`,
+    /// `4`: now, `5`: most rows. One row per user: user id, active sessions, latest
+    /// activity; in byte order of the id. A range, not `LIKE`, so it is a scan of the user
+    /// index from `1`, as long as a page and no longer.
+    pub users_in_range: &'static str,
     /// `1`: now, `2`: now minus the cleanup interval.
     pub claim_cleanup: &'static str,
     /// `1`: now.
@@ -99,6 +104,7 @@ mod tests {
             d.delete_user_expired,
             d.delete_expired,
             d.stats,
+            d.users_in_range,
             d.claim_cleanup,
             d.mark_cleanup,
         ]

@@ -90,6 +90,14 @@ pub static POSTGRES: Dialect = Dialect {
               (SELECT count(DISTINCT user_id) FROM sessions WHERE expires_at > $1), \
               (SELECT count(*) FROM sessions WHERE expires_at <= $1), \
               (SELECT value FROM zoe_state WHERE key = 'last_cleanup_at')",
+    // Byte order (`COLLATE "C"`), as in SQLite: in a linguistic collation a prefix is not
+    // one range (`Alice` sorts between `al` and `am` under en_US). The `sessions_by_user`
+    // index serves the range when the database's collation is C; under another collation
+    // the answer is the same and PostgreSQL reads more of the table to find it.
+    users_in_range: "SELECT user_id, count(*), max(last_activity) FROM sessions \
+                     WHERE user_id COLLATE \"C\" >= $1 AND user_id COLLATE \"C\" < $2 \
+                     AND user_id <> $3 AND expires_at > $4 \
+                     GROUP BY user_id ORDER BY user_id COLLATE \"C\" LIMIT $5",
     // A concurrent claimer waits for the row, then re-checks `value <= $2` on the committed
     // version and finds it no longer holds: one claim wins across replicas.
     claim_cleanup: "UPDATE zoe_state SET value = $1 \

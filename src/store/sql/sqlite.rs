@@ -66,6 +66,11 @@ pub static SQLITE: Dialect = Dialect {
               (SELECT count(DISTINCT user_id) FROM sessions WHERE expires_at > ?1), \
               (SELECT count(*) FROM sessions WHERE expires_at <= ?1), \
               (SELECT value FROM zoe_state WHERE key = 'last_cleanup_at')",
+    // TEXT compares with the BINARY collation, byte order, which is the order of the
+    // `sessions_by_user` index: the range is an index range.
+    users_in_range: "SELECT user_id, count(*), max(last_activity) FROM sessions \
+                     WHERE user_id >= ?1 AND user_id < ?2 AND user_id <> ?3 AND expires_at > ?4 \
+                     GROUP BY user_id ORDER BY user_id LIMIT ?5",
     // A conditional update: of several concurrent callers only one sees the old value.
     claim_cleanup: "UPDATE zoe_state SET value = ?1 \
                     WHERE key = 'last_cleanup_at' AND value <= ?2",
