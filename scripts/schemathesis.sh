@@ -29,7 +29,9 @@ fi
 "$VENV/bin/st" --version
 
 echo "--- building zoe-session-host"
-cargo build --quiet -p zoe-session-host
+# The same selection as `cargo test --workspace`, so that after the test run this builds nothing:
+# `-p zoe-session-host` alone unifies features differently and recompiles Wasmtime.
+cargo build --quiet --workspace --all-targets
 BIN="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/zoe-session-host"
 
 WORK="$(mktemp -d)"
