@@ -4,34 +4,19 @@
 //! same figures are taken on an older build for a before/after comparison.
 
 use crate::client::{Conn, load, request};
-use crate::http::{ADMIN_KEY, Server, create_request, free_addr, wait_ready};
+use crate::http::{Server, create_request, spawn_serve, wait_ready};
 use crate::stats::{Table, us};
-use anyhow::Context as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 fn start(host_bin: &Path, db: &Path, synchronous: Option<&str>) -> anyhow::Result<Server> {
-    let addr = free_addr()?;
-    let mut command = Command::new(host_bin);
-    command
-        .args(["serve", "--listen", &addr.to_string()])
-        .env("SESSION_DB_PATH", db)
-        .env("SESSION_ADMIN_KEY", ADMIN_KEY)
-        .env("SESSION_LOG_REQUESTS", "false")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+    let mut env = vec![("SESSION_DB_PATH", db.display().to_string())];
     if let Some(value) = synchronous {
-        command.env("SESSION_SYNCHRONOUS", value);
+        env.push(("SESSION_SYNCHRONOUS", value.to_owned()));
     }
-    let child = command.spawn().context("starting serve")?;
-    Ok(Server {
-        name: "serve",
-        child,
-        addr,
-    })
+    spawn_serve(host_bin, "serve", &[], &env)
 }
 
 /// Threads spinning on the CPU until dropped, the competitor of the WAL figure.

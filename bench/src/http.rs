@@ -240,18 +240,36 @@ fn start_serve(
     name: &'static str,
     extra: &[&str],
 ) -> anyhow::Result<Server> {
+    let db = dir.join(format!("http-serve{}.db", extra.len()));
+    spawn_serve(
+        host_bin,
+        name,
+        extra,
+        &[("SESSION_DB_PATH", db.display().to_string())],
+    )
+}
+
+/// Starts `zoe-session-host serve` on a free loopback port with the bench's admin key, request
+/// logging off, `args` after `serve` and the environment `env` (its database settings).
+pub(crate) fn spawn_serve(
+    host_bin: &Path,
+    name: &'static str,
+    args: &[&str],
+    env: &[(&str, String)],
+) -> anyhow::Result<Server> {
     let addr = free_addr()?;
-    let child = Command::new(host_bin)
+    let mut command = Command::new(host_bin);
+    command
         .args(["serve", "--listen", &addr.to_string()])
-        .args(extra)
-        .env(
-            "SESSION_DB_PATH",
-            dir.join(format!("http-serve{}.db", extra.len())),
-        )
+        .args(args)
         .env("SESSION_ADMIN_KEY", ADMIN_KEY)
         .env("SESSION_LOG_REQUESTS", "false")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    for (variable, value) in env {
+        command.env(variable, value);
+    }
+    let child = command
         .spawn()
         .with_context(|| format!("starting {name}"))?;
     Ok(Server { name, child, addr })

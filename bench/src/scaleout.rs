@@ -4,31 +4,11 @@
 //! `fsync=off` as in the tests; SQLite runs in WAL with `synchronous=NORMAL`, `serve`'s default.
 
 use crate::client::{Load, load, request};
-use crate::http::{ADMIN_KEY, Server, create_request, free_addr, tokens, wait_ready};
+use crate::http::{Server, create_request, spawn_serve, tokens, wait_ready};
 use crate::stats::{Table, ratio, us};
 use anyhow::Context as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
-
-/// Starts `serve` with environment `env` (its database settings).
-fn start(host_bin: &Path, name: &'static str, env: &[(&str, String)]) -> anyhow::Result<Server> {
-    let addr = free_addr()?;
-    let mut command = Command::new(host_bin);
-    command
-        .args(["serve", "--listen", &addr.to_string()])
-        .env("SESSION_ADMIN_KEY", ADMIN_KEY)
-        .env("SESSION_LOG_REQUESTS", "false")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let child = command
-        .spawn()
-        .with_context(|| format!("starting {name}"))?;
-    Ok(Server { name, child, addr })
-}
 
 /// Runs `endpoint` at `concurrency` spread evenly over `servers`, all at once.
 async fn run_on(
@@ -84,11 +64,17 @@ pub async fn run(dir: &Path, host_bin: &Path, seconds: f64) -> anyhow::Result<()
         .fresh_database()
         .map_err(|err| anyhow::anyhow!("{err}"))?;
     let db = |name: &str| ("SESSION_DB_PATH", dir.join(name).display().to_string());
-    let mut sqlite = start(host_bin, "serve on SQLite", &[db("scale-out-sqlite.db")])?;
+    let mut sqlite = spawn_serve(
+        host_bin,
+        "serve on SQLite",
+        &[],
+        &[db("scale-out-sqlite.db")],
+    )?;
     let on_postgres = |name| {
-        start(
+        spawn_serve(
             host_bin,
             name,
+            &[],
             &[
                 ("SESSION_DATABASE_URL", url.clone()),
                 db("scale-out-unused.db"),
