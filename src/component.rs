@@ -4,6 +4,7 @@
 
 use crate::bindings::exports::zoe::session::sessions as wit;
 use crate::config::{Config, ConfigError, Database};
+use crate::http::log;
 use crate::session::engine::{Engine, EngineError, Issued, Session};
 use crate::session::policy::Requirement;
 use crate::store::spin_postgres::SpinPostgres;
@@ -153,11 +154,13 @@ impl From<wit::Requirement> for Requirement {
 impl wit::Guest for Component {
     fn create(user_id: String, options: wit::CreateOptions) -> Result<wit::Issued, wit::Error> {
         with_engine(|e| {
-            e.create(
+            let issued = e.create(
                 &user_id,
                 options.timeout_seconds,
                 options.metadata.as_deref(),
-            )
+            )?;
+            log::cleanup_failure(e.config.log_level, e.now, &issued);
+            Ok(issued)
         })
         .map(Into::into)
     }

@@ -657,6 +657,41 @@ async fn the_reject_policy_refuses_a_session_over_the_limit_with_409() {
 }
 
 #[tokio::test]
+async fn a_create_whose_cleanup_fails_still_answers_with_a_working_token() {
+    let api = start(&[("cleanup_interval", "60")]).await;
+    // The first create migrates the database and claims the cleanup slot.
+    api.login("old").await;
+    // Another connection makes every cleanup claim fail, as a held lock or a fault would.
+    rusqlite::Connection::open(api.database_path())
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER block_cleanup BEFORE UPDATE ON zoe_state \
+             BEGIN SELECT RAISE(ABORT, 'cleanup blocked'); END",
+        )
+        .unwrap();
+    api.clock.advance(HOUR);
+    let (token, _) = api.login("alice").await;
+    let session = api.get("/sessions/validate", &session_header(&token)).await;
+    assert_eq!(session.expect(200)["user_id"], "alice");
+    // The cleanup was attempted and failed (so the create above really met the fault).
+    let log = api.log_text();
+    let warning = log
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .find(|line| line["message"] == "opportunistic cleanup failed; the session was created")
+        .unwrap_or_else(|| panic!("no cleanup warning in:\n{log}"));
+    assert_eq!(warning["level"], "WARN");
+    assert!(
+        warning["cause"]
+            .as_str()
+            .unwrap()
+            .contains("cleanup blocked"),
+        "{warning}"
+    );
+    api.stop().await;
+}
+
+#[tokio::test]
 async fn health_and_the_openapi_document_are_public() {
     let api = start(&[]).await;
     assert_eq!(api.get("/health", &[]).await.expect(200)["status"], "ok");

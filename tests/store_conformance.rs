@@ -114,6 +114,7 @@ suite!(
     list_user_shows_live_sessions_most_recent_first,
     cleanup_deletes_expired_rows_in_bounded_batches,
     create_cleans_up_once_per_interval,
+    a_failed_cleanup_leaves_the_committed_create_standing,
     stats_count_sessions_users_and_expired_rows,
     users_are_listed_by_prefix_a_page_at_a_time_in_byte_order,
     migrations_are_idempotent,
@@ -547,6 +548,63 @@ fn create_cleans_up_once_per_interval(store: &Store) {
     // Of two claims at one time, one wins.
     assert!(db.claim_cleanup(T0 + 7200 * SEC, 3600 * SEC).unwrap());
     assert!(!db.claim_cleanup(T0 + 7200 * SEC, 3600 * SEC).unwrap());
+}
+
+/// Makes every update of the cleanup claim fail, as a lock timeout or a lost connection would.
+fn block_cleanup_claims(store: &Store) {
+    let statements: &[&str] = match store.name {
+        "sqlite" => &["CREATE TRIGGER block_cleanup BEFORE UPDATE ON zoe_state \
+                       BEGIN SELECT RAISE(ABORT, 'cleanup blocked'); END"],
+        _ => &[
+            "CREATE FUNCTION block_cleanup() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'cleanup blocked'; END $$",
+            "CREATE TRIGGER block_cleanup BEFORE UPDATE ON zoe_state \
+             FOR EACH ROW EXECUTE FUNCTION block_cleanup()",
+        ],
+    };
+    let raw = store.raw();
+    for sql in statements {
+        raw.execute(sql, &[]).expect(sql);
+    }
+}
+
+fn a_failed_cleanup_leaves_the_committed_create_standing(store: &Store) {
+    let db = store.db();
+    let config = config(|c| c.cleanup_interval = 60);
+    engine(&db, &config, T0)
+        .create("old", Some(300), None)
+        .unwrap();
+    block_cleanup_claims(store);
+    // An interval later the create's cleanup is due, and fails...
+    let later = engine(&db, &config, T0 + 3600 * SEC);
+    let issued = later.create("alice", None, None).unwrap();
+    let failure = issued
+        .cleanup_failure
+        .expect("the cleanup claim was blocked");
+    assert!(failure.to_string().contains("cleanup blocked"), "{failure}");
+    // ...yet the session is committed and its token works.
+    let token = issued.token.expose();
+    assert_eq!(later.validate(&token).unwrap().user_id, "alice");
+    let stats = later.stats().unwrap();
+    assert_eq!((stats.active_sessions, stats.expired), (1, 1));
+    assert_eq!(
+        stats.last_cleanup_at, T0,
+        "the failed claim changed nothing"
+    );
+    // Nothing was claimed, so the next create tries again; once the fault is gone it cleans up.
+    let unblock = match store.name {
+        "sqlite" => "DROP TRIGGER block_cleanup",
+        _ => "DROP TRIGGER block_cleanup ON zoe_state",
+    };
+    store.raw().execute(unblock, &[]).expect(unblock);
+    let issued = later.create("bob", None, None).unwrap();
+    assert!(
+        issued.cleanup_failure.is_none(),
+        "{:?}",
+        issued.cleanup_failure
+    );
+    let stats = later.stats().unwrap();
+    assert_eq!((stats.expired, stats.last_cleanup_at), (0, T0 + 3600 * SEC));
 }
 
 fn stats_count_sessions_users_and_expired_rows(store: &Store) {

@@ -6,8 +6,9 @@
 
 use super::json::rfc3339;
 use crate::config::LogLevel;
+use crate::session::engine::Issued;
 use crate::session::token;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 /// Writes one line at `level` if `threshold` lets it through.
@@ -23,6 +24,20 @@ pub fn emit(threshold: LogLevel, level: LogLevel, now: u64, message: &str, field
         line.extend(fields);
     }
     eprintln!("{}", Value::Object(line));
+}
+
+/// Logs the housekeeping that failed after `issued` was committed; the session stands and
+/// its token is still handed out.
+pub fn cleanup_failure(threshold: LogLevel, now: u64, issued: &Issued) {
+    if let Some(err) = &issued.cleanup_failure {
+        emit(
+            threshold,
+            LogLevel::Warn,
+            now,
+            "opportunistic cleanup failed; the session was created",
+            json!({"cause": err.to_string()}),
+        );
+    }
 }
 
 fn label(level: LogLevel) -> &'static str {

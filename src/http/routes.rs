@@ -5,7 +5,7 @@
 
 use super::auth::{self, Access, Caller, Source};
 use super::error::ApiError;
-use super::{Ctx, OPENAPI, Reply, cookies, json};
+use super::{Ctx, OPENAPI, Reply, cookies, json, log};
 use crate::session::engine::{DEFAULT_USER_PAGE, Issued, MAX_USER_PAGE};
 use crate::session::policy::Requirement;
 use serde::Deserialize;
@@ -51,6 +51,7 @@ pub fn create(ctx: &Ctx<'_>, _: &[String]) -> Result<Reply, ApiError> {
     let issued = ctx
         .engine()?
         .create(&body.user_id, body.timeout, metadata.as_deref())?;
+    log::cleanup_failure(ctx.config.log_level, ctx.now, &issued);
     Ok(issued_reply(ctx, &issued, set_cookie))
 }
 

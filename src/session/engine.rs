@@ -89,6 +89,10 @@ impl Session {
 pub struct Issued {
     pub token: Token,
     pub session: Session,
+    /// Housekeeping that failed after the session was committed (the opportunistic cleanup
+    /// of `create`). The session exists and the token works regardless: the caller logs this
+    /// and answers with the token, because failing the call would hide a live session's token.
+    pub cleanup_failure: Option<EngineError>,
 }
 
 /// Counters over the whole store.
@@ -161,10 +165,10 @@ impl Engine<'_> {
             db.insert(&row)?;
             Ok::<_, EngineError>(())
         })?;
-        self.opportunistic_cleanup()?;
         Ok(Issued {
             session: Session::from_row(row, self.now),
             token,
+            cleanup_failure: self.opportunistic_cleanup().err(),
         })
     }
 
@@ -244,6 +248,7 @@ impl Engine<'_> {
         Ok(Issued {
             token: new,
             session: Session::from_row(row, self.now),
+            cleanup_failure: None,
         })
     }
 

@@ -224,6 +224,12 @@ impl Api {
         )
     }
 
+    /// The SQLite file the server keeps its sessions in.
+    #[allow(dead_code)] // Only some test binaries reach into the database.
+    pub fn database_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("sessions.db")
+    }
+
     /// Everything the component has logged so far.
     pub fn log_text(&self) -> String {
         String::from_utf8_lossy(&self.log.contents()).into_owned()
