@@ -1,12 +1,14 @@
 //! In-process figures: the component through the host's typed API (one instance reused for
-//! every call) against the native baseline on the same kind of database, interleaved in
-//! rounds so that load from elsewhere on the machine hits both sides alike.
+//! every call) against the same engine compiled natively on rusqlite, on the same kind of
+//! database, interleaved in rounds so that load from elsewhere on the machine hits both
+//! sides alike.
 
 use crate::native;
 use crate::stats::{Table, median, ratio, us};
 use anyhow::Context as _;
 use std::path::Path;
 use std::time::Instant;
+use zoe_session::session::engine::EngineError;
 use zoe_session_host::{
     Allocation, Clock, CreateOptions, HostConfig, Location, Runtime, SessionHost,
 };
@@ -60,10 +62,8 @@ pub async fn run(runtime: &Runtime, dir: &Path, scale: usize) -> anyhow::Result<
     let now = native::now_ms();
     let clock = Clock::manual(now);
     let comp_host = host(runtime, &dir.join("inproc-component.db"), clock.clone()).await?;
-    // The native side gets its own file, with the schema made by the component's migrations.
-    let native_path = dir.join("inproc-native.db");
-    drop(host(runtime, &native_path, clock.clone()).await?);
-    let conn = native::connect(&native_path)?;
+    // The native side gets its own file, migrated by its own (the same) store code.
+    let native = native::Native::sqlite(&dir.join("inproc-native.db"), 100_000)?;
     let mut sessions = comp_host.sessions().await?;
 
     let tokens = 1000;
@@ -77,11 +77,11 @@ pub async fn run(runtime: &Runtime, dir: &Path, scale: usize) -> anyhow::Result<
                 .await?
                 .token,
         );
-        native_tokens.push(native::create(&conn, &user, 3600, 100_000, now)?);
+        native_tokens.push(native.create(&user, now)?);
     }
     for _ in 0..10 {
         sessions.create("lister", CreateOptions::default()).await?;
-        native::create(&conn, "lister", 3600, 100_000, now)?;
+        native.create("lister", now)?;
     }
 
     let n_fast = 4000 / scale;
@@ -107,7 +107,7 @@ pub async fn run(runtime: &Runtime, dir: &Path, scale: usize) -> anyhow::Result<
     let mut pooled = pooled_host.sessions().await?;
     for round in 0..ROUNDS {
         let s = &mut sessions;
-        let c = &conn;
+        let c = native.at(now);
         ops[0].component.push(timed!(n_fast, |_i| {
             let result = s.validate("x").await;
             anyhow::ensure!(
@@ -116,9 +116,9 @@ pub async fn run(runtime: &Runtime, dir: &Path, scale: usize) -> anyhow::Result<
             );
         }));
         ops[0].native.push(timed!(n_fast, |_i| {
-            let result = native::validate(c, "x", now);
+            let result = c.validate("x");
             anyhow::ensure!(
-                matches!(result, Err(native::Failure::InvalidToken)),
+                matches!(result, Err(EngineError::InvalidToken)),
                 "native validate(\"x\") should fail: {result:?}"
             );
         }));
@@ -129,8 +129,8 @@ pub async fn run(runtime: &Runtime, dir: &Path, scale: usize) -> anyhow::Result<
                 .context("component validate")?;
         }));
         ops[1].native.push(timed!(n_fast, |i| {
-            native::validate(c, &native_tokens[i % tokens], now)
-                .map_err(|e| anyhow::anyhow!("native validate: {e:?}"))?;
+            c.validate(&native_tokens[i % tokens])
+                .context("native validate")?;
         }));
 
         ops[2].component.push(timed!(n_write, |i| {
@@ -139,7 +139,8 @@ pub async fn run(runtime: &Runtime, dir: &Path, scale: usize) -> anyhow::Result<
                 .context("component create")?;
         }));
         ops[2].native.push(timed!(n_write, |i| {
-            native::create(c, &format!("c{round}-{i}"), 3600, 100_000, now)?;
+            c.create(&format!("c{round}-{i}"), None, None)
+                .context("native create")?;
         }));
 
         ops[3].component.push(timed!(n_write, |i| {
@@ -148,8 +149,8 @@ pub async fn run(runtime: &Runtime, dir: &Path, scale: usize) -> anyhow::Result<
                 .context("component extend")?;
         }));
         ops[3].native.push(timed!(n_write, |i| {
-            native::extend(c, &native_tokens[i % tokens], 60, now)
-                .map_err(|e| anyhow::anyhow!("native extend: {e:?}"))?;
+            c.extend(&native_tokens[i % tokens], 60)
+                .context("native extend")?;
         }));
 
         ops[4].component.push(timed!(n_write, |_i| {
@@ -157,7 +158,7 @@ pub async fn run(runtime: &Runtime, dir: &Path, scale: usize) -> anyhow::Result<
             anyhow::ensure!(list.len() == 10, "list-user returned {}", list.len());
         }));
         ops[4].native.push(timed!(n_write, |_i| {
-            let list = native::list_user(c, "lister", now)?;
+            let list = c.list_user("lister").context("native list")?;
             anyhow::ensure!(list.len() == 10, "native list-user returned {}", list.len());
         }));
 
@@ -174,7 +175,7 @@ pub async fn run(runtime: &Runtime, dir: &Path, scale: usize) -> anyhow::Result<
     }
 
     let mut table = Table::new(
-        "In-process: typed host API (one instance reused) vs native rusqlite, µs/op",
+        "In-process: typed host API (one instance reused) vs the same engine natively on rusqlite, µs/op",
         &["operation", "component", "native", "ratio"],
     );
     let mut medians: Vec<(f64, f64)> = Vec::new();
@@ -202,7 +203,10 @@ pub async fn run(runtime: &Runtime, dir: &Path, scale: usize) -> anyhow::Result<
             "call overhead (instance call, configuration, database handle)",
             overhead,
         ),
-        ("SQLite work (the native validate)", native_validate),
+        (
+            "the engine and SQLite natively (the native validate)",
+            native_validate,
+        ),
         (
             "the rest (guest code in Wasm, spin:sqlite marshalling, copies)",
             guest,

@@ -162,7 +162,7 @@ fn main() -> anyhow::Result<()> {
         }
         if options.scale_out {
             let bin = http::host_binary()?;
-            scaleout::run(dir.path(), &bin, options.http_seconds).await?;
+            scaleout::run(&runtime, dir.path(), &bin, options.http_seconds).await?;
         }
         if options.scale {
             scale::run(&runtime, dir.path(), &options.sizes).await?;

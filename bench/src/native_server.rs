@@ -1,6 +1,7 @@
 //! The native HTTP baseline: a minimal hyper server answering `/health`,
-//! `GET /sessions/validate` and `POST /sessions/create` with the native engine
-//! ([`crate::native`]) on a pool of rusqlite connections — what `serve` would be without Wasm.
+//! `GET /sessions/validate` and `POST /sessions/create` with zoe-session's engine compiled
+//! natively ([`crate::native`]) on a pool of rusqlite connections — what `serve` would be
+//! without Wasm (and without most of the HTTP layer's checks, so a generous baseline).
 //!
 //! It runs as a child process (`zoe-session-bench native-serve ADDR DB ADMIN_KEY`) so it is
 //! measured exactly like `zoe-session-host serve`: its own process, same loopback client.
@@ -10,30 +11,36 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use std::cell::RefCell;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
+use zoe_session::session::engine::{EngineError, Session};
+
+/// The component's default per-user limit.
+const MAX_PER_USER: u32 = 10;
 
 struct State {
     db: PathBuf,
-    idle: Mutex<Vec<rusqlite::Connection>>,
     admin_key: String,
 }
 
+thread_local! {
+    // One engine connection per worker thread: the store's handles are not `Send`, and a
+    // thread never runs two requests at once, which is what the host's pool gives at best.
+    static ENGINE: RefCell<Option<native::Native>> = const { RefCell::new(None) };
+}
+
 impl State {
-    /// A pooled connection, opened on demand like the host's pool.
-    fn with_conn<T>(&self, work: impl FnOnce(&rusqlite::Connection) -> T) -> anyhow::Result<T> {
-        let conn = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let conn = match conn {
-            Some(conn) => conn,
-            None => native::connect(&self.db)?,
-        };
-        let result = work(&conn);
-        self.idle
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(conn);
-        Ok(result)
+    /// The worker thread's engine connection, opened on first use.
+    fn with_conn<T>(&self, work: impl FnOnce(&native::Native) -> T) -> anyhow::Result<T> {
+        ENGINE.with(|slot| {
+            let mut slot = slot.borrow_mut();
+            if slot.is_none() {
+                *slot = Some(native::Native::sqlite(&self.db, MAX_PER_USER)?);
+            }
+            Ok(work(slot.as_ref().expect("opened above")))
+        })
     }
 }
 
@@ -51,17 +58,18 @@ fn error(status: StatusCode, kind: &str) -> Response<Full<Bytes>> {
     json(status, &serde_json::json!({"error": kind, "detail": kind}))
 }
 
-fn session(row: &native::Row, now: u64) -> serde_json::Value {
+fn session(session: &Session) -> serde_json::Value {
     serde_json::json!({
-        "id": row.id,
-        "user_id": row.user_id,
-        "created_at": row.created_at,
-        "last_activity": row.last_activity,
-        "expires_at": row.expires_at,
-        "absolute_expires_at": row.absolute_expires_at,
-        "idle_timeout": row.idle_timeout,
-        "metadata": serde_json::from_str::<serde_json::Value>(&row.metadata).unwrap_or_default(),
-        "is_active": row.expires_at > now,
+        "id": session.id,
+        "user_id": session.user_id,
+        "created_at": session.created_at,
+        "last_activity": session.last_activity,
+        "expires_at": session.expires_at,
+        "absolute_expires_at": session.absolute_expires_at,
+        "idle_timeout": session.idle_timeout,
+        "metadata": serde_json::from_str::<serde_json::Value>(&session.metadata)
+            .unwrap_or_default(),
+        "is_active": session.is_active,
     })
 }
 
@@ -83,10 +91,12 @@ async fn handle(
             else {
                 return Ok(error(StatusCode::UNAUTHORIZED, "unauthorized"));
             };
-            let result = state.with_conn(|c| native::validate(c, token, now))?;
+            let result = state.with_conn(|c| c.validate(token, now))?;
             Ok(match result {
-                Ok(row) => json(StatusCode::OK, &session(&row, now)),
-                Err(native::Failure::Sqlite(e)) => return Err(e.into()),
+                Ok(found) => json(StatusCode::OK, &session(&found)),
+                Err(err @ (EngineError::Storage(_) | EngineError::Random(_))) => {
+                    return Err(err.into());
+                }
                 Err(_) => error(StatusCode::UNAUTHORIZED, "unauthorized"),
             })
         }
@@ -107,8 +117,7 @@ async fn handle(
             let Some(user_id) = body["user_id"].as_str() else {
                 return Ok(error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"));
             };
-            let timeout = body["timeout"].as_u64().unwrap_or(3600);
-            let token = state.with_conn(|c| native::create(c, user_id, timeout, 10, now))??;
+            let token = state.with_conn(|c| c.create(user_id, now))??;
             let id = token.split('.').next().unwrap_or_default().to_owned();
             Ok(json(
                 StatusCode::OK,
@@ -127,7 +136,6 @@ async fn handle(
 pub fn serve(addr: &str, db: &str, admin_key: &str) -> anyhow::Result<()> {
     let state = Arc::new(State {
         db: PathBuf::from(db),
-        idle: Mutex::new(Vec::new()),
         admin_key: admin_key.to_owned(),
     });
     state.with_conn(|_| ())?;

@@ -28,6 +28,7 @@ pub async fn run(runtime: &Runtime, dir: &Path, sizes: &[u64]) -> anyhow::Result
     let host = host(runtime, &path, clock.clone()).await?;
     let mut sessions = host.sessions().await?;
     let conn = native::connect(&path)?;
+    let engine = native::Native::sqlite(&path, 100_000)?;
 
     let mut table = Table::new(
         "Validate latency as the table grows (component and native on the same file), µs",
@@ -68,8 +69,9 @@ pub async fn run(runtime: &Runtime, dir: &Path, sizes: &[u64]) -> anyhow::Result
                 .context("component validate")?;
             comp.push(t.elapsed());
             let t = Instant::now();
-            native::validate(&conn, pick(i + 1), now)
-                .map_err(|e| anyhow::anyhow!("native validate: {e:?}"))?;
+            engine
+                .validate(pick(i + 1), now)
+                .context("native validate")?;
             nat.push(t.elapsed());
         }
         table.row(vec![

@@ -6,6 +6,10 @@ use super::{Executor, Param, Row, StoreError, Value};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ToSql};
 use std::path::Path;
+use std::time::Duration;
+
+/// As the native host's (`host/src/sqlite.rs`).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One rusqlite connection.
 #[derive(Debug)]
@@ -14,7 +18,9 @@ pub struct NativeSqlite {
 }
 
 impl NativeSqlite {
-    /// Opens (creating if needed) the database file at `path`, in WAL mode.
+    /// Opens (creating if needed) the database file at `path` with the native host's
+    /// settings: WAL, `synchronous=NORMAL`, and a busy timeout so that connections of
+    /// several threads wait for each other's writes instead of failing.
     ///
     /// # Errors
     ///
@@ -23,6 +29,9 @@ impl NativeSqlite {
         let conn = Connection::open(path).map_err(store_error)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(store_error)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(store_error)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(store_error)?;
         Ok(Self { conn })
     }
 
