@@ -3,7 +3,7 @@
 //! HTTP layer shares its clock, configuration and database handles.
 
 use crate::bindings::exports::zoe::session::sessions as wit;
-use crate::config::{Config, ConfigError, Database};
+use crate::config::{Config, Database, LogLevel};
 use crate::http::log;
 use crate::session::engine::{Engine, EngineError, Issued, Session};
 use crate::session::policy::Requirement;
@@ -26,40 +26,39 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 thread_local! {
-    // An instance may serve many calls (the native host reuses one); configuration is read
-    // on first use and kept for the instance's life.
-    static CONFIG: OnceCell<Result<Rc<Config>, ConfigError>> = const { OnceCell::new() };
+    // An instance may serve many calls (the native host reuses one); each setting is read on
+    // first use and kept for the instance's life.
+    static CONFIG: Rc<Config> = Rc::new(Config::from_lookup(variable));
 }
 
-/// The configuration from Spin variables, parsed once per instance.
-pub(crate) fn config() -> Result<Rc<Config>, ConfigError> {
-    CONFIG.with(|cell| {
-        cell.get_or_init(|| {
-            Config::from_lookup(|name| match spin_sdk::variables::get(name) {
-                Ok(value) => Some(value),
-                // Undeclared or undefined variables take their defaults; a provider failure
-                // also falls back rather than taking the service down, and is logged.
-                Err(err) => {
-                    if !matches!(
-                        err,
-                        spin_sdk::variables::Error::Undefined(_)
-                            | spin_sdk::variables::Error::InvalidName(_)
-                    ) {
-                        eprintln!(
-                            r#"{{"level":"WARN","message":"variable provider failed","variable":"{name}"}}"#
-                        );
-                    }
-                    None
-                }
-            })
-            .map(Rc::new)
-        })
-        .clone()
-    })
+/// The configuration from Spin variables, each read when first needed.
+pub(crate) fn config() -> Rc<Config> {
+    CONFIG.with(Rc::clone)
+}
+
+/// One Spin variable. Undeclared or undefined variables take their defaults; a provider
+/// failure also falls back rather than taking the service down, and is logged.
+fn variable(name: &'static str) -> Option<String> {
+    match spin_sdk::variables::get(name) {
+        Ok(value) => Some(value),
+        Err(err) => {
+            if !matches!(
+                err,
+                spin_sdk::variables::Error::Undefined(_)
+                    | spin_sdk::variables::Error::InvalidName(_)
+            ) {
+                eprintln!(
+                    r#"{{"level":"WARN","message":"variable provider failed","variable":"{name}"}}"#
+                );
+            }
+            None
+        }
+    }
 }
 
 thread_local! {
-    // The instance's database handle, opened (and the schema checked) on first use. Keeping it
+    // The instance's database handle, opened on first use (the schema is checked when first
+    // needed, see `Db::open_deferred`). Keeping it
     // costs nothing between calls: `spin:sqlite` hosts pool connections per statement or give
     // each instance its own (Spin gives every request a fresh instance).
     static DB: RefCell<Option<Rc<Db>>> = const { RefCell::new(None) };
@@ -76,11 +75,13 @@ pub(crate) fn db(config: &Config) -> Result<Rc<Db>, EngineError> {
         }
         // Drop a stale handle (and its connection) before opening the next.
         *slot = None;
-        let exec: Box<dyn Executor> = match &config.database {
+        let exec: Box<dyn Executor> = match config.database_url()? {
             Database::Sqlite => Box::new(SpinSqlite::open()?),
             Database::Postgres(url) => Box::new(SpinPostgres::open(url)?),
         };
-        let db = Rc::new(Db::open(exec)?);
+        // Migrations wait for the first write or failed read, so that a fresh instance's
+        // validate is one statement.
+        let db = Rc::new(Db::open_deferred(exec));
         *slot = Some(db.clone());
         Ok(db)
     })
@@ -90,7 +91,7 @@ pub(crate) fn db(config: &Config) -> Result<Rc<Db>, EngineError> {
 fn with_engine<T>(op: impl FnOnce(&Engine<'_>) -> Result<T, EngineError>) -> Result<T, wit::Error> {
     let now = now_ms();
     let run = || {
-        let config = config()?;
+        let config = config();
         let db = db(&config)?;
         op(&Engine {
             config: &config,
@@ -159,7 +160,11 @@ impl wit::Guest for Component {
                 options.timeout_seconds,
                 options.metadata.as_deref(),
             )?;
-            log::cleanup_failure(e.config.log_level, e.now, &issued);
+            log::cleanup_failure(
+                e.config.log_level().copied().unwrap_or(LogLevel::Debug),
+                e.now,
+                &issued,
+            );
             Ok(issued)
         })
         .map(Into::into)

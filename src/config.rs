@@ -1,11 +1,19 @@
-//! Configuration: every setting of DESIGN.md's table, parsed and validated in one place.
+//! Configuration: every setting of DESIGN.md's table, defined once in [`SETTINGS`] (name,
+//! default, parser, meaning) and read lazily.
 //!
 //! The component's only configuration source is Spin variables; [`Config::from_lookup`] takes
-//! the lookup as a function so that parsing stays pure and testable. A missing variable takes
-//! its default; a present but bad one is an error that names the variable and the rule.
+//! the lookup as a function so that parsing stays pure and testable. Each setting is looked up
+//! and parsed the first time something asks for it, then kept for the instance's life: Spin
+//! gives every request a fresh instance and every variable read is a host call, so a request
+//! pays only for the settings it uses (`GET /health` and `GET /sessions/validate` read a
+//! handful of the nineteen). A missing or empty variable takes its default; a present but bad
+//! one is an error that names the variable and the rule, raised by whatever needs it, and
+//! [`Config::check_all`] reads every setting, for the routes that must refuse to run on a
+//! broken configuration (the admin's).
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::OnceLock;
 
 /// What happens when a user who already holds `max_per_user` sessions creates another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,57 +139,21 @@ impl fmt::Debug for Database {
     }
 }
 
-/// The validated configuration.
+/// A secret setting's value (the admin key): shown as `<redacted>` by `Debug`, so no log or
+/// panic message can carry it by accident.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Config {
-    pub default_timeout: u32,
-    pub max_timeout: u32,
-    pub min_timeout: u32,
-    pub absolute_lifetime: u32,
-    pub cleanup_interval: u32,
-    pub max_per_user: u32,
-    pub limit_policy: LimitPolicy,
-    pub require_https: bool,
-    pub secure_cookies: bool,
-    pub session_header: String,
-    pub auto_update: bool,
-    pub protected_paths: Vec<String>,
-    pub excluded_paths: Vec<String>,
-    pub log_level: LogLevel,
-    pub log_requests: bool,
-    /// `None` when no admin key is configured: privileged HTTP endpoints are then unavailable.
-    pub admin_key: Option<String>,
-    pub max_metadata_bytes: u32,
-    /// Peers whose forwarding headers (`X-Forwarded-Proto`, `Forwarded`) are believed: the
-    /// TLS-terminating proxies in front of the service. Empty: no one's.
-    pub trusted_proxies: TrustedProxies,
-    pub database: Database,
+pub struct Secret(String);
+
+impl Secret {
+    /// The value itself, for the one comparison that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
 }
 
-// The admin key must never reach a log, so Debug is written by hand.
-impl fmt::Debug for Config {
+impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("default_timeout", &self.default_timeout)
-            .field("max_timeout", &self.max_timeout)
-            .field("min_timeout", &self.min_timeout)
-            .field("absolute_lifetime", &self.absolute_lifetime)
-            .field("cleanup_interval", &self.cleanup_interval)
-            .field("max_per_user", &self.max_per_user)
-            .field("limit_policy", &self.limit_policy)
-            .field("require_https", &self.require_https)
-            .field("secure_cookies", &self.secure_cookies)
-            .field("session_header", &self.session_header)
-            .field("auto_update", &self.auto_update)
-            .field("protected_paths", &self.protected_paths)
-            .field("excluded_paths", &self.excluded_paths)
-            .field("log_level", &self.log_level)
-            .field("log_requests", &self.log_requests)
-            .field("admin_key", &self.admin_key.as_ref().map(|_| "<redacted>"))
-            .field("max_metadata_bytes", &self.max_metadata_bytes)
-            .field("trusted_proxies", &self.trusted_proxies)
-            .field("database", &self.database)
-            .finish()
+        f.write_str("<redacted>")
     }
 }
 
@@ -195,179 +167,223 @@ pub struct ConfigError {
     pub rule: String,
 }
 
+/// One row of DESIGN.md's configuration table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    /// The Spin variable (and, upper-cased behind `SESSION_`, the host's environment variable).
+    pub name: &'static str,
+    /// The value an unset or empty variable stands for, in the variable's own syntax.
+    pub default: &'static str,
+    /// What it means.
+    pub doc: &'static str,
+}
+
+/// The idle-timeout bounds, checked against each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub min: u32,
+    pub default: u32,
+    pub max: u32,
+}
+
+// `Send + Sync` so that native callers may share one configuration between threads.
+type Lookup = Box<dyn Fn(&'static str) -> Option<String> + Send + Sync>;
+
+/// The configuration: a lookup and each setting's parsed value, read on first use.
+pub struct Config {
+    lookup: Lookup,
+    values: Values,
+}
+
+/// Defines [`SETTINGS`], the lazily filled `Values` and one accessor per setting, so that a
+/// setting is written once: its name, type, default, parser and doc.
+macro_rules! settings {
+    ($(
+        $(#[doc = $doc:literal])+
+        $name:ident: $ty:ty = $default:literal, $parse:expr;
+    )+) => {
+        /// Every setting, in the order of DESIGN.md's table.
+        pub const SETTINGS: &[Setting] = &[$(
+            Setting { name: stringify!($name), default: $default, doc: concat!($($doc),+) },
+        )+];
+
+        /// Each setting's parsed value once something has asked for it.
+        #[derive(Debug, Default)]
+        struct Values {
+            $($name: OnceLock<Result<$ty, ConfigError>>,)+
+        }
+
+        impl Config {
+            $(
+                $(#[doc = $doc])+
+                ///
+                /// # Errors
+                ///
+                /// A [`ConfigError`] naming the variable when its value is unusable.
+                pub fn $name(&self) -> Result<&$ty, ConfigError> {
+                    self.read(&self.values.$name, stringify!($name), $default, $parse)
+                }
+            )+
+
+            /// Reads every setting; the first bad one in table order is the error.
+            fn read_each(&self) -> Result<(), ConfigError> {
+                $(self.$name()?;)+
+                Ok(())
+            }
+        }
+    };
+}
+
+settings! {
+    /// Idle timeout of a session created without one, in seconds.
+    default_timeout: u32 = "3600", seconds;
+    /// Largest idle timeout, and largest single extension, in seconds.
+    max_timeout: u32 = "86400", seconds;
+    /// Smallest idle timeout, in seconds.
+    min_timeout: u32 = "300", seconds;
+    /// Hard cap on a session's life from creation, in seconds, whatever activity it sees.
+    absolute_lifetime: u32 = "604800", seconds;
+    /// Seconds between opportunistic cleanups run by `create`.
+    cleanup_interval: u32 = "300", seconds;
+    /// Sessions one user may hold at once.
+    max_per_user: u32 = "10", |name, value| number(name, value, 1..=100_000);
+    /// What a create beyond `max_per_user` does: `evict_oldest` or `reject`.
+    limit_policy: LimitPolicy = "evict_oldest", limit_policy;
+    /// Refuse plain HTTP (403) and send HSTS.
+    require_https: bool = "false", boolean;
+    /// Cookies get `Secure` and the `__Host-` prefix.
+    secure_cookies: bool = "false", boolean;
+    /// The request header that carries a token.
+    session_header: String = "X-Session-ID", header_name;
+    /// Validation records activity (sliding expiry), at most once per 15 s per session.
+    auto_update: bool = "true", boolean;
+    /// Path prefixes the gate protects (read by the gate component).
+    protected_paths: Vec<String> = "/api/chat,/developer,/tasks", paths;
+    /// Path prefixes the gate lets through unauthenticated (read by the gate component).
+    excluded_paths: Vec<String> = "/docs,/health,/sessions/create", paths;
+    /// DEBUG, INFO, WARNING or ERROR.
+    log_level: LogLevel = "INFO", log_level;
+    /// One log line per request.
+    log_requests: bool = "true", boolean;
+    /// The admin key (at least 16 characters); empty: privileged endpoints are unavailable.
+    admin_key: Option<Secret> = "", admin_key;
+    /// Largest metadata object, in bytes of JSON.
+    max_metadata_bytes: u32 = "16384", |name, value| number(name, value, 2..=1_048_576);
+    /// Peers whose `X-Forwarded-Proto`/`Forwarded` headers are believed: IPs, CIDR blocks or `*`.
+    trusted_proxies: TrustedProxies = "", |_, value| TrustedProxies::parse(value);
+    /// Empty for SQLite, or a `postgres://` URL for PostgreSQL.
+    database_url: Database = "", database;
+}
+
 /// Every variable the component reads, in the order of DESIGN.md's table.
-pub const VARIABLE_NAMES: &[&str] = &[
-    "default_timeout",
-    "max_timeout",
-    "min_timeout",
-    "absolute_lifetime",
-    "cleanup_interval",
-    "max_per_user",
-    "limit_policy",
-    "require_https",
-    "secure_cookies",
-    "session_header",
-    "auto_update",
-    "protected_paths",
-    "excluded_paths",
-    "log_level",
-    "log_requests",
-    "admin_key",
-    "max_metadata_bytes",
-    "trusted_proxies",
-    "database_url",
-];
+pub const VARIABLE_NAMES: [&str; SETTINGS.len()] = {
+    let mut names = [""; SETTINGS.len()];
+    let mut i = 0;
+    while i < SETTINGS.len() {
+        names[i] = SETTINGS[i].name;
+        i += 1;
+    }
+    names
+};
 
 /// Largest idle timeout or lifetime accepted: ten years keeps every expiry computation far
 /// from overflow.
 const MAX_SECONDS: u32 = 10 * 366 * 24 * 3600;
 
+// Values are shown as far as they have been read; the admin key and the database URL
+// redact themselves.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("values", &self.values)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every setting at its default.
 impl Default for Config {
     fn default() -> Self {
-        Self {
-            default_timeout: 3600,
-            max_timeout: 86400,
-            min_timeout: 300,
-            absolute_lifetime: 604_800,
-            cleanup_interval: 300,
-            max_per_user: 10,
-            limit_policy: LimitPolicy::EvictOldest,
-            require_https: false,
-            secure_cookies: false,
-            session_header: "X-Session-ID".to_owned(),
-            auto_update: true,
-            protected_paths: split_paths("/api/chat,/developer,/tasks"),
-            excluded_paths: split_paths("/docs,/health,/sessions/create"),
-            log_level: LogLevel::Info,
-            log_requests: true,
-            admin_key: None,
-            max_metadata_bytes: 16384,
-            trusted_proxies: TrustedProxies::default(),
-            database: Database::Sqlite,
-        }
+        Self::from_lookup(|_| None)
     }
 }
 
 impl Config {
-    /// Builds the configuration from `lookup`, which returns a variable's value or `None` when
-    /// it is not set. Empty values count as not set, so `SPIN_VARIABLE_X=` means "default".
+    /// The configuration `lookup` gives: it returns a variable's value or `None` when it is
+    /// not set, and is called at most once per setting, when the setting is first needed.
+    /// Empty values count as not set, so `SPIN_VARIABLE_X=` means "default".
+    pub fn from_lookup(
+        lookup: impl Fn(&'static str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            lookup: Box::new(lookup),
+            values: Values::default(),
+        }
+    }
+
+    /// The configuration of `pairs` (variable, value), every other setting at its default.
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        Self::from_lookup(move |name| {
+            pairs
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, value)| value.clone())
+        })
+    }
+
+    /// Reads and checks every setting, and the relations between them.
     ///
     /// # Errors
     ///
     /// A [`ConfigError`] naming the first bad variable: not a number, out of range, an unknown
     /// policy or level, or `min_timeout <= default_timeout <= max_timeout` violated.
-    pub fn from_lookup(
-        mut lookup: impl FnMut(&'static str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
-        let defaults = Self::default();
-        let mut get = |name: &'static str| lookup(name).filter(|v| !v.trim().is_empty());
-
-        let config = Self {
-            default_timeout: seconds(
-                "default_timeout",
-                get("default_timeout"),
-                defaults.default_timeout,
-            )?,
-            max_timeout: seconds("max_timeout", get("max_timeout"), defaults.max_timeout)?,
-            min_timeout: seconds("min_timeout", get("min_timeout"), defaults.min_timeout)?,
-            absolute_lifetime: seconds(
-                "absolute_lifetime",
-                get("absolute_lifetime"),
-                defaults.absolute_lifetime,
-            )?,
-            cleanup_interval: seconds(
-                "cleanup_interval",
-                get("cleanup_interval"),
-                defaults.cleanup_interval,
-            )?,
-            max_per_user: number(
-                "max_per_user",
-                get("max_per_user"),
-                defaults.max_per_user,
-                1..=100_000,
-            )?,
-            limit_policy: match get("limit_policy") {
-                None => defaults.limit_policy,
-                Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-                    "evict_oldest" => LimitPolicy::EvictOldest,
-                    "reject" => LimitPolicy::Reject,
-                    _ => return Err(rule("limit_policy", "must be `evict_oldest` or `reject`")),
-                },
-            },
-            require_https: boolean(
-                "require_https",
-                get("require_https"),
-                defaults.require_https,
-            )?,
-            secure_cookies: boolean(
-                "secure_cookies",
-                get("secure_cookies"),
-                defaults.secure_cookies,
-            )?,
-            session_header: match get("session_header") {
-                None => defaults.session_header,
-                Some(v) => header_name(v.trim())?,
-            },
-            auto_update: boolean("auto_update", get("auto_update"), defaults.auto_update)?,
-            protected_paths: get("protected_paths").map_or(Ok(defaults.protected_paths), |v| {
-                paths("protected_paths", &v)
-            })?,
-            excluded_paths: get("excluded_paths")
-                .map_or(Ok(defaults.excluded_paths), |v| paths("excluded_paths", &v))?,
-            log_level: match get("log_level") {
-                None => defaults.log_level,
-                Some(v) => match v.trim().to_ascii_uppercase().as_str() {
-                    "DEBUG" => LogLevel::Debug,
-                    "INFO" => LogLevel::Info,
-                    "WARN" | "WARNING" => LogLevel::Warn,
-                    "ERROR" | "CRITICAL" => LogLevel::Error,
-                    _ => return Err(rule("log_level", "must be DEBUG, INFO, WARNING or ERROR")),
-                },
-            },
-            log_requests: boolean("log_requests", get("log_requests"), defaults.log_requests)?,
-            admin_key: match get("admin_key") {
-                None => None,
-                Some(key) if key.len() < 16 => {
-                    return Err(rule("admin_key", "must be at least 16 characters"));
-                }
-                Some(key) => Some(key),
-            },
-            max_metadata_bytes: number(
-                "max_metadata_bytes",
-                get("max_metadata_bytes"),
-                defaults.max_metadata_bytes,
-                2..=1_048_576,
-            )?,
-            trusted_proxies: match get("trusted_proxies") {
-                None => defaults.trusted_proxies,
-                Some(v) => TrustedProxies::parse(&v)?,
-            },
-            database: get("database_url").map_or(Ok(Database::Sqlite), |v| database(&v))?,
-        };
-        config.check_relations()?;
-        Ok(config)
+    pub fn check_all(&self) -> Result<(), ConfigError> {
+        self.read_each()?;
+        self.timeouts().map(drop)
     }
 
-    fn check_relations(&self) -> Result<(), ConfigError> {
-        if self.min_timeout > self.max_timeout {
+    /// The idle-timeout bounds, which must satisfy `min <= default <= max`.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the bad variable.
+    pub fn timeouts(&self) -> Result<Timeouts, ConfigError> {
+        let (default, max, min) = (
+            *self.default_timeout()?,
+            *self.max_timeout()?,
+            *self.min_timeout()?,
+        );
+        if min > max {
             return Err(rule(
                 "min_timeout",
-                format!(
-                    "must not exceed max_timeout ({} > {})",
-                    self.min_timeout, self.max_timeout
-                ),
+                format!("must not exceed max_timeout ({min} > {max})"),
             ));
         }
-        if !(self.min_timeout..=self.max_timeout).contains(&self.default_timeout) {
+        if !(min..=max).contains(&default) {
             return Err(rule(
                 "default_timeout",
-                format!(
-                    "must lie within [min_timeout, max_timeout] = [{}, {}]",
-                    self.min_timeout, self.max_timeout
-                ),
+                format!("must lie within [min_timeout, max_timeout] = [{min}, {max}]"),
             ));
         }
-        Ok(())
+        Ok(Timeouts { min, default, max })
+    }
+
+    fn read<'a, T>(
+        &'a self,
+        cell: &'a OnceLock<Result<T, ConfigError>>,
+        name: &'static str,
+        default: &'static str,
+        parse: fn(&'static str, &str) -> Result<T, ConfigError>,
+    ) -> Result<&'a T, ConfigError> {
+        cell.get_or_init(|| {
+            let value = (self.lookup)(name).filter(|v| !v.trim().is_empty());
+            parse(name, value.as_deref().unwrap_or(default))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
     }
 }
 
@@ -380,13 +396,9 @@ fn rule(name: &'static str, rule: impl Into<String>) -> ConfigError {
 
 fn number(
     name: &'static str,
-    value: Option<String>,
-    default: u32,
+    value: &str,
     range: std::ops::RangeInclusive<u32>,
 ) -> Result<u32, ConfigError> {
-    let Some(value) = value else {
-        return Ok(default);
-    };
     let message = || {
         format!(
             "must be a whole number in [{}, {}], got {value:?}",
@@ -402,14 +414,11 @@ fn number(
     }
 }
 
-fn seconds(name: &'static str, value: Option<String>, default: u32) -> Result<u32, ConfigError> {
-    number(name, value, default, 1..=MAX_SECONDS)
+fn seconds(name: &'static str, value: &str) -> Result<u32, ConfigError> {
+    number(name, value, 1..=MAX_SECONDS)
 }
 
-fn boolean(name: &'static str, value: Option<String>, default: bool) -> Result<bool, ConfigError> {
-    let Some(value) = value else {
-        return Ok(default);
-    };
+fn boolean(name: &'static str, value: &str) -> Result<bool, ConfigError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" => Ok(false),
@@ -417,7 +426,34 @@ fn boolean(name: &'static str, value: Option<String>, default: bool) -> Result<b
     }
 }
 
-fn header_name(value: &str) -> Result<String, ConfigError> {
+fn limit_policy(name: &'static str, value: &str) -> Result<LimitPolicy, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "evict_oldest" => Ok(LimitPolicy::EvictOldest),
+        "reject" => Ok(LimitPolicy::Reject),
+        _ => Err(rule(name, "must be `evict_oldest` or `reject`")),
+    }
+}
+
+fn log_level(name: &'static str, value: &str) -> Result<LogLevel, ConfigError> {
+    match value.trim().to_ascii_uppercase().as_str() {
+        "DEBUG" => Ok(LogLevel::Debug),
+        "INFO" => Ok(LogLevel::Info),
+        "WARN" | "WARNING" => Ok(LogLevel::Warn),
+        "ERROR" | "CRITICAL" => Ok(LogLevel::Error),
+        _ => Err(rule(name, "must be DEBUG, INFO, WARNING or ERROR")),
+    }
+}
+
+fn admin_key(name: &'static str, value: &str) -> Result<Option<Secret>, ConfigError> {
+    match value {
+        "" => Ok(None),
+        key if key.len() < 16 => Err(rule(name, "must be at least 16 characters")),
+        key => Ok(Some(Secret(key.to_owned()))),
+    }
+}
+
+fn header_name(name: &'static str, value: &str) -> Result<String, ConfigError> {
+    let value = value.trim();
     let valid = !value.is_empty()
         && value.len() <= 64
         && value
@@ -426,17 +462,17 @@ fn header_name(value: &str) -> Result<String, ConfigError> {
     if valid {
         Ok(value.to_owned())
     } else {
-        Err(rule(
-            "session_header",
-            "must be 1-64 letters, digits, `-` or `_`",
-        ))
+        Err(rule(name, "must be 1-64 letters, digits, `-` or `_`"))
     }
 }
 
-/// A `postgres://` or `postgresql://` URL with something after the scheme. The error never
-/// repeats the value: it may hold a password.
-fn database(url: &str) -> Result<Database, ConfigError> {
+/// Empty for SQLite, else a `postgres://` or `postgresql://` URL with something after the
+/// scheme. The error never repeats the value: it may hold a password.
+fn database(name: &'static str, url: &str) -> Result<Database, ConfigError> {
     let url = url.trim();
+    if url.is_empty() {
+        return Ok(Database::Sqlite);
+    }
     let rest = url.split_once("://").and_then(|(scheme, rest)| {
         let postgres =
             scheme.eq_ignore_ascii_case("postgres") || scheme.eq_ignore_ascii_case("postgresql");
@@ -447,23 +483,20 @@ fn database(url: &str) -> Result<Database, ConfigError> {
             Ok(Database::Postgres(url.to_owned()))
         }
         _ => Err(rule(
-            "database_url",
+            name,
             "must be empty (SQLite) or a PostgreSQL URL such as \
              postgres://user:password@host:5432/database",
         )),
     }
 }
 
-fn split_paths(list: &str) -> Vec<String> {
-    list.split(',')
+fn paths(name: &'static str, list: &str) -> Result<Vec<String>, ConfigError> {
+    let paths: Vec<String> = list
+        .split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(str::to_owned)
-        .collect()
-}
-
-fn paths(name: &'static str, list: &str) -> Result<Vec<String>, ConfigError> {
-    let paths = split_paths(list);
+        .collect();
     match paths.iter().find(|p| !p.starts_with('/')) {
         Some(bad) => Err(rule(
             name,
@@ -476,24 +509,32 @@ fn paths(name: &'static str, list: &str) -> Result<Vec<String>, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
 
     fn parse(vars: &[(&'static str, &str)]) -> Result<Config, ConfigError> {
-        let vars: HashMap<_, _> = vars.iter().map(|(k, v)| (*k, v.to_string())).collect();
-        Config::from_lookup(|name| vars.get(name).cloned())
+        let config = Config::from_pairs(vars);
+        config.check_all()?;
+        Ok(config)
     }
 
     #[test]
     fn no_variables_gives_the_documented_defaults() {
         let config = parse(&[]).expect("defaults are valid");
-        assert_eq!(config, Config::default());
-        assert_eq!(config.default_timeout, 3600);
-        assert_eq!(config.limit_policy, LimitPolicy::EvictOldest);
+        assert_eq!(*config.default_timeout().unwrap(), 3600);
+        assert_eq!(*config.limit_policy().unwrap(), LimitPolicy::EvictOldest);
         assert_eq!(
-            config.protected_paths,
-            ["/api/chat", "/developer", "/tasks"]
+            config.protected_paths().unwrap(),
+            &["/api/chat", "/developer", "/tasks"]
         );
-        assert_eq!(config.admin_key, None);
+        assert_eq!(config.admin_key().unwrap(), &None);
+        assert_eq!(
+            config.timeouts().unwrap(),
+            Timeouts {
+                min: 300,
+                default: 3600,
+                max: 86400
+            }
+        );
     }
 
     #[test]
@@ -520,25 +561,40 @@ mod tests {
             ("database_url", "postgres://zoe:pw@db.internal:5432/zoe"),
         ])
         .expect("valid");
-        assert_eq!(config.default_timeout, 600);
-        assert_eq!(config.max_timeout, 7200);
-        assert_eq!(config.min_timeout, 60);
-        assert_eq!(config.absolute_lifetime, 90000);
-        assert_eq!(config.cleanup_interval, 10);
-        assert_eq!(config.max_per_user, 3);
-        assert_eq!(config.limit_policy, LimitPolicy::Reject);
-        assert!(config.require_https && config.secure_cookies && !config.auto_update);
-        assert_eq!(config.session_header, "X-Token");
-        assert_eq!(config.protected_paths, ["/api", "/admin"]);
-        assert_eq!(config.excluded_paths, ["/health"]);
-        assert_eq!(config.log_level, LogLevel::Debug);
-        assert!(!config.log_requests);
-        assert_eq!(config.admin_key.as_deref(), Some("0123456789abcdef0123"));
-        assert_eq!(config.max_metadata_bytes, 1024);
-        assert!(config.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
         assert_eq!(
-            config.database,
-            Database::Postgres("postgres://zoe:pw@db.internal:5432/zoe".to_owned())
+            config.timeouts().unwrap(),
+            Timeouts {
+                min: 60,
+                default: 600,
+                max: 7200
+            }
+        );
+        assert_eq!(*config.absolute_lifetime().unwrap(), 90000);
+        assert_eq!(*config.cleanup_interval().unwrap(), 10);
+        assert_eq!(*config.max_per_user().unwrap(), 3);
+        assert_eq!(*config.limit_policy().unwrap(), LimitPolicy::Reject);
+        assert!(*config.require_https().unwrap());
+        assert!(*config.secure_cookies().unwrap());
+        assert!(!*config.auto_update().unwrap());
+        assert_eq!(config.session_header().unwrap(), "X-Token");
+        assert_eq!(config.protected_paths().unwrap(), &["/api", "/admin"]);
+        assert_eq!(config.excluded_paths().unwrap(), &["/health"]);
+        assert_eq!(*config.log_level().unwrap(), LogLevel::Debug);
+        assert!(!*config.log_requests().unwrap());
+        assert_eq!(
+            config.admin_key().unwrap().as_ref().map(Secret::expose),
+            Some("0123456789abcdef0123")
+        );
+        assert_eq!(*config.max_metadata_bytes().unwrap(), 1024);
+        assert!(
+            config
+                .trusted_proxies()
+                .unwrap()
+                .contains("10.1.2.3".parse().unwrap())
+        );
+        assert_eq!(
+            config.database_url().unwrap(),
+            &Database::Postgres("postgres://zoe:pw@db.internal:5432/zoe".to_owned())
         );
     }
 
@@ -565,6 +621,44 @@ mod tests {
             assert_eq!(err.name, *name, "{value:?}");
             assert!(err.to_string().contains(name), "{err}");
         }
+    }
+
+    #[test]
+    fn settings_are_read_once_each_and_only_when_needed() {
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let log = asked.clone();
+        let config = Config::from_lookup(move |name| {
+            log.lock().unwrap().push(name);
+            (name == "max_per_user").then(|| "3".to_owned())
+        });
+        assert!(asked.lock().unwrap().is_empty(), "nothing is read up front");
+        assert_eq!(*config.max_per_user().unwrap(), 3);
+        assert_eq!(*config.max_per_user().unwrap(), 3);
+        assert_eq!(config.session_header().unwrap(), "X-Session-ID");
+        assert_eq!(*asked.lock().unwrap(), ["max_per_user", "session_header"]);
+        // Positive control: the full check reads every other setting, once.
+        config.check_all().unwrap();
+        assert_eq!(asked.lock().unwrap().len(), SETTINGS.len());
+    }
+
+    #[test]
+    fn a_bad_setting_fails_only_what_needs_it() {
+        let config = Config::from_pairs(&[("max_per_user", "many")]);
+        assert_eq!(config.session_header().unwrap(), "X-Session-ID");
+        assert_eq!(config.max_per_user().unwrap_err().name, "max_per_user");
+        assert_eq!(config.check_all().unwrap_err().name, "max_per_user");
+    }
+
+    #[test]
+    fn the_table_is_unique_and_every_default_parses() {
+        let mut names: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), SETTINGS.len());
+        assert!(SETTINGS.iter().all(|s| !s.doc.trim().is_empty()));
+        Config::default()
+            .check_all()
+            .expect("the defaults are valid");
     }
 
     #[test]
@@ -609,15 +703,27 @@ mod tests {
 
     #[test]
     fn empty_value_means_default() {
-        assert_eq!(parse(&[("max_per_user", " ")]).unwrap().max_per_user, 10);
+        assert_eq!(
+            *parse(&[("max_per_user", " ")])
+                .unwrap()
+                .max_per_user()
+                .unwrap(),
+            10
+        );
     }
 
     #[test]
     fn database_url_chooses_the_backend() {
-        assert_eq!(parse(&[]).unwrap().database, Database::Sqlite);
         assert_eq!(
-            parse(&[("database_url", " ")]).unwrap().database,
-            Database::Sqlite
+            parse(&[]).unwrap().database_url().unwrap(),
+            &Database::Sqlite
+        );
+        assert_eq!(
+            parse(&[("database_url", " ")])
+                .unwrap()
+                .database_url()
+                .unwrap(),
+            &Database::Sqlite
         );
         for url in [
             "postgres://h/db",
@@ -625,8 +731,11 @@ mod tests {
             "POSTGRES://h",
         ] {
             assert_eq!(
-                parse(&[("database_url", url)]).unwrap().database,
-                Database::Postgres(url.to_owned()),
+                parse(&[("database_url", url)])
+                    .unwrap()
+                    .database_url()
+                    .unwrap(),
+                &Database::Postgres(url.to_owned()),
                 "{url}"
             );
         }
@@ -649,11 +758,36 @@ mod tests {
     }
 
     #[test]
-    fn spin_toml_passes_every_variable_to_the_component() {
-        let manifest = include_str!("../spin.toml");
-        for name in VARIABLE_NAMES {
-            let line = format!("{name} = \"{{{{ {name} }}}}\"");
-            assert!(manifest.contains(&line), "spin.toml lacks `{line}`");
+    fn spin_toml_declares_every_setting_with_its_default_and_passes_it_on() {
+        let manifest = toml_lite::parse(include_str!("../spin.toml"));
+        // `database_host` is the manifest's own: it fills `allowed_outbound_hosts`.
+        let mut declared: Vec<&str> = manifest
+            .variables
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .filter(|name| *name != "database_host")
+            .collect();
+        declared.sort_unstable();
+        let mut table = VARIABLE_NAMES.to_vec();
+        table.sort_unstable();
+        assert_eq!(declared, table, "spin.toml's [variables] are the table's");
+        for setting in SETTINGS {
+            let (_, default) = manifest
+                .variables
+                .iter()
+                .find(|(name, _)| name == setting.name)
+                .expect("declared");
+            assert_eq!(
+                default.as_deref(),
+                Some(setting.default),
+                "the default of {}",
+                setting.name
+            );
+            let line = format!("{0} = \"{{{{ {0} }}}}\"", setting.name);
+            assert!(
+                manifest.component_variables.contains(&line),
+                "spin.toml lacks `{line}`"
+            );
         }
     }
 
@@ -673,6 +807,44 @@ mod tests {
         assert!(!shown.contains("super-secret"), "{shown}");
         assert!(shown.contains("<redacted>"));
     }
+
+    /// Just enough of spin.toml's shape for the manifest test: the `[variables]` table (name
+    /// and `default`, if any) and the component's variable lines.
+    mod toml_lite {
+        pub struct Manifest {
+            pub variables: Vec<(String, Option<String>)>,
+            pub component_variables: String,
+        }
+
+        pub fn parse(text: &str) -> Manifest {
+            let mut variables = Vec::new();
+            let mut component_variables = String::new();
+            let mut section = "";
+            for line in text.lines().map(str::trim) {
+                if line.starts_with('[') {
+                    section = line;
+                    continue;
+                }
+                let Some((name, value)) = line.split_once(" = ") else {
+                    continue;
+                };
+                if section == "[variables]" {
+                    let default = value
+                        .split_once("default = \"")
+                        .and_then(|(_, rest)| rest.split_once('"'))
+                        .map(|(value, _)| value.to_owned());
+                    variables.push((name.to_owned(), default));
+                } else if section.ends_with(".variables]") {
+                    component_variables.push_str(line);
+                    component_variables.push('\n');
+                }
+            }
+            Manifest {
+                variables,
+                component_variables,
+            }
+        }
+    }
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
@@ -685,15 +857,15 @@ mod properties {
         fn any_values_give_a_valid_config_or_an_error_naming_a_known_setting(
             values in proptest::collection::vec(".{0,12}", VARIABLE_NAMES.len()),
         ) {
-            let result = Config::from_lookup(|name| {
+            let config = Config::from_lookup(move |name| {
                 let index = VARIABLE_NAMES.iter().position(|n| *n == name)?;
                 Some(values[index].clone())
             });
-            match result {
-                Ok(config) => {
-                    prop_assert!(config.min_timeout <= config.default_timeout);
-                    prop_assert!(config.default_timeout <= config.max_timeout);
-                    prop_assert!(config.max_per_user >= 1);
+            match config.check_all() {
+                Ok(()) => {
+                    let t = config.timeouts().unwrap();
+                    prop_assert!(t.min <= t.default && t.default <= t.max);
+                    prop_assert!(*config.max_per_user().unwrap() >= 1);
                 }
                 Err(err) => prop_assert!(VARIABLE_NAMES.contains(&err.name)),
             }
@@ -702,13 +874,13 @@ mod properties {
         #[test]
         fn numbers_in_range_are_accepted(min in 1u32..1000, span in 0u32..100_000) {
             let max = min + span;
-            let result = Config::from_lookup(|name| match name {
+            let config = Config::from_lookup(move |name| match name {
                 "min_timeout" | "default_timeout" => Some(min.to_string()),
                 "max_timeout" => Some(max.to_string()),
                 _ => None,
             });
-            let config = result.expect("in range");
-            prop_assert_eq!((config.min_timeout, config.max_timeout), (min, max));
+            let t = config.timeouts().expect("in range");
+            prop_assert_eq!((t.min, t.max), (min, max));
         }
     }
 }

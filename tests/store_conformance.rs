@@ -9,12 +9,15 @@
 
 #![cfg(not(target_arch = "wasm32"))]
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::sync::Barrier;
-use zoe_session::config::{Config, LimitPolicy};
+use zoe_session::config::Config;
 use zoe_session::session::engine::{
     CLEANUP_BATCH, Engine, EngineError, MAX_CLEANUP_ROWS, MAX_USER_PAGE, UserPage,
 };
 use zoe_session::session::policy::ACTIVITY_WRITE_INTERVAL_MS;
+use zoe_session::session::token::Token;
 use zoe_session::store::native_postgres::NativePostgres;
 use zoe_session::store::native_sqlite::NativeSqlite;
 use zoe_session::store::sql::{Dialect, POSTGRES, SQLITE};
@@ -78,10 +81,8 @@ fn engine<'a>(db: &'a Db, config: &'a Config, now: u64) -> Engine<'a> {
     Engine { config, db, now }
 }
 
-fn config(change: impl FnOnce(&mut Config)) -> Config {
-    let mut config = Config::default();
-    change(&mut config);
-    config
+fn config(pairs: &[(&str, &str)]) -> Config {
+    Config::from_pairs(pairs)
 }
 
 macro_rules! suite {
@@ -119,6 +120,9 @@ suite!(
     users_are_listed_by_prefix_a_page_at_a_time_in_byte_order,
     migrations_are_idempotent,
     a_newer_schema_is_refused,
+    a_deferred_handle_validates_in_one_statement,
+    a_deferred_handle_migrates_a_fresh_database_when_first_needed,
+    a_deferred_handle_refuses_a_newer_schema_on_its_first_write,
     replicas_starting_together_migrate_once,
     forty_concurrent_creates_never_exceed_the_limit,
     forty_concurrent_creates_under_reject_admit_exactly_the_limit,
@@ -218,10 +222,7 @@ fn validate_slides_expiry_writing_at_most_once_per_window(store: &Store) {
             .is_ok()
     );
     // Without auto_update a validate never writes.
-    let still = Config {
-        auto_update: false,
-        ..config
-    };
+    let still = Config::from_pairs(&[("auto_update", "false")]);
     let later = T0 + 3000 * SEC;
     let s = engine(&db, &still, later).validate(&token).unwrap();
     assert_ne!(s.last_activity, later);
@@ -242,7 +243,7 @@ fn touch_records_activity_at_once(store: &Store) {
 
 fn absolute_lifetime_caps_sliding_and_extend(store: &Store) {
     let db = store.db();
-    let config = config(|c| c.absolute_lifetime = 7200);
+    let config = config(&[("absolute_lifetime", "7200")]);
     let token = engine(&db, &config, T0)
         .create("alice", None, None)
         .unwrap()
@@ -270,7 +271,7 @@ fn absolute_lifetime_caps_sliding_and_extend(store: &Store) {
 
 fn extend_is_capped_at_max_timeout_from_now(store: &Store) {
     let db = store.db();
-    let config = config(|c| c.max_timeout = 7200);
+    let config = config(&[("max_timeout", "7200")]);
     let at = engine(&db, &config, T0);
     let token = at.create("alice", None, None).unwrap().token.expose();
     assert_eq!(at.extend(&token, 1800).unwrap().expires_at, T0 + 5400 * SEC);
@@ -290,7 +291,7 @@ fn extend_is_capped_at_max_timeout_from_now(store: &Store) {
 
 fn fourth_session_evicts_the_least_recently_active(store: &Store) {
     let db = store.db();
-    let config = config(|c| c.max_per_user = 3);
+    let config = config(&[("max_per_user", "3")]);
     let create = |now| {
         engine(&db, &config, now)
             .create("alice", None, None)
@@ -319,10 +320,7 @@ fn fourth_session_evicts_the_least_recently_active(store: &Store) {
 
 fn reject_policy_refuses_past_the_limit(store: &Store) {
     let db = store.db();
-    let config = config(|c| {
-        c.max_per_user = 2;
-        c.limit_policy = LimitPolicy::Reject;
-    });
+    let config = config(&[("max_per_user", "2"), ("limit_policy", "reject")]);
     let at = engine(&db, &config, T0);
     let first = at.create("alice", None, None).unwrap();
     at.create("alice", None, None).unwrap();
@@ -339,10 +337,7 @@ fn reject_policy_refuses_past_the_limit(store: &Store) {
 
 fn expired_sessions_do_not_count_against_the_limit(store: &Store) {
     let db = store.db();
-    let config = config(|c| {
-        c.max_per_user = 2;
-        c.limit_policy = LimitPolicy::Reject;
-    });
+    let config = config(&[("max_per_user", "2"), ("limit_policy", "reject")]);
     let at = engine(&db, &config, T0);
     at.create("alice", Some(300), None).unwrap();
     at.create("alice", Some(300), None).unwrap();
@@ -528,7 +523,7 @@ fn cleanup_deletes_expired_rows_in_bounded_batches(store: &Store) {
 
 fn create_cleans_up_once_per_interval(store: &Store) {
     let db = store.db();
-    let config = config(|c| c.cleanup_interval = 3600);
+    let config = config(&[("cleanup_interval", "3600")]);
     // The first create claims the (never used) cleanup slot.
     let at = engine(&db, &config, T0);
     for n in 0..5 {
@@ -570,7 +565,7 @@ fn block_cleanup_claims(store: &Store) {
 
 fn a_failed_cleanup_leaves_the_committed_create_standing(store: &Store) {
     let db = store.db();
-    let config = config(|c| c.cleanup_interval = 60);
+    let config = config(&[("cleanup_interval", "60")]);
     engine(&db, &config, T0)
         .create("old", Some(300), None)
         .unwrap();
@@ -716,6 +711,101 @@ fn a_newer_schema_is_refused(store: &Store) {
     }
 }
 
+/// An executor that counts the statements it runs.
+#[derive(Debug)]
+struct Counting {
+    inner: Box<dyn Executor>,
+    statements: Rc<Cell<usize>>,
+}
+
+impl Executor for Counting {
+    fn dialect(&self) -> &'static Dialect {
+        self.inner.dialect()
+    }
+
+    fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
+        self.statements.set(self.statements.get() + 1);
+        self.inner.query(sql, params)
+    }
+
+    fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
+        self.statements.set(self.statements.get() + 1);
+        self.inner.execute(sql, params)
+    }
+}
+
+fn counting(store: &Store) -> (Box<dyn Executor>, Rc<Cell<usize>>) {
+    let statements = Rc::new(Cell::new(0));
+    let exec = Counting {
+        inner: store.raw(),
+        statements: statements.clone(),
+    };
+    (Box::new(exec), statements)
+}
+
+fn a_deferred_handle_validates_in_one_statement(store: &Store) {
+    let config = Config::default();
+    let token = engine(&store.db(), &config, T0)
+        .create("alice", None, None)
+        .unwrap()
+        .token
+        .expose();
+    let soon = T0 + SEC; // no activity write is due yet
+    let (exec, statements) = counting(store);
+    let db = Db::open_deferred(exec);
+    assert_eq!(statements.get(), 0, "opening runs nothing");
+    engine(&db, &config, soon).validate(&token).unwrap();
+    assert_eq!(statements.get(), 1, "one lookup, no version check");
+    // Positive control: an eagerly migrated handle checks the version first, and the counter
+    // sees it.
+    let (exec, statements) = counting(store);
+    let db = Db::open(exec).unwrap();
+    engine(&db, &config, soon).validate(&token).unwrap();
+    assert_eq!(statements.get(), 2);
+}
+
+fn a_deferred_handle_migrates_a_fresh_database_when_first_needed(store: &Store) {
+    let config = Config::default();
+    let stranger = Token::generate().unwrap().expose();
+    // A read on a database without tables fails, migrates, and is answered.
+    let db = Db::open_deferred(store.raw());
+    assert!(matches!(
+        engine(&db, &config, T0).validate(&stranger),
+        Err(EngineError::NotFound)
+    ));
+    assert_eq!(store.count("SELECT max(version) FROM zoe_schema"), 1);
+    // A handle whose first call writes migrates before it (here: nothing left to do).
+    let db = Db::open_deferred(store.raw());
+    let token = engine(&db, &config, T0)
+        .create("alice", None, None)
+        .unwrap()
+        .token
+        .expose();
+    assert!(engine(&db, &config, T0).validate(&token).is_ok());
+    assert_eq!(store.count("SELECT count(*) FROM zoe_schema"), 1);
+}
+
+fn a_deferred_handle_refuses_a_newer_schema_on_its_first_write(store: &Store) {
+    let config = Config::default();
+    let token = engine(&store.db(), &config, T0)
+        .create("alice", None, None)
+        .unwrap()
+        .token
+        .expose();
+    store
+        .raw()
+        .execute("UPDATE zoe_schema SET version = version + 1", &[])
+        .unwrap();
+    let db = Db::open_deferred(store.raw());
+    // Reads of this build's columns still answer...
+    assert!(engine(&db, &config, T0 + SEC).validate(&token).is_ok());
+    // ...and the first write checks the version and refuses.
+    match engine(&db, &config, T0 + SEC).create("bob", None, None) {
+        Err(EngineError::Storage(StoreError::FutureSchema { found: 2, known: 1 })) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
 fn replicas_starting_together_migrate_once(store: &Store) {
     let barrier = Barrier::new(8);
     std::thread::scope(|scope| {
@@ -764,7 +854,7 @@ fn concurrent_creates(
 }
 
 fn forty_concurrent_creates_never_exceed_the_limit(store: &Store) {
-    let config = config(|c| c.max_per_user = 5);
+    let config = config(&[("max_per_user", "5")]);
     let outcomes = concurrent_creates(&|| store.db(), &config, 8, 5);
     assert_eq!(outcomes.len(), 40);
     assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
@@ -776,10 +866,7 @@ fn forty_concurrent_creates_never_exceed_the_limit(store: &Store) {
 }
 
 fn forty_concurrent_creates_under_reject_admit_exactly_the_limit(store: &Store) {
-    let config = config(|c| {
-        c.max_per_user = 5;
-        c.limit_policy = LimitPolicy::Reject;
-    });
+    let config = config(&[("max_per_user", "5"), ("limit_policy", "reject")]);
     let outcomes = concurrent_creates(&|| store.db(), &config, 8, 5);
     let admitted = outcomes.iter().filter(|o| o.is_ok()).count();
     let refused = outcomes
@@ -938,7 +1025,7 @@ fn the_users_page_is_a_range_of_the_user_index_on_sqlite() {
 #[test]
 fn postgres_without_the_user_lock_overflows_the_limit() {
     let store = postgres();
-    let config = config(|c| c.max_per_user = 5);
+    let config = config(&[("max_per_user", "5")]);
     let open = || Db::open(Box::new(WithoutUserLock(store.raw()))).expect("open");
     let mut seen = Vec::new();
     for _ in 0..10 {

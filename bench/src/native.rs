@@ -54,10 +54,7 @@ impl Native {
     }
 
     fn on(db: Db, max_per_user: u32) -> Result<Self, EngineError> {
-        let config = Config {
-            max_per_user,
-            ..Config::default()
-        };
+        let config = Config::from_pairs(&[("max_per_user", &max_per_user.to_string())]);
         Ok(Self { db, config })
     }
 

@@ -9,7 +9,7 @@
 
 use super::error::ApiError;
 use super::{Ctx, cookies};
-use crate::config::Config;
+use crate::config::{Config, ConfigError, TrustedProxies};
 use crate::session::engine::{EngineError, Session};
 use crate::session::token;
 use sha2::{Digest, Sha256};
@@ -30,14 +30,18 @@ pub enum Source {
 /// 400 when the credential is ambiguous: the session header sent twice, or the session cookie
 /// named twice (a proxy in front may read the other copy than we do).
 pub fn caller_token(ctx: &Ctx<'_>) -> Result<Option<(String, Source)>, ApiError> {
-    let header = &ctx.config.session_header;
+    let header = ctx.config.session_header()?;
     if let Some(value) = single_header(ctx, header)? {
         let value = value.trim();
         if !value.is_empty() {
             return Ok(Some((value.to_owned(), Source::Header)));
         }
     }
-    let name = cookies::name(ctx.config);
+    // The cookie's name depends on a setting: read it only when there are cookies.
+    if ctx.req.headers_named("cookie").next().is_none() {
+        return Ok(None);
+    }
+    let name = cookies::name(ctx.config)?;
     let mut found = ctx
         .req
         .headers_named("cookie")
@@ -85,11 +89,11 @@ fn bearer<'a>(ctx: &Ctx<'a>) -> Option<Result<&'a str, ApiError>> {
 /// Checks a presented admin key. Both sides are hashed first so the comparison is constant
 /// time in the key's length as well as its content.
 fn check_admin_key(ctx: &Ctx<'_>, presented: &str) -> Result<(), ApiError> {
-    let Some(configured) = &ctx.config.admin_key else {
+    let Some(configured) = ctx.config.admin_key()? else {
         return Err(ApiError::AdminKeyMissing);
     };
     let equal: bool = Sha256::digest(presented.as_bytes())
-        .ct_eq(&Sha256::digest(configured.as_bytes()))
+        .ct_eq(&Sha256::digest(configured.expose().as_bytes()))
         .into();
     if equal {
         Ok(())
@@ -101,13 +105,15 @@ fn check_admin_key(ctx: &Ctx<'_>, presented: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Requires the admin key.
+/// Requires the admin key, and a configuration without a bad setting: the admin's routes
+/// are where an operator learns of one that no other route needed yet.
 ///
 /// # Errors
 ///
-/// 503 when none is configured, 401 when it is missing or wrong.
+/// 503 when none is configured, 401 when it is missing or wrong, 500 naming the first bad
+/// setting.
 pub fn require_admin(ctx: &Ctx<'_>) -> Result<(), ApiError> {
-    if ctx.config.admin_key.is_none() {
+    if ctx.config.admin_key()?.is_none() {
         return Err(ApiError::AdminKeyMissing);
     }
     match bearer(ctx) {
@@ -115,7 +121,8 @@ pub fn require_admin(ctx: &Ctx<'_>) -> Result<(), ApiError> {
             "this endpoint needs the admin key as `Authorization: Bearer <admin key>`",
         )),
         Some(key) => check_admin_key(ctx, key?),
-    }
+    }?;
+    Ok(ctx.config.check_all()?)
 }
 
 /// Who the caller is, for endpoints open to the admin or to a session's own user.
@@ -136,12 +143,13 @@ pub enum Caller {
 pub fn caller(ctx: &Ctx<'_>) -> Result<Caller, ApiError> {
     if let Some(key) = bearer(ctx) {
         check_admin_key(ctx, key?)?;
+        ctx.config.check_all()?;
         return Ok(Caller::Admin);
     }
     let Some((token, source)) = caller_token(ctx)? else {
         return Err(ApiError::unauthorized(format!(
             "send a session token in the {} header (or the session cookie), or the admin key",
-            ctx.config.session_header
+            ctx.config.session_header()?
         )));
     };
     if source == Source::Cookie {
@@ -278,7 +286,7 @@ pub fn check_csrf(ctx: &Ctx<'_>) -> Result<(), ApiError> {
     }
     if let Some(origin) = ctx.req.header("origin") {
         return if ctx
-            .origin()
+            .origin()?
             .is_some_and(|ours| ours.eq_ignore_ascii_case(origin.trim()))
         {
             Ok(())
@@ -304,21 +312,25 @@ pub fn check_csrf(ctx: &Ctx<'_>) -> Result<(), ApiError> {
 /// `trusted_proxies`: then the scheme that proxy reports in `X-Forwarded-Proto` (or RFC 7239
 /// `Forwarded: proto=`) decides. A client's own forwarding header is never believed, so it
 /// cannot talk its way past `require_https` or the CSRF origin check.
-pub fn is_https(req: &super::Request, config: &Config) -> bool {
-    if peer_is_trusted_proxy(req, config)
-        && let Some(proto) = forwarded_proto(req)
+///
+/// # Errors
+///
+/// A bad `trusted_proxies`, read only when a forwarding header is present.
+pub fn is_https(req: &super::Request, config: &Config) -> Result<bool, ConfigError> {
+    if let Some(proto) = forwarded_proto(req)
+        && peer_is_trusted_proxy(req, config.trusted_proxies()?)
     {
-        return proto.eq_ignore_ascii_case("https");
+        return Ok(proto.eq_ignore_ascii_case("https"));
     }
-    req.header("spin-full-url").is_some_and(|url| {
+    Ok(req.header("spin-full-url").is_some_and(|url| {
         url.get(..8)
             .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
-    })
+    }))
 }
 
-/// Whether the connection's peer is a configured trusted proxy.
-fn peer_is_trusted_proxy(req: &super::Request, config: &Config) -> bool {
-    if config.trusted_proxies.is_empty() {
+/// Whether the connection's peer is one of `proxies`.
+fn peer_is_trusted_proxy(req: &super::Request, proxies: &TrustedProxies) -> bool {
+    if proxies.is_empty() {
         return false;
     }
     let Some(peer) = req.header("spin-client-addr").map(str::trim) else {
@@ -328,7 +340,7 @@ fn peer_is_trusted_proxy(req: &super::Request, config: &Config) -> bool {
         .parse::<SocketAddr>()
         .map(|addr| addr.ip())
         .or_else(|_| peer.parse::<IpAddr>());
-    ip.is_ok_and(|ip| config.trusted_proxies.contains(ip))
+    ip.is_ok_and(|ip| proxies.contains(ip))
 }
 
 /// The scheme the nearest proxy reports: the last entry of the last `X-Forwarded-Proto`

@@ -6,18 +6,22 @@
 //! which browsers only accept from HTTPS origins without a `Domain`, so a sibling subdomain
 //! cannot plant or overwrite it.
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 
 /// The cookie name without a prefix.
 pub const BASE_NAME: &str = "zoe_session";
 
 /// The cookie name under `config`.
-pub fn name(config: &Config) -> &'static str {
-    if config.secure_cookies {
+///
+/// # Errors
+///
+/// A bad `secure_cookies`.
+pub fn name(config: &Config) -> Result<&'static str, ConfigError> {
+    Ok(if *config.secure_cookies()? {
         "__Host-zoe_session"
     } else {
         BASE_NAME
-    }
+    })
 }
 
 /// The value of cookie `name` in a `Cookie` header, if present and not empty.
@@ -36,25 +40,37 @@ pub fn find_all<'a>(header: &'a str, name: &str) -> impl Iterator<Item = &'a str
 }
 
 /// A `Set-Cookie` value carrying `token`, kept by the browser for `max_age` seconds.
-pub fn set(config: &Config, token: &str, max_age: u64) -> String {
-    format!(
+///
+/// # Errors
+///
+/// A bad `secure_cookies`.
+pub fn set(config: &Config, token: &str, max_age: u64) -> Result<String, ConfigError> {
+    Ok(format!(
         "{}={token}; Max-Age={max_age}{}",
-        name(config),
-        attributes(config)
-    )
+        name(config)?,
+        attributes(config)?
+    ))
 }
 
 /// A `Set-Cookie` value that deletes the cookie.
-pub fn clear(config: &Config) -> String {
-    format!("{}=; Max-Age=0{}", name(config), attributes(config))
+///
+/// # Errors
+///
+/// A bad `secure_cookies`.
+pub fn clear(config: &Config) -> Result<String, ConfigError> {
+    Ok(format!(
+        "{}=; Max-Age=0{}",
+        name(config)?,
+        attributes(config)?
+    ))
 }
 
-fn attributes(config: &Config) -> &'static str {
-    if config.secure_cookies {
+fn attributes(config: &Config) -> Result<&'static str, ConfigError> {
+    Ok(if *config.secure_cookies()? {
         "; Path=/; HttpOnly; SameSite=Lax; Secure"
     } else {
         "; Path=/; HttpOnly; SameSite=Lax"
-    }
+    })
 }
 
 #[cfg(test)]
@@ -71,7 +87,7 @@ mod tests {
 
     #[test]
     fn plain_cookies_are_http_only_lax_and_rooted() {
-        let value = set(&Config::default(), "t", 60);
+        let value = set(&Config::default(), "t", 60).unwrap();
         assert_eq!(
             value,
             "zoe_session=t; Max-Age=60; Path=/; HttpOnly; SameSite=Lax"
@@ -80,13 +96,10 @@ mod tests {
 
     #[test]
     fn secure_cookies_use_the_host_prefix_and_secure() {
-        let config = Config {
-            secure_cookies: true,
-            ..Config::default()
-        };
-        let value = set(&config, "t", 60);
+        let config = Config::from_pairs(&[("secure_cookies", "true")]);
+        let value = set(&config, "t", 60).unwrap();
         assert!(value.starts_with("__Host-zoe_session=t;"), "{value}");
         assert!(value.ends_with("; Secure"), "{value}");
-        assert!(clear(&config).contains("Max-Age=0"));
+        assert!(clear(&config).unwrap().contains("Max-Age=0"));
     }
 }

@@ -13,7 +13,7 @@ async fn handle_http(incoming: IncomingRequest) -> Response {
     let started = Instant::now();
     let now = crate::component::now_ms();
     let request = read(incoming).await;
-    let reply = super::handle(&request, now, crate::component::config(), started);
+    let reply = super::handle(&request, now, &crate::component::config(), started);
     into_response(reply)
 }
 

@@ -22,7 +22,7 @@ mod strict_json;
 
 pub use error::ApiError;
 
-use crate::config::{Config, ConfigError, LogLevel};
+use crate::config::{Config, LogLevel};
 use crate::session::engine::Engine;
 use crate::store::Db;
 use serde::de::DeserializeOwned;
@@ -239,22 +239,34 @@ impl Ctx<'_> {
     }
 
     /// This service's own origin (`scheme://authority`), from `spin-full-url` or `Host`.
-    pub fn origin(&self) -> Option<String> {
+    ///
+    /// # Errors
+    ///
+    /// A bad `trusted_proxies`, when the request carries a forwarding header.
+    pub fn origin(&self) -> Result<Option<String>, ApiError> {
         // The scheme is judged as `require_https` judges it (a trusted proxy's word, else the
         // connection's); the authority is the one the client addressed.
         let authority = match self.req.header("spin-full-url") {
-            Some(url) => {
-                let (_, rest) = url.split_once("://")?;
-                rest.split(['/', '?']).next().unwrap_or("")
-            }
-            None => self.req.header("host")?,
+            Some(url) => match url.split_once("://") {
+                Some((_, rest)) => rest.split(['/', '?']).next().unwrap_or(""),
+                None => return Ok(None),
+            },
+            None => match self.req.header("host") {
+                Some(host) => host,
+                None => return Ok(None),
+            },
         };
-        let scheme = if auth::is_https(self.req, self.config) {
+        let scheme = if auth::is_https(self.req, self.config)? {
             "https"
         } else {
             "http"
         };
-        Some(format!("{scheme}://{authority}"))
+        Ok(Some(format!("{scheme}://{authority}")))
+    }
+
+    /// The log threshold; a bad `log_level` (already refused by `handle`) logs everything.
+    pub fn log_level(&self) -> LogLevel {
+        self.config.log_level().copied().unwrap_or(LogLevel::Debug)
     }
 }
 
@@ -400,15 +412,15 @@ pub fn percent_decode(text: &str) -> Option<String> {
 }
 
 /// Serves one request. `now` is the request's time (the clock is read once, by the caller);
-/// `started` only measures the duration for the log line.
-pub fn handle(
-    req: &Request,
-    now: u64,
-    config: Result<Rc<Config>, ConfigError>,
-    started: Instant,
-) -> Reply {
-    let config = match config {
-        Ok(config) => config,
+/// `started` only measures the duration for the log line. Settings are read as the request
+/// needs them; one that is bad answers 500 naming it.
+pub fn handle(req: &Request, now: u64, config: &Config, started: Instant) -> Reply {
+    let ctx = Ctx::new(req, config, now);
+    // Every request ends with its log line, so both logging settings are needed first.
+    let request_line = config
+        .log_requests()
+        .and_then(|on| Ok(on.then_some(*config.log_level()?)));
+    let mut reply = match &request_line {
         Err(err) => {
             // No usable log level: configuration errors are always logged.
             log::emit(
@@ -418,21 +430,12 @@ pub fn handle(
                 "invalid configuration",
                 json!({"cause": err.to_string()}),
             );
-            return ApiError::Config(err).into_reply();
+            ApiError::Config(err.clone()).into_reply()
         }
-    };
-    let ctx = Ctx {
-        req,
-        config: &config,
-        now,
-        db: OnceCell::new(),
-    };
-    let mut reply = match dispatch(&ctx) {
-        Ok(reply) => reply,
-        Err(err) => {
+        Ok(_) => dispatch(&ctx).unwrap_or_else(|err| {
             if err.status() >= 500 && !matches!(err, ApiError::AdminKeyMissing) {
                 log::emit(
-                    config.log_level,
+                    ctx.log_level(),
                     LogLevel::Error,
                     now,
                     "request failed",
@@ -441,22 +444,22 @@ pub fn handle(
                 );
             }
             err.into_reply()
-        }
+        }),
     };
     if req.method == "HEAD" {
         reply.body.clear();
     }
     // Responses may carry tokens; no cache may keep them.
     reply.set_header("cache-control", "no-store");
-    if config.require_https {
+    if config.require_https() == Ok(&true) {
         reply.set_header(
             "strict-transport-security",
             "max-age=63072000; includeSubDomains",
         );
     }
-    if config.log_requests {
+    if let Ok(Some(level)) = request_line {
         log::emit(
-            config.log_level,
+            level,
             LogLevel::Info,
             now,
             "request",
@@ -473,7 +476,9 @@ pub fn handle(
 
 fn dispatch(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
     // Health stays reachable over plain HTTP so that probes inside the cluster keep working.
-    if ctx.config.require_https && ctx.req.path != "/health" && !auth::is_https(ctx.req, ctx.config)
+    if ctx.req.path != "/health"
+        && *ctx.config.require_https()?
+        && !auth::is_https(ctx.req, ctx.config)?
     {
         return Err(ApiError::forbidden(
             "https_required",
@@ -561,21 +566,28 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_setting_is_a_500_config_error_naming_the_setting() {
-        let err = ConfigError {
-            name: "max_timeout",
-            rule: "must be a whole number".to_owned(),
-        };
+    fn a_bad_setting_a_request_needs_is_a_500_config_error_naming_the_setting() {
         let req = Request {
             method: "GET".into(),
-            path: "/health".into(),
+            path: "/sessions/validate".into(),
             ..Request::default()
         };
-        let reply = handle(&req, 0, Err(err), Instant::now());
+        let config = Config::from_pairs(&[("session_header", "X Session")]);
+        let reply = handle(&req, 0, &config, Instant::now());
         assert_eq!(reply.status, 500);
         let body: Value = serde_json::from_slice(&reply.body).unwrap();
         assert_eq!(body["error"], "config");
-        assert!(body["detail"].as_str().unwrap().contains("max_timeout"));
+        assert!(body["detail"].as_str().unwrap().contains("session_header"));
+        // A bad log level refuses every request: each one ends with a log line.
+        let health = Request {
+            path: "/health".into(),
+            ..req
+        };
+        let config = Config::from_pairs(&[("log_level", "loud")]);
+        assert_eq!(handle(&health, 0, &config, Instant::now()).status, 500);
+        // Positive control: a bad setting /health does not read leaves it answering.
+        let config = Config::from_pairs(&[("max_timeout", "soon")]);
+        assert_eq!(handle(&health, 0, &config, Instant::now()).status, 200);
     }
 
     #[test]
@@ -585,7 +597,7 @@ mod tests {
             path: "/health".into(),
             ..Request::default()
         };
-        let reply = handle(&req, 0, Ok(Rc::new(Config::default())), Instant::now());
+        let reply = handle(&req, 0, &Config::default(), Instant::now());
         assert_eq!(reply.status, 200);
         assert_eq!(reply.header("cache-control"), Some("no-store"));
     }

@@ -15,10 +15,7 @@ use serde_json::Value;
 const ADMIN_KEY: &str = "properties-admin-key-0123456789";
 
 fn config() -> Config {
-    Config {
-        admin_key: Some(ADMIN_KEY.to_owned()),
-        ..Config::default()
-    }
+    Config::from_pairs(&[("admin_key", ADMIN_KEY)])
 }
 
 fn request(method: &str, headers: Vec<(String, String)>, body: Vec<u8>) -> Request {
@@ -68,11 +65,11 @@ proptest! {
 
     #[test]
     fn a_set_cookie_value_reads_back_as_the_token(token in COOKIE_VALUE, secure: bool) {
-        let config = Config { secure_cookies: secure, ..Config::default() };
-        let set = cookies::set(&config, &token, 3600);
+        let config = Config::from_pairs(&[("secure_cookies", if secure { "true" } else { "false" })]);
+        let set = cookies::set(&config, &token, 3600).unwrap();
         // What a browser sends back is the first `name=value` pair of Set-Cookie.
         let sent = set.split(';').next().unwrap();
-        prop_assert_eq!(cookies::find(sent, cookies::name(&config)), Some(token.as_str()));
+        prop_assert_eq!(cookies::find(sent, cookies::name(&config).unwrap()), Some(token.as_str()));
         prop_assert!(set.contains("HttpOnly") && set.contains("SameSite=Lax"));
         prop_assert_eq!(set.contains("; Secure"), secure);
     }
@@ -86,7 +83,7 @@ proptest! {
         let config = config();
         let mut headers = Vec::new();
         if let Some(value) = &header {
-            headers.push((config.session_header.to_ascii_lowercase(), value.clone()));
+            headers.push((config.session_header().unwrap().to_ascii_lowercase(), value.clone()));
         }
         if let Some(value) = &cookie {
             headers.push(("cookie".to_owned(), format!("other=1; {}={value}", cookies::BASE_NAME)));

@@ -51,8 +51,8 @@ pub fn create(ctx: &Ctx<'_>, _: &[String]) -> Result<Reply, ApiError> {
     let issued = ctx
         .engine()?
         .create(&body.user_id, body.timeout, metadata.as_deref())?;
-    log::cleanup_failure(ctx.config.log_level, ctx.now, &issued);
-    Ok(issued_reply(ctx, &issued, set_cookie))
+    log::cleanup_failure(ctx.log_level(), ctx.now, &issued);
+    issued_reply(ctx, &issued, set_cookie)
 }
 
 /// `GET /sessions/{session_id}`.
@@ -96,7 +96,7 @@ pub fn rotate(ctx: &Ctx<'_>, params: &[String]) -> Result<Reply, ApiError> {
         auth::Target::Token(token) => engine.rotate(token)?,
         auth::Target::Id(id) => engine.rotate_id(id)?,
     };
-    Ok(issued_reply(ctx, &issued, set_cookie))
+    issued_reply(ctx, &issued, set_cookie)
 }
 
 /// `DELETE /sessions/{session_id}`. Clears the session cookie when it named this session.
@@ -105,7 +105,7 @@ pub fn delete(ctx: &Ctx<'_>, params: &[String]) -> Result<Reply, ApiError> {
     ctx.engine()?.invalidate(target.reference())?;
     let mut reply = Reply::ok(&j!({"invalidated": true, "id": target.id()}));
     if cookie_names(ctx, target.id())? {
-        reply.set_header("set-cookie", cookies::clear(ctx.config));
+        reply.set_header("set-cookie", cookies::clear(ctx.config)?);
     }
     Ok(reply)
 }
@@ -123,7 +123,7 @@ pub fn delete_user(ctx: &Ctx<'_>, params: &[String]) -> Result<Reply, ApiError> 
             return Err(ApiError::InvalidInput(format!(
                 "except_current needs the caller's session in the {} header or cookie, \
                  not the admin key",
-                ctx.config.session_header
+                ctx.config.session_header()?
             )));
         }
     };
@@ -137,7 +137,7 @@ pub fn delete_user(ctx: &Ctx<'_>, params: &[String]) -> Result<Reply, ApiError> 
         }
     );
     if own_cookie && !except_current {
-        reply.set_header("set-cookie", cookies::clear(ctx.config));
+        reply.set_header("set-cookie", cookies::clear(ctx.config)?);
     }
     Ok(reply)
 }
@@ -208,7 +208,7 @@ pub fn validate(ctx: &Ctx<'_>, _: &[String]) -> Result<Reply, ApiError> {
     let Some((token, _)) = auth::caller_token(ctx)? else {
         return Err(ApiError::unauthorized(format!(
             "send the session token in the {} header or the session cookie",
-            ctx.config.session_header
+            ctx.config.session_header()?
         )));
     };
     let mut session = auth::own_session(ctx, &token)?;
@@ -262,14 +262,14 @@ fn cookie_names(ctx: &Ctx<'_>, id: &str) -> Result<bool, ApiError> {
     )
 }
 
-fn issued_reply(ctx: &Ctx<'_>, issued: &Issued, set_cookie: bool) -> Reply {
+fn issued_reply(ctx: &Ctx<'_>, issued: &Issued, set_cookie: bool) -> Result<Reply, ApiError> {
     let mut reply = Reply::ok(&json::issued(issued));
     if set_cookie {
         let max_age = issued.session.absolute_expires_at.saturating_sub(ctx.now) / 1000;
         reply.set_header(
             "set-cookie",
-            cookies::set(ctx.config, &issued.token.expose(), max_age),
+            cookies::set(ctx.config, &issued.token.expose(), max_age)?,
         );
     }
-    reply
+    Ok(reply)
 }

@@ -131,10 +131,16 @@ impl Engine<'_> {
         metadata: Option<&str>,
     ) -> Result<Issued> {
         policy::check_user_id(user_id)?;
-        let idle_timeout = policy::idle_timeout(timeout, self.config)?;
-        let metadata = policy::metadata(metadata, self.config)?;
+        let idle_timeout = policy::idle_timeout(timeout, self.config.timeouts()?)?;
+        let metadata = policy::metadata(metadata, *self.config.max_metadata_bytes()?)?;
         let token = Token::generate()?;
-        let expiry = policy::initial_expiry(self.now, idle_timeout, self.config);
+        let expiry =
+            policy::initial_expiry(self.now, idle_timeout, *self.config.absolute_lifetime()?);
+        let (limit, limit_policy, cleanup_interval) = (
+            *self.config.max_per_user()? as usize,
+            *self.config.limit_policy()?,
+            *self.config.cleanup_interval()?,
+        );
         let row = SessionRow {
             id: token.id.clone(),
             secret_hash: token.secret_hash(),
@@ -151,9 +157,8 @@ impl Engine<'_> {
         self.db.user_transaction(user_id, |db| {
             db.delete_user_expired(user_id, self.now)?;
             let existing = db.user_ids_by_age(user_id, self.now)?;
-            let limit = self.config.max_per_user as usize;
             if existing.len() >= limit {
-                match self.config.limit_policy {
+                match limit_policy {
                     LimitPolicy::Reject => return Err(EngineError::LimitReached),
                     LimitPolicy::EvictOldest => {
                         for id in &existing[..=existing.len() - limit] {
@@ -168,14 +173,15 @@ impl Engine<'_> {
         Ok(Issued {
             session: Session::from_row(row, self.now),
             token,
-            cleanup_failure: self.opportunistic_cleanup().err(),
+            cleanup_failure: self.opportunistic_cleanup(cleanup_interval).err(),
         })
     }
 
     /// Checks a token; with `auto_update`, records activity (throttled).
     pub fn validate(&self, token: &str) -> Result<Session> {
         let (token, row) = self.verified(token)?;
-        if self.config.auto_update && policy::activity_write_due(self.now, row.last_activity) {
+        // The setting is read only when a write is due, so a hot validate does not read it.
+        if policy::activity_write_due(self.now, row.last_activity) && *self.config.auto_update()? {
             return self.record_activity(&token, row);
         }
         Ok(Session::from_row(row, self.now))
@@ -211,9 +217,10 @@ impl Engine<'_> {
 
     /// Pushes expiry out by `additional` seconds within the caps.
     pub fn extend(&self, token: &str, additional: u32) -> Result<Session> {
-        policy::check_extension(additional, self.config)?;
+        let max_timeout = self.config.timeouts()?.max;
+        policy::check_extension(additional, max_timeout)?;
         let (token, mut row) = self.verified(token)?;
-        let expires_at = policy::after_extend(self.now, additional, expiry(&row), self.config);
+        let expires_at = policy::after_extend(self.now, additional, expiry(&row), max_timeout);
         if !self
             .db
             .set_expiry(&row.id, &token.secret_hash(), expires_at)?
@@ -339,7 +346,17 @@ impl Engine<'_> {
         Ok(UserPage { users, next_after })
     }
 
+    /// Counters over the whole store. Also the operator's check of the deployment: every
+    /// setting is read and the schema checked, so a bad setting or a database this build
+    /// cannot use is reported here even if no other call has needed it yet (the host calls
+    /// this when it starts).
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Config`] naming a bad setting, [`EngineError::Storage`] for the store.
     pub fn stats(&self) -> Result<Stats> {
+        self.config.check_all()?;
+        self.db.check_schema()?;
         Ok(self.db.stats(self.now)?)
     }
 
@@ -365,9 +382,10 @@ impl Engine<'_> {
 
     /// Like [`Engine::extend`], for a session named by public id (trusted callers only).
     pub fn extend_id(&self, id: &str, additional: u32) -> Result<Session> {
-        policy::check_extension(additional, self.config)?;
+        let max_timeout = self.config.timeouts()?.max;
+        policy::check_extension(additional, max_timeout)?;
         let mut row = self.unexpired_by_id(id)?;
-        let expires_at = policy::after_extend(self.now, additional, expiry(&row), self.config);
+        let expires_at = policy::after_extend(self.now, additional, expiry(&row), max_timeout);
         if !self.db.set_expiry(&row.id, &row.secret_hash, expires_at)? {
             return Err(EngineError::NotFound);
         }
@@ -406,8 +424,8 @@ impl Engine<'_> {
 
     /// Spin has no background threads, so `create` cleans up a bounded number of expired rows
     /// whenever `cleanup_interval` has passed since the last cleanup.
-    fn opportunistic_cleanup(&self) -> Result<()> {
-        let interval_ms = u64::from(self.config.cleanup_interval) * 1000;
+    fn opportunistic_cleanup(&self, cleanup_interval: u32) -> Result<()> {
+        let interval_ms = u64::from(cleanup_interval) * 1000;
         if self.db.claim_cleanup(self.now, interval_ms)? {
             self.delete_expired(OPPORTUNISTIC_CLEANUP_ROWS)?;
         }

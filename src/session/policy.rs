@@ -2,7 +2,7 @@
 //! acceptable, when a session expires, how activity and extension move expiry, and who holds
 //! a role or permission.
 
-use crate::config::Config;
+use crate::config::Timeouts;
 use serde_json::{Map, Value};
 
 /// Longest accepted user id, in bytes.
@@ -113,25 +113,25 @@ fn is_invisible(c: char) -> bool {
 }
 
 /// Resolves the requested idle timeout, refusing values outside `[min_timeout, max_timeout]`.
-pub fn idle_timeout(requested: Option<u32>, config: &Config) -> Result<u32, InvalidInput> {
-    let timeout = requested.unwrap_or(config.default_timeout);
-    if (config.min_timeout..=config.max_timeout).contains(&timeout) {
+pub fn idle_timeout(requested: Option<u32>, bounds: Timeouts) -> Result<u32, InvalidInput> {
+    let timeout = requested.unwrap_or(bounds.default);
+    if (bounds.min..=bounds.max).contains(&timeout) {
         Ok(timeout)
     } else {
         Err(InvalidInput(format!(
             "timeout must be between {} and {} seconds, got {timeout}",
-            config.min_timeout, config.max_timeout
+            bounds.min, bounds.max
         )))
     }
 }
 
 /// Parses metadata text: a JSON object of at most `max_metadata_bytes`. Returns it in
 /// canonical (compact) form. `None` means `{}`.
-pub fn metadata(text: Option<&str>, config: &Config) -> Result<String, InvalidInput> {
+pub fn metadata(text: Option<&str>, max_metadata_bytes: u32) -> Result<String, InvalidInput> {
     let Some(text) = text else {
         return Ok("{}".to_owned());
     };
-    let limit = config.max_metadata_bytes as usize;
+    let limit = max_metadata_bytes as usize;
     if text.len() > limit {
         return Err(InvalidInput(format!(
             "metadata must be at most {limit} bytes, got {}",
@@ -163,8 +163,8 @@ pub struct Expiry {
 }
 
 /// Expiry of a session created at `now`.
-pub fn initial_expiry(now: u64, idle_timeout: u32, config: &Config) -> Expiry {
-    let absolute_expires_at = now + secs(config.absolute_lifetime);
+pub fn initial_expiry(now: u64, idle_timeout: u32, absolute_lifetime: u32) -> Expiry {
+    let absolute_expires_at = now + secs(absolute_lifetime);
     Expiry {
         expires_at: (now + secs(idle_timeout)).min(absolute_expires_at),
         absolute_expires_at,
@@ -181,18 +181,17 @@ pub fn after_activity(now: u64, idle_timeout: u32, current: Expiry) -> u64 {
 
 /// Expiry after `extend(additional)`: current expiry plus the extra time, capped at now +
 /// max_timeout and at the absolute lifetime, and never moved backwards.
-pub fn after_extend(now: u64, additional: u32, current: Expiry, config: &Config) -> u64 {
+pub fn after_extend(now: u64, additional: u32, current: Expiry, max_timeout: u32) -> u64 {
     let wanted = current.expires_at.max(now) + secs(additional);
-    let cap = (now + secs(config.max_timeout)).min(current.absolute_expires_at);
+    let cap = (now + secs(max_timeout)).min(current.absolute_expires_at);
     wanted.min(cap).max(current.expires_at)
 }
 
 /// Checks the `extend` argument.
-pub fn check_extension(additional: u32, config: &Config) -> Result<(), InvalidInput> {
-    if additional == 0 || additional > config.max_timeout {
+pub fn check_extension(additional: u32, max_timeout: u32) -> Result<(), InvalidInput> {
+    if additional == 0 || additional > max_timeout {
         return Err(InvalidInput(format!(
-            "additional_seconds must be between 1 and {} seconds, got {additional}",
-            config.max_timeout
+            "additional_seconds must be between 1 and {max_timeout} seconds, got {additional}"
         )));
     }
     Ok(())
@@ -337,40 +336,36 @@ mod tests {
 
     #[test]
     fn timeout_outside_the_range_names_the_range() {
-        let config = Config::default();
-        assert_eq!(idle_timeout(None, &config), Ok(3600));
-        assert_eq!(idle_timeout(Some(300), &config), Ok(300));
-        assert_eq!(idle_timeout(Some(86400), &config), Ok(86400));
-        let err = idle_timeout(Some(299), &config).unwrap_err();
+        let bounds = Timeouts {
+            min: 300,
+            default: 3600,
+            max: 86400,
+        };
+        assert_eq!(idle_timeout(None, bounds), Ok(3600));
+        assert_eq!(idle_timeout(Some(300), bounds), Ok(300));
+        assert_eq!(idle_timeout(Some(86400), bounds), Ok(86400));
+        let err = idle_timeout(Some(299), bounds).unwrap_err();
         assert!(err.0.contains("between 300 and 86400"), "{err}");
-        assert!(idle_timeout(Some(86401), &config).is_err());
+        assert!(idle_timeout(Some(86401), bounds).is_err());
     }
 
     #[test]
     fn metadata_must_be_a_small_object() {
-        let config = Config {
-            max_metadata_bytes: 64,
-            ..Config::default()
-        };
-        assert_eq!(metadata(None, &config).unwrap(), "{}");
+        assert_eq!(metadata(None, 64).unwrap(), "{}");
         assert_eq!(
-            metadata(Some(r#"{ "role" : "admin" }"#), &config).unwrap(),
+            metadata(Some(r#"{ "role" : "admin" }"#), 64).unwrap(),
             r#"{"role":"admin"}"#
         );
         for bad in ["[]", "3", "\"x\"", "null", "{", "", "{\"a\":1}x"] {
-            assert!(metadata(Some(bad), &config).is_err(), "{bad:?}");
+            assert!(metadata(Some(bad), 64).is_err(), "{bad:?}");
         }
         let big = format!(r#"{{"a":"{}"}}"#, "x".repeat(64));
-        assert!(metadata(Some(&big), &config).unwrap_err().0.contains("64"));
+        assert!(metadata(Some(&big), 64).unwrap_err().0.contains("64"));
     }
 
     #[test]
     fn absolute_lifetime_caps_initial_expiry() {
-        let config = Config {
-            absolute_lifetime: 1800,
-            ..Config::default()
-        };
-        let expiry = initial_expiry(0, 3600, &config);
+        let expiry = initial_expiry(0, 3600, 1800);
         assert_eq!(expiry.absolute_expires_at, HOUR / 2);
         assert_eq!(expiry.expires_at, HOUR / 2);
     }
@@ -393,21 +388,21 @@ mod tests {
 
     #[test]
     fn extend_is_capped_by_max_timeout_and_lifetime() {
-        let config = Config::default(); // max 24 h
+        let max_timeout = 86400; // 24 h
         let current = Expiry {
             expires_at: HOUR,
             absolute_expires_at: 100 * HOUR,
         };
-        assert_eq!(after_extend(0, 1800, current, &config), HOUR + HOUR / 2);
-        assert_eq!(after_extend(0, 86400, current, &config), 24 * HOUR);
+        assert_eq!(after_extend(0, 1800, current, max_timeout), HOUR + HOUR / 2);
+        assert_eq!(after_extend(0, 86400, current, max_timeout), 24 * HOUR);
         let near_end = Expiry {
             expires_at: HOUR,
             absolute_expires_at: 2 * HOUR,
         };
-        assert_eq!(after_extend(0, 86400, near_end, &config), 2 * HOUR);
-        assert!(check_extension(0, &config).is_err());
-        assert!(check_extension(86401, &config).is_err());
-        assert!(check_extension(1, &config).is_ok());
+        assert_eq!(after_extend(0, 86400, near_end, max_timeout), 2 * HOUR);
+        assert!(check_extension(0, max_timeout).is_err());
+        assert!(check_extension(86401, max_timeout).is_err());
+        assert!(check_extension(1, max_timeout).is_ok());
     }
 
     #[test]
@@ -467,9 +462,8 @@ mod properties {
             value in json_value(),
             cap in 2u32..400,
         ) {
-            let config = Config { max_metadata_bytes: cap, ..Config::default() };
             let text = value.to_string();
-            match metadata(Some(&text), &config) {
+            match metadata(Some(&text), cap) {
                 Ok(stored) => {
                     prop_assert!(value.is_object());
                     prop_assert!(stored.len() <= cap as usize);
@@ -481,7 +475,7 @@ mod properties {
 
         #[test]
         fn arbitrary_metadata_text_never_panics(text in ".{0,64}") {
-            let _ = metadata(Some(&text), &Config::default());
+            let _ = metadata(Some(&text), 16384);
             let _ = authorizes(&text, &Requirement::Role("admin".into()));
         }
 
@@ -497,14 +491,14 @@ mod properties {
                 expires_at: now + expires_in.min(lifetime_left),
                 absolute_expires_at: now + lifetime_left,
             };
-            let config = Config::default();
+            let max_timeout = 86400;
             let activity = after_activity(now, idle, current);
-            let extended = after_extend(now, extra, current, &config);
+            let extended = after_extend(now, extra, current, max_timeout);
             prop_assert!(activity <= current.absolute_expires_at);
             prop_assert!(extended <= current.absolute_expires_at);
             prop_assert!(activity >= current.expires_at);
             prop_assert!(extended >= current.expires_at);
-            prop_assert!(extended <= (now + u64::from(config.max_timeout) * 1000).max(current.expires_at));
+            prop_assert!(extended <= (now + u64::from(max_timeout) * 1000).max(current.expires_at));
         }
     }
 }

@@ -25,6 +25,7 @@ pub(crate) mod spin_sqlite;
 
 pub use executor::{Executor, Param, Row, Value};
 pub use sql::Dialect;
+use std::cell::Cell;
 
 /// A failure of the database; the text is for operators, never for clients.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -76,34 +77,58 @@ pub struct UserRow {
     pub last_activity: u64,
 }
 
-/// A connection with the schema in place.
+/// A connection to the session store, and whether its schema is known to be current.
 #[derive(Debug)]
 pub struct Db {
     exec: Box<dyn Executor>,
     // Set when the connection should not serve another call: a transaction may not have
     // ended (its ROLLBACK failed) or the database was unreachable. Whoever keeps this handle
     // between calls opens a fresh one instead, which is how the service recovers by itself.
-    unsettled: std::cell::Cell<bool>,
+    unsettled: Cell<bool>,
+    // Whether the migrations have been checked (and applied) on this handle.
+    migrated: Cell<bool>,
 }
 
 impl Db {
-    /// Takes over `exec`, runs the dialect's connection set-up and applies pending
-    /// migrations.
+    /// Takes over `exec` and applies pending migrations at once.
     ///
     /// # Errors
     ///
     /// [`StoreError`] when a statement or migration fails, or the database's schema is newer
     /// than this build ([`StoreError::FutureSchema`]).
     pub fn open(exec: Box<dyn Executor>) -> Result<Self> {
-        let db = Self {
-            exec,
-            unsettled: std::cell::Cell::new(false),
-        };
-        for statement in db.dialect().on_open {
-            db.query(statement, &[])?;
-        }
-        schema::migrate(&db)?;
+        let db = Self::open_deferred(exec);
+        db.check_schema()?;
         Ok(db)
+    }
+
+    /// Takes over `exec` without running a statement: the migrations are checked before the
+    /// first write, or when a read fails (a fresh database has no tables yet), whichever
+    /// comes first. A fresh instance that only reads, as a validate does, so pays for one
+    /// statement instead of a version check besides (issue 18).
+    ///
+    /// This relies on a rule for every future migration: an older schema either fails the
+    /// statements of this build (a missing table or column, which triggers the migration and
+    /// a retry) or answers them correctly. A newer schema than this build is refused on the
+    /// first write, as [`Db::open`] refuses it at once.
+    pub fn open_deferred(exec: Box<dyn Executor>) -> Self {
+        Self {
+            exec,
+            unsettled: Cell::new(false),
+            migrated: Cell::new(false),
+        }
+    }
+
+    /// Applies pending migrations unless this handle already has.
+    ///
+    /// # Errors
+    ///
+    /// As [`Db::open`].
+    pub fn check_schema(&self) -> Result<()> {
+        if self.migrated.replace(true) {
+            return Ok(());
+        }
+        schema::migrate(self).inspect_err(|_| self.migrated.set(false))
     }
 
     /// The SQL of this handle's backend.
@@ -111,12 +136,22 @@ impl Db {
         self.exec.dialect()
     }
 
+    /// Runs a statement that returns rows. A failure before the schema was checked may mean
+    /// there is no schema yet: migrate, then try once more.
     fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
-        self.watch(self.exec.query(sql, params))
+        match self.watch(self.exec.query(sql, params)) {
+            Err(err) if !self.migrated.get() && !matches!(err, StoreError::Unavailable(_)) => {
+                self.check_schema()?;
+                self.watch(self.exec.query(sql, params))
+            }
+            result => result,
+        }
     }
 
-    /// Runs a statement that returns no rows and reports how many rows it changed.
+    /// Runs a statement that returns no rows and reports how many rows it changed; the
+    /// schema is brought up to date before the first.
     fn change(&self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
+        self.check_schema()?;
         self.watch(self.exec.execute(sql, params))
     }
 
@@ -136,6 +171,7 @@ impl Db {
         &self,
         work: impl FnOnce(&Self) -> Result<T, E>,
     ) -> Result<T, E> {
+        self.check_schema()?;
         self.watch(self.exec.begin())?;
         match work(self) {
             Ok(value) => match self.watch(self.exec.commit()) {

@@ -5,14 +5,16 @@
 use super::sql::{Dialect, POSTGRES, unavailable_code};
 use super::{Executor, Param, Row, StoreError, Value};
 use postgres::types::{ToSql, Type};
-use postgres::{Client, NoTls};
+use postgres::{Client, NoTls, Statement};
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
 /// One connection, without TLS (a loopback or otherwise trusted network).
 pub struct NativePostgres {
     client: RefCell<Client>,
+    statements: RefCell<HashMap<String, Statement>>,
 }
 
 // The client holds the connection's parameters, password included: show nothing.
@@ -40,6 +42,7 @@ impl NativePostgres {
         }
         Ok(Self {
             client: RefCell::new(config.connect(NoTls).map_err(store_error)?),
+            statements: RefCell::new(HashMap::new()),
         })
     }
 }
@@ -50,19 +53,37 @@ impl Executor for NativePostgres {
     }
 
     fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
+        let statement = self.prepared(sql)?;
         let rows = self
             .client
             .borrow_mut()
-            .query(sql, &binds(params))
+            .query(&statement, &binds(params))
             .map_err(store_error)?;
         rows.iter().map(row).collect()
     }
 
     fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
+        let statement = self.prepared(sql)?;
         self.client
             .borrow_mut()
-            .execute(sql, &binds(params))
+            .execute(&statement, &binds(params))
             .map_err(store_error)
+    }
+}
+
+impl NativePostgres {
+    /// `sql` prepared on this connection, once: the store runs a small fixed set of
+    /// statements, and preparing each call would double its round trips (Spin's and our
+    /// host's `spin:postgres` keep prepared statements per connection too).
+    fn prepared(&self, sql: &str) -> Result<Statement, StoreError> {
+        if let Some(statement) = self.statements.borrow().get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.borrow_mut().prepare(sql).map_err(store_error)?;
+        self.statements
+            .borrow_mut()
+            .insert(sql.to_owned(), statement.clone());
+        Ok(statement)
     }
 }
 

@@ -17,8 +17,6 @@ pub use sqlite::SQLITE;
 pub struct Dialect {
     /// For messages: `sqlite` or `postgres`.
     pub name: &'static str,
-    /// Run once on every new connection, before anything else (may return rows).
-    pub on_open: &'static [&'static str],
     /// Starts a write transaction.
     pub begin: &'static str,
     /// Run first inside a transaction that changes one user's sessions (`?1`/`$1`: the user

@@ -28,7 +28,6 @@ use super::Dialect;
 
 pub static POSTGRES: Dialect = Dialect {
     name: "postgres",
-    on_open: &[],
     begin: "BEGIN ISOLATION LEVEL READ COMMITTED",
     // The first key of the two-key form is a class of our own: 5918533 is "ZOE" in ASCII
     // (0x5A4F45), 5918534 the next, so neither meets another application's locks.

@@ -2,14 +2,17 @@
 //! which takes the database's single write lock up front, so concurrent writers queue
 //! (behind `busy_timeout`) instead of deadlocking on a lock upgrade. With one writer at a
 //! time no per-user lock is needed.
+//!
+//! No connection set-up statement: the 5 s busy timeout that makes concurrent writers queue
+//! is already set on every connection by each host that runs us: Spin's SQLite opens its
+//! connections with rusqlite, whose `Connection::open` sets `sqlite3_busy_timeout(5000)`
+//! (spin `crates/sqlite-inproc`), and our host and native executor set the same. A
+//! `PRAGMA busy_timeout` per instance was one statement more on every fresh instance.
 
 use super::Dialect;
 
 pub static SQLITE: Dialect = Dialect {
     name: "sqlite",
-    // Concurrent instances queue for the write lock instead of failing with "database is
-    // locked". Our host already sets this; Spin's hosts may not.
-    on_open: &["PRAGMA busy_timeout = 5000"],
     begin: "BEGIN IMMEDIATE",
     lock_user: None,
     lock_migrations: None,
