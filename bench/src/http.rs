@@ -257,18 +257,46 @@ pub(crate) fn spawn_serve(
     args: &[&str],
     env: &[(&str, String)],
 ) -> anyhow::Result<Server> {
+    let (mut command, addr) = serve_command(host_bin, args, env)?;
+    command
+        .env("SESSION_LOG_REQUESTS", "false")
+        .stderr(Stdio::inherit());
+    launch(command, addr, name)
+}
+
+/// Like [`spawn_serve`], with the component's default logging and stderr into `log`.
+pub(crate) fn spawn_serve_logged(
+    host_bin: &Path,
+    name: &'static str,
+    args: &[&str],
+    env: &[(&str, String)],
+    log: &Path,
+) -> anyhow::Result<Server> {
+    let (mut command, addr) = serve_command(host_bin, args, env)?;
+    command.stderr(std::fs::File::create(log).with_context(|| log.display().to_string())?);
+    launch(command, addr, name)
+}
+
+/// `serve` on a free loopback port with the bench's admin key, `args` and `env`.
+fn serve_command(
+    host_bin: &Path,
+    args: &[&str],
+    env: &[(&str, String)],
+) -> anyhow::Result<(Command, SocketAddr)> {
     let addr = free_addr()?;
     let mut command = Command::new(host_bin);
     command
         .args(["serve", "--listen", &addr.to_string()])
         .args(args)
         .env("SESSION_ADMIN_KEY", ADMIN_KEY)
-        .env("SESSION_LOG_REQUESTS", "false")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
+        .stdout(Stdio::null());
     for (variable, value) in env {
         command.env(variable, value);
     }
+    Ok((command, addr))
+}
+
+fn launch(mut command: Command, addr: SocketAddr, name: &'static str) -> anyhow::Result<Server> {
     let child = command
         .spawn()
         .with_context(|| format!("starting {name}"))?;

@@ -12,10 +12,14 @@
 //! `--skip-http`, `--skip-scale`, `--skip-scale-out` (the PostgreSQL section, which needs the
 //! PostgreSQL server binaries, as the tests do), `--contention` (only the contention tables of
 //! issue 16: `/health` beside a create flood, the WAL under load, synchronous NORMAL vs FULL; with
-//! `--wal-seconds S`, default 60). Never run by `cargo test`: this is a binary, not a test.
+//! `--wal-seconds S`, default 60), `--fresh` (only the fresh-instance section of issue 18: host
+//! calls per request and `serve --spin-costs` throughput beside a trivial component; with
+//! `--baseline-component PATH`, an older build of the component beside the current one),
+//! `--skip-fresh`. Never run by `cargo test`: this is a binary, not a test.
 
 mod client;
 mod contention;
+mod fresh;
 mod http;
 mod inproc;
 mod native;
@@ -38,6 +42,8 @@ struct Options {
     scale_out: bool,
     contention: bool,
     wal_seconds: f64,
+    fresh: bool,
+    baseline_component: Option<std::path::PathBuf>,
 }
 
 fn options(args: &[String]) -> anyhow::Result<Options> {
@@ -51,6 +57,8 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
         scale_out: true,
         contention: false,
         wal_seconds: 60.0,
+        fresh: true,
+        baseline_component: None,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -79,12 +87,26 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
             "--skip-http" => options.http = false,
             "--skip-scale" => options.scale = false,
             "--skip-scale-out" => options.scale_out = false,
+            "--skip-fresh" => options.fresh = false,
+            "--fresh" => {
+                options.inproc = false;
+                options.http = false;
+                options.scale = false;
+                options.scale_out = false;
+            }
+            "--baseline-component" => {
+                let path = args
+                    .next()
+                    .ok_or_else(|| anyhow::anyhow!("--baseline-component needs a path"))?;
+                options.baseline_component = Some(path.into());
+            }
             "--contention" => {
                 options.contention = true;
                 options.inproc = false;
                 options.http = false;
                 options.scale = false;
                 options.scale_out = false;
+                options.fresh = false;
             }
             "--wal-seconds" => {
                 let text = args
@@ -159,6 +181,16 @@ fn main() -> anyhow::Result<()> {
                     bin.display()
                 );
             }
+        }
+        if options.fresh {
+            let bin = http::host_binary()?;
+            fresh::run(
+                dir.path(),
+                &bin,
+                options.http_seconds,
+                options.baseline_component.as_deref(),
+            )
+            .await?;
         }
         if options.scale_out {
             let bin = http::host_binary()?;

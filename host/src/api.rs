@@ -153,6 +153,7 @@ impl SessionHost {
                 config.database,
                 DatabaseOptions {
                     synchronous: config.synchronous,
+                    connection_per_open: config.connection_per_open,
                     ..DatabaseOptions::default()
                 },
             )?,

@@ -103,6 +103,14 @@ enum Command {
         /// default `normal`. See SECURITY.md, "Durability".
         #[arg(long, value_name = "normal|full")]
         synchronous: Option<crate::sqlite::Synchronous>,
+        /// Benchmark mode: present the costs Spin has, a fresh instance per request and a new
+        /// SQLite connection per `open` in rollback-journal mode (slower; BENCHMARKS.md).
+        #[arg(long, conflicts_with = "requests_per_instance")]
+        spin_costs: bool,
+        /// Log the host calls (variable reads, SQLite and PostgreSQL statements) and response
+        /// body writes of every request, one JSON line each on stderr.
+        #[arg(long)]
+        count_host_calls: bool,
     },
     /// Delete expired sessions.
     Cleanup {
@@ -139,11 +147,14 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
         requests_per_instance,
         no_instance_reuse,
         synchronous,
+        spin_costs,
+        count_host_calls,
     } = cli.command
     {
         if let Some(synchronous) = synchronous {
             config.synchronous = synchronous;
         }
+        config.connection_per_open = spin_costs;
         let limits = ServeOptions {
             listen,
             request_timeout,
@@ -151,11 +162,12 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
             header_read_timeout: header_timeout,
             body_read_timeout: body_timeout,
             max_connections,
-            requests_per_instance: if no_instance_reuse {
+            requests_per_instance: if no_instance_reuse || spin_costs {
                 1
             } else {
                 requests_per_instance
             },
+            count_host_calls,
             ..ServeOptions::default()
         };
         return serve(config, component, limits).await;

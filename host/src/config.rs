@@ -53,6 +53,10 @@ pub struct HostConfig {
     pub database: Location,
     /// SQLite's `synchronous` for a file database (`SESSION_SYNCHRONOUS`, default `normal`).
     pub synchronous: Synchronous,
+    /// Present SQLite as Spin does, for measuring what Spin pays (`serve --spin-costs`): a
+    /// new connection per guest `open`, in rollback-journal mode. See
+    /// [`crate::sqlite::DatabaseOptions::connection_per_open`].
+    pub connection_per_open: bool,
     /// Spin variables for the component. Unset ones take the component's defaults.
     pub variables: Variables,
 }
@@ -62,6 +66,7 @@ impl Default for HostConfig {
         Self {
             database: Location::File(DEFAULT_DB_PATH.into()),
             synchronous: Synchronous::default(),
+            connection_per_open: false,
             variables: Variables::default(),
         }
     }
@@ -73,6 +78,7 @@ impl HostConfig {
         Self {
             database: Location::Memory,
             synchronous: Synchronous::default(),
+            connection_per_open: false,
             variables: Variables::default(),
         }
     }

@@ -733,6 +733,7 @@ impl wit::HostConnection for HostState {
         &mut self,
         address: String,
     ) -> wasmtime::Result<Result<Resource<Connection>, wit::Error>> {
+        self.calls.postgres_open();
         let connection = match self.postgres.open(&address).await {
             Ok(connection) => connection,
             Err(err) => return Ok(Err(err.into())),
@@ -750,6 +751,7 @@ impl wit::HostConnection for HostState {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<RowSet, wit::Error>> {
+        self.calls.postgres_statement();
         let connection = self.table.get_mut(&connection)?;
         Ok(connection
             .query(&statement, params)
@@ -763,6 +765,7 @@ impl wit::HostConnection for HostState {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<u64, wit::Error>> {
+        self.calls.postgres_statement();
         let connection = self.table.get_mut(&connection)?;
         Ok(connection
             .execute(&statement, params)

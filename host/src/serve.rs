@@ -34,6 +34,7 @@
 
 use crate::api::SessionHost;
 use crate::runtime::EPOCH_TICK;
+use crate::state::HostCalls;
 use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_TYPE, HOST, RETRY_AFTER};
 use http::{HeaderValue, Request, Response, StatusCode};
@@ -97,6 +98,10 @@ pub struct ServeOptions {
     /// Requests one instance serves before it is replaced; 1 gives every request a fresh
     /// instance, as Spin does. See the module documentation for why reuse is safe.
     pub requests_per_instance: u32,
+    /// Log, for every request, the host calls its guest made and the writes of its response
+    /// body (one JSON line on stderr, `"message":"host calls"`, without the path, which may
+    /// hold a token). For benchmarks (issue 18): each call is a cost Spin pays per request.
+    pub count_host_calls: bool,
 }
 
 impl Default for ServeOptions {
@@ -111,6 +116,7 @@ impl Default for ServeOptions {
             max_header_bytes: 32 * 1024,
             max_connections: 1024,
             requests_per_instance: 100,
+            count_host_calls: false,
         }
     }
 }
@@ -149,6 +155,7 @@ struct Shared {
     body_read_timeout: Duration,
     max_header_bytes: usize,
     instances: Arc<InstancePool>,
+    count_host_calls: bool,
 }
 
 /// Instances whose last request ended normally, waiting for the next one.
@@ -259,6 +266,7 @@ impl Server {
             body_read_timeout: options.body_read_timeout,
             max_header_bytes: options.max_header_bytes,
             instances: instances.clone(),
+            count_host_calls: options.count_host_calls,
         });
         let (shutdown, signal) = watch::channel(false);
         let accept = tokio::spawn(accept_loop(listener, shared, signal));
@@ -543,6 +551,13 @@ impl Shared {
             None => (self.host.store(), None),
         };
         store.set_epoch_deadline(self.deadline_ticks);
+        // A reused instance starts each request's count from zero.
+        let calls = self.count_host_calls.then(|| {
+            let calls = store.data().calls.clone();
+            calls.take();
+            calls
+        });
+        let method = req.method().to_string();
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = store
             .data_mut()
@@ -589,7 +604,10 @@ impl Shared {
             }
         });
         match receiver.await {
-            Ok(Ok(response)) => Ok(response),
+            Ok(Ok(response)) => Ok(match calls {
+                Some(calls) => count_body_writes(response, calls, method),
+                None => response,
+            }),
             Ok(Err(code)) => Err(RequestError::Guest(anyhow::anyhow!(
                 "the guest answered with error code {code:?}"
             ))),
@@ -712,6 +730,69 @@ async fn cleanup_once(host: &SessionHost) -> Result<u32, String> {
         .map_err(|err| err.to_string())??;
     }
     Ok(deleted)
+}
+
+/// Counts the writes (frames) and bytes of `response`'s body; when the body is done with,
+/// logs them with the guest's host calls (`serve --count-host-calls`).
+fn count_body_writes(
+    response: Response<HyperOutgoingBody>,
+    calls: Arc<HostCalls>,
+    method: String,
+) -> Response<HyperOutgoingBody> {
+    let mut report = HostCallReport {
+        calls,
+        method,
+        status: response.status().as_u16(),
+        body_writes: 0,
+        body_bytes: 0,
+    };
+    response.map(|body| {
+        body.map_frame(move |frame| {
+            if let Some(data) = frame.data_ref() {
+                report.wrote(data.len());
+            }
+            frame
+        })
+        .boxed_unsync()
+    })
+}
+
+/// One request's host calls, logged when the response body is dropped (sent or abandoned).
+struct HostCallReport {
+    calls: Arc<HostCalls>,
+    method: String,
+    status: u16,
+    body_writes: u32,
+    body_bytes: usize,
+}
+
+impl HostCallReport {
+    // A method, so that the closure owns the whole report (and its `Drop`), not copies of
+    // its counters.
+    fn wrote(&mut self, bytes: usize) {
+        self.body_writes += 1;
+        self.body_bytes += bytes;
+    }
+}
+
+impl Drop for HostCallReport {
+    fn drop(&mut self) {
+        let calls = self.calls.take();
+        eprintln!(
+            "{}",
+            serde_json::json!({
+                "level": "INFO", "message": "host calls", "source": "host",
+                "method": self.method, "status": self.status,
+                "variable_reads": calls.variable_reads,
+                "sqlite_opens": calls.sqlite_opens,
+                "sqlite_statements": calls.sqlite_statements,
+                "postgres_opens": calls.postgres_opens,
+                "postgres_statements": calls.postgres_statements,
+                "body_writes": self.body_writes,
+                "body_bytes": self.body_bytes,
+            })
+        );
+    }
 }
 
 /// The host's own log lines, in the component's JSON-lines shape.

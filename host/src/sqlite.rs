@@ -139,6 +139,11 @@ pub struct DatabaseOptions {
     /// `None` leaves the WAL to SQLite's passive auto-checkpoint, which under steady writes and
     /// overlapping readers never finds the gap it needs to reset the file.
     pub wal_checkpoint_bytes: Option<u64>,
+    /// Spin's way, for measuring what Spin pays (a file database only): every guest `open`
+    /// gets a connection of its own, opened on its first statement with rusqlite's defaults
+    /// (a 5 s busy timeout, nothing else), and the file is in rollback-journal mode, as Spin's
+    /// `sqlite-inproc` leaves it. Slower than the pool; not for production.
+    pub connection_per_open: bool,
 }
 
 impl Default for DatabaseOptions {
@@ -146,6 +151,7 @@ impl Default for DatabaseOptions {
         Self {
             synchronous: Synchronous::Normal,
             wal_checkpoint_bytes: Some(WAL_CHECKPOINT_BYTES),
+            connection_per_open: false,
         }
     }
 }
@@ -473,7 +479,13 @@ fn connect(
             let conn = rusqlite::Connection::open(path)?;
             // WAL lets readers run beside the writer; `synchronous` is the operator's choice
             // (NORMAL keeps every commit across a process crash, FULL across a power loss).
-            conn.pragma_update(None, "journal_mode", "WAL")?;
+            // Spin's own SQLite never sets WAL, so its mode keeps the rollback journal.
+            let journal = if options.connection_per_open {
+                "DELETE"
+            } else {
+                "WAL"
+            };
+            conn.pragma_update(None, "journal_mode", journal)?;
             conn.pragma_update(None, "synchronous", options.synchronous.pragma())?;
             conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)?;
             if role == Role::Reader {
@@ -546,6 +558,9 @@ pub struct Connection {
     changes: u64,
     last_insert_rowid: i64,
     database: Arc<Database>,
+    /// Under [`DatabaseOptions::connection_per_open`], this handle's own connection, once
+    /// its first statement has opened it.
+    own: Option<Arc<Mutex<rusqlite::Connection>>>,
 }
 
 impl Connection {
@@ -555,7 +570,40 @@ impl Connection {
             changes: 0,
             last_insert_rowid: 0,
             database,
+            own: None,
         }
+    }
+
+    /// Runs `statement` on this handle's own connection, as Spin's `sqlite-inproc` does: the
+    /// connection is opened by the first statement, then every statement runs on it on the
+    /// blocking pool.
+    async fn execute_on_own(
+        &mut self,
+        path: PathBuf,
+        statement: String,
+        parameters: Vec<Value>,
+    ) -> Result<QueryResult, Error> {
+        let own = self.own.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let conn = match own {
+                Some(conn) => conn,
+                None => Arc::new(Mutex::new(
+                    rusqlite::Connection::open(&path).map_err(|e| io_error(&e))?,
+                )),
+            };
+            let guard = conn.lock().unwrap_or_else(|e| e.into_inner());
+            let result = run_statement(&guard, &statement, parameters);
+            let counters = (guard.changes(), guard.last_insert_rowid());
+            drop(guard);
+            Ok::<_, Error>((conn, result, counters))
+        })
+        .await
+        .map_err(|err| Error::Io(format!("database task failed: {err}")))?;
+        let (conn, result, (changes, rowid)) = outcome?;
+        self.own = Some(conn);
+        self.changes = changes;
+        self.last_insert_rowid = rowid;
+        result
     }
 
     /// Runs `statement` on the blocking pool. The handle's transaction travels with the work
@@ -566,6 +614,12 @@ impl Connection {
         statement: String,
         parameters: Vec<Value>,
     ) -> Result<QueryResult, Error> {
+        if self.database.options.connection_per_open
+            && let Some(path) = self.database.path()
+        {
+            let path = path.to_owned();
+            return self.execute_on_own(path, statement, parameters).await;
+        }
         let held = self.in_transaction.take();
         let database = self.database.clone();
         let outcome = tokio::task::spawn_blocking(move || {
@@ -654,6 +708,7 @@ impl wit::HostConnection for HostState {
         &mut self,
         database: String,
     ) -> wasmtime::Result<Result<Resource<Connection>, Error>> {
+        self.calls.sqlite_open();
         if database != "default" {
             return Ok(Err(Error::AccessDenied));
         }
@@ -667,6 +722,7 @@ impl wit::HostConnection for HostState {
         statement: String,
         parameters: Vec<Value>,
     ) -> wasmtime::Result<Result<QueryResult, Error>> {
+        self.calls.sqlite_statement();
         Ok(self
             .table
             .get_mut(&connection)?

@@ -5,6 +5,7 @@ use crate::postgres::Postgres;
 use crate::sqlite::Database;
 use crate::variables::Variables;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
@@ -18,6 +19,64 @@ pub struct HostState {
     pub(crate) database: Arc<Database>,
     pub(crate) postgres: Arc<Postgres>,
     pub(crate) variables: Arc<Variables>,
+    pub(crate) calls: Arc<HostCalls>,
+}
+
+/// The host calls a guest has made through Spin's interfaces, counted for
+/// `serve --count-host-calls` (BENCHMARKS.md, issue 18): under Spin every one of them is paid
+/// on every request, so they are the figure to drive down.
+#[derive(Debug, Default)]
+pub struct HostCalls {
+    variable_reads: AtomicU32,
+    sqlite_opens: AtomicU32,
+    sqlite_statements: AtomicU32,
+    postgres_opens: AtomicU32,
+    postgres_statements: AtomicU32,
+}
+
+/// A snapshot of [`HostCalls`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostCallCounts {
+    pub variable_reads: u32,
+    pub sqlite_opens: u32,
+    pub sqlite_statements: u32,
+    pub postgres_opens: u32,
+    pub postgres_statements: u32,
+}
+
+impl HostCalls {
+    pub(crate) fn variable_read(&self) {
+        self.variable_reads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sqlite_open(&self) {
+        self.sqlite_opens.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sqlite_statement(&self) {
+        self.sqlite_statements.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn postgres_open(&self) {
+        self.postgres_opens.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn postgres_statement(&self) {
+        self.postgres_statements.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts so far, setting them back to zero (a reused instance starts each request
+    /// from zero).
+    pub fn take(&self) -> HostCallCounts {
+        let take = |counter: &AtomicU32| counter.swap(0, Ordering::Relaxed);
+        HostCallCounts {
+            variable_reads: take(&self.variable_reads),
+            sqlite_opens: take(&self.sqlite_opens),
+            sqlite_statements: take(&self.sqlite_statements),
+            postgres_opens: take(&self.postgres_opens),
+            postgres_statements: take(&self.postgres_statements),
+        }
+    }
 }
 
 impl HostState {
@@ -38,6 +97,7 @@ impl HostState {
             database,
             postgres,
             variables,
+            calls: Arc::default(),
         }
     }
 }

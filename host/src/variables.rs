@@ -53,6 +53,7 @@ impl Variables {
 
 impl wit::Host for HostState {
     fn get(&mut self, name: String) -> wasmtime::Result<Result<String, Error>> {
+        self.calls.variable_read();
         Ok(self.variables.lookup(&name))
     }
 }
