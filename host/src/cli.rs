@@ -2,8 +2,8 @@
 //! readable output or `--json`.
 
 use crate::{
-    Allocation, CreateOptions, HostConfig, HostError, Issued, Location, Runtime, ServeOptions,
-    Server, Session, SessionHost,
+    Allocation, CreateOptions, HostCallSink, HostConfig, HostError, Issued, Location, Runtime,
+    ServeOptions, Server, Session, SessionHost,
 };
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
@@ -167,7 +167,7 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
             } else {
                 requests_per_instance
             },
-            count_host_calls,
+            count_host_calls: count_host_calls.then(HostCallSink::log),
             ..ServeOptions::default()
         };
         return serve(config, component, limits).await;

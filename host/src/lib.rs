@@ -33,6 +33,7 @@ pub use clock::Clock;
 pub use config::HostConfig;
 pub use postgres::Postgres;
 pub use runtime::{Allocation, Runtime};
-pub use serve::{ServeError, ServeOptions, Server};
+pub use serve::{HostCallSink, RequestCosts, ServeError, ServeOptions, Server};
 pub use sqlite::Location;
+pub use state::HostCallCounts;
 pub use state::HostState;

@@ -34,7 +34,7 @@
 
 use crate::api::SessionHost;
 use crate::runtime::EPOCH_TICK;
-use crate::state::HostCalls;
+use crate::state::{HostCallCounts, HostCalls};
 use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_TYPE, HOST, RETRY_AFTER};
 use http::{HeaderValue, Request, Response, StatusCode};
@@ -98,10 +98,60 @@ pub struct ServeOptions {
     /// Requests one instance serves before it is replaced; 1 gives every request a fresh
     /// instance, as Spin does. See the module documentation for why reuse is safe.
     pub requests_per_instance: u32,
-    /// Log, for every request, the host calls its guest made and the writes of its response
-    /// body (one JSON line on stderr, `"message":"host calls"`, without the path, which may
-    /// hold a token). For benchmarks (issue 18): each call is a cost Spin pays per request.
-    pub count_host_calls: bool,
+    /// Where to report, for every request, the host calls its guest made and the writes of
+    /// its response body; `None` counts nothing. For benchmarks (issue 18): each call is a
+    /// cost Spin pays per request. [`HostCallSink::log`] writes one JSON line per request.
+    pub count_host_calls: Option<HostCallSink>,
+}
+
+/// One request's host calls and response body writes (see [`ServeOptions::count_host_calls`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestCosts {
+    pub status: u16,
+    pub calls: HostCallCounts,
+    /// Data frames of the response body: one per guest write that reached the host.
+    pub body_writes: u32,
+    pub body_bytes: usize,
+}
+
+/// Receives a [`RequestCosts`] per request, when the response body is done with (sent, or
+/// abandoned by the client).
+#[derive(Clone)]
+pub struct HostCallSink(Arc<dyn Fn(RequestCosts) + Send + Sync>);
+
+impl HostCallSink {
+    /// A sink calling `report` for every request.
+    pub fn new(report: impl Fn(RequestCosts) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(report))
+    }
+
+    /// A sink writing one JSON line per request on stderr (`"message":"host calls"`; no path,
+    /// which may hold a token).
+    pub fn log() -> Self {
+        Self::new(|costs| {
+            let calls = costs.calls;
+            eprintln!(
+                "{}",
+                serde_json::json!({
+                    "level": "INFO", "message": "host calls", "source": "host",
+                    "status": costs.status,
+                    "variable_reads": calls.variable_reads,
+                    "sqlite_opens": calls.sqlite_opens,
+                    "sqlite_statements": calls.sqlite_statements,
+                    "postgres_opens": calls.postgres_opens,
+                    "postgres_statements": calls.postgres_statements,
+                    "body_writes": costs.body_writes,
+                    "body_bytes": costs.body_bytes,
+                })
+            );
+        })
+    }
+}
+
+impl std::fmt::Debug for HostCallSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HostCallSink")
+    }
 }
 
 impl Default for ServeOptions {
@@ -116,7 +166,7 @@ impl Default for ServeOptions {
             max_header_bytes: 32 * 1024,
             max_connections: 1024,
             requests_per_instance: 100,
-            count_host_calls: false,
+            count_host_calls: None,
         }
     }
 }
@@ -155,7 +205,7 @@ struct Shared {
     body_read_timeout: Duration,
     max_header_bytes: usize,
     instances: Arc<InstancePool>,
-    count_host_calls: bool,
+    count_host_calls: Option<HostCallSink>,
 }
 
 /// Instances whose last request ended normally, waiting for the next one.
@@ -552,12 +602,11 @@ impl Shared {
         };
         store.set_epoch_deadline(self.deadline_ticks);
         // A reused instance starts each request's count from zero.
-        let calls = self.count_host_calls.then(|| {
+        let counting = self.count_host_calls.clone().map(|sink| {
             let calls = store.data().calls.clone();
             calls.take();
-            calls
+            (calls, sink)
         });
-        let method = req.method().to_string();
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = store
             .data_mut()
@@ -604,8 +653,8 @@ impl Shared {
             }
         });
         match receiver.await {
-            Ok(Ok(response)) => Ok(match calls {
-                Some(calls) => count_body_writes(response, calls, method),
+            Ok(Ok(response)) => Ok(match counting {
+                Some((calls, sink)) => count_body_writes(response, calls, sink),
                 None => response,
             }),
             Ok(Err(code)) => Err(RequestError::Guest(anyhow::anyhow!(
@@ -733,15 +782,15 @@ async fn cleanup_once(host: &SessionHost) -> Result<u32, String> {
 }
 
 /// Counts the writes (frames) and bytes of `response`'s body; when the body is done with,
-/// logs them with the guest's host calls (`serve --count-host-calls`).
+/// reports them with the guest's host calls to `sink`.
 fn count_body_writes(
     response: Response<HyperOutgoingBody>,
     calls: Arc<HostCalls>,
-    method: String,
+    sink: HostCallSink,
 ) -> Response<HyperOutgoingBody> {
     let mut report = HostCallReport {
         calls,
-        method,
+        sink,
         status: response.status().as_u16(),
         body_writes: 0,
         body_bytes: 0,
@@ -757,10 +806,10 @@ fn count_body_writes(
     })
 }
 
-/// One request's host calls, logged when the response body is dropped (sent or abandoned).
+/// One request's host calls, reported when the response body is dropped (sent or abandoned).
 struct HostCallReport {
     calls: Arc<HostCalls>,
-    method: String,
+    sink: HostCallSink,
     status: u16,
     body_writes: u32,
     body_bytes: usize,
@@ -777,21 +826,12 @@ impl HostCallReport {
 
 impl Drop for HostCallReport {
     fn drop(&mut self) {
-        let calls = self.calls.take();
-        eprintln!(
-            "{}",
-            serde_json::json!({
-                "level": "INFO", "message": "host calls", "source": "host",
-                "method": self.method, "status": self.status,
-                "variable_reads": calls.variable_reads,
-                "sqlite_opens": calls.sqlite_opens,
-                "sqlite_statements": calls.sqlite_statements,
-                "postgres_opens": calls.postgres_opens,
-                "postgres_statements": calls.postgres_statements,
-                "body_writes": self.body_writes,
-                "body_bytes": self.body_bytes,
-            })
-        );
+        (self.sink.0)(RequestCosts {
+            status: self.status,
+            calls: self.calls.take(),
+            body_writes: self.body_writes,
+            body_bytes: self.body_bytes,
+        });
     }
 }
 

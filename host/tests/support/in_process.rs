@@ -36,6 +36,15 @@ impl Harness {
     }
 
     pub fn start_on(runtime: &Runtime, options: ServeOptions) -> Self {
+        Self::start_configured(runtime, options, |_| {})
+    }
+
+    /// Like [`Harness::start_on`], with `configure` changing the host configuration last.
+    pub fn start_configured(
+        runtime: &Runtime,
+        options: ServeOptions,
+        configure: impl FnOnce(&mut HostConfig),
+    ) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -50,6 +59,7 @@ impl Harness {
         config.variables.set("admin_key", ADMIN_KEY);
         config.variables.set("log_requests", "false");
         config.variables.set("max_per_user", "100000");
+        configure(&mut config);
         let (host, server) = rt.block_on(async {
             let host = SessionHost::open(runtime, config)
                 .await

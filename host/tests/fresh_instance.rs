@@ -1,0 +1,126 @@
+//! What a fresh instance costs its host (issue 18): `serve` in Spin's cost mode (a fresh
+//! instance per request, a new SQLite connection per `open` in rollback-journal mode) with
+//! its host calls counted per request. Under Spin each variable read and each statement is
+//! paid on every request, so these counts are pinned here; BENCHMARKS.md has the timings.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::in_process::{Harness, runtime};
+use support::{ADMIN, get, request};
+use zoe_session_host::{HostCallSink, RequestCosts, ServeOptions};
+
+/// A server in Spin's cost mode with request logging on (spin.toml's default), and the costs
+/// of every request it has answered.
+fn counted() -> (Harness, Arc<Mutex<Vec<RequestCosts>>>) {
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let sink = {
+        let reports = reports.clone();
+        HostCallSink::new(move |costs| reports.lock().unwrap().push(costs))
+    };
+    let options = ServeOptions {
+        requests_per_instance: 1,
+        count_host_calls: Some(sink),
+        ..ServeOptions::default()
+    };
+    let harness = Harness::start_configured(runtime(), options, |config| {
+        config.connection_per_open = true;
+        config.variables.set("log_requests", "true");
+    });
+    (harness, reports)
+}
+
+/// Sends `send` and returns the costs reported for it (reported when its body is dropped,
+/// which may be just after the client has the answer).
+fn costs_of(
+    reports: &Mutex<Vec<RequestCosts>>,
+    send: impl FnOnce() -> support::Response,
+) -> (support::Response, RequestCosts) {
+    let before = reports.lock().unwrap().len();
+    let response = send();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(costs) = reports.lock().unwrap().get(before) {
+            return (response, *costs);
+        }
+        assert!(Instant::now() < deadline, "no costs reported in 10 s");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn a_fresh_validate_reads_five_settings_and_runs_one_statement() {
+    let (harness, reports) = counted();
+    let token = harness.create_token("alice");
+    let (response, costs) = costs_of(&reports, || {
+        get(
+            harness.addr,
+            "/sessions/validate",
+            &[("x-session-id", &token)],
+        )
+        .unwrap()
+    });
+    assert_eq!(response.status, 200);
+    assert_eq!(costs.status, 200);
+    // log_requests, log_level, require_https, session_header, database_url; no activity
+    // write is due, so neither auto_update nor a second statement.
+    assert_eq!(costs.calls.variable_reads, 5, "{costs:?}");
+    assert_eq!(costs.calls.sqlite_opens, 1, "{costs:?}");
+    assert_eq!(
+        costs.calls.sqlite_statements, 1,
+        "no PRAGMA, no schema check: {costs:?}"
+    );
+    assert_eq!(costs.body_writes, 1, "{costs:?}");
+}
+
+#[test]
+fn health_and_the_openapi_document_touch_no_database_and_write_their_body_once() {
+    let (harness, reports) = counted();
+    let (response, health) = costs_of(&reports, || get(harness.addr, "/health", &[]).unwrap());
+    assert_eq!(response.status, 200);
+    assert_eq!(health.calls.variable_reads, 3, "{health:?}");
+    assert_eq!(
+        health.calls.sqlite_opens + health.calls.sqlite_statements,
+        0
+    );
+    let (response, openapi) = costs_of(&reports, || {
+        get(harness.addr, "/openapi.json", &[]).unwrap()
+    });
+    assert_eq!(response.status, 200);
+    assert_eq!(openapi.body_bytes, response.body.len());
+    assert!(openapi.body_bytes > 16 * 1024, "{openapi:?}");
+    assert_eq!(
+        openapi.body_writes, 1,
+        "a large body in one write: {openapi:?}"
+    );
+}
+
+#[test]
+fn an_admin_request_reads_every_setting() {
+    // The positive control of the counts above: a route that checks the whole configuration
+    // is seen reading all of it.
+    let (harness, reports) = counted();
+    let (response, costs) = costs_of(&reports, || {
+        request(harness.addr, "GET", "/sessions/stats", &[ADMIN], None).unwrap()
+    });
+    assert_eq!(response.status, 200);
+    // The nineteen settings of DESIGN.md's table (`SETTINGS` in src/config.rs).
+    assert_eq!(costs.calls.variable_reads, 19, "{costs:?}");
+    assert!(costs.calls.sqlite_statements >= 1);
+}
+
+#[test]
+fn spin_cost_mode_keeps_the_database_in_rollback_journal_mode() {
+    let (harness, _) = counted();
+    harness.create_token("alice");
+    let path = harness.database_path();
+    let mode: String = rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "delete");
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    assert!(!std::path::Path::new(&wal).exists(), "no write-ahead log");
+}
