@@ -47,9 +47,9 @@ fn variable(name: &'static str) -> Option<String> {
                 spin_sdk::variables::Error::Undefined(_)
                     | spin_sdk::variables::Error::InvalidName(_)
             ) {
-                eprintln!(
+                log::write_line(format!(
                     r#"{{"level":"WARN","message":"variable provider failed","variable":"{name}"}}"#
-                );
+                ));
             }
             None
         }

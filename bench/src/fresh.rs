@@ -41,6 +41,7 @@ struct Calls {
     sqlite_opens: f64,
     body_writes: f64,
     body_bytes: f64,
+    stderr_writes: f64,
 }
 
 /// The host-call lines `log` gained after byte `from`.
@@ -59,6 +60,8 @@ fn calls_since(log: &Path, from: usize) -> anyhow::Result<Vec<Calls>> {
             sqlite_opens: field(&line, "sqlite_opens"),
             body_writes: field(&line, "body_writes"),
             body_bytes: field(&line, "body_bytes"),
+            // Absent from builds before stderr writes were counted.
+            stderr_writes: field(&line, "stderr_writes"),
         })
         .collect())
 }
@@ -106,6 +109,7 @@ async fn count(server: &Server, log: &Path) -> anyhow::Result<Vec<Calls>> {
             sqlite_opens: pick(|c| c.sqlite_opens),
             body_writes: pick(|c| c.body_writes),
             body_bytes: pick(|c| c.body_bytes),
+            stderr_writes: pick(|c| c.stderr_writes),
         });
     }
     Ok(per_route)
@@ -128,10 +132,21 @@ fn start(
 }
 
 fn calls_cell(calls: &Calls) -> String {
-    format!(
-        "{:.0} / {:.0} / {:.0} / {:.0}",
-        calls.variable_reads, calls.sqlite_statements, calls.sqlite_opens, calls.body_writes
-    )
+    [
+        calls.variable_reads,
+        calls.sqlite_statements,
+        calls.sqlite_opens,
+        calls.body_writes,
+        calls.stderr_writes,
+    ]
+    .map(|n| {
+        if n.is_nan() {
+            "?".to_owned()
+        } else {
+            format!("{n:.0}")
+        }
+    })
+    .join(" / ")
 }
 
 /// Runs the fresh-instance section; `baseline` is an older build of the component to compare.
@@ -170,7 +185,7 @@ pub async fn run(
         None => None,
     };
     let mut table = Table::new(
-        "Host calls per request with a fresh instance (`serve --spin-costs`): variable reads / SQLite statements / SQLite opens / body writes, median of 21",
+        "Host calls per request with a fresh instance (`serve --spin-costs`): variable reads / SQLite statements / SQLite opens / body writes / stderr writes, median of 21",
         &["route", "before", "now", "body bytes now"],
     );
     for (r, route) in ROUTES.iter().enumerate() {

@@ -23,7 +23,7 @@ use crate::config::{ConfigError, DATABASE_URL_VARIABLE, HostConfig};
 use crate::postgres::{PoolOptions, Postgres};
 use crate::runtime::Runtime;
 use crate::sqlite::{Database, DatabaseOptions, OpenError};
-use crate::state::HostState;
+use crate::state::{CountingStderr, HostCalls, HostState};
 use crate::variables::Variables;
 use std::sync::Arc;
 use wasmtime::Store;
@@ -204,19 +204,21 @@ impl SessionHost {
     /// A fresh store whose guest writes its stderr to ours (or the pipe given to
     /// [`SessionHost::with_guest_stderr`]).
     pub fn store(&self) -> Store<HostState> {
+        let calls = Arc::new(HostCalls::default());
         let mut wasi = WasiCtx::builder();
         match &self.guest_stderr {
-            Some(pipe) => wasi.stderr(pipe.clone()),
-            None => wasi.inherit_stderr(),
+            Some(pipe) => wasi.stderr(CountingStderr::new(pipe.clone(), calls.clone())),
+            None => wasi.stderr(CountingStderr::new(std::io::stderr(), calls.clone())),
         };
         wasi.wall_clock(self.clock.clone());
         let mut store = Store::new(
             self.runtime.engine(),
-            HostState::new(
+            HostState::counted(
                 wasi.build(),
                 self.database.clone(),
                 self.postgres.clone(),
                 self.variables.clone(),
+                calls,
             ),
         );
         // No deadline for the typed API: trusted in-process callers. The deadline is relative

@@ -140,6 +140,7 @@ impl HostCallSink {
                     "sqlite_statements": calls.sqlite_statements,
                     "postgres_opens": calls.postgres_opens,
                     "postgres_statements": calls.postgres_statements,
+                    "stderr_writes": calls.stderr_writes,
                     "body_writes": costs.body_writes,
                     "body_bytes": costs.body_bytes,
                 })

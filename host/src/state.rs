@@ -7,6 +7,8 @@ use crate::variables::Variables;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use wasmtime::component::ResourceTable;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
@@ -32,6 +34,7 @@ pub struct HostCalls {
     sqlite_statements: AtomicU32,
     postgres_opens: AtomicU32,
     postgres_statements: AtomicU32,
+    stderr_writes: AtomicU32,
 }
 
 /// A snapshot of [`HostCalls`].
@@ -42,6 +45,8 @@ pub struct HostCallCounts {
     pub sqlite_statements: u32,
     pub postgres_opens: u32,
     pub postgres_statements: u32,
+    /// Writes to the guest's stderr (its log lines).
+    pub stderr_writes: u32,
 }
 
 impl HostCalls {
@@ -61,6 +66,10 @@ impl HostCalls {
         self.postgres_opens.fetch_add(1, Ordering::Relaxed);
     }
 
+    fn stderr_write(&self) {
+        self.stderr_writes.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn postgres_statement(&self) {
         self.postgres_statements.fetch_add(1, Ordering::Relaxed);
     }
@@ -75,6 +84,7 @@ impl HostCalls {
             sqlite_statements: take(&self.sqlite_statements),
             postgres_opens: take(&self.postgres_opens),
             postgres_statements: take(&self.postgres_statements),
+            stderr_writes: take(&self.stderr_writes),
         }
     }
 }
@@ -89,6 +99,18 @@ impl HostState {
         postgres: Arc<Postgres>,
         variables: Arc<Variables>,
     ) -> Self {
+        Self::counted(wasi, database, postgres, variables, Arc::default())
+    }
+
+    /// Like [`HostState::new`], counting the guest's host calls in `calls` (whose stderr
+    /// stream, if it is a [`CountingStderr`] on the same counter, counts its writes).
+    pub fn counted(
+        wasi: WasiCtx,
+        database: Arc<Database>,
+        postgres: Arc<Postgres>,
+        variables: Arc<Variables>,
+        calls: Arc<HostCalls>,
+    ) -> Self {
         Self {
             wasi,
             http: WasiHttpCtx::new(),
@@ -97,8 +119,68 @@ impl HostState {
             database,
             postgres,
             variables,
-            calls: Arc::default(),
+            calls,
         }
+    }
+}
+
+/// A guest stderr that counts its writes in a [`HostCalls`] and passes them on to `inner`.
+#[derive(Debug)]
+pub struct CountingStderr<S> {
+    inner: S,
+    calls: Arc<HostCalls>,
+}
+
+impl<S> CountingStderr<S> {
+    pub fn new(inner: S, calls: Arc<HostCalls>) -> Self {
+        Self { inner, calls }
+    }
+}
+
+impl<S: IsTerminal> IsTerminal for CountingStderr<S> {
+    fn is_terminal(&self) -> bool {
+        self.inner.is_terminal()
+    }
+}
+
+impl<S: StdoutStream> StdoutStream for CountingStderr<S> {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(CountingOutput {
+            inner: self.inner.p2_stream(),
+            calls: self.calls.clone(),
+        })
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        // Only WASIp3 guests use this; ours are p2.
+        self.inner.async_stream()
+    }
+}
+
+struct CountingOutput {
+    inner: Box<dyn OutputStream>,
+    calls: Arc<HostCalls>,
+}
+
+impl OutputStream for CountingOutput {
+    fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
+        self.calls.stderr_write();
+        self.inner.write(bytes)
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        self.inner.flush()
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        self.inner.check_write()
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for CountingOutput {
+    async fn ready(&mut self) {
+        self.inner.ready().await;
     }
 }
 

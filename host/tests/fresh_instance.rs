@@ -72,6 +72,10 @@ fn a_fresh_validate_reads_five_settings_and_runs_one_statement() {
         "no PRAGMA, no schema check: {costs:?}"
     );
     assert_eq!(costs.body_writes, 1, "{costs:?}");
+    assert_eq!(
+        costs.calls.stderr_writes, 1,
+        "the request's log line, in one write"
+    );
 }
 
 #[test]
@@ -84,6 +88,7 @@ fn health_and_the_openapi_document_touch_no_database_and_write_their_body_once()
         health.calls.sqlite_opens + health.calls.sqlite_statements,
         0
     );
+    assert_eq!(health.calls.stderr_writes, 1, "{health:?}");
     let (response, openapi) = costs_of(&reports, || {
         get(harness.addr, "/openapi.json", &[]).unwrap()
     });

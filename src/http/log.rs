@@ -23,7 +23,18 @@ pub fn emit(threshold: LogLevel, level: LogLevel, now: u64, message: &str, field
     if let Value::Object(fields) = fields {
         line.extend(fields);
     }
-    eprintln!("{}", Value::Object(line));
+    write_line(Value::Object(line).to_string());
+}
+
+/// Writes `line` and a newline to stderr in one write. Stderr is unbuffered, and `eprintln!`
+/// of a JSON value writes every formatted fragment separately: dozens of host calls (and
+/// write syscalls) per line, which made request logging the largest cost of a fresh
+/// instance's `GET /health` (BENCHMARKS.md, issue 18).
+pub fn write_line(mut line: String) {
+    use std::io::Write as _;
+    line.push('\n');
+    // A log line that cannot be written is dropped; the request it describes still answers.
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// Logs the housekeeping that failed after `issued` was committed; the session stands and
