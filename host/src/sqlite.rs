@@ -24,10 +24,13 @@
 //! `:memory:` is a single connection for both roles: every instance sees the same data, and
 //! instances take turns.
 //!
-//! Every statement, and the wait for a pooled connection, runs on tokio's blocking pool (the
-//! imports are async, as Spin's sqlite `Connection` trait is), so a statement queued behind
-//! SQLite's write lock never holds a runtime worker (and with it the accept loop and every other
-//! request). A connection kept for a
+//! Every statement that may wait, and every wait for a pooled connection, runs on tokio's
+//! blocking pool (the imports are async, as Spin's sqlite `Connection` trait is), so a statement
+//! queued behind SQLite's write lock never holds a runtime worker (and with it the accept loop
+//! and every other request). The one exception is a statement already known to be read-only,
+//! outside a transaction, when a reader connection is free at once: it runs in place, since a
+//! WAL reader never waits for the writer and the hop to the blocking pool costs more than the
+//! read. A connection kept for a
 //! transaction is a [`Lease`]: dropping it, wherever that happens (a guest that drops its
 //! handle, a store dropped mid-call by a request timeout), rolls the transaction back and returns
 //! the connection.
@@ -38,6 +41,7 @@ use crate::state::HostState;
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 use wasmtime::component::Resource;
@@ -183,6 +187,8 @@ pub struct Database {
     /// `None` for `:memory:`, whose one connection is also the writer.
     readers: Option<Slots>,
     routes: Mutex<HashMap<Box<str>, Role>>,
+    /// Statements run in place rather than on the blocking pool (see the module docs).
+    reads_in_place: AtomicU64,
 }
 
 /// Connections of one role: idle ones, how many exist, and a signal when one comes back.
@@ -269,7 +275,13 @@ impl Database {
             writer: Slots::new(vec![writer], 1),
             readers,
             routes: Mutex::new(HashMap::new()),
+            reads_in_place: AtomicU64::new(0),
         }))
+    }
+
+    /// How many statements ran in place instead of on the blocking pool.
+    pub fn reads_in_place(&self) -> u64 {
+        self.reads_in_place.load(Ordering::Relaxed)
     }
 
     /// Where this database lives.
@@ -389,6 +401,22 @@ impl Database {
         if routes.len() < ROUTE_CACHE {
             routes.insert(statement.into(), role);
         }
+    }
+
+    /// An idle reader for `statement`, if it is known to be a read-only statement and a
+    /// reader is free right now; never waits.
+    fn idle_reader_for(self: &Arc<Self>, statement: &str) -> Option<Lease> {
+        let readers = self.readers.as_ref()?;
+        if self.known_route(statement) != Some(Role::Reader) {
+            return None;
+        }
+        let conn = lock(&readers.pool).idle.pop()?;
+        self.reads_in_place.fetch_add(1, Ordering::Relaxed);
+        Some(Lease {
+            conn: Some(conn),
+            role: Role::Reader,
+            database: self.clone(),
+        })
     }
 
     /// A connection for `statement` outside a transaction: the reader pool for a statement
@@ -622,6 +650,17 @@ impl Connection {
         }
         let held = self.in_transaction.take();
         let database = self.database.clone();
+        // A read-only statement with a reader free runs here: in WAL mode a reader never
+        // waits for the writer, so it cannot hold this thread behind a write, and the trip
+        // to the blocking pool costs more than the read itself (tens of µs against a few;
+        // BENCHMARKS.md, issue 18). Whatever may wait (a write, a transaction, a wait for a
+        // free connection, a statement not yet classified) goes to the blocking pool.
+        if held.is_none()
+            && let Some(reader) = database.idle_reader_for(&statement)
+        {
+            let outcome = run_blocking(&database, Some(reader), &statement, parameters);
+            return self.settle(outcome);
+        }
         let outcome = tokio::task::spawn_blocking(move || {
             run_blocking(&database, held, &statement, parameters)
         })
@@ -632,6 +671,11 @@ impl Connection {
             // unwinding, so the connection is back. The guest sees a failed statement.
             Err(err) => return Err(Error::Io(format!("database task failed: {err}"))),
         };
+        self.settle(outcome)
+    }
+
+    /// Takes what a statement left behind: the handle's counters and its transaction.
+    fn settle(&mut self, outcome: Outcome) -> Result<QueryResult, Error> {
         // `changes` and `last_insert_rowid` describe this handle's statements, as they would
         // on a connection of its own, whichever pooled connection ran them.
         if let Some((changes, rowid)) = outcome.counters {
@@ -1010,6 +1054,45 @@ mod tests {
         // The handle is usable again, outside any transaction.
         exec(&mut state, &conn, "INSERT INTO t VALUES (2)").await;
         assert_eq!(count(&mut state, &conn).await, 1);
+    }
+
+    #[tokio::test]
+    async fn a_known_read_runs_in_place_and_never_waits_for_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = file_database(&dir, DatabaseOptions::default());
+        let mut writer = state_on(database.clone());
+        let writing = open_default(&mut writer).await;
+        exec(&mut writer, &writing, "CREATE TABLE t (x)").await;
+        exec(&mut writer, &writing, "BEGIN IMMEDIATE").await;
+        exec(&mut writer, &writing, "INSERT INTO t VALUES (1)").await;
+
+        let mut reader = state_on(database.clone());
+        let reading = open_default(&mut reader).await;
+        // The first run classifies the statement on the blocking pool; later ones run in
+        // place, and see the last committed state while the writer's transaction is open.
+        assert_eq!(count(&mut reader, &reading).await, 0);
+        assert_eq!(database.reads_in_place(), 0);
+        assert_eq!(count(&mut reader, &reading).await, 0);
+        assert_eq!(database.reads_in_place(), 1);
+        // Control: a write is never run in place (it would wait for the lock right here).
+        let other = open_default(&mut reader).await;
+        let write = HostConnection::execute(
+            &mut reader,
+            borrow(&other),
+            "INSERT INTO t VALUES (2)".into(),
+            vec![],
+        );
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), write)
+                .await
+                .is_err(),
+            "the write waited for the open transaction"
+        );
+        assert_eq!(database.reads_in_place(), 1);
+        exec(&mut writer, &writing, "COMMIT").await;
+        // The dropped write may yet land once the lock is free: one row or two.
+        assert!(count(&mut reader, &reading).await >= 1);
+        assert_eq!(database.reads_in_place(), 2);
     }
 
     #[test]
