@@ -44,6 +44,16 @@ pub enum HostError {
     /// A host setting has a value the host cannot use.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// `serve` could not start: the address is taken or not ours, or the component does not
+    /// serve HTTP.
+    #[error(transparent)]
+    Serve(#[from] crate::serve::ServeError),
+    /// The generated admin key file could not be read or written.
+    #[error("admin key file {}: {source}", path.display())]
+    AdminKeyFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     /// Wasmtime failed or the guest trapped: a bug, not bad input.
     #[error("component runtime failure: {0:#}")]
     Runtime(anyhow::Error),

@@ -286,8 +286,11 @@ async fn serve(
             Location::Memory => None,
         };
         let path = crate::admin_key::path_for(db_path);
-        let (key, created) = crate::admin_key::load_or_create(&path)
-            .map_err(|err| anyhow::anyhow!("admin key file {}: {err}", path.display()))?;
+        let (key, created) =
+            crate::admin_key::load_or_create(&path).map_err(|source| HostError::AdminKeyFile {
+                path: path.clone(),
+                source,
+            })?;
         config.variables.set("admin_key", key);
         let verb = if created { "generated" } else { "using" };
         eprintln!(
@@ -317,9 +320,7 @@ async fn serve(
         cleanup_interval: Some(Duration::from_secs(cleanup_interval.max(1))),
         ..limits
     };
-    let server = Server::start(host, options)
-        .await
-        .map_err(|err| HostError::Runtime(err.into()))?;
+    let server = Server::start(host, options).await?;
     println!("zoe-session listening on {}", server.url());
     wait_for_shutdown_signal().await;
     eprintln!("shutting down");

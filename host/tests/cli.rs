@@ -181,3 +181,46 @@ fn bad_input_and_bad_settings_fail_with_a_clear_message() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn a_taken_port_is_reported_as_such_not_as_a_runtime_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = Command::new(env!("CARGO_BIN_EXE_zoe-session-host"))
+        .env_clear()
+        .env("SESSION_DB_PATH", dir.path().join("s.db"))
+        .env("SESSION_ADMIN_KEY", "cli-test-admin-key-0123456789")
+        .args(["serve", "--listen", &addr])
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr}")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("runtime failure"), "{stderr}");
+    // Positive control: with the port free, the same command starts and says where it listens.
+    drop(taken);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zoe-session-host"))
+        .env_clear()
+        .env("SESSION_DB_PATH", dir.path().join("s.db"))
+        .env("SESSION_ADMIN_KEY", "cli-test-admin-key-0123456789")
+        .args(["serve", "--listen", &addr])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.contains(&format!("listening on http://{addr}")),
+        "{line}"
+    );
+}
