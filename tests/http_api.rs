@@ -15,23 +15,35 @@ fn session_header(token: &str) -> [(&'static str, &str); 1] {
     [("x-session-id", token)]
 }
 
+/// README.md's walkthrough under "The REST API", every line in order, with its status and the
+/// fields it shows.
 #[tokio::test]
-async fn the_seed_curl_walkthrough_creates_uses_and_extends_a_session() {
+async fn the_readme_walkthrough_runs_line_by_line() {
     let api = start(&[]).await;
     let created = api
-        .create(r#"{"user_id": "user123", "timeout": 3600}"#)
+        .create(
+            r#"{"user_id": "user123", "timeout": 3600, "metadata": {"role": "developer", "permissions": ["read", "write"]}}"#,
+        )
         .await;
     assert_eq!(created["user_id"], "user123");
     assert_eq!(created["timeout"], 3600);
     assert_eq!(created["is_active"], true);
     assert_eq!(created["created_at"], "2027-01-15T08:00:00.000Z");
     assert_eq!(created["expires_at"], "2027-01-15T09:00:00.000Z");
-    let token = created["session_id"].as_str().unwrap();
-    assert!(token.starts_with(created["id"].as_str().unwrap()));
+    assert_eq!(created["metadata"]["role"], "developer");
+    let token = created["session_id"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(token.starts_with(&id));
 
-    let validated = api.get("/sessions/validate", &session_header(token)).await;
+    let validated = api.get("/sessions/validate", &session_header(&token)).await;
     assert_eq!(validated.expect(200)["user_id"], "user123");
     assert_eq!(validated.json["valid"], true);
+
+    let admin_only = api
+        .get("/sessions/validate?role=admin", &session_header(&token))
+        .await;
+    admin_only.expect_error(403, "forbidden");
+    assert_eq!(admin_only.json["detail"], "role `admin` required");
 
     let extended = api
         .send(
@@ -49,6 +61,39 @@ async fn the_seed_curl_walkthrough_creates_uses_and_extends_a_session() {
         extended.json.get("session_id").is_none(),
         "extend must not echo the token"
     );
+
+    let listed = api
+        .get("/sessions/user/user123/sessions", &session_header(&token))
+        .await;
+    assert_eq!(listed.expect(200)["count"], 1);
+    assert_eq!(listed.json["sessions"][0]["id"], id.as_str());
+
+    let rotated = api
+        .send("POST", &format!("/sessions/{token}/rotate"), &[], None)
+        .await;
+    let new_token = rotated.expect(200)["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(rotated.json["id"], id.as_str(), "the public id stays");
+    api.get("/sessions/validate", &session_header(&token))
+        .await
+        .expect_error(401, "invalid_token");
+
+    let stats = api.get("/sessions/stats", admin()).await;
+    assert_eq!(stats.expect(200)["active_sessions"], 1);
+    api.get("/sessions/stats", &[])
+        .await
+        .expect_error(401, "unauthorized");
+
+    let deleted = api
+        .send("DELETE", &format!("/sessions/{new_token}"), &[], None)
+        .await;
+    assert_eq!(deleted.expect(200)["invalidated"], true);
+    assert_eq!(deleted.json["id"], id.as_str());
+    api.get("/sessions/validate", &session_header(&new_token))
+        .await
+        .expect_error(401, "invalid_session");
     api.stop().await;
 }
 

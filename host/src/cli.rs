@@ -369,7 +369,8 @@ pub fn session_json(session: &Session) -> Value {
         "expires_at": timestamp(session.expires_at),
         "absolute_expires_at": timestamp(session.absolute_expires_at),
         "timeout": session.idle_timeout,
-        "metadata": serde_json::from_str::<Value>(&session.metadata).unwrap_or(Value::Null),
+        // As the HTTP API shows it (src/http/json.rs): stored metadata is a JSON object.
+        "metadata": serde_json::from_str::<Value>(&session.metadata).unwrap_or_else(|_| json!({})),
         "is_active": session.is_active,
     })
 }
