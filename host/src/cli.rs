@@ -303,14 +303,7 @@ async fn serve(
         .get("cleanup_interval")
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(300);
-    // Slots for the instances serving requests, as many kept idle for reuse, and a few for the
-    // cleanup timer's instance and guests still streaming a body after their permit is freed.
-    let allocation = Allocation::Pooling {
-        max_instances: u32::try_from(limits.max_concurrent)
-            .unwrap_or(u32::MAX)
-            .saturating_mul(2)
-            .saturating_add(4),
-    };
+    let allocation = limits.allocation();
     let runtime = match &component {
         Some(path) => Runtime::from_file(path, allocation)?,
         None => Runtime::new(allocation)?,

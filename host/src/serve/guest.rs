@@ -1,0 +1,267 @@
+//! Running one request in a guest: an instance (reused or fresh), its deadline, and every way
+//! that can fail, each with its own answer.
+
+use super::costs::count_body_writes;
+use super::pool::{Instance, Running};
+use super::spin_request::{GuestRequest, present_like_spin, read_body};
+use super::{Shared, log_line};
+use bytes::Bytes;
+use http::header::{CONNECTION, CONTENT_TYPE, RETRY_AFTER};
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::OwnedSemaphorePermit;
+use wasmtime::{PoolConcurrencyLimitError, Trap};
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+/// Why a request got no answer from the guest. Each maps once, in [`RequestError::response`],
+/// to a status and a JSON body, so none of them can come out as a 500 by accident.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum RequestError {
+    #[error("the request line or headers cannot be presented to the guest: {0}")]
+    BadRequest(&'static str),
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimedOut(Duration),
+    #[error("the request body could not be read: {0}")]
+    BodyUnreadable(hyper::Error),
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    #[error("no instance is free: {0:#}")]
+    NoInstance(wasmtime::Error),
+    #[error("the guest did not answer within its deadline")]
+    Overran,
+    #[error("the guest failed: {0:#}")]
+    Guest(anyhow::Error),
+}
+
+impl RequestError {
+    /// Sorts out what a guest task ended with: an epoch interrupt is an overrun and a full
+    /// pool is a busy server, both 503; anything else is a fault (500).
+    fn from_guest(err: wasmtime::Error) -> Self {
+        if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            Self::Overran
+        } else if err.is::<PoolConcurrencyLimitError>() {
+            Self::NoInstance(err)
+        } else {
+            Self::Guest(anyhow::Error::from(err).context("the guest trapped"))
+        }
+    }
+
+    fn response(&self) -> Response<HyperOutgoingBody> {
+        match self {
+            // The client's doing, like hyper's own 408 for a slow head: not logged, so that a
+            // flood of slow clients cannot flood the log either.
+            Self::BadRequest(detail) => plain_error(StatusCode::BAD_REQUEST, "bad_request", detail),
+            Self::BodyUnreadable(_) => plain_error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the request body could not be read",
+            ),
+            Self::BodyTimedOut(_) => {
+                let mut response = plain_error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    "the request body did not arrive in time",
+                );
+                // The rest of the body may still come; it must not be read as a request.
+                response
+                    .headers_mut()
+                    .insert(CONNECTION, HeaderValue::from_static("close"));
+                response
+            }
+            Self::ShuttingDown => plain_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the server is shutting down",
+            ),
+            Self::NoInstance(_) => {
+                log_line("WARN", "no instance is free", &self.to_string());
+                let mut response = plain_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "overloaded",
+                    "the server has no free instance; retry later",
+                );
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                response
+            }
+            Self::Overran => {
+                log_line("ERROR", "request timed out", &self.to_string());
+                plain_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "timeout",
+                    "the request took too long",
+                )
+            }
+            Self::Guest(err) => {
+                log_line("ERROR", "guest failed to answer", &format!("{err:#}"));
+                plain_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; see the server log",
+                )
+            }
+        }
+    }
+}
+
+impl Shared {
+    pub(super) async fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<HyperOutgoingBody> {
+        match self.answer(req, peer).await {
+            Ok(response) => response,
+            Err(err) => err.response(),
+        }
+    }
+
+    async fn answer(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<Response<HyperOutgoingBody>, RequestError> {
+        let req = present_like_spin(req, peer, self.listen).map_err(RequestError::BadRequest)?;
+        // The body first, before a permit or an instance is taken, so that a client can
+        // only ever hold its own connection (see the module documentation).
+        let req = read_body(req, self.body_read_timeout).await?;
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| RequestError::ShuttingDown)?;
+        self.run_guest(req, permit).await
+    }
+
+    /// Runs `req` on an idle instance or a fresh one and waits for the response head. The
+    /// guest runs in its own task so it may keep streaming the body after the head is sent;
+    /// that task owns the store and `permit`, and drops both when the handler returns or at
+    /// the deadline, whichever comes first. Only a handler that returned normally gives its
+    /// instance back for another request.
+    async fn run_guest(
+        &self,
+        req: GuestRequest,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<Response<HyperOutgoingBody>, RequestError> {
+        let (mut store, reused) = match self.instances.take() {
+            Some(instance) => (instance.store, Some((instance.proxy, instance.served))),
+            None => (self.host.store(), None),
+        };
+        store.set_epoch_deadline(self.deadline_ticks);
+        // A reused instance starts each request's count from zero.
+        let counting = self.count_host_calls.clone().map(|sink| {
+            let calls = store.data().calls.clone();
+            calls.take();
+            (calls, sink)
+        });
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let req = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req)
+            .map_err(RequestError::from_guest)?;
+        let out = store
+            .data_mut()
+            .http()
+            .new_response_outparam(sender)
+            .map_err(RequestError::from_guest)?;
+        let (pre, instances) = (self.pre.clone(), self.instances.clone());
+        // The epoch deadline fires only while guest code runs; this one also covers a guest
+        // waiting in the host (e.g. on a response body the client does not read).
+        let limit = self.request_timeout + Duration::from_secs(1);
+        let running = Running::start(&instances);
+        let task = tokio::spawn(async move {
+            // Declared first, dropped last: the store goes before the permit and the count.
+            let (_permit, _running) = (permit, running);
+            let work = async {
+                let (proxy, served) = match reused {
+                    Some(reused) => reused,
+                    None => {
+                        let proxy = pre.instantiate_async(&mut store).await?;
+                        instances.created.fetch_add(1, Ordering::Relaxed);
+                        (proxy, 0)
+                    }
+                };
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await?;
+                instances.give_back(Instance {
+                    store,
+                    proxy,
+                    served: served + 1,
+                });
+                Ok::<(), wasmtime::Error>(())
+            };
+            match tokio::time::timeout(limit, work).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(err)) => Err(RequestError::from_guest(err)),
+                Err(_) => Err(RequestError::Overran),
+            }
+        });
+        match receiver.await {
+            Ok(Ok(response)) => Ok(match counting {
+                Some((calls, sink)) => count_body_writes(response, calls, sink),
+                None => response,
+            }),
+            Ok(Err(code)) => Err(RequestError::Guest(anyhow::anyhow!(
+                "the guest answered with error code {code:?}"
+            ))),
+            // The store, and the sender in it, is gone: the task has ended or is ending.
+            Err(_) => match task.await {
+                Ok(Ok(())) => Err(RequestError::Guest(anyhow::anyhow!(
+                    "the guest never set a response"
+                ))),
+                Ok(Err(err)) => Err(err),
+                Err(err) => Err(RequestError::Guest(anyhow::Error::from(err))),
+            },
+        }
+    }
+}
+
+/// Answers a connection over the limit with 503 and closes it, without reading its request.
+pub(super) async fn refuse_connection(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let body = r#"{"error":"too_many_connections","detail":"the server has too many open connections; retry later"}"#;
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+        // Drain what the client sent: closing with unread input would reset the connection
+        // and could destroy the 503 before the client reads it.
+        let mut sink = [0u8; 4096];
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
+}
+
+/// A JSON error made by the host itself, for when the guest could not answer.
+pub(super) fn plain_error(
+    status: StatusCode,
+    kind: &str,
+    detail: &str,
+) -> Response<HyperOutgoingBody> {
+    let body = serde_json::json!({"error": kind, "detail": detail}).to_string();
+    let mut response = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}

@@ -1,0 +1,320 @@
+//! `serve`: the component's HTTP API over real HTTP, the way Spin runs it.
+//!
+//! Instances of the pre-linked component (pooling allocator), each reused for a bounded number
+//! of requests, an epoch deadline per request against runaway guests, request headers
+//! presented as Spin presents them, a background cleanup timer, and graceful shutdown.
+//!
+//! This file holds the options, the server and its accept loop; the parts have files of their
+//! own: `spin_request` (the request as Spin presents it, body read within its deadline),
+//! `guest` (running a request in an instance, and every failure's answer), `pool` (instances
+//! kept for reuse), `costs` (host calls counted per request) and `maintenance` (the cleanup
+//! timer).
+//!
+//! # Instance reuse
+//!
+//! Spin, and DESIGN.md, give every request a fresh instance. Instantiating costs far more than a
+//! validate (BENCHMARKS.md), so `serve` keeps an instance whose handler returned normally and
+//! gives it the next request, up to [`ServeOptions::requests_per_instance`] requests. This is
+//! safe because the component keeps no request state between calls. All the guest remembers is
+//! request-independent: the configuration parsed from the variables (`src/component.rs`;
+//! variables are fixed for the server's life), that the schema is current
+//! (`src/store/schema.rs`), and its database handle — which holds no connection between
+//! statements (`host/src/sqlite.rs` lends a pooled one per statement or transaction), and which
+//! the guest replaces if a transaction on it might not have ended. The typed API has always
+//! reused one instance for many calls on the same grounds. An instance that trapped, overran its
+//! deadline or failed in the host is dropped, never reused, so a guest left half-way through a
+//! request never sees another.
+//! `--no-instance-reuse` (one request per instance) restores Spin's behaviour exactly.
+//!
+//! # Slow clients
+//!
+//! Every wait on the client is bounded before the guest is involved: hyper bounds the head
+//! ([`ServeOptions::header_read_timeout`]), and the host reads the body itself, up to the
+//! guest's cap, within [`ServeOptions::body_read_timeout`] (408 otherwise), before it takes a
+//! concurrency permit or an instance. The guest then only ever sees a body that is already in
+//! memory, so its epoch deadline covers all of its time; a guest that reads a client's body
+//! from the socket waits in the host, where no epoch deadline fires, and clients that never
+//! sent their bodies held every permit and instance. The guest's task bounds itself as well
+//! (its store, instance and permit are dropped at the deadline whatever it is waiting on),
+//! and when no instance can be had the answer is 503, not a trap.
+
+mod costs;
+mod guest;
+mod maintenance;
+mod pool;
+mod spin_request;
+
+pub use costs::{HostCallSink, RequestCosts};
+
+use self::guest::refuse_connection;
+use self::maintenance::cleanup_timer;
+use self::pool::InstancePool;
+use crate::api::SessionHost;
+use crate::runtime::Allocation;
+use crate::runtime::EPOCH_TICK;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+/// How long shutdown waits for in-flight requests.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Options of [`Server::start`].
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Longest a request may run in the guest before it is stopped (503), counted once its
+    /// body has arrived.
+    pub request_timeout: Duration,
+    /// How often expired sessions are deleted; `None` turns the timer off.
+    pub cleanup_interval: Option<Duration>,
+    /// Requests served at once; more wait. Keep it below the runtime's pooling slots.
+    pub max_concurrent: usize,
+    /// Longest a client may take to send a request head, counted from when the server starts
+    /// waiting for it; also how long an idle keep-alive connection is kept. Slowloris clients
+    /// and idle sockets are cut off after this.
+    pub header_read_timeout: Duration,
+    /// Longest a client may take to send a request body, counted from the end of its head,
+    /// however it trickles; a body that has not fully arrived by then gets 408.
+    pub body_read_timeout: Duration,
+    /// Largest request head (request line and headers) accepted; larger ones get 431.
+    pub max_header_bytes: usize,
+    /// Connections open at once; a connection beyond this gets 503 and is closed, so idle
+    /// sockets cannot exhaust file descriptors or memory.
+    pub max_connections: usize,
+    /// Requests one instance serves before it is replaced; 1 gives every request a fresh
+    /// instance, as Spin does. See the module documentation for why reuse is safe.
+    pub requests_per_instance: u32,
+    /// Where to report, for every request, the host calls its guest made and the writes of
+    /// its response body; `None` counts nothing. For benchmarks (issue 18): each call is a
+    /// cost Spin pays per request. [`HostCallSink::log`] writes one JSON line per request.
+    pub count_host_calls: Option<HostCallSink>,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            request_timeout: Duration::from_secs(10),
+            cleanup_interval: Some(Duration::from_secs(300)),
+            max_concurrent: 64,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 32 * 1024,
+            max_connections: 1024,
+            requests_per_instance: 100,
+            count_host_calls: None,
+        }
+    }
+}
+
+impl ServeOptions {
+    /// The pooling slots a server with these options needs: one per request served at once,
+    /// as many kept idle for reuse, and a few for the cleanup timer's instance and guests
+    /// still streaming a body after their permit is freed.
+    pub fn allocation(&self) -> Allocation {
+        Allocation::Pooling {
+            max_instances: u32::try_from(self.max_concurrent)
+                .unwrap_or(u32::MAX)
+                .saturating_mul(2)
+                .saturating_add(4),
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the component does not export wasi:http/incoming-handler@0.2.x: {0:#}")]
+    NotAnHttpComponent(anyhow::Error),
+}
+
+/// A running server; dropping it without [`Server::shutdown`] leaves it running.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    accept: JoinHandle<()>,
+    cleanup: Option<JoinHandle<()>>,
+    instances: Arc<InstancePool>,
+}
+
+struct Shared {
+    host: SessionHost,
+    pre: ProxyPre<crate::HostState>,
+    deadline_ticks: u64,
+    request_timeout: Duration,
+    permits: Arc<Semaphore>,
+    listen: SocketAddr,
+    connections: Arc<Semaphore>,
+    header_read_timeout: Duration,
+    body_read_timeout: Duration,
+    max_header_bytes: usize,
+    instances: Arc<InstancePool>,
+    count_host_calls: Option<HostCallSink>,
+}
+
+impl Server {
+    /// Binds `options.listen` and starts serving `host`'s component.
+    ///
+    /// # Errors
+    ///
+    /// [`ServeError::Bind`] if the address is taken or not ours; [`ServeError::NotAnHttpComponent`]
+    /// if the component has no HTTP export.
+    pub async fn start(host: SessionHost, options: ServeOptions) -> Result<Self, ServeError> {
+        let pre = ProxyPre::new(host.runtime().instance_pre().clone())
+            .map_err(|err| ServeError::NotAnHttpComponent(anyhow::Error::from(err)))?;
+        let listener =
+            TcpListener::bind(options.listen)
+                .await
+                .map_err(|source| ServeError::Bind {
+                    addr: options.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+            addr: options.listen,
+            source,
+        })?;
+        host.runtime().start_epoch_ticker();
+        let deadline_ticks =
+            (options.request_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        let cleanup = options
+            .cleanup_interval
+            .map(|every| tokio::spawn(cleanup_timer(host.clone(), every)));
+        let instances = Arc::new(InstancePool {
+            idle: Mutex::new(Vec::new()),
+            max_idle: options.max_concurrent.max(1),
+            requests_per_instance: options.requests_per_instance.max(1),
+            created: AtomicU64::new(0),
+            running: AtomicUsize::new(0),
+        });
+        let shared = Arc::new(Shared {
+            host,
+            pre,
+            deadline_ticks,
+            request_timeout: options.request_timeout,
+            permits: Arc::new(Semaphore::new(options.max_concurrent.max(1))),
+            listen: addr,
+            connections: Arc::new(Semaphore::new(options.max_connections.max(1))),
+            header_read_timeout: options.header_read_timeout,
+            body_read_timeout: options.body_read_timeout,
+            max_header_bytes: options.max_header_bytes,
+            instances: instances.clone(),
+            count_host_calls: options.count_host_calls,
+        });
+        let (shutdown, signal) = watch::channel(false);
+        let accept = tokio::spawn(accept_loop(listener, shared, signal));
+        Ok(Self {
+            addr,
+            shutdown,
+            accept,
+            cleanup,
+            instances,
+        })
+    }
+
+    /// How many instances request handling has created so far (the cleanup timer's are not
+    /// counted): with reuse, far fewer than requests.
+    pub fn instances_created(&self) -> u64 {
+        self.instances.created.load(Ordering::Relaxed)
+    }
+
+    /// Guests still running a request. A guest may finish (and its instance become free for
+    /// the next request) just after its response reached the client.
+    pub fn guests_running(&self) -> usize {
+        self.instances.running.load(Ordering::SeqCst)
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<address>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to 10 s), stops the cleanup timer.
+    /// The epoch ticker belongs to the runtime and stops with it.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.accept.await;
+        if let Some(cleanup) = self.cleanup {
+            cleanup.abort();
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut signal: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        log_line("WARN", "accept failed", &err.to_string());
+                        // E.g. out of file descriptors: back off instead of spinning.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let Ok(slot) = shared.connections.clone().try_acquire_owned() else {
+                    tokio::spawn(refuse_connection(stream));
+                    continue;
+                };
+                let (header_read_timeout, max_header_bytes) =
+                    (shared.header_read_timeout, shared.max_header_bytes);
+                let shared = shared.clone();
+                let service = service_fn(move |req| {
+                    let shared = shared.clone();
+                    async move { Ok::<_, std::convert::Infallible>(shared.handle(req, peer).await) }
+                });
+                let conn = http1::Builder::new()
+                    .keep_alive(true)
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(header_read_timeout)
+                    .max_header_size(max_header_bytes)
+                    .serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    // Clients that hang up mid-request are not the server's problem.
+                    let _ = conn.await;
+                    drop(slot);
+                });
+            }
+            _ = signal.changed() => break,
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
+}
+
+/// The host's own log lines, in the component's JSON-lines shape.
+pub(super) fn log_line(level: &str, message: &str, detail: &str) {
+    eprintln!(
+        "{}",
+        serde_json::json!({"level": level, "message": message, "detail": detail, "source": "host"})
+    );
+}
