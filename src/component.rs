@@ -10,7 +10,7 @@ use crate::session::policy::Requirement;
 use crate::store::spin_postgres::SpinPostgres;
 use crate::store::spin_sqlite::SpinSqlite;
 use crate::store::{Db, Executor};
-use std::cell::{OnceCell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
