@@ -2,19 +2,19 @@
 //! composes them with wac-graph (the same code as the library's `plug`), so `cargo test` from a
 //! fresh clone produces every `.wasm` the composition tests serve.
 //!
-//! Nested cargo runs use target directories of their own under the workspace's `target/`, so
-//! they never wait on the lock of the cargo invocation running this script. The gate and the
+//! Nested cargo runs (`build-support/wasm_component.rs`) use target directories of their own
+//! under the workspace's `target/`. The gate and the
 //! chat app are separate workspaces (excluded from the root one) so a native build never
 //! compiles them for the host; they share one target directory to share dependency builds.
 
 #[path = "src/plug.rs"]
 mod plug;
+#[path = "../build-support/wasm_component.rs"]
+mod wasm_component;
 
 use std::env;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-const TARGET: &str = "wasm32-wasip2";
 const SESSIONS: &str = "zoe:session/sessions@0.1.0";
 const INCOMING_HANDLER: &str = "wasi:http/incoming-handler@0.2.0";
 
@@ -35,19 +35,18 @@ fn main() {
         "examples/chat-app/Cargo.toml",
         "examples/chat-app/Cargo.lock",
         "compose/src/plug.rs",
+        "build-support/wasm_component.rs",
     ] {
         println!("cargo:rerun-if-changed={}", workspace.join(input).display());
     }
     println!("cargo:rerun-if-env-changed=ZOE_SESSION_WASM");
 
-    let target = env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace.join("target"));
+    let target = wasm_component::target_dir(workspace);
 
     let zoe = match env::var_os("ZOE_SESSION_WASM") {
         Some(prebuilt) => PathBuf::from(prebuilt),
         // The same command and target directory as host/build.rs, so the two share the build.
-        None => build(
+        None => wasm_component::build(
             workspace,
             &["-p", "zoe-session"],
             &target.join("component"),
@@ -55,13 +54,13 @@ fn main() {
         ),
     };
     let components = target.join("components");
-    let gate = build(
+    let gate = wasm_component::build(
         &workspace.join("gate"),
         &[],
         &components,
         "zoe_session_gate",
     );
-    let chat = build(
+    let chat = wasm_component::build(
         &workspace.join("examples/chat-app"),
         &[],
         &components,
@@ -118,43 +117,4 @@ fn main() {
     ] {
         println!("cargo:rustc-env={name}={}", path.display());
     }
-}
-
-/// Runs `cargo build --release --target wasm32-wasip2` in `dir` and returns the `.wasm` path.
-fn build(dir: &Path, args: &[&str], target_dir: &Path, artefact: &str) -> PathBuf {
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(dir)
-        .args(["build", "--release", "--locked", "--target", TARGET])
-        .args(args)
-        .arg("--target-dir")
-        .arg(target_dir)
-        // The outer build's flags and profile are for the host; components have their own.
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_BUILD_RUSTFLAGS")
-        .env_remove("CARGO_MAKEFLAGS")
-        .env_remove("CARGO_PROFILE_RELEASE_DEBUG")
-        // Under `cargo clippy` the outer build lints; components are linted by their own runs.
-        .env_remove("RUSTC_WORKSPACE_WRAPPER")
-        .env_remove("CLIPPY_ARGS")
-        .env_remove("CLIPPY_CONF_DIR")
-        .status()
-        .unwrap_or_else(|err| panic!("cannot run cargo for {}: {err}", dir.display()));
-    assert!(
-        status.success(),
-        "building {} for {TARGET} failed (see the output above); is the target installed? \
-         `rustup target add {TARGET}`",
-        dir.display()
-    );
-    let wasm = target_dir
-        .join(TARGET)
-        .join("release")
-        .join(format!("{artefact}.wasm"));
-    assert!(
-        wasm.exists(),
-        "cargo succeeded but {} is missing",
-        wasm.display()
-    );
-    wasm
 }

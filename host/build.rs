@@ -1,22 +1,28 @@
 //! Builds the zoe-session component (the workspace's root package) for `wasm32-wasip2` and
 //! hands its path to the host crate, which embeds it with `include_bytes!`. A fresh clone
 //! therefore needs nothing but the wasm target: `cargo build` or `cargo test` builds both.
-//!
-//! The nested cargo uses its own target directory under the workspace's `target/` so it never
-//! waits on the lock held by the cargo invocation that runs this script.
+//! The nested build is `build-support/wasm_component.rs`, shared with the other build scripts.
+
+#[path = "../build-support/wasm_component.rs"]
+mod wasm_component;
 
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-const TARGET: &str = "wasm32-wasip2";
+use wasm_component::TARGET;
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let workspace = manifest_dir
         .parent()
         .expect("host/ lives in the workspace root");
-    for input in ["src", "wit", "Cargo.toml", "Cargo.lock"] {
+    for input in [
+        "src",
+        "wit",
+        "Cargo.toml",
+        "Cargo.lock",
+        "build-support/wasm_component.rs",
+    ] {
         println!("cargo:rerun-if-changed={}", workspace.join(input).display());
     }
     println!("cargo:rerun-if-env-changed=ZOE_SESSION_WASM");
@@ -32,48 +38,12 @@ fn main() {
 
     require_wasm_target();
 
-    let target_dir = env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace.join("target"))
-        .join("component");
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(workspace)
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "-p",
-            "zoe-session",
-            "--target",
-            TARGET,
-        ])
-        .arg("--target-dir")
-        .arg(&target_dir)
-        // The outer build's flags and profile are for the host; the component has its own.
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_BUILD_RUSTFLAGS")
-        .env_remove("CARGO_MAKEFLAGS")
-        .env_remove("CARGO_PROFILE_RELEASE_DEBUG")
-        // Under `cargo clippy` the outer build lints; the embedded component is linted by its
-        // own clippy run, so the nested build must be a plain build.
-        .env_remove("RUSTC_WORKSPACE_WRAPPER")
-        .env_remove("CLIPPY_ARGS")
-        .env_remove("CLIPPY_CONF_DIR")
-        .status()
-        .expect("failed to run cargo to build the zoe-session component");
-    if !status.success() {
-        panic!("building the zoe-session component for {TARGET} failed (see the output above)");
-    }
-    let wasm = target_dir
-        .join(TARGET)
-        .join("release")
-        .join("zoe_session.wasm");
-    assert!(
-        wasm.exists(),
-        "cargo succeeded but {} is missing",
-        wasm.display()
+    // The same command and target directory as compose/build.rs, so the two share the build.
+    let wasm = wasm_component::build(
+        workspace,
+        &["-p", "zoe-session"],
+        &wasm_component::target_dir(workspace).join("component"),
+        "zoe_session",
     );
     println!("cargo:rustc-env=ZOE_SESSION_WASM={}", wasm.display());
 }

@@ -743,13 +743,18 @@ fn counting(store: &Store) -> (Box<dyn Executor>, Rc<Cell<usize>>) {
     (Box::new(exec), statements)
 }
 
-fn a_deferred_handle_validates_in_one_statement(store: &Store) {
-    let config = Config::default();
-    let token = engine(&store.db(), &config, T0)
+/// A token of a session for alice, created on an eagerly migrated handle.
+fn alice_token(store: &Store, config: &Config) -> String {
+    engine(&store.db(), config, T0)
         .create("alice", None, None)
         .unwrap()
         .token
-        .expose();
+        .expose()
+}
+
+fn a_deferred_handle_validates_in_one_statement(store: &Store) {
+    let config = Config::default();
+    let token = alice_token(store, &config);
     let soon = T0 + SEC; // no activity write is due yet
     let (exec, statements) = counting(store);
     let db = Db::open_deferred(exec);
@@ -787,11 +792,7 @@ fn a_deferred_handle_migrates_a_fresh_database_when_first_needed(store: &Store) 
 
 fn a_deferred_handle_refuses_a_newer_schema_on_its_first_write(store: &Store) {
     let config = Config::default();
-    let token = engine(&store.db(), &config, T0)
-        .create("alice", None, None)
-        .unwrap()
-        .token
-        .expose();
+    let token = alice_token(store, &config);
     store
         .raw()
         .execute("UPDATE zoe_schema SET version = version + 1", &[])
