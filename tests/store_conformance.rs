@@ -14,7 +14,7 @@ use std::rc::Rc;
 use std::sync::Barrier;
 use zoe_session::config::Config;
 use zoe_session::session::engine::{
-    CLEANUP_BATCH, Engine, EngineError, MAX_CLEANUP_ROWS, MAX_USER_PAGE, UserPage,
+    CLEANUP_BATCH, Engine, EngineError, MAX_CLEANUP_ROWS, MAX_USER_PAGE, SessionRef, UserPage,
 };
 use zoe_session::session::policy::ACTIVITY_WRITE_INTERVAL_MS;
 use zoe_session::session::token::Token;
@@ -109,6 +109,7 @@ suite!(
     expired_sessions_do_not_count_against_the_limit,
     rotate_issues_a_new_token_and_kills_the_old_one,
     a_rotate_from_a_stale_read_loses,
+    a_public_id_acts_only_when_explicitly_trusted,
     invalidate_by_id_or_token,
     invalidate_user_keeps_the_excepted_session,
     invalidate_all_deletes_every_session,
@@ -399,6 +400,50 @@ fn a_rotate_from_a_stale_read_loses(store: &Store) {
         db.record_activity(id, &current.secret_hash, T0 + 1, current.expires_at)
             .unwrap()
     );
+}
+
+fn a_public_id_acts_only_when_explicitly_trusted(store: &Store) {
+    let db = store.db();
+    let config = Config::default();
+    let at = engine(&db, &config, T0);
+    let issued = at.create("alice", None, None).unwrap();
+    let id = issued.session.id.clone();
+    // A bare id passed where a token goes is a malformed token, never a way past the secret.
+    assert!(matches!(
+        at.touch(id.as_str()),
+        Err(EngineError::InvalidToken)
+    ));
+    assert!(matches!(
+        at.extend(id.as_str(), 60),
+        Err(EngineError::InvalidToken)
+    ));
+    assert!(matches!(
+        at.rotate(id.as_str()),
+        Err(EngineError::InvalidToken)
+    ));
+    // Positive control: the same id, explicitly trusted, acts.
+    let later = engine(&db, &config, T0 + SEC);
+    assert_eq!(
+        later
+            .touch(SessionRef::TrustedId(&id))
+            .unwrap()
+            .last_activity,
+        T0 + SEC
+    );
+    let extended = later.extend(SessionRef::TrustedId(&id), 60).unwrap();
+    assert_eq!(extended.expires_at, T0 + (1 + 3600 + 60) * SEC);
+    let rotated = later.rotate(SessionRef::TrustedId(&id)).unwrap();
+    assert_eq!(rotated.session.id, id);
+    assert!(matches!(
+        later.validate(&issued.token.expose()),
+        Err(EngineError::InvalidToken)
+    ));
+    assert!(later.validate(&rotated.token.expose()).is_ok());
+    // A trusted id must still be a UUID.
+    assert!(matches!(
+        later.touch(SessionRef::TrustedId("not-a-uuid")),
+        Err(EngineError::InvalidInput(_))
+    ));
 }
 
 fn invalidate_by_id_or_token(store: &Store) {

@@ -10,7 +10,7 @@
 use super::error::ApiError;
 use super::{Ctx, cookies};
 use crate::config::{Config, ConfigError, TrustedProxies};
-use crate::session::engine::{EngineError, Session};
+use crate::session::engine::{EngineError, Session, SessionRef};
 use crate::session::token;
 use sha2::{Digest, Sha256};
 use std::net::{IpAddr, SocketAddr};
@@ -214,6 +214,14 @@ impl Target {
         match self {
             Self::Token(token) => token.split_once('.').map_or(token.as_str(), |(id, _)| id),
             Self::Id(id) => id,
+        }
+    }
+
+    /// What the engine acts on: the token, or the id the caller was authorized for.
+    pub fn session_ref(&self) -> SessionRef<'_> {
+        match self {
+            Self::Token(token) => SessionRef::Token(token),
+            Self::Id(id) => SessionRef::TrustedId(id),
         }
     }
 

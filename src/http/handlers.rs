@@ -65,11 +65,7 @@ pub fn get(ctx: &Ctx<'_>, params: &[String]) -> Result<Reply, ApiError> {
 /// `POST /sessions/{session_id}/activity`.
 pub fn activity(ctx: &Ctx<'_>, params: &[String]) -> Result<Reply, ApiError> {
     let target = auth::target(ctx, param(params)?, Access::Act)?;
-    let engine = ctx.engine()?;
-    let session = match &target {
-        auth::Target::Token(token) => engine.touch(token)?,
-        auth::Target::Id(id) => engine.touch_id(id)?,
-    };
+    let session = ctx.engine()?.touch(target.session_ref())?;
     Ok(Reply::ok(&json::session(&session)))
 }
 
@@ -77,11 +73,9 @@ pub fn activity(ctx: &Ctx<'_>, params: &[String]) -> Result<Reply, ApiError> {
 pub fn extend(ctx: &Ctx<'_>, params: &[String]) -> Result<Reply, ApiError> {
     let target = auth::target(ctx, param(params)?, Access::Act)?;
     let body: ExtendBody = ctx.json()?;
-    let engine = ctx.engine()?;
-    let session = match &target {
-        auth::Target::Token(token) => engine.extend(token, body.additional_seconds)?,
-        auth::Target::Id(id) => engine.extend_id(id, body.additional_seconds)?,
-    };
+    let session = ctx
+        .engine()?
+        .extend(target.session_ref(), body.additional_seconds)?;
     Ok(Reply::ok(&json::session(&session)))
 }
 
@@ -91,11 +85,7 @@ pub fn extend(ctx: &Ctx<'_>, params: &[String]) -> Result<Reply, ApiError> {
 pub fn rotate(ctx: &Ctx<'_>, params: &[String]) -> Result<Reply, ApiError> {
     let target = auth::target(ctx, param(params)?, Access::Act)?;
     let set_cookie = ctx.flag("set_cookie")?;
-    let engine = ctx.engine()?;
-    let issued = match &target {
-        auth::Target::Token(token) => engine.rotate(token)?,
-        auth::Target::Id(id) => engine.rotate_id(id)?,
-    };
+    let issued = ctx.engine()?.rotate(target.session_ref())?;
     issued_reply(ctx, &issued, set_cookie)
 }
 

@@ -84,6 +84,29 @@ impl Session {
     }
 }
 
+/// The session an operation acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionRef<'a> {
+    /// A full token: its secret is checked.
+    Token(&'a str),
+    /// A public id, for callers that have already decided the caller may act on that session
+    /// (the HTTP layer's admin or own-session checks): no secret is checked.
+    TrustedId(&'a str),
+}
+
+/// A plain string is a token: only an explicit [`SessionRef::TrustedId`] skips the secret.
+impl<'a> From<&'a str> for SessionRef<'a> {
+    fn from(token: &'a str) -> Self {
+        Self::Token(token)
+    }
+}
+
+impl<'a> From<&'a String> for SessionRef<'a> {
+    fn from(token: &'a String) -> Self {
+        Self::Token(token)
+    }
+}
+
 /// A newly issued token (the only time it is visible) and its session.
 #[derive(Debug)]
 pub struct Issued {
@@ -124,6 +147,12 @@ pub struct Engine<'a> {
 
 impl Engine<'_> {
     /// Creates a session, enforcing the per-user limit atomically.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a bad user id, timeout or metadata; `LimitReached` under the reject
+    /// policy; `Config` for a setting it needs; `Storage`. A failed cleanup after the commit
+    /// is not an error: it is in [`Issued::cleanup_failure`].
     pub fn create(
         &self,
         user_id: &str,
@@ -178,6 +207,10 @@ impl Engine<'_> {
     }
 
     /// Checks a token; with `auto_update`, records activity (throttled).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidToken` (malformed or wrong secret), `NotFound`, `Expired`, `Config`, `Storage`.
     pub fn validate(&self, token: &str) -> Result<Session> {
         let (token, row) = self.verified(token)?;
         // The setting is read only when a write is due, so a hot validate does not read it.
@@ -188,6 +221,10 @@ impl Engine<'_> {
     }
 
     /// Validates, then checks a role or permission against the session's metadata.
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::validate`], and `Forbidden` naming the unmet requirement.
     pub fn authorize(&self, token: &str, requirement: &Requirement) -> Result<Session> {
         let session = self.validate(token)?;
         if policy::authorizes(&session.metadata, requirement) {
@@ -201,6 +238,10 @@ impl Engine<'_> {
     }
 
     /// Looks a session up by public id, or by token (whose secret is then checked).
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::validate`].
     pub fn get(&self, id_or_token: &str) -> Result<Session> {
         let row = match Reference::parse(id_or_token)? {
             Reference::Id(id) => self.db.find(&id)?.ok_or(EngineError::NotFound)?,
@@ -210,21 +251,30 @@ impl Engine<'_> {
     }
 
     /// Records activity now, ignoring the throttle window.
-    pub fn touch(&self, token: &str) -> Result<Session> {
-        let (token, row) = self.verified(token)?;
-        self.record_activity(&token, row)
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::validate`]; for a trusted id, `InvalidInput` when it is not a UUID.
+    pub fn touch<'t>(&self, target: impl Into<SessionRef<'t>>) -> Result<Session> {
+        let (hash, row) = self.target_row(target.into())?;
+        self.record_activity_hash(&hash, row)
     }
 
     /// Pushes expiry out by `additional` seconds within the caps.
-    pub fn extend(&self, token: &str, additional: u32) -> Result<Session> {
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for an extension outside `1..=max_timeout`, else as [`Engine::touch`].
+    pub fn extend<'t>(
+        &self,
+        target: impl Into<SessionRef<'t>>,
+        additional: u32,
+    ) -> Result<Session> {
         let max_timeout = self.config.timeouts()?.max;
         policy::check_extension(additional, max_timeout)?;
-        let (token, mut row) = self.verified(token)?;
+        let (hash, mut row) = self.target_row(target.into())?;
         let expires_at = policy::after_extend(self.now, additional, expiry(&row), max_timeout);
-        if !self
-            .db
-            .set_expiry(&row.id, &token.secret_hash(), expires_at)?
-        {
+        if !self.db.set_expiry(&row.id, &hash, expires_at)? {
             return Err(EngineError::NotFound);
         }
         row.expires_at = expires_at;
@@ -232,9 +282,28 @@ impl Engine<'_> {
     }
 
     /// Issues a new secret for the session; the old token is dead once this returns.
-    pub fn rotate(&self, token: &str) -> Result<Issued> {
-        let (old, row) = self.verified(token)?;
-        self.replace_secret(&old.secret_hash(), row)
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::touch`]; `InvalidToken` when a concurrent rotate won.
+    pub fn rotate<'t>(&self, target: impl Into<SessionRef<'t>>) -> Result<Issued> {
+        let (hash, row) = self.target_row(target.into())?;
+        self.replace_secret(&hash, row)
+    }
+
+    /// The unexpired row `target` names, and the secret hash a guarded write must still find:
+    /// the token's (checked here), or for a trusted id the row's own.
+    fn target_row(&self, target: SessionRef<'_>) -> Result<(Vec<u8>, SessionRow)> {
+        match target {
+            SessionRef::Token(token) => {
+                let (token, row) = self.verified(token)?;
+                Ok((token.secret_hash(), row))
+            }
+            SessionRef::TrustedId(id) => {
+                let row = self.unexpired_by_id(id)?;
+                Ok((row.secret_hash.clone(), row))
+            }
+        }
     }
 
     /// Swaps the secret of `row`, provided it is still `old_hash`.
@@ -260,6 +329,10 @@ impl Engine<'_> {
     }
 
     /// Deletes one session by public id or token. Expired sessions may be deleted too.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidToken`, `NotFound`, `Storage`.
     pub fn invalidate(&self, id_or_token: &str) -> Result<()> {
         let id = match Reference::parse(id_or_token)? {
             Reference::Id(id) => id,
@@ -273,6 +346,10 @@ impl Engine<'_> {
     }
 
     /// Deletes every session of a user except `except_id`.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a bad user id or an `except_id` that is not a UUID; `Storage`.
     pub fn invalidate_user(&self, user_id: &str, except_id: Option<&str>) -> Result<u32> {
         policy::check_user_id(user_id)?;
         if let Some(id) = except_id
@@ -286,11 +363,19 @@ impl Engine<'_> {
     }
 
     /// Deletes every session of every user.
+    ///
+    /// # Errors
+    ///
+    /// `Storage`.
     pub fn invalidate_all(&self) -> Result<u32> {
         Ok(row_count(self.db.delete_all()?))
     }
 
     /// The user's unexpired sessions, most recently active first.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a bad user id; `Storage`.
     pub fn list_user(&self, user_id: &str) -> Result<Vec<Session>> {
         policy::check_user_id(user_id)?;
         Ok(self
@@ -361,6 +446,10 @@ impl Engine<'_> {
     }
 
     /// Deletes up to `max_rows` expired rows, [`CLEANUP_BATCH`] per statement.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for `max_rows` outside `1..=MAX_CLEANUP_ROWS`; `Storage`.
     pub fn cleanup(&self, max_rows: u32) -> Result<u32> {
         if max_rows == 0 || max_rows > MAX_CLEANUP_ROWS {
             return Err(EngineError::InvalidInput(format!(
@@ -370,33 +459,6 @@ impl Engine<'_> {
         let deleted = self.delete_expired(max_rows)?;
         self.db.mark_cleanup(self.now)?;
         Ok(deleted)
-    }
-
-    /// Like [`Engine::touch`], for a session named by public id. Trusted callers only: the
-    /// HTTP layer calls it after checking the caller is the admin or the session's own user.
-    pub fn touch_id(&self, id: &str) -> Result<Session> {
-        let row = self.unexpired_by_id(id)?;
-        let hash = row.secret_hash.clone();
-        self.record_activity_hash(&hash, row)
-    }
-
-    /// Like [`Engine::extend`], for a session named by public id (trusted callers only).
-    pub fn extend_id(&self, id: &str, additional: u32) -> Result<Session> {
-        let max_timeout = self.config.timeouts()?.max;
-        policy::check_extension(additional, max_timeout)?;
-        let mut row = self.unexpired_by_id(id)?;
-        let expires_at = policy::after_extend(self.now, additional, expiry(&row), max_timeout);
-        if !self.db.set_expiry(&row.id, &row.secret_hash, expires_at)? {
-            return Err(EngineError::NotFound);
-        }
-        row.expires_at = expires_at;
-        Ok(Session::from_row(row, self.now))
-    }
-
-    /// Like [`Engine::rotate`], for a session named by public id (trusted callers only).
-    pub fn rotate_id(&self, id: &str) -> Result<Issued> {
-        let row = self.unexpired_by_id(id)?;
-        self.replace_secret(&row.secret_hash.clone(), row)
     }
 
     fn unexpired_by_id(&self, id: &str) -> Result<SessionRow> {
