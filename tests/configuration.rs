@@ -1,79 +1,103 @@
-//! One list of settings, three places that must agree: the component's variable names, the
-//! host's environment map and spin.toml's variables (declared and handed to the component).
+//! One table of settings (the `zoe-session-config` crate), and the places that must agree with
+//! it: the host's environment map, and spin.toml's variables (declared with the table's
+//! defaults and secrecy, and handed to the component one by one or in the request bundle).
 
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::collections::BTreeSet;
-use zoe_session::config::VARIABLE_NAMES;
-use zoe_session_host::config::ENV_TO_VARIABLE;
+use std::collections::BTreeMap;
+use zoe_session::config::{REQUEST_SETTINGS, SETTINGS};
+use zoe_session_host::config::env_to_variable;
 
-/// `[section]`'s keys in spin.toml (a `key = …` line per entry; the file keeps one per line).
-fn spin_toml_keys(section: &str) -> BTreeSet<String> {
+/// The `key = value` lines of `[section]` in spin.toml (the file keeps one per line), values
+/// as written.
+fn spin_toml_section(section: &str) -> BTreeMap<String, String> {
     let manifest = include_str!("../spin.toml");
     let header = format!("[{section}]");
-    let mut keys = BTreeSet::new();
+    let mut entries = BTreeMap::new();
     let mut inside = false;
     for line in manifest.lines().map(str::trim) {
         if line.starts_with('[') {
             inside = line == header;
         } else if inside
             && !line.starts_with('#')
-            && let Some((key, _)) = line.split_once('=')
+            && let Some((key, value)) = line.split_once(" = ")
         {
-            keys.insert(key.trim().to_owned());
+            entries.insert(key.trim().to_owned(), value.trim().to_owned());
         }
     }
-    keys
+    entries
+}
+
+/// A TOML basic string's text: `"a\nb"` as written is `a`, newline, `b`.
+fn basic_string(written: &str) -> String {
+    let inner = written
+        .strip_prefix('"')
+        .and_then(|w| w.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("not a one-line basic string: {written}"));
+    inner.replace("\\n", "\n")
 }
 
 #[test]
-fn the_component_the_host_and_spin_toml_know_the_same_settings() {
-    let component: BTreeSet<String> = VARIABLE_NAMES.iter().map(|n| (*n).to_owned()).collect();
-    let host: BTreeSet<String> = ENV_TO_VARIABLE
-        .iter()
-        .map(|(_, variable)| (*variable).to_owned())
-        .collect();
-    assert_eq!(host, component, "the host's SESSION_* map");
+fn spin_toml_declares_every_setting_with_its_default_and_secrecy() {
+    let mut declared = spin_toml_section("variables");
     // `database_host` is the manifest's own: it templates `allowed_outbound_hosts`, which
     // Spin cannot read out of the (secret) URL.
-    let mut declared = spin_toml_keys("variables");
-    assert!(
-        declared.remove("database_host"),
-        "spin.toml declares database_host"
-    );
+    assert!(declared.remove("database_host").is_some());
     assert!(
         include_str!("../spin.toml")
             .contains(r#"allowed_outbound_hosts = ["postgres://{{ database_host }}"]"#),
         "database_host feeds allowed_outbound_hosts"
     );
-    assert_eq!(declared, component, "spin.toml [variables]");
-    assert_eq!(
-        spin_toml_keys("component.zoe-session.variables"),
-        component,
-        "spin.toml [component.zoe-session.variables]"
-    );
-    // Every environment variable is SESSION_ plus the upper-cased name, except the seed's
-    // SESSION_HEADER for session_header.
-    for (env, variable) in ENV_TO_VARIABLE {
-        let expected = match *variable {
-            "session_header" => "SESSION_HEADER".to_owned(),
-            other => format!("SESSION_{}", other.to_ascii_uppercase()),
+    let names: Vec<&str> = declared.keys().map(String::as_str).collect();
+    let mut table: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
+    table.sort_unstable();
+    assert_eq!(names, table, "spin.toml's [variables] are the table's");
+    for setting in SETTINGS {
+        let written = &declared[setting.name];
+        let expected = if setting.secret {
+            format!(r#"{{ default = "{}", secret = true }}"#, setting.default)
+        } else {
+            format!(r#"{{ default = "{}" }}"#, setting.default)
         };
-        assert_eq!(*env, expected);
+        assert_eq!(*written, expected, "spin.toml's {}", setting.name);
     }
 }
 
-/// Positive control: the parser sees a missing or extra key.
 #[test]
-fn the_spin_toml_reader_sees_the_keys_it_compares() {
-    let keys = spin_toml_keys("variables");
-    assert!(
-        keys.contains("admin_key") && keys.contains("max_per_user"),
-        "{keys:?}"
+fn spin_toml_hands_the_component_every_setting_once() {
+    let mut handed = spin_toml_section("component.zoe-session.variables");
+    let bundle = handed
+        .remove(REQUEST_SETTINGS.variable)
+        .expect("spin.toml templates the request bundle");
+    assert_eq!(basic_string(&bundle), REQUEST_SETTINGS.template());
+    let expected: BTreeMap<String, String> = SETTINGS
+        .iter()
+        .filter(|s| !REQUEST_SETTINGS.settings.contains(&s.name))
+        .map(|s| (s.name.to_owned(), format!("\"{{{{ {} }}}}\"", s.name)))
+        .collect();
+    assert_eq!(handed, expected);
+}
+
+#[test]
+fn the_host_reads_each_setting_from_its_environment_variable() {
+    let host: Vec<(&str, &str)> = env_to_variable().collect();
+    let table: Vec<(&str, &str)> = SETTINGS.iter().map(|s| (s.env, s.name)).collect();
+    assert_eq!(host, table);
+    assert!(host.contains(&("SESSION_HEADER", "session_header")));
+}
+
+/// Positive control: the reader sees entries, their values, and nothing of other sections.
+#[test]
+fn the_spin_toml_reader_sees_what_it_compares() {
+    let variables = spin_toml_section("variables");
+    assert_eq!(
+        variables.get("max_per_user").map(String::as_str),
+        Some(r#"{ default = "10" }"#)
     );
     assert!(
-        !keys.contains("source"),
-        "a key of another section leaked in"
+        !variables.contains_key("source"),
+        "another section leaked in"
     );
-    assert!(spin_toml_keys("no.such.section").is_empty());
+    assert!(spin_toml_section("no.such.section").is_empty());
+    assert_eq!(basic_string(r#""a\nb""#), "a\nb");
 }

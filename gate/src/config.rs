@@ -1,6 +1,9 @@
-//! The gate's settings: the four of zoe-session's variables that concern middleware, with the
-//! same names, defaults and rules as the component's `src/config.rs`, so one set of Spin
-//! variables (or `SESSION_*` environment variables under the native host) configures both.
+//! The gate's settings: the four of zoe-session's variables that concern middleware, read
+//! through zoe-session's own configuration crate, so that one set of Spin variables (or
+//! `SESSION_*` environment variables under the native host) configures both with the same
+//! names, defaults and rules, and a bad value is the same error in both.
+
+use zoe_session_config::{Config, ConfigError};
 
 /// The gate's validated settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,12 +21,7 @@ pub struct GateConfig {
 
 impl Default for GateConfig {
     fn default() -> Self {
-        Self {
-            session_header: "X-Session-ID".to_owned(),
-            protected_paths: split("/api/chat,/developer,/tasks"),
-            excluded_paths: split("/docs,/health,/sessions/create"),
-            auto_update: true,
-        }
+        Self::read(&Config::default()).expect("zoe-session's defaults are valid")
     }
 }
 
@@ -32,67 +30,21 @@ impl GateConfig {
     ///
     /// # Errors
     ///
-    /// A sentence naming the variable and the rule, when a value is present but unusable.
-    pub fn from_lookup(mut lookup: impl FnMut(&str) -> Option<String>) -> Result<Self, String> {
-        let defaults = Self::default();
-        let mut get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+    /// The [`ConfigError`] naming the variable and the rule, when a value is present but
+    /// unusable.
+    pub fn from_lookup(
+        lookup: impl Fn(&'static str) -> Option<String> + Send + Sync + 'static,
+    ) -> Result<Self, ConfigError> {
+        Self::read(&Config::from_lookup(lookup))
+    }
+
+    fn read(config: &Config) -> Result<Self, ConfigError> {
         Ok(Self {
-            session_header: match get("session_header") {
-                None => defaults.session_header,
-                Some(v) => header_name(v.trim())?,
-            },
-            protected_paths: match get("protected_paths") {
-                None => defaults.protected_paths,
-                Some(v) => paths("protected_paths", &v)?,
-            },
-            excluded_paths: match get("excluded_paths") {
-                None => defaults.excluded_paths,
-                Some(v) => paths("excluded_paths", &v)?,
-            },
-            auto_update: match get("auto_update") {
-                None => defaults.auto_update,
-                Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-                    "true" | "1" | "yes" | "on" => true,
-                    "false" | "0" | "no" | "off" => false,
-                    _ => {
-                        return Err(format!(
-                            "invalid setting `auto_update`: must be true or false, got {v:?}"
-                        ));
-                    }
-                },
-            },
+            session_header: config.session_header()?.clone(),
+            protected_paths: config.protected_paths()?.clone(),
+            excluded_paths: config.excluded_paths()?.clone(),
+            auto_update: *config.auto_update()?,
         })
-    }
-}
-
-fn header_name(value: &str) -> Result<String, String> {
-    let valid = !value.is_empty()
-        && value.len() <= 64
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if valid {
-        Ok(value.to_owned())
-    } else {
-        Err("invalid setting `session_header`: must be 1-64 letters, digits, `-` or `_`".to_owned())
-    }
-}
-
-fn split(list: &str) -> Vec<String> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-fn paths(name: &str, list: &str) -> Result<Vec<String>, String> {
-    let paths = split(list);
-    match paths.iter().find(|p| !p.starts_with('/')) {
-        Some(bad) => Err(format!(
-            "invalid setting `{name}`: must be a comma-separated list of paths starting with `/`, got {bad:?}"
-        )),
-        None => Ok(paths),
     }
 }
 
@@ -143,9 +95,10 @@ mod tests {
             ("excluded_paths", "/ok,bad"),
             ("auto_update", "sometimes"),
         ] {
-            let err =
-                GateConfig::from_lookup(|n| (n == name).then(|| value.to_owned())).expect_err(name);
-            assert!(err.contains(name), "{err}");
+            let err = GateConfig::from_lookup(move |n| (n == name).then(|| value.to_owned()))
+                .expect_err(name);
+            assert_eq!(err.name, name);
+            assert!(err.to_string().contains(name), "{err}");
         }
     }
 }

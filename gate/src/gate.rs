@@ -52,6 +52,7 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
 fn admit(request: &IncomingRequest) -> Result<(), Refusal> {
     let config = GateConfig::from_lookup(|name| spin_sdk::variables::get(name).ok())
         .map_err(|cause| {
+            let cause = cause.to_string();
             eprintln!("{}", serde_json::json!({"level": "ERROR", "message": "gate configuration", "cause": cause}));
             Refusal(500, "config", cause)
         })?;

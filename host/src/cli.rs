@@ -298,19 +298,19 @@ async fn serve(
             path.display()
         );
     }
-    let cleanup_interval = config
-        .variables
-        .get("cleanup_interval")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(300);
+    let settings = config.settings();
     let allocation = limits.allocation();
     let runtime = match &component {
         Some(path) => Runtime::from_file(path, allocation)?,
         None => Runtime::new(allocation)?,
     };
     let host = SessionHost::open(&runtime, config).await?;
+    // The component has checked its settings by now; this reads the one the timer needs.
+    let cleanup_interval = *settings
+        .cleanup_interval()
+        .map_err(crate::config::ConfigError::from)?;
     let options = ServeOptions {
-        cleanup_interval: Some(Duration::from_secs(cleanup_interval.max(1))),
+        cleanup_interval: Some(Duration::from_secs(cleanup_interval.into())),
         ..limits
     };
     let server = Server::start(host, options).await?;

@@ -12,28 +12,13 @@ pub const DEFAULT_DB_PATH: &str = "data/sessions.db";
 /// Unset, the component stays on SQLite and every Postgres `open` is refused.
 pub const DATABASE_URL_VARIABLE: &str = "database_url";
 
-/// Each environment variable and the Spin variable it sets (DESIGN.md's table).
-pub const ENV_TO_VARIABLE: &[(&str, &str)] = &[
-    ("SESSION_DEFAULT_TIMEOUT", "default_timeout"),
-    ("SESSION_MAX_TIMEOUT", "max_timeout"),
-    ("SESSION_MIN_TIMEOUT", "min_timeout"),
-    ("SESSION_ABSOLUTE_LIFETIME", "absolute_lifetime"),
-    ("SESSION_CLEANUP_INTERVAL", "cleanup_interval"),
-    ("SESSION_MAX_PER_USER", "max_per_user"),
-    ("SESSION_LIMIT_POLICY", "limit_policy"),
-    ("SESSION_REQUIRE_HTTPS", "require_https"),
-    ("SESSION_SECURE_COOKIES", "secure_cookies"),
-    ("SESSION_HEADER", "session_header"),
-    ("SESSION_AUTO_UPDATE", "auto_update"),
-    ("SESSION_PROTECTED_PATHS", "protected_paths"),
-    ("SESSION_EXCLUDED_PATHS", "excluded_paths"),
-    ("SESSION_LOG_LEVEL", "log_level"),
-    ("SESSION_LOG_REQUESTS", "log_requests"),
-    ("SESSION_ADMIN_KEY", "admin_key"),
-    ("SESSION_MAX_METADATA_BYTES", "max_metadata_bytes"),
-    ("SESSION_TRUSTED_PROXIES", "trusted_proxies"),
-    ("SESSION_DATABASE_URL", DATABASE_URL_VARIABLE),
-];
+/// Each environment variable and the Spin variable it sets: DESIGN.md's table, as the
+/// component's configuration crate defines it.
+pub fn env_to_variable() -> impl Iterator<Item = (&'static str, &'static str)> {
+    zoe_session_config::SETTINGS
+        .iter()
+        .map(|setting| (setting.env, setting.name))
+}
 
 /// The environment variable that sets [`HostConfig::synchronous`].
 pub const SYNCHRONOUS_ENV: &str = "SESSION_SYNCHRONOUS";
@@ -44,6 +29,9 @@ pub enum ConfigError {
     /// `SESSION_SYNCHRONOUS` is neither `normal` nor `full`.
     #[error("{SYNCHRONOUS_ENV}: {0}")]
     Synchronous(#[from] SynchronousError),
+    /// A component setting the host reads too (`cleanup_interval`) is invalid.
+    #[error(transparent)]
+    Setting(#[from] zoe_session_config::ConfigError),
 }
 
 /// Configuration of one host: database location and component variables.
@@ -84,7 +72,7 @@ impl HostConfig {
     }
 
     /// Reads `SESSION_DB_PATH`, `SESSION_SYNCHRONOUS` and the variables of
-    /// [`ENV_TO_VARIABLE`] from the environment.
+    /// [`env_to_variable`] from the environment.
     ///
     /// # Errors
     ///
@@ -108,12 +96,19 @@ impl HostConfig {
         if let Some(value) = lookup(SYNCHRONOUS_ENV).filter(|v| !v.trim().is_empty()) {
             config.synchronous = value.parse()?;
         }
-        for (env, variable) in ENV_TO_VARIABLE {
+        for (env, variable) in env_to_variable() {
             if let Some(value) = lookup(env) {
-                config.variables.set(*variable, value);
+                config.variables.set(variable, value);
             }
         }
         Ok(config)
+    }
+
+    /// The component's settings as these variables give them, read by the component's own
+    /// rules (the host needs `cleanup_interval` for its maintenance timer).
+    pub fn settings(&self) -> zoe_session_config::Config {
+        let variables = self.variables.clone();
+        zoe_session_config::Config::from_lookup(move |name| variables.lookup(name).ok())
     }
 
     /// Sets one Spin variable; a builder-style helper.

@@ -1,11 +1,14 @@
 //! `fermyon:spin/variables@2.0.0`, answered from the host's configuration.
 //!
 //! As in Spin, names are lowercase letters, digits and underscores; a well-formed name that
-//! is not configured is `undefined`, and the component then uses its default.
+//! is not configured is `undefined`, and the component then uses its default. The one
+//! variable Spin's manifest composes from others, [`REQUEST_SETTINGS`], this host renders
+//! from the settings it holds, as Spin renders spin.toml's template.
 
 use crate::bindings::fermyon::spin::variables::{self as wit, Error};
 use crate::state::HostState;
 use std::collections::BTreeMap;
+use zoe_session_config::REQUEST_SETTINGS;
 
 /// Variable values by Spin variable name.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -34,7 +37,7 @@ impl Variables {
         self.0.remove(name);
     }
 
-    fn lookup(&self, name: &str) -> Result<String, Error> {
+    pub(crate) fn lookup(&self, name: &str) -> Result<String, Error> {
         let well_formed = !name.is_empty()
             && name.starts_with(|c: char| c.is_ascii_lowercase())
             && name
@@ -44,6 +47,9 @@ impl Variables {
             return Err(Error::InvalidName(format!(
                 "invalid variable name {name:?}"
             )));
+        }
+        if name == REQUEST_SETTINGS.variable && self.get(name).is_none() {
+            return Ok(REQUEST_SETTINGS.render(|setting| self.get(setting).map(str::to_owned)));
         }
         self.get(name)
             .map(str::to_owned)
@@ -71,6 +77,23 @@ mod tests {
             vars.lookup("min_timeout"),
             Err(Error::Undefined(_))
         ));
+    }
+
+    #[test]
+    fn the_request_settings_are_rendered_from_the_settings_held() {
+        let mut vars = Variables::default();
+        vars.set("log_level", "DEBUG");
+        vars.set("max_per_user", "3");
+        let Ok(bundle) = vars.lookup(REQUEST_SETTINGS.variable) else {
+            panic!("the bundle is always defined");
+        };
+        assert_eq!(
+            bundle,
+            "log_requests=\nlog_level=DEBUG\nrequire_https=\nsession_header="
+        );
+        // Set explicitly, the variable is what it was set to.
+        vars.set(REQUEST_SETTINGS.variable, "log_level=ERROR");
+        assert!(matches!(vars.lookup(REQUEST_SETTINGS.variable), Ok(v) if v == "log_level=ERROR"));
     }
 
     #[test]

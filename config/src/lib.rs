@@ -1,0 +1,1074 @@
+//! zoe-session's configuration: every setting of DESIGN.md's table, defined once in
+//! [`SETTINGS`] (name, environment variable, default, parser, meaning) and read lazily. The
+//! component, the gate and the native host all depend on this crate, so a setting's name,
+//! default and rules cannot drift between them.
+//!
+//! The component's only configuration source is Spin variables; [`Config::from_lookup`] takes
+//! the lookup as a function so that parsing stays pure and testable. Each setting is looked up
+//! and parsed the first time something asks for it, then kept for the instance's life: Spin
+//! gives every request a fresh instance and every variable read is a host call, so a request
+//! pays only for the settings it uses. The four that every request needs travel together in
+//! one variable, [`REQUEST_SETTINGS`], so that `GET /health` costs one variable read and a
+//! validate two. A missing or empty variable takes its default; a present but bad one is an
+//! error that names the variable and the rule, raised by whatever needs it, and
+//! [`Config::check_all`] reads every setting, for the routes that must refuse to run on a
+//! broken configuration (the admin's).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::OnceLock;
+
+/// What happens when a user who already holds `max_per_user` sessions creates another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitPolicy {
+    /// Delete the user's least recently active session to make room.
+    EvictOldest,
+    /// Refuse the new session.
+    Reject,
+}
+
+/// Log verbosity, from `log_level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// The peers trusted to report the original scheme of a request: a comma-separated list of
+/// IP addresses and CIDR blocks (`10.0.0.0/8`, `::1`), or `*` for every peer (only right
+/// when the service cannot be reached except through the proxy, as uvicorn's
+/// `--forwarded-allow-ips='*'`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies {
+    any: bool,
+    blocks: Vec<(IpAddr, u8)>,
+}
+
+impl TrustedProxies {
+    /// Parses the setting's value.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] for `trusted_proxies` naming the entry that is not an address, a
+    /// CIDR block or `*`.
+    pub fn parse(list: &str) -> Result<Self, ConfigError> {
+        let mut proxies = Self::default();
+        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            if entry == "*" {
+                proxies.any = true;
+                continue;
+            }
+            let bad = || {
+                rule(
+                    "trusted_proxies",
+                    format!("must list IP addresses, CIDR blocks or `*`, got {entry:?}"),
+                )
+            };
+            let (addr, bits) = match entry.split_once('/') {
+                Some((addr, bits)) => (addr, Some(bits)),
+                None => (entry, None),
+            };
+            let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            let bits = match bits {
+                None => max,
+                Some(bits) => bits
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|b| *b <= max)
+                    .ok_or_else(bad)?,
+            };
+            proxies.blocks.push((addr, bits));
+        }
+        Ok(proxies)
+    }
+
+    /// Whether the peer at `addr` is trusted. An IPv4-mapped IPv6 peer counts as IPv4.
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        if self.any {
+            return true;
+        }
+        let addr = match addr {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+            v4 => v4,
+        };
+        self.blocks
+            .iter()
+            .any(|&(block, bits)| match (block, addr) {
+                (IpAddr::V4(block), IpAddr::V4(addr)) => {
+                    prefix_matches(&block.octets(), &addr.octets(), bits)
+                }
+                (IpAddr::V6(block), IpAddr::V6(addr)) => {
+                    prefix_matches(&block.octets(), &addr.octets(), bits)
+                }
+                _ => false,
+            })
+    }
+
+    /// Whether no peer is trusted.
+    pub fn is_empty(&self) -> bool {
+        !self.any && self.blocks.is_empty()
+    }
+}
+
+/// Whether the first `bits` bits of `a` and `b` agree.
+fn prefix_matches(a: &[u8], b: &[u8], bits: u8) -> bool {
+    let bits = usize::from(bits);
+    let (whole, rest) = (bits / 8, bits % 8);
+    if a[..whole] != b[..whole] {
+        return false;
+    }
+    rest == 0 || (a[whole] ^ b[whole]) >> (8 - rest) == 0
+}
+
+/// Where sessions are stored, from `database_url`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// Empty `database_url`: the host's SQLite (`spin:sqlite`, database `default`).
+    Sqlite,
+    /// A `postgres://` or `postgresql://` URL, through `spin:postgres`.
+    Postgres(String),
+}
+
+// The URL may carry a password: show only the backend.
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite => f.write_str("Sqlite"),
+            Self::Postgres(_) => f.write_str("Postgres(<redacted>)"),
+        }
+    }
+}
+
+/// A secret setting's value (the admin key): shown as `<redacted>` by `Debug`, so no log or
+/// panic message can carry it by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value itself, for the one comparison that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// A setting that is present but unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid setting `{name}`: {rule}")]
+pub struct ConfigError {
+    /// The Spin variable name.
+    pub name: &'static str,
+    /// What the value must be.
+    pub rule: String,
+}
+
+/// One row of DESIGN.md's configuration table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    /// The Spin variable.
+    pub name: &'static str,
+    /// The environment variable the native host reads it from (the seed's name).
+    pub env: &'static str,
+    /// Whether the value is a secret (the admin key, a database URL with its password): Spin
+    /// declares it `secret = true`, and it never travels in [`REQUEST_SETTINGS`].
+    pub secret: bool,
+    /// The value an unset or empty variable stands for, in the variable's own syntax.
+    pub default: &'static str,
+    /// What it means.
+    pub doc: &'static str,
+}
+
+/// The idle-timeout bounds, checked against each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub min: u32,
+    pub default: u32,
+    pub max: u32,
+}
+
+// `Send + Sync` so that native callers may share one configuration between threads.
+type Lookup = Box<dyn Fn(&'static str) -> Option<String> + Send + Sync>;
+
+/// The configuration: a lookup and each setting's parsed value, read on first use.
+pub struct Config {
+    lookup: Lookup,
+    /// [`REQUEST_SETTINGS`] as the lookup gave it: `None` when the host does not define it.
+    request_settings: OnceLock<Option<Result<BundleValues, ConfigError>>>,
+    values: Values,
+}
+
+/// Settings that travel together in one variable, one `name=value` line each, so that a
+/// request reads them with one host call. Spin fills the variable from the same application
+/// variables as always (spin.toml templates it); a host that does not define it gets the
+/// settings read one by one, so hosts and importers that know nothing of bundles still work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bundle {
+    /// The variable holding the bundle.
+    pub variable: &'static str,
+    /// The settings in it, in the order of its lines.
+    pub settings: &'static [&'static str],
+}
+
+/// What every request reads (the request log and the HTTPS rule) and what a validate adds
+/// (the token's header). Secrets stay out, so that no instance holds the admin key or the
+/// database password unless its request needs them.
+pub const REQUEST_SETTINGS: Bundle = Bundle {
+    variable: "request_settings",
+    settings: &[
+        "log_requests",
+        "log_level",
+        "require_https",
+        "session_header",
+    ],
+};
+
+/// A bundle's lines: each setting's raw value, or why its line is unusable.
+type BundleValues = Vec<(&'static str, Result<String, ConfigError>)>;
+
+impl Bundle {
+    /// The variable's value as spin.toml templates it from the application variables.
+    pub fn template(&self) -> String {
+        self.render(|name| Some(format!("{{{{ {name} }}}}")))
+    }
+
+    /// The variable's value for settings given by `value` (`None`: an empty line, the default).
+    /// Every setting gets its line, as Spin renders the template, so that a value holding a
+    /// line break cannot pass for another setting's line unnoticed (it becomes a duplicate).
+    pub fn render(&self, value: impl Fn(&str) -> Option<String>) -> String {
+        let lines: Vec<String> = self
+            .settings
+            .iter()
+            .map(|name| format!("{name}={}", value(name).unwrap_or_default()))
+            .collect();
+        lines.join("\n")
+    }
+
+    /// Splits the variable's value into its settings' raw values. A line that is not
+    /// `setting=value` continues the line before it: that setting's value held a line break,
+    /// which none may.
+    fn parse(&self, text: &str) -> Result<BundleValues, ConfigError> {
+        let mut values: BundleValues = Vec::new();
+        for line in text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)) {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let setting = line.split_once('=').and_then(|(name, value)| {
+                let name = self.settings.iter().find(|known| **known == name.trim())?;
+                Some((*name, value))
+            });
+            if let Some((name, value)) = setting {
+                match values.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, earlier)) => {
+                        *earlier =
+                            Err(rule(name, format!("is given twice in `{}`", self.variable)));
+                    }
+                    None => values.push((name, Ok(value.to_owned()))),
+                }
+            } else if let Some((name, value)) = values.last_mut() {
+                *value = Err(rule(name, "must be a single line"));
+            } else {
+                return Err(rule(
+                    self.variable,
+                    format!(
+                        "must be `setting=value` lines for {}",
+                        self.settings.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(values)
+    }
+}
+
+const fn marked(markers: &[&str]) -> bool {
+    !markers.is_empty()
+}
+
+/// Defines [`SETTINGS`], the lazily filled `Values` and one accessor per setting, so that a
+/// setting is written once: its name, type, default, parser and doc.
+macro_rules! settings {
+    ($(
+        $(#[doc = $doc:literal])+
+        $name:ident: $ty:ty = $default:literal from $env:ident $([$secret:ident])?, $parse:expr;
+    )+) => {
+        /// Every setting, in the order of DESIGN.md's table.
+        pub const SETTINGS: &[Setting] = &[$(
+            Setting {
+                name: stringify!($name),
+                env: stringify!($env),
+                secret: marked(&[$(stringify!($secret))?]),
+                default: $default,
+                doc: concat!($($doc),+),
+            },
+        )+];
+
+        /// Each setting's parsed value once something has asked for it.
+        #[derive(Debug, Default)]
+        struct Values {
+            $($name: OnceLock<Result<$ty, ConfigError>>,)+
+        }
+
+        impl Config {
+            $(
+                $(#[doc = $doc])+
+                ///
+                /// # Errors
+                ///
+                /// A [`ConfigError`] naming the variable when its value is unusable.
+                pub fn $name(&self) -> Result<&$ty, ConfigError> {
+                    self.read(&self.values.$name, stringify!($name), $default, $parse)
+                }
+            )+
+
+            /// Reads every setting; the first bad one in table order is the error.
+            fn read_each(&self) -> Result<(), ConfigError> {
+                $(self.$name()?;)+
+                Ok(())
+            }
+        }
+    };
+}
+
+settings! {
+    /// Idle timeout of a session created without one, in seconds.
+    default_timeout: u32 = "3600" from SESSION_DEFAULT_TIMEOUT, seconds;
+    /// Largest idle timeout, and largest single extension, in seconds.
+    max_timeout: u32 = "86400" from SESSION_MAX_TIMEOUT, seconds;
+    /// Smallest idle timeout, in seconds.
+    min_timeout: u32 = "300" from SESSION_MIN_TIMEOUT, seconds;
+    /// Hard cap on a session's life from creation, in seconds, whatever activity it sees.
+    absolute_lifetime: u32 = "604800" from SESSION_ABSOLUTE_LIFETIME, seconds;
+    /// Seconds between opportunistic cleanups run by `create`.
+    cleanup_interval: u32 = "300" from SESSION_CLEANUP_INTERVAL, seconds;
+    /// Sessions one user may hold at once.
+    max_per_user: u32 = "10" from SESSION_MAX_PER_USER, |name, value| number(name, value, 1..=100_000);
+    /// What a create beyond `max_per_user` does: `evict_oldest` or `reject`.
+    limit_policy: LimitPolicy = "evict_oldest" from SESSION_LIMIT_POLICY, limit_policy;
+    /// Refuse plain HTTP (403) and send HSTS.
+    require_https: bool = "false" from SESSION_REQUIRE_HTTPS, boolean;
+    /// Cookies get `Secure` and the `__Host-` prefix.
+    secure_cookies: bool = "false" from SESSION_SECURE_COOKIES, boolean;
+    /// The request header that carries a token.
+    session_header: String = "X-Session-ID" from SESSION_HEADER, header_name;
+    /// Validation records activity (sliding expiry), at most once per 15 s per session.
+    auto_update: bool = "true" from SESSION_AUTO_UPDATE, boolean;
+    /// Path prefixes the gate protects (read by the gate component).
+    protected_paths: Vec<String> = "/api/chat,/developer,/tasks" from SESSION_PROTECTED_PATHS, paths;
+    /// Path prefixes the gate lets through unauthenticated (read by the gate component).
+    excluded_paths: Vec<String> = "/docs,/health,/sessions/create" from SESSION_EXCLUDED_PATHS, paths;
+    /// DEBUG, INFO, WARNING or ERROR.
+    log_level: LogLevel = "INFO" from SESSION_LOG_LEVEL, log_level;
+    /// One log line per request.
+    log_requests: bool = "true" from SESSION_LOG_REQUESTS, boolean;
+    /// The admin key (at least 16 characters); empty: privileged endpoints are unavailable.
+    admin_key: Option<Secret> = "" from SESSION_ADMIN_KEY [secret], admin_key;
+    /// Largest metadata object, in bytes of JSON.
+    max_metadata_bytes: u32 = "16384" from SESSION_MAX_METADATA_BYTES, |name, value| number(name, value, 2..=1_048_576);
+    /// Peers whose `X-Forwarded-Proto`/`Forwarded` headers are believed: IPs, CIDR blocks or `*`.
+    trusted_proxies: TrustedProxies = "" from SESSION_TRUSTED_PROXIES, |_, value| TrustedProxies::parse(value);
+    /// Empty for SQLite, or a `postgres://` URL for PostgreSQL.
+    database_url: Database = "" from SESSION_DATABASE_URL [secret], database;
+}
+
+/// Every variable the component reads, in the order of DESIGN.md's table.
+pub const VARIABLE_NAMES: [&str; SETTINGS.len()] = {
+    let mut names = [""; SETTINGS.len()];
+    let mut i = 0;
+    while i < SETTINGS.len() {
+        names[i] = SETTINGS[i].name;
+        i += 1;
+    }
+    names
+};
+
+/// Largest idle timeout or lifetime accepted: ten years keeps every expiry computation far
+/// from overflow.
+const MAX_SECONDS: u32 = 10 * 366 * 24 * 3600;
+
+// Values are shown as far as they have been read; the admin key and the database URL
+// redact themselves.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("values", &self.values)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every setting at its default.
+impl Default for Config {
+    fn default() -> Self {
+        Self::from_lookup(|_| None)
+    }
+}
+
+impl Config {
+    /// The configuration `lookup` gives: it returns a variable's value or `None` when it is
+    /// not set, and is called at most once per setting, when the setting is first needed.
+    /// Empty values count as not set, so `SPIN_VARIABLE_X=` means "default".
+    pub fn from_lookup(
+        lookup: impl Fn(&'static str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            lookup: Box::new(lookup),
+            request_settings: OnceLock::new(),
+            values: Values::default(),
+        }
+    }
+
+    /// The configuration of `pairs` (variable, value), every other setting at its default.
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        Self::from_lookup(move |name| {
+            pairs
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, value)| value.clone())
+        })
+    }
+
+    /// Reads and checks every setting, and the relations between them.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first bad variable: not a number, out of range, an unknown
+    /// policy or level, or `min_timeout <= default_timeout <= max_timeout` violated.
+    pub fn check_all(&self) -> Result<(), ConfigError> {
+        self.read_each()?;
+        self.timeouts().map(drop)
+    }
+
+    /// The idle-timeout bounds, which must satisfy `min <= default <= max`.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the bad variable.
+    pub fn timeouts(&self) -> Result<Timeouts, ConfigError> {
+        let (default, max, min) = (
+            *self.default_timeout()?,
+            *self.max_timeout()?,
+            *self.min_timeout()?,
+        );
+        if min > max {
+            return Err(rule(
+                "min_timeout",
+                format!("must not exceed max_timeout ({min} > {max})"),
+            ));
+        }
+        if !(min..=max).contains(&default) {
+            return Err(rule(
+                "default_timeout",
+                format!("must lie within [min_timeout, max_timeout] = [{min}, {max}]"),
+            ));
+        }
+        Ok(Timeouts { min, default, max })
+    }
+
+    fn read<'a, T>(
+        &'a self,
+        cell: &'a OnceLock<Result<T, ConfigError>>,
+        name: &'static str,
+        default: &'static str,
+        parse: fn(&'static str, &str) -> Result<T, ConfigError>,
+    ) -> Result<&'a T, ConfigError> {
+        cell.get_or_init(|| {
+            let value = self.raw(name)?.filter(|v| !v.trim().is_empty());
+            parse(name, value.as_deref().unwrap_or(default))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+    }
+
+    /// A setting's value as configured: from [`REQUEST_SETTINGS`] when it is bundled and the
+    /// host defines the bundle, else from its own variable.
+    fn raw(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
+        if REQUEST_SETTINGS.settings.contains(&name) {
+            let bundle = self.request_settings.get_or_init(|| {
+                (self.lookup)(REQUEST_SETTINGS.variable).map(|text| REQUEST_SETTINGS.parse(&text))
+            });
+            match bundle {
+                Some(Ok(values)) => {
+                    return match values.iter().find(|(n, _)| *n == name) {
+                        Some((_, value)) => value.clone().map(Some),
+                        None => Ok(None),
+                    };
+                }
+                Some(Err(err)) => return Err(err.clone()),
+                None => {}
+            }
+        }
+        Ok((self.lookup)(name))
+    }
+}
+
+fn rule(name: &'static str, rule: impl Into<String>) -> ConfigError {
+    ConfigError {
+        name,
+        rule: rule.into(),
+    }
+}
+
+fn number(
+    name: &'static str,
+    value: &str,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<u32, ConfigError> {
+    let message = || {
+        format!(
+            "must be a whole number in [{}, {}], got {value:?}",
+            range.start(),
+            range.end()
+        )
+    };
+    let parsed: u32 = value.trim().parse().map_err(|_| rule(name, message()))?;
+    if range.contains(&parsed) {
+        Ok(parsed)
+    } else {
+        Err(rule(name, message()))
+    }
+}
+
+fn seconds(name: &'static str, value: &str) -> Result<u32, ConfigError> {
+    number(name, value, 1..=MAX_SECONDS)
+}
+
+fn boolean(name: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(rule(name, format!("must be true or false, got {value:?}"))),
+    }
+}
+
+fn limit_policy(name: &'static str, value: &str) -> Result<LimitPolicy, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "evict_oldest" => Ok(LimitPolicy::EvictOldest),
+        "reject" => Ok(LimitPolicy::Reject),
+        _ => Err(rule(name, "must be `evict_oldest` or `reject`")),
+    }
+}
+
+fn log_level(name: &'static str, value: &str) -> Result<LogLevel, ConfigError> {
+    match value.trim().to_ascii_uppercase().as_str() {
+        "DEBUG" => Ok(LogLevel::Debug),
+        "INFO" => Ok(LogLevel::Info),
+        "WARN" | "WARNING" => Ok(LogLevel::Warn),
+        "ERROR" | "CRITICAL" => Ok(LogLevel::Error),
+        _ => Err(rule(name, "must be DEBUG, INFO, WARNING or ERROR")),
+    }
+}
+
+fn admin_key(name: &'static str, value: &str) -> Result<Option<Secret>, ConfigError> {
+    match value {
+        "" => Ok(None),
+        key if key.len() < 16 => Err(rule(name, "must be at least 16 characters")),
+        key => Ok(Some(Secret(key.to_owned()))),
+    }
+}
+
+fn header_name(name: &'static str, value: &str) -> Result<String, ConfigError> {
+    let value = value.trim();
+    let valid = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if valid {
+        Ok(value.to_owned())
+    } else {
+        Err(rule(name, "must be 1-64 letters, digits, `-` or `_`"))
+    }
+}
+
+/// Empty for SQLite, else a `postgres://` or `postgresql://` URL with something after the
+/// scheme. The error never repeats the value: it may hold a password.
+fn database(name: &'static str, url: &str) -> Result<Database, ConfigError> {
+    let url = url.trim();
+    if url.is_empty() {
+        return Ok(Database::Sqlite);
+    }
+    let rest = url.split_once("://").and_then(|(scheme, rest)| {
+        let postgres =
+            scheme.eq_ignore_ascii_case("postgres") || scheme.eq_ignore_ascii_case("postgresql");
+        postgres.then_some(rest)
+    });
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.starts_with(['/', '?']) => {
+            Ok(Database::Postgres(url.to_owned()))
+        }
+        _ => Err(rule(
+            name,
+            "must be empty (SQLite) or a PostgreSQL URL such as \
+             postgres://user:password@host:5432/database",
+        )),
+    }
+}
+
+fn paths(name: &'static str, list: &str) -> Result<Vec<String>, ConfigError> {
+    let paths: Vec<String> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect();
+    match paths.iter().find(|p| !p.starts_with('/')) {
+        Some(bad) => Err(rule(
+            name,
+            format!("must be a comma-separated list of paths starting with `/`, got {bad:?}"),
+        )),
+        None => Ok(paths),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    fn parse(vars: &[(&'static str, &str)]) -> Result<Config, ConfigError> {
+        let config = Config::from_pairs(vars);
+        config.check_all()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn no_variables_gives_the_documented_defaults() {
+        let config = parse(&[]).expect("defaults are valid");
+        assert_eq!(*config.default_timeout().unwrap(), 3600);
+        assert_eq!(*config.limit_policy().unwrap(), LimitPolicy::EvictOldest);
+        assert_eq!(
+            config.protected_paths().unwrap(),
+            &["/api/chat", "/developer", "/tasks"]
+        );
+        assert_eq!(config.admin_key().unwrap(), &None);
+        assert_eq!(
+            config.timeouts().unwrap(),
+            Timeouts {
+                min: 300,
+                default: 3600,
+                max: 86400
+            }
+        );
+    }
+
+    #[test]
+    fn every_known_variable_is_read() {
+        let config = parse(&[
+            ("default_timeout", "600"),
+            ("max_timeout", "7200"),
+            ("min_timeout", "60"),
+            ("absolute_lifetime", "90000"),
+            ("cleanup_interval", "10"),
+            ("max_per_user", "3"),
+            ("limit_policy", "reject"),
+            ("require_https", "true"),
+            ("secure_cookies", "1"),
+            ("session_header", "X-Token"),
+            ("auto_update", "false"),
+            ("protected_paths", "/api, /admin"),
+            ("excluded_paths", "/health"),
+            ("log_level", "debug"),
+            ("log_requests", "no"),
+            ("admin_key", "0123456789abcdef0123"),
+            ("max_metadata_bytes", "1024"),
+            ("trusted_proxies", "10.0.0.0/8, ::1"),
+            ("database_url", "postgres://zoe:pw@db.internal:5432/zoe"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            config.timeouts().unwrap(),
+            Timeouts {
+                min: 60,
+                default: 600,
+                max: 7200
+            }
+        );
+        assert_eq!(*config.absolute_lifetime().unwrap(), 90000);
+        assert_eq!(*config.cleanup_interval().unwrap(), 10);
+        assert_eq!(*config.max_per_user().unwrap(), 3);
+        assert_eq!(*config.limit_policy().unwrap(), LimitPolicy::Reject);
+        assert!(*config.require_https().unwrap());
+        assert!(*config.secure_cookies().unwrap());
+        assert!(!*config.auto_update().unwrap());
+        assert_eq!(config.session_header().unwrap(), "X-Token");
+        assert_eq!(config.protected_paths().unwrap(), &["/api", "/admin"]);
+        assert_eq!(config.excluded_paths().unwrap(), &["/health"]);
+        assert_eq!(*config.log_level().unwrap(), LogLevel::Debug);
+        assert!(!*config.log_requests().unwrap());
+        assert_eq!(
+            config.admin_key().unwrap().as_ref().map(Secret::expose),
+            Some("0123456789abcdef0123")
+        );
+        assert_eq!(*config.max_metadata_bytes().unwrap(), 1024);
+        assert!(
+            config
+                .trusted_proxies()
+                .unwrap()
+                .contains("10.1.2.3".parse().unwrap())
+        );
+        assert_eq!(
+            config.database_url().unwrap(),
+            &Database::Postgres("postgres://zoe:pw@db.internal:5432/zoe".to_owned())
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let cases: &[(&'static str, &str)] = &[
+            ("default_timeout", "soon"),
+            ("max_timeout", "-5"),
+            ("min_timeout", "0"),
+            ("max_per_user", "0"),
+            ("limit_policy", "lru"),
+            ("require_https", "maybe"),
+            ("session_header", "X Session"),
+            ("protected_paths", "api"),
+            ("log_level", "loud"),
+            ("admin_key", "short"),
+            ("max_metadata_bytes", "99999999999"),
+            ("trusted_proxies", "10.0.0.0/33"),
+            ("trusted_proxies", "proxy.internal"),
+            ("database_url", "mysql://db/zoe"),
+        ];
+        for (name, value) in cases {
+            let err = parse(&[(name, value)]).expect_err(name);
+            assert_eq!(err.name, *name, "{value:?}");
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn settings_are_read_once_each_and_only_when_needed() {
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let log = asked.clone();
+        let config = Config::from_lookup(move |name| {
+            log.lock().unwrap().push(name);
+            (name == "max_per_user").then(|| "3".to_owned())
+        });
+        assert!(asked.lock().unwrap().is_empty(), "nothing is read up front");
+        assert_eq!(*config.max_per_user().unwrap(), 3);
+        assert_eq!(*config.max_per_user().unwrap(), 3);
+        assert_eq!(config.session_header().unwrap(), "X-Session-ID");
+        // The host defines no bundle here, so the header is read on its own after it.
+        assert_eq!(
+            *asked.lock().unwrap(),
+            ["max_per_user", "request_settings", "session_header"]
+        );
+        // Positive control: the full check reads every other setting, once.
+        config.check_all().unwrap();
+        assert_eq!(asked.lock().unwrap().len(), SETTINGS.len() + 1);
+    }
+
+    #[test]
+    fn a_bad_setting_fails_only_what_needs_it() {
+        let config = Config::from_pairs(&[("max_per_user", "many")]);
+        assert_eq!(config.session_header().unwrap(), "X-Session-ID");
+        assert_eq!(config.max_per_user().unwrap_err().name, "max_per_user");
+        assert_eq!(config.check_all().unwrap_err().name, "max_per_user");
+    }
+
+    #[test]
+    fn the_table_is_unique_and_every_default_parses() {
+        let mut names: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), SETTINGS.len());
+        assert!(SETTINGS.iter().all(|s| !s.doc.trim().is_empty()));
+        Config::default()
+            .check_all()
+            .expect("the defaults are valid");
+    }
+
+    #[test]
+    fn trusted_proxies_match_addresses_and_blocks() {
+        let proxies = TrustedProxies::parse("10.0.0.0/8, 192.168.1.7, fd00::/8").unwrap();
+        for trusted in [
+            "10.0.0.1",
+            "10.255.255.255",
+            "192.168.1.7",
+            "fd12::1",
+            "::ffff:10.9.9.9",
+        ] {
+            assert!(proxies.contains(trusted.parse().unwrap()), "{trusted}");
+        }
+        for untrusted in ["11.0.0.1", "192.168.1.8", "127.0.0.1", "fe80::1", "::1"] {
+            assert!(!proxies.contains(untrusted.parse().unwrap()), "{untrusted}");
+        }
+        let odd = TrustedProxies::parse("172.16.0.0/12").unwrap();
+        assert!(odd.contains("172.31.255.1".parse().unwrap()));
+        assert!(!odd.contains("172.32.0.1".parse().unwrap()));
+        assert!(
+            TrustedProxies::parse("*")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        assert!(TrustedProxies::default().is_empty());
+        assert!(!TrustedProxies::default().contains("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn min_above_max_is_refused() {
+        let err = parse(&[("min_timeout", "9000"), ("max_timeout", "600")]).unwrap_err();
+        assert_eq!(err.name, "min_timeout");
+    }
+
+    #[test]
+    fn default_outside_the_range_is_refused() {
+        let err = parse(&[("default_timeout", "100")]).unwrap_err();
+        assert_eq!(err.name, "default_timeout");
+        assert!(err.rule.contains("[300, 86400]"), "{}", err.rule);
+    }
+
+    #[test]
+    fn empty_value_means_default() {
+        assert_eq!(
+            *parse(&[("max_per_user", " ")])
+                .unwrap()
+                .max_per_user()
+                .unwrap(),
+            10
+        );
+    }
+
+    #[test]
+    fn database_url_chooses_the_backend() {
+        assert_eq!(
+            parse(&[]).unwrap().database_url().unwrap(),
+            &Database::Sqlite
+        );
+        assert_eq!(
+            parse(&[("database_url", " ")])
+                .unwrap()
+                .database_url()
+                .unwrap(),
+            &Database::Sqlite
+        );
+        for url in [
+            "postgres://h/db",
+            "postgresql://u:p@h:5433/db",
+            "POSTGRES://h",
+        ] {
+            assert_eq!(
+                parse(&[("database_url", url)])
+                    .unwrap()
+                    .database_url()
+                    .unwrap(),
+                &Database::Postgres(url.to_owned()),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_database_url_names_the_setting_but_not_the_value() {
+        for url in [
+            "sqlite:///data/x.db",
+            "postgres://",
+            "postgres:///db",
+            "host=db password=hunter2",
+            "https://hunter2@db",
+        ] {
+            let err = parse(&[("database_url", url)]).expect_err(url);
+            assert_eq!(err.name, "database_url");
+            assert!(err.to_string().contains("database_url"), "{err}");
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+        }
+    }
+
+    /// A lookup that defines the bundle as `text` and `others` one by one, recording reads.
+    fn with_bundle(
+        text: &str,
+        others: &[(&'static str, &'static str)],
+    ) -> (Config, Arc<Mutex<Vec<&'static str>>>) {
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let (log, text, others) = (asked.clone(), text.to_owned(), others.to_vec());
+        let config = Config::from_lookup(move |name| {
+            log.lock().unwrap().push(name);
+            if name == REQUEST_SETTINGS.variable {
+                return Some(text.clone());
+            }
+            others
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        });
+        (config, asked)
+    }
+
+    #[test]
+    fn the_request_settings_come_in_one_read() {
+        let text = REQUEST_SETTINGS.render(|name| match name {
+            "log_level" => Some("debug".to_owned()),
+            "session_header" => Some("X-Token".to_owned()),
+            _ => None,
+        });
+        assert_eq!(
+            text,
+            "log_requests=\nlog_level=debug\nrequire_https=\nsession_header=X-Token"
+        );
+        // Individual variables of bundled settings are not consulted once the bundle exists.
+        let (config, asked) = with_bundle(&text, &[("session_header", "X-Ignored")]);
+        assert_eq!(*config.log_level().unwrap(), LogLevel::Debug);
+        assert!(
+            *config.log_requests().unwrap(),
+            "an empty line is the default"
+        );
+        assert!(!*config.require_https().unwrap());
+        assert_eq!(config.session_header().unwrap(), "X-Token");
+        assert_eq!(*asked.lock().unwrap(), ["request_settings"]);
+        // Settings outside the bundle are still read one by one.
+        assert_eq!(*config.max_per_user().unwrap(), 10);
+        assert_eq!(*asked.lock().unwrap(), ["request_settings", "max_per_user"]);
+    }
+
+    #[test]
+    fn spin_toml_s_template_names_each_bundled_setting_once() {
+        assert_eq!(
+            REQUEST_SETTINGS.template(),
+            "log_requests={{ log_requests }}\nlog_level={{ log_level }}\n\
+             require_https={{ require_https }}\nsession_header={{ session_header }}"
+        );
+        for name in REQUEST_SETTINGS.settings {
+            let setting = SETTINGS
+                .iter()
+                .find(|s| s.name == *name)
+                .expect("a setting");
+            assert!(!setting.secret, "{name} is secret and must not be bundled");
+        }
+    }
+
+    #[test]
+    fn a_bad_bundled_value_names_its_setting_and_spares_the_others() {
+        let (config, _) = with_bundle(
+            "log_requests=true\nlog_level=loud\nrequire_https=false\nsession_header=X-S",
+            &[],
+        );
+        assert_eq!(config.log_level().unwrap_err().name, "log_level");
+        assert_eq!(config.session_header().unwrap(), "X-S");
+        assert_eq!(config.check_all().unwrap_err().name, "log_level");
+    }
+
+    #[test]
+    fn a_line_break_in_a_bundled_value_is_an_error_not_another_setting() {
+        // Spin renders `session_header` as `X-A\nlog_level=DEBUG`: the injected line is a
+        // second `log_level`, so neither passes.
+        let (config, _) = with_bundle(
+            "log_requests=true\nlog_level=INFO\nrequire_https=false\nsession_header=X-A\nlog_level=DEBUG",
+            &[],
+        );
+        let err = config.log_level().unwrap_err();
+        assert_eq!(err.name, "log_level");
+        assert!(err.rule.contains("twice"), "{err}");
+        // A continuation line that names no setting belongs to the line before it.
+        let (config, _) = with_bundle(
+            "log_requests=true\nlog_level=INFO\nrequire_https=false\nsession_header=X-A\nB",
+            &[],
+        );
+        let err = config.session_header().unwrap_err();
+        assert_eq!(
+            (err.name, err.rule.as_str()),
+            ("session_header", "must be a single line")
+        );
+        assert_eq!(*config.log_level().unwrap(), LogLevel::Info);
+        // Positive control: the same lines without the break are fine.
+        let (config, _) = with_bundle(
+            "log_requests=true\nlog_level=INFO\nrequire_https=false\nsession_header=X-A",
+            &[],
+        );
+        assert_eq!(config.session_header().unwrap(), "X-A");
+    }
+
+    #[test]
+    fn a_bundle_that_is_not_lines_of_settings_names_the_bundle() {
+        let (config, _) = with_bundle("garbage", &[]);
+        let err = config.log_requests().unwrap_err();
+        assert_eq!(err.name, "request_settings");
+        assert!(err.rule.contains("session_header"), "{err}");
+        // An empty bundle is every bundled setting at its default.
+        let (config, _) = with_bundle("", &[]);
+        config.check_all().expect("defaults");
+    }
+
+    #[test]
+    fn every_setting_has_its_seed_environment_variable() {
+        for setting in SETTINGS {
+            let expected = match setting.name {
+                "session_header" => "SESSION_HEADER".to_owned(),
+                other => format!("SESSION_{}", other.to_ascii_uppercase()),
+            };
+            assert_eq!(setting.env, expected);
+        }
+        let secrets: Vec<&str> = SETTINGS
+            .iter()
+            .filter(|s| s.secret)
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(secrets, ["admin_key", "database_url"]);
+    }
+
+    #[test]
+    fn debug_output_redacts_the_database_url() {
+        let config = parse(&[("database_url", "postgres://zoe:hunter2@db/zoe")]).unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        // It would have seen the URL: the backend is shown.
+        assert!(shown.contains("Postgres(<redacted>)"), "{shown}");
+    }
+
+    #[test]
+    fn debug_output_redacts_the_admin_key() {
+        let config = parse(&[("admin_key", "super-secret-admin-key")]).unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("super-secret"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_values_give_a_valid_config_or_an_error_naming_a_known_setting(
+            values in proptest::collection::vec(".{0,12}", VARIABLE_NAMES.len()),
+        ) {
+            let config = Config::from_lookup(move |name| {
+                let index = VARIABLE_NAMES.iter().position(|n| *n == name)?;
+                Some(values[index].clone())
+            });
+            match config.check_all() {
+                Ok(()) => {
+                    let t = config.timeouts().unwrap();
+                    prop_assert!(t.min <= t.default && t.default <= t.max);
+                    prop_assert!(*config.max_per_user().unwrap() >= 1);
+                }
+                Err(err) => prop_assert!(VARIABLE_NAMES.contains(&err.name)),
+            }
+        }
+
+        #[test]
+        fn numbers_in_range_are_accepted(min in 1u32..1000, span in 0u32..100_000) {
+            let max = min + span;
+            let config = Config::from_lookup(move |name| match name {
+                "min_timeout" | "default_timeout" => Some(min.to_string()),
+                "max_timeout" => Some(max.to_string()),
+                _ => None,
+            });
+            let t = config.timeouts().expect("in range");
+            prop_assert_eq!((t.min, t.max), (min, max));
+        }
+    }
+}
