@@ -101,3 +101,39 @@ fn the_spin_toml_reader_sees_what_it_compares() {
     assert!(spin_toml_section("no.such.section").is_empty());
     assert_eq!(basic_string(r#""a\nb""#), "a\nb");
 }
+
+/// The Node package keeps its own copy of the environment map (it is JavaScript); it must be
+/// this table, entry for entry, with the same request bundle.
+#[test]
+fn the_node_package_maps_the_same_environment_variables() {
+    let source = include_str!("../node/src/config.js");
+    let entries: Vec<(String, String)> = source
+        .lines()
+        .map(str::trim)
+        .filter_map(|line| {
+            let (name, env) = line.strip_suffix(',')?.split_once(": ")?;
+            let env = env.strip_prefix('"')?.strip_suffix('"')?;
+            env.starts_with("SESSION_")
+                .then(|| (name.to_owned(), env.to_owned()))
+        })
+        .collect();
+    let table: Vec<(String, String)> = SETTINGS
+        .iter()
+        .map(|s| (s.name.to_owned(), s.env.to_owned()))
+        .collect();
+    assert_eq!(entries, table, "node/src/config.js VARIABLE_TO_ENV");
+    let bundle = format!(
+        "settings: Object.freeze([{}])",
+        REQUEST_SETTINGS
+            .settings
+            .iter()
+            .map(|s| format!("\"{s}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    assert!(
+        source.contains(&bundle),
+        "node/src/config.js lacks `{bundle}`"
+    );
+    assert!(source.contains(&format!("variable: \"{}\"", REQUEST_SETTINGS.variable)));
+}

@@ -115,18 +115,19 @@ async fn count(server: &Server, log: &Path) -> anyhow::Result<Vec<Calls>> {
     Ok(per_route)
 }
 
-/// `serve --spin-costs` with `extra` arguments, its stderr in `dir/<tag>.log`.
+/// `serve --spin-costs` with `extra` arguments on the database `dir/fresh-<db>.db`, its
+/// stderr in `dir/fresh-<tag>.log`.
 fn start(
     host_bin: &Path,
     dir: &Path,
     name: &'static str,
-    tag: &str,
+    (tag, db): (&str, &str),
     extra: &[&str],
 ) -> anyhow::Result<(Server, PathBuf)> {
     let log = dir.join(format!("fresh-{tag}.log"));
     let mut args = vec!["--spin-costs"];
     args.extend_from_slice(extra);
-    let db = dir.join(format!("fresh-{tag}.db")).display().to_string();
+    let db = dir.join(format!("fresh-{db}.db")).display().to_string();
     let server = spawn_serve_logged(host_bin, name, &args, &[("SESSION_DB_PATH", db)], &log)?;
     Ok((server, log))
 }
@@ -164,7 +165,7 @@ pub async fn run(
         host_bin,
         dir,
         "zoe-session",
-        "count-now",
+        ("count-now", "count-now"),
         &["--count-host-calls"],
     )?;
     wait_ready(&mut now).await?;
@@ -176,7 +177,7 @@ pub async fn run(
                 host_bin,
                 dir,
                 "baseline",
-                "count-before",
+                ("count-before", "count-before"),
                 &["--count-host-calls", "--component", path],
             )?;
             wait_ready(&mut before).await?;
@@ -201,12 +202,13 @@ pub async fn run(
     table.print();
 
     // Throughput at one connection, every server in the same host mode.
-    let (mut now, _) = start(host_bin, dir, "zoe-session", "rate-now", &[])?;
+    let (mut now, _) = start(host_bin, dir, "zoe-session", ("rate-now", "rate-now"), &[])?;
+    // On zoe-session's database, so that the trivial validate looks up a real session.
     let (mut floor, _) = start(
         host_bin,
         dir,
         "trivial component",
-        "rate-trivial",
+        ("rate-trivial", "rate-now"),
         &["--component", trivial],
     )?;
     let mut before = match &baseline {
@@ -215,7 +217,7 @@ pub async fn run(
                 host_bin,
                 dir,
                 "baseline",
-                "rate-before",
+                ("rate-before", "rate-before"),
                 &["--component", path],
             )?
             .0,
@@ -264,6 +266,8 @@ pub async fn run(
     let mut now_rate = std::collections::HashMap::new();
     let mut before_rate = std::collections::HashMap::new();
     let trivial_rate = run(&floor, "/health", String::new()).await?;
+    // The floor of a validate: one open and one point lookup of the same session.
+    let trivial_validate = run(&floor, "validate", now_token.clone()).await?;
     for route in ROUTES.iter().copied().filter(|r| *r != "create") {
         let current = run(&now, route, now_token.clone()).await?;
         let earlier = match (&before, &before_token) {
@@ -279,10 +283,10 @@ pub async fn run(
         };
         rates.row(vec![
             route.to_owned(),
-            if route == "/health" {
-                cell(&trivial_rate)
-            } else {
-                "–".to_owned()
+            match route {
+                "/health" => cell(&trivial_rate),
+                "validate" => cell(&trivial_validate),
+                _ => "–".to_owned(),
             },
             earlier.as_ref().map_or("–".to_owned(), cell),
             cell(&current),
@@ -303,6 +307,12 @@ pub async fn run(
     println!(
         "\nTargets (issue 18): validate / /health ≥ 0.8x: now {validate_now}; \
          /health / trivial ≥ 0.8x: now {health_now}"
+    );
+    println!(
+        "The floor of the first: the trivial component's validate (one open, one SELECT) / its \
+         /health: {}; zoe-session's validate / the trivial validate: {}",
+        ratio(trivial_validate.per_second(), trivial_rate.per_second()),
+        ratio(now_rate["validate"], trivial_validate.per_second())
     );
     if !before_rate.is_empty() {
         let (validate_before, health_before) = ratios(&before_rate);
