@@ -47,8 +47,13 @@ fn variable(name: &'static str) -> Option<String> {
                 spin_sdk::variables::Error::Undefined(_)
                     | spin_sdk::variables::Error::InvalidName(_)
             ) {
-                log::write_line(format!(
-                    r#"{{"level":"WARN","message":"variable provider failed","variable":"{name}"}}"#
+                // Settings are read lazily, far from the request's entry point, so this line
+                // takes its own time; it is a log timestamp, never a decision.
+                log::write_line(zoe_session_wire::log_line(
+                    now_ms(),
+                    "WARN",
+                    "variable provider failed",
+                    serde_json::json!({"variable": name}),
                 ));
             }
             None
@@ -93,11 +98,10 @@ fn with_engine<T>(op: impl FnOnce(&Engine<'_>) -> Result<T, EngineError>) -> Res
     let run = || {
         let config = config();
         let db = db(&config)?;
-        op(&Engine {
-            config: &config,
-            db: &db,
-            now,
-        })
+        let engine = Engine::new(&config, &db, now);
+        let result = op(&engine);
+        log::audit(&config, now, engine.events.take(), log::Origin::default());
+        result
     };
     run().map_err(wit::Error::from)
 }

@@ -6,10 +6,12 @@
 
 mod common;
 
-use common::{HOUR, MINUTE, START_MS, file_config, host, host_with, open, session_error};
+use common::{HOUR, MINUTE, START_MS, file_config, host_with, open, session_error};
 use serde_json::json;
 use std::time::Duration;
-use zoe_session_host::{CreateOptions, Requirement, SessionError, SessionHost};
+use zoe_session_host::{
+    CreateOptions, HostConfig, Issued, Requirement, SessionError, SessionHost, Sessions,
+};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -17,13 +19,37 @@ fn default_options() -> CreateOptions {
     CreateOptions::default()
 }
 
+/// A host over a fresh in-memory database with default settings, and an instance of it.
+async fn fixture() -> (SessionHost, Sessions) {
+    fixture_with(&[]).await
+}
+
+/// A host over a fresh in-memory database with `variables`, and an instance of it.
+async fn fixture_with(variables: &[(&str, &str)]) -> (SessionHost, Sessions) {
+    with_instance(host_with(variables).await).await
+}
+
+/// A host over `config`, and an instance of it.
+async fn fixture_on(config: HostConfig) -> (SessionHost, Sessions) {
+    with_instance(open(config).await).await
+}
+
+async fn with_instance(host: SessionHost) -> (SessionHost, Sessions) {
+    let sessions = host.sessions().await.unwrap();
+    (host, sessions)
+}
+
+/// A session for `alice` with the default options.
+async fn create_alice(sessions: &mut Sessions) -> Issued {
+    sessions.create("alice", default_options()).await.unwrap()
+}
+
 // --- The seed's own unit test -------------------------------------------------------------
 
 /// `SessionManager(db_path=":memory:")`, `create_session("testuser")`, `user_id`, `is_active`.
 #[tokio::test]
 async fn seed_unit_test_creates_an_active_session_in_memory() {
-    let host = host().await;
-    let mut sessions = host.sessions().await.unwrap();
+    let (_host, mut sessions) = fixture().await;
     let issued = sessions
         .create("testuser", default_options())
         .await
@@ -36,9 +62,8 @@ async fn seed_unit_test_creates_an_active_session_in_memory() {
 
 #[tokio::test]
 async fn create_issues_an_id_dot_secret_token_and_the_defaults() {
-    let host = host().await;
-    let mut sessions = host.sessions().await.unwrap();
-    let issued = sessions.create("alice", default_options()).await.unwrap();
+    let (_host, mut sessions) = fixture().await;
+    let issued = create_alice(&mut sessions).await;
     let (id, secret) = issued.token.split_once('.').expect("token is id.secret");
     assert_eq!(id, issued.session.id);
     assert_eq!(id.len(), 36);
@@ -54,8 +79,7 @@ async fn create_issues_an_id_dot_secret_token_and_the_defaults() {
 
 #[tokio::test]
 async fn create_keeps_metadata_and_a_custom_timeout() {
-    let host = host().await;
-    let mut sessions = host.sessions().await.unwrap();
+    let (_host, mut sessions) = fixture().await;
     let metadata = json!({
         "role": "admin",
         "permissions": ["read", "write", "delete"],
@@ -77,8 +101,7 @@ async fn create_keeps_metadata_and_a_custom_timeout() {
 
 #[tokio::test]
 async fn timeouts_outside_the_range_are_refused_naming_the_range() {
-    let host = host().await;
-    let mut sessions = host.sessions().await.unwrap();
+    let (_host, mut sessions) = fixture().await;
     for timeout in [0, 299, 86_401, u32::MAX] {
         let err = session_error(
             sessions
@@ -95,9 +118,8 @@ async fn timeouts_outside_the_range_are_refused_naming_the_range() {
 
 #[tokio::test]
 async fn bad_user_ids_are_refused_and_nothing_is_stored() {
-    let host = host().await;
-    let mut sessions = host.sessions().await.unwrap();
-    let kept = sessions.create("alice", default_options()).await.unwrap();
+    let (_host, mut sessions) = fixture().await;
+    let kept = create_alice(&mut sessions).await;
     let long = "u".repeat(10 * 1024);
     for user in ["", "   ", long.as_str(), "bad\u{0}id", "line\nbreak"] {
         let err = session_error(sessions.create(user, default_options()).await);
@@ -115,8 +137,7 @@ async fn bad_user_ids_are_refused_and_nothing_is_stored() {
 
 #[tokio::test]
 async fn metadata_must_be_a_json_object_within_the_cap() {
-    let host = host_with(&[("max_metadata_bytes", "1024")]).await;
-    let mut sessions = host.sessions().await.unwrap();
+    let (_host, mut sessions) = fixture_with(&[("max_metadata_bytes", "1024")]).await;
     let huge = format!(r#"{{"blob":"{}"}}"#, "x".repeat(2000));
     let cases = [
         ("[1,2,3]", "JSON object"),
@@ -144,9 +165,8 @@ async fn metadata_must_be_a_json_object_within_the_cap() {
 
 #[tokio::test]
 async fn validate_accepts_the_issued_token() {
-    let host = host().await;
-    let mut sessions = host.sessions().await.unwrap();
-    let issued = sessions.create("alice", default_options()).await.unwrap();
+    let (_host, mut sessions) = fixture().await;
+    let issued = create_alice(&mut sessions).await;
     let session = sessions.validate(&issued.token).await.unwrap();
     assert_eq!(session.id, issued.session.id);
     assert_eq!(session.user_id, "alice");
@@ -155,9 +175,8 @@ async fn validate_accepts_the_issued_token() {
 
 #[tokio::test]
 async fn malformed_tokens_are_invalid() {
-    let host = host().await;
-    let mut sessions = host.sessions().await.unwrap();
-    let issued = sessions.create("alice", default_options()).await.unwrap();
+    let (_host, mut sessions) = fixture().await;
+    let issued = create_alice(&mut sessions).await;
     let (id, secret) = issued.token.split_once('.').unwrap();
     let cases = [
         String::new(),
@@ -179,9 +198,8 @@ async fn malformed_tokens_are_invalid() {
 
 #[tokio::test]
 async fn a_tampered_secret_is_invalid_and_leaves_the_session_intact() {
-    let host = host().await;
-    let mut sessions = host.sessions().await.unwrap();
-    let issued = sessions.create("alice", default_options()).await.unwrap();
+    let (_host, mut sessions) = fixture().await;
+    let issued = create_alice(&mut sessions).await;
     let (id, secret) = issued.token.split_once('.').unwrap();
     let first = if secret.starts_with('A') { 'B' } else { 'A' };
     let tampered = format!("{id}.{first}{}", &secret[1..]);
@@ -206,9 +224,8 @@ async fn a_tampered_secret_is_invalid_and_leaves_the_session_intact() {
 
 #[tokio::test]
 async fn a_well_formed_token_for_an_unknown_session_is_not_found() {
-    let host = host().await;
-    let mut sessions = host.sessions().await.unwrap();
-    let issued = sessions.create("alice", default_options()).await.unwrap();
+    let (_host, mut sessions) = fixture().await;
+    let issued = create_alice(&mut sessions).await;
     let other = sessions.create("bob", default_options()).await.unwrap();
     sessions.invalidate(&other.session.id).await.unwrap();
     assert_eq!(
@@ -228,8 +245,7 @@ async fn a_well_formed_token_for_an_unknown_session_is_not_found() {
 
 #[tokio::test]
 async fn expired_session_is_refused() {
-    let host = host().await;
-    let mut sessions = host.sessions().await.unwrap();
+    let (host, mut sessions) = fixture().await;
     let issued = sessions
         .create("alice", default_options().timeout(600))
         .await
@@ -256,8 +272,7 @@ async fn expired_session_is_refused() {
 
 #[tokio::test]
 async fn validate_slides_the_idle_timeout() {
-    let host = host().await;
-    let mut sessions = host.sessions().await.unwrap();
+    let (host, mut sessions) = fixture().await;
     let issued = sessions
         .create("alice", default_options().timeout(600))
         .await
@@ -278,9 +293,8 @@ async fn validate_slides_the_idle_timeout() {
 
 #[tokio::test]
 async fn activity_writes_are_throttled_but_touch_always_writes() {
-    let host = host().await;
-    let mut sessions = host.sessions().await.unwrap();
-    let issued = sessions.create("alice", default_options()).await.unwrap();
+    let (host, mut sessions) = fixture().await;
+    let issued = create_alice(&mut sessions).await;
     host.clock().advance(5 * SECOND);
     let read = sessions.validate(&issued.token).await.unwrap();
     assert_eq!(read.last_activity, START_MS, "within the window: no write");
@@ -313,8 +327,7 @@ async fn activity_writes_are_throttled_but_touch_always_writes() {
 
 #[tokio::test]
 async fn with_auto_update_off_validate_does_not_slide() {
-    let host = host_with(&[("auto_update", "false")]).await;
-    let mut sessions = host.sessions().await.unwrap();
+    let (host, mut sessions) = fixture_with(&[("auto_update", "false")]).await;
     let issued = sessions
         .create("alice", default_options().timeout(600))
         .await
@@ -341,9 +354,8 @@ async fn with_auto_update_off_validate_does_not_slide() {
 
 #[tokio::test]
 async fn nothing_extends_a_session_past_its_absolute_lifetime() {
-    let host = host_with(&[("absolute_lifetime", "7200")]).await;
-    let mut sessions = host.sessions().await.unwrap();
-    let issued = sessions.create("alice", default_options()).await.unwrap();
+    let (host, mut sessions) = fixture_with(&[("absolute_lifetime", "7200")]).await;
+    let issued = create_alice(&mut sessions).await;
     let end = START_MS + 7_200_000;
     assert_eq!(issued.session.absolute_expires_at, end);
     for _ in 0..3 {
@@ -364,9 +376,8 @@ async fn nothing_extends_a_session_past_its_absolute_lifetime() {
 
 #[tokio::test]
 async fn extend_adds_time_capped_at_max_timeout_from_now() {
-    let host = host().await;
-    let mut sessions = host.sessions().await.unwrap();
-    let issued = sessions.create("alice", default_options()).await.unwrap();
+    let (host, mut sessions) = fixture().await;
+    let issued = create_alice(&mut sessions).await;
     let extended = sessions.extend(&issued.token, 1800).await.unwrap();
     assert_eq!(extended.expires_at, START_MS + 5_400_000);
     let capped = sessions.extend(&issued.token, 86_400).await.unwrap();
@@ -385,9 +396,8 @@ async fn extend_adds_time_capped_at_max_timeout_from_now() {
 
 #[tokio::test]
 async fn extend_refuses_zero_and_more_than_max_timeout() {
-    let host = host().await;
-    let mut sessions = host.sessions().await.unwrap();
-    let issued = sessions.create("alice", default_options()).await.unwrap();
+    let (_host, mut sessions) = fixture().await;
+    let issued = create_alice(&mut sessions).await;
     for seconds in [0, 86_401] {
         let err = session_error(sessions.extend(&issued.token, seconds).await);
         assert!(
@@ -403,9 +413,8 @@ async fn extend_refuses_zero_and_more_than_max_timeout() {
 
 #[tokio::test]
 async fn rotate_issues_a_new_token_and_kills_the_old_one() {
-    let host = host().await;
-    let mut sessions = host.sessions().await.unwrap();
-    let issued = sessions.create("alice", default_options()).await.unwrap();
+    let (host, mut sessions) = fixture().await;
+    let issued = create_alice(&mut sessions).await;
     host.clock().advance(MINUTE);
     let rotated = sessions.rotate(&issued.token).await.unwrap();
     assert_ne!(rotated.token, issued.token);
@@ -426,9 +435,8 @@ async fn rotate_issues_a_new_token_and_kills_the_old_one() {
 #[tokio::test]
 async fn concurrent_rotations_leave_exactly_one_valid_token() {
     let dir = tempfile::tempdir().unwrap();
-    let host = open(file_config(&dir)).await;
-    let mut sessions = host.sessions().await.unwrap();
-    let issued = sessions.create("alice", default_options()).await.unwrap();
+    let (host, mut sessions) = fixture_on(file_config(&dir)).await;
+    let issued = create_alice(&mut sessions).await;
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let host = host.clone();
@@ -455,9 +463,8 @@ async fn concurrent_rotations_leave_exactly_one_valid_token() {
 
 #[tokio::test]
 async fn get_finds_by_public_id_or_token() {
-    let host = host().await;
-    let mut sessions = host.sessions().await.unwrap();
-    let issued = sessions.create("alice", default_options()).await.unwrap();
+    let (_host, mut sessions) = fixture().await;
+    let issued = create_alice(&mut sessions).await;
     assert_eq!(
         sessions.get(&issued.session.id).await.unwrap().user_id,
         "alice"
@@ -476,10 +483,9 @@ async fn get_finds_by_public_id_or_token() {
 
 #[tokio::test]
 async fn invalidate_by_token_or_id_deletes_once() {
-    let host = host().await;
-    let mut sessions = host.sessions().await.unwrap();
-    let a = sessions.create("alice", default_options()).await.unwrap();
-    let b = sessions.create("alice", default_options()).await.unwrap();
+    let (_host, mut sessions) = fixture().await;
+    let a = create_alice(&mut sessions).await;
+    let b = create_alice(&mut sessions).await;
     sessions.invalidate(&a.token).await.unwrap();
     sessions.invalidate(&b.session.id).await.unwrap();
     for (token, id) in [(&a.token, &a.session.id), (&b.token, &b.session.id)] {
@@ -496,11 +502,10 @@ async fn invalidate_by_token_or_id_deletes_once() {
 
 #[tokio::test]
 async fn invalidate_user_keeps_only_the_excepted_session() {
-    let host = host().await;
-    let mut sessions = host.sessions().await.unwrap();
+    let (_host, mut sessions) = fixture().await;
     let mut issued = Vec::new();
     for _ in 0..4 {
-        issued.push(sessions.create("alice", default_options()).await.unwrap());
+        issued.push(create_alice(&mut sessions).await);
     }
     let bob = sessions.create("bob", default_options()).await.unwrap();
     let keep = &issued[2];
@@ -522,8 +527,7 @@ async fn invalidate_user_keeps_only_the_excepted_session() {
 
 #[tokio::test]
 async fn invalidate_all_ends_every_session_of_every_user() {
-    let host = host().await;
-    let mut sessions = host.sessions().await.unwrap();
+    let (host, mut sessions) = fixture().await;
     let mut tokens = Vec::new();
     for user in ["alice", "alice", "bob", "carol"] {
         tokens.push(
@@ -557,7 +561,7 @@ async fn invalidate_all_ends_every_session_of_every_user() {
     );
     assert_eq!(sessions.invalidate_all().await.unwrap(), 0);
     // The store keeps working afterwards.
-    let fresh = sessions.create("alice", default_options()).await.unwrap();
+    let fresh = create_alice(&mut sessions).await;
     sessions.validate(&fresh.token).await.unwrap();
 }
 
@@ -565,11 +569,10 @@ async fn invalidate_all_ends_every_session_of_every_user() {
 
 #[tokio::test]
 async fn list_user_shows_active_sessions_newest_activity_first_without_tokens() {
-    let host = host().await;
-    let mut sessions = host.sessions().await.unwrap();
-    let first = sessions.create("alice", default_options()).await.unwrap();
+    let (host, mut sessions) = fixture().await;
+    let first = create_alice(&mut sessions).await;
     host.clock().advance(MINUTE);
-    let second = sessions.create("alice", default_options()).await.unwrap();
+    let second = create_alice(&mut sessions).await;
     host.clock().advance(MINUTE);
     sessions.touch(&first.token).await.unwrap();
     let short = sessions
@@ -594,8 +597,7 @@ async fn list_user_shows_active_sessions_newest_activity_first_without_tokens() 
 
 #[tokio::test]
 async fn authorize_checks_roles_and_permissions_from_metadata() {
-    let host = host().await;
-    let mut sessions = host.sessions().await.unwrap();
+    let (_host, mut sessions) = fixture().await;
     let create = |metadata: serde_json::Value| default_options().metadata(&metadata);
     let admin = sessions
         .create("root", create(json!({"role": "admin"})))
@@ -646,17 +648,16 @@ async fn authorize_checks_roles_and_permissions_from_metadata() {
 
 #[tokio::test]
 async fn eleventh_session_evicts_the_least_recently_active() {
-    let host = host().await;
-    let mut sessions = host.sessions().await.unwrap();
+    let (host, mut sessions) = fixture().await;
     let mut issued = Vec::new();
     for _ in 0..10 {
-        issued.push(sessions.create("alice", default_options()).await.unwrap());
+        issued.push(create_alice(&mut sessions).await);
         host.clock().advance(SECOND);
     }
     // Session 0 is the oldest but was just used, so session 1 is least recently active.
     host.clock().advance(MINUTE);
     sessions.touch(&issued[0].token).await.unwrap();
-    let newest = sessions.create("alice", default_options()).await.unwrap();
+    let newest = create_alice(&mut sessions).await;
     assert_eq!(sessions.list_user("alice").await.unwrap().len(), 10);
     assert_eq!(
         session_error(sessions.validate(&issued[1].token).await),
@@ -668,11 +669,11 @@ async fn eleventh_session_evicts_the_least_recently_active() {
 
 #[tokio::test]
 async fn reject_policy_refuses_the_session_over_the_limit() {
-    let host = host_with(&[("max_per_user", "3"), ("limit_policy", "reject")]).await;
-    let mut sessions = host.sessions().await.unwrap();
+    let (_host, mut sessions) =
+        fixture_with(&[("max_per_user", "3"), ("limit_policy", "reject")]).await;
     let mut issued = Vec::new();
     for _ in 0..3 {
-        issued.push(sessions.create("alice", default_options()).await.unwrap());
+        issued.push(create_alice(&mut sessions).await);
     }
     assert_eq!(
         session_error(sessions.create("alice", default_options()).await),
@@ -684,13 +685,13 @@ async fn reject_policy_refuses_the_session_over_the_limit() {
     // Other users are unaffected, and freeing a slot admits a new session.
     sessions.create("bob", default_options()).await.unwrap();
     sessions.invalidate(&issued[0].token).await.unwrap();
-    sessions.create("alice", default_options()).await.unwrap();
+    create_alice(&mut sessions).await;
 }
 
 #[tokio::test]
 async fn expired_sessions_do_not_count_against_the_limit() {
-    let host = host_with(&[("max_per_user", "2"), ("limit_policy", "reject")]).await;
-    let mut sessions = host.sessions().await.unwrap();
+    let (host, mut sessions) =
+        fixture_with(&[("max_per_user", "2"), ("limit_policy", "reject")]).await;
     for _ in 0..2 {
         sessions
             .create("alice", default_options().timeout(300))
@@ -698,8 +699,8 @@ async fn expired_sessions_do_not_count_against_the_limit() {
             .unwrap();
     }
     host.clock().advance(5 * MINUTE);
-    sessions.create("alice", default_options()).await.unwrap();
-    sessions.create("alice", default_options()).await.unwrap();
+    create_alice(&mut sessions).await;
+    create_alice(&mut sessions).await;
 }
 
 async fn concurrent_creates(host: &SessionHost, user: &str, count: usize) -> usize {
@@ -756,8 +757,7 @@ async fn concurrent_creates_on_an_in_memory_database_also_hold_the_limit() {
 
 #[tokio::test]
 async fn stats_count_active_sessions_users_and_expired_rows() {
-    let host = host().await;
-    let mut sessions = host.sessions().await.unwrap();
+    let (host, mut sessions) = fixture().await;
     for user in ["alice", "alice", "bob"] {
         sessions.create(user, default_options()).await.unwrap();
     }
@@ -776,8 +776,7 @@ async fn stats_count_active_sessions_users_and_expired_rows() {
 
 #[tokio::test]
 async fn cleanup_deletes_expired_rows_in_bounded_runs() {
-    let host = host().await;
-    let mut sessions = host.sessions().await.unwrap();
+    let (host, mut sessions) = fixture().await;
     for i in 0..7 {
         sessions
             .create(&format!("user{i}"), default_options().timeout(300))
@@ -802,8 +801,7 @@ async fn cleanup_deletes_expired_rows_in_bounded_runs() {
 
 #[tokio::test]
 async fn cleanup_handles_more_rows_than_one_batch() {
-    let host = host().await;
-    let mut sessions = host.sessions().await.unwrap();
+    let (host, mut sessions) = fixture().await;
     for i in 0..1200 {
         sessions
             .create(&format!("u{i}"), default_options().timeout(300))
@@ -817,8 +815,7 @@ async fn cleanup_handles_more_rows_than_one_batch() {
 
 #[tokio::test]
 async fn create_cleans_up_once_the_interval_has_passed() {
-    let host = host_with(&[("cleanup_interval", "600")]).await;
-    let mut sessions = host.sessions().await.unwrap();
+    let (host, mut sessions) = fixture_with(&[("cleanup_interval", "600")]).await;
     // The first create claims the cleanup slot (nothing has run yet).
     for i in 0..3 {
         sessions
@@ -848,10 +845,9 @@ async fn sessions_survive_closing_and_reopening_the_database_file() {
     let issued = {
         let host = open(file_config(&dir)).await;
         let mut sessions = host.sessions().await.unwrap();
-        sessions.create("alice", default_options()).await.unwrap()
+        create_alice(&mut sessions).await
     };
-    let host = open(file_config(&dir)).await;
-    let mut sessions = host.sessions().await.unwrap();
+    let (_host, mut sessions) = fixture_on(file_config(&dir)).await;
     let session = sessions.validate(&issued.token).await.unwrap();
     assert_eq!(session.user_id, "alice");
     assert_eq!(sessions.stats().await.unwrap().active_sessions, 1);
@@ -860,9 +856,8 @@ async fn sessions_survive_closing_and_reopening_the_database_file() {
 #[tokio::test]
 async fn only_the_hash_of_the_secret_is_stored() {
     let dir = tempfile::tempdir().unwrap();
-    let host = open(file_config(&dir)).await;
-    let mut sessions = host.sessions().await.unwrap();
-    let issued = sessions.create("alice", default_options()).await.unwrap();
+    let (host, mut sessions) = fixture_on(file_config(&dir)).await;
+    let issued = create_alice(&mut sessions).await;
     drop(sessions);
     drop(host);
 
@@ -918,7 +913,7 @@ async fn migrations_are_idempotent_and_recorded() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(versions, [1]);
+    assert_eq!(versions, [2]);
     let indexes: Vec<String> = db
         .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sessions'")
         .unwrap()

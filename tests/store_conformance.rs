@@ -13,8 +13,10 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Barrier;
 use zoe_session::config::Config;
+use zoe_session::session::audit::{Event, FailureKind, Scope};
 use zoe_session::session::engine::{
-    CLEANUP_BATCH, Engine, EngineError, MAX_CLEANUP_ROWS, MAX_USER_PAGE, SessionRef, UserPage,
+    CLEANUP_BATCH, Engine, EngineError, MAX_CLEANUP_ROWS, MAX_USER_PAGE, REUSE_GRACE_MS,
+    SessionRef, UserPage,
 };
 use zoe_session::session::policy::ACTIVITY_WRITE_INTERVAL_MS;
 use zoe_session::session::token::Token;
@@ -78,7 +80,7 @@ fn postgres() -> Store {
 }
 
 fn engine<'a>(db: &'a Db, config: &'a Config, now: u64) -> Engine<'a> {
-    Engine { config, db, now }
+    Engine::new(config, db, now)
 }
 
 fn config(pairs: &[(&str, &str)]) -> Config {
@@ -129,6 +131,12 @@ suite!(
     forty_concurrent_creates_under_reject_admit_exactly_the_limit,
     racing_rotates_leave_exactly_one_valid_token,
     concurrent_cleanups_delete_each_expired_row_once,
+    a_rotated_token_presented_after_the_grace_revokes_the_session,
+    within_the_grace_the_old_token_is_refused_and_the_session_lives,
+    with_detection_off_an_old_token_is_only_refused,
+    racing_requests_with_the_old_token_right_after_a_rotate_revoke_nothing,
+    an_older_schema_gains_the_rotation_columns,
+    a_session_s_life_is_told_by_its_events_in_order,
 );
 
 // --- the cases -----------------------------------------------------------------------------
@@ -740,7 +748,7 @@ fn migrations_are_idempotent(store: &Store) {
         assert!(engine(&db, &config, T0 + SEC).validate(&token).is_ok());
     }
     assert_eq!(store.count("SELECT count(*) FROM zoe_schema"), 1);
-    assert_eq!(store.count("SELECT max(version) FROM zoe_schema"), 1);
+    assert_eq!(store.count("SELECT max(version) FROM zoe_schema"), 2);
     assert_eq!(store.count("SELECT count(*) FROM zoe_state"), 1);
 }
 
@@ -751,7 +759,7 @@ fn a_newer_schema_is_refused(store: &Store) {
         .execute("UPDATE zoe_schema SET version = version + 1", &[])
         .unwrap();
     match Db::open(store.raw()) {
-        Err(StoreError::FutureSchema { found: 2, known: 1 }) => {}
+        Err(StoreError::FutureSchema { found: 3, known: 2 }) => {}
         other => panic!("{other:?}"),
     }
 }
@@ -823,7 +831,7 @@ fn a_deferred_handle_migrates_a_fresh_database_when_first_needed(store: &Store) 
         engine(&db, &config, T0).validate(&stranger),
         Err(EngineError::NotFound)
     ));
-    assert_eq!(store.count("SELECT max(version) FROM zoe_schema"), 1);
+    assert_eq!(store.count("SELECT max(version) FROM zoe_schema"), 2);
     // A handle whose first call writes migrates before it (here: nothing left to do).
     let db = Db::open_deferred(store.raw());
     let token = engine(&db, &config, T0)
@@ -847,7 +855,7 @@ fn a_deferred_handle_refuses_a_newer_schema_on_its_first_write(store: &Store) {
     assert!(engine(&db, &config, T0 + SEC).validate(&token).is_ok());
     // ...and the first write checks the version and refuses.
     match engine(&db, &config, T0 + SEC).create("bob", None, None) {
-        Err(EngineError::Storage(StoreError::FutureSchema { found: 2, known: 1 })) => {}
+        Err(EngineError::Storage(StoreError::FutureSchema { found: 3, known: 2 })) => {}
         other => panic!("{other:?}"),
     }
 }
@@ -1174,4 +1182,244 @@ fn on_own_connection<'scope, 'env>(
         let _ = tx.send(work(&db));
     });
     rx
+}
+
+// --- stolen-token detection and audit events (issue 13) -----------------------------------
+
+fn a_rotated_token_presented_after_the_grace_revokes_the_session(store: &Store) {
+    let db = store.db();
+    let config = Config::default();
+    let issued = engine(&db, &config, T0)
+        .create("alice", None, None)
+        .unwrap();
+    let old = issued.token.expose();
+    let new = engine(&db, &config, T0 + SEC)
+        .rotate(&old)
+        .unwrap()
+        .token
+        .expose();
+    let thief = engine(&db, &config, T0 + SEC + REUSE_GRACE_MS);
+    assert!(matches!(
+        thief.validate(&old),
+        Err(EngineError::InvalidToken)
+    ));
+    assert_eq!(
+        thief.events.take(),
+        [Event::TokenReuse {
+            session_id: issued.session.id.clone(),
+            user_id: "alice".into(),
+            rotated_at: T0 + SEC,
+        }]
+    );
+    // Both tokens are dead: the session is gone.
+    let after = engine(&db, &config, T0 + SEC + REUSE_GRACE_MS + 1);
+    assert!(matches!(after.validate(&new), Err(EngineError::NotFound)));
+    assert!(matches!(after.validate(&old), Err(EngineError::NotFound)));
+    assert!(db.find(&issued.session.id).unwrap().is_none());
+}
+
+fn within_the_grace_the_old_token_is_refused_and_the_session_lives(store: &Store) {
+    let db = store.db();
+    let config = Config::default();
+    let issued = engine(&db, &config, T0)
+        .create("alice", None, None)
+        .unwrap();
+    let old = issued.token.expose();
+    let new = engine(&db, &config, T0)
+        .rotate(&old)
+        .unwrap()
+        .token
+        .expose();
+    // The last millisecond of the grace.
+    let late = engine(&db, &config, T0 + REUSE_GRACE_MS - 1);
+    assert!(matches!(
+        late.validate(&old),
+        Err(EngineError::InvalidToken)
+    ));
+    assert_eq!(
+        late.events.take(),
+        [Event::ValidateFailed {
+            kind: FailureKind::BadSecret,
+            session_id: Some(issued.session.id.clone()),
+            user_id: Some("alice".into()),
+        }]
+    );
+    assert!(late.validate(&new).is_ok(), "the session lives on");
+    // Positive control: one millisecond later the same request revokes it.
+    let over = engine(&db, &config, T0 + REUSE_GRACE_MS);
+    assert!(matches!(
+        over.validate(&old),
+        Err(EngineError::InvalidToken)
+    ));
+    assert!(matches!(over.validate(&new), Err(EngineError::NotFound)));
+}
+
+fn with_detection_off_an_old_token_is_only_refused(store: &Store) {
+    let db = store.db();
+    let config = config(&[("token_reuse_detection", "false")]);
+    let issued = engine(&db, &config, T0)
+        .create("alice", None, None)
+        .unwrap();
+    let old = issued.token.expose();
+    let new = engine(&db, &config, T0)
+        .rotate(&old)
+        .unwrap()
+        .token
+        .expose();
+    let later = engine(&db, &config, T0 + 10 * REUSE_GRACE_MS);
+    assert!(matches!(
+        later.validate(&old),
+        Err(EngineError::InvalidToken)
+    ));
+    assert!(later.validate(&new).is_ok());
+    assert!(
+        !later
+            .events
+            .take()
+            .iter()
+            .any(|e| matches!(e, Event::TokenReuse { .. }))
+    );
+}
+
+fn racing_requests_with_the_old_token_right_after_a_rotate_revoke_nothing(store: &Store) {
+    let config = Config::default();
+    let old = {
+        let db = store.db();
+        engine(&db, &config, T0)
+            .create("alice", None, None)
+            .unwrap()
+            .token
+            .expose()
+    };
+    // One client: a rotate and seven requests still carrying the old token, all at once.
+    let barrier = Barrier::new(8);
+    let rotated: Vec<Option<String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|n| {
+                let (barrier, config, old) = (&barrier, &config, &old);
+                scope.spawn(move || {
+                    let db = store.db();
+                    barrier.wait();
+                    let at = engine(&db, config, T0 + SEC);
+                    if n == 0 {
+                        Some(at.rotate(old).expect("the rotate").token.expose())
+                    } else {
+                        match at.validate(old) {
+                            Ok(_) | Err(EngineError::InvalidToken) => None,
+                            Err(other) => panic!("{other:?}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let new = rotated.into_iter().flatten().next().expect("a new token");
+    let db = store.db();
+    // Ten seconds on, the stragglers' old token is still only refused.
+    let at = engine(&db, &config, T0 + 11 * SEC);
+    assert!(matches!(at.validate(&old), Err(EngineError::InvalidToken)));
+    assert!(at.validate(&new).is_ok());
+}
+
+fn an_older_schema_gains_the_rotation_columns(store: &Store) {
+    // A database at version 1 (before the rotation columns), with a session in it.
+    let config = Config::default();
+    let token = {
+        let db = store.db();
+        engine(&db, &config, T0)
+            .create("alice", None, None)
+            .unwrap()
+            .token
+            .expose()
+    };
+    let raw = store.raw();
+    for statement in [
+        "ALTER TABLE sessions DROP COLUMN previous_secret_hash",
+        "ALTER TABLE sessions DROP COLUMN rotated_at",
+        "UPDATE zoe_schema SET version = 1",
+    ] {
+        raw.execute(statement, &[]).expect(statement);
+    }
+    // A deferred handle's first read fails on the missing columns, migrates and answers.
+    let db = Db::open_deferred(store.raw());
+    assert!(engine(&db, &config, T0 + SEC).validate(&token).is_ok());
+    assert_eq!(store.count("SELECT max(version) FROM zoe_schema"), 2);
+    let new = engine(&db, &config, T0 + SEC).rotate(&token).unwrap();
+    assert!(
+        engine(&db, &config, T0 + SEC)
+            .validate(&new.token.expose())
+            .is_ok()
+    );
+}
+
+fn a_session_s_life_is_told_by_its_events_in_order(store: &Store) {
+    let db = store.db();
+    let config = config(&[("max_per_user", "1")]);
+    let at = engine(&db, &config, T0);
+    let first = at.create("alice", None, None).unwrap();
+    let second = at.create("alice", None, None).unwrap();
+    let token = second.token.expose();
+    let wrong = format!("{}.{}", second.session.id, "A".repeat(43));
+    assert!(at.validate(&wrong).is_err());
+    assert!(at.validate("garbage").is_err());
+    let rotated = at.rotate(&token).unwrap();
+    at.extend(&rotated.token.expose(), 600).unwrap();
+    at.invalidate(&rotated.token.expose()).unwrap();
+    let (id, first_id) = (second.session.id.clone(), first.session.id.clone());
+    let alice = || "alice".to_owned();
+    let events = at.events.take();
+    let names: Vec<&str> = events.iter().map(Event::name).collect();
+    assert_eq!(
+        names,
+        [
+            "session.created",
+            "session.evicted",
+            "session.created",
+            "session.validate_failed",
+            "session.validate_failed",
+            "session.rotated",
+            "session.extended",
+            "session.invalidated",
+        ],
+        "{events:?}"
+    );
+    assert_eq!(
+        events[1],
+        Event::Evicted {
+            session_id: first_id,
+            user_id: alice()
+        }
+    );
+    assert_eq!(
+        events[3],
+        Event::ValidateFailed {
+            kind: FailureKind::BadSecret,
+            session_id: Some(id.clone()),
+            user_id: Some(alice())
+        }
+    );
+    assert!(matches!(
+        events[4],
+        Event::ValidateFailed {
+            kind: FailureKind::Malformed,
+            session_id: None,
+            ..
+        }
+    ));
+    assert_eq!(
+        events[7],
+        Event::Invalidated {
+            scope: Scope::One,
+            count: 1,
+            session_id: Some(id),
+            user_id: None
+        }
+    );
+    // No event carries a secret: the fields are public ids and times only.
+    let text = format!("{events:?}");
+    assert!(
+        !text.contains(&token) && !text.contains(&token[37..]),
+        "{text}"
+    );
 }

@@ -60,11 +60,7 @@ impl Native {
 
     /// The engine at `now`.
     pub fn at(&self, now: u64) -> Engine<'_> {
-        Engine {
-            config: &self.config,
-            db: &self.db,
-            now,
-        }
+        Engine::new(&self.config, &self.db, now)
     }
 
     /// `Engine::validate` (auto-update on, so the activity write is throttled as in the

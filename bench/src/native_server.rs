@@ -15,7 +15,7 @@ use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
-use zoe_session::session::engine::{EngineError, Session};
+use zoe_session::session::engine::EngineError;
 
 /// The component's default per-user limit.
 const MAX_PER_USER: u32 = 10;
@@ -58,21 +58,6 @@ fn error(status: StatusCode, kind: &str) -> Response<Full<Bytes>> {
     json(status, &serde_json::json!({"error": kind, "detail": kind}))
 }
 
-fn session(session: &Session) -> serde_json::Value {
-    serde_json::json!({
-        "id": session.id,
-        "user_id": session.user_id,
-        "created_at": session.created_at,
-        "last_activity": session.last_activity,
-        "expires_at": session.expires_at,
-        "absolute_expires_at": session.absolute_expires_at,
-        "idle_timeout": session.idle_timeout,
-        "metadata": serde_json::from_str::<serde_json::Value>(&session.metadata)
-            .unwrap_or_default(),
-        "is_active": session.is_active,
-    })
-}
-
 async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
@@ -93,7 +78,7 @@ async fn handle(
             };
             let result = state.with_conn(|c| c.validate(token, now))?;
             Ok(match result {
-                Ok(found) => json(StatusCode::OK, &session(&found)),
+                Ok(found) => json(StatusCode::OK, &zoe_session::http::json::session(&found)),
                 Err(err @ (EngineError::Storage(_) | EngineError::Random(_))) => {
                     return Err(err.into());
                 }

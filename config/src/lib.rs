@@ -376,6 +376,10 @@ settings! {
     trusted_proxies: TrustedProxies = "" from SESSION_TRUSTED_PROXIES, |_, value| TrustedProxies::parse(value);
     /// Empty for SQLite, or a `postgres://` URL for PostgreSQL.
     database_url: Database = "" from SESSION_DATABASE_URL [secret], database;
+    /// A rotated-away token presented again 30 s or more after the rotate revokes its session.
+    token_reuse_detection: bool = "true" from SESSION_TOKEN_REUSE_DETECTION, boolean;
+    /// One JSON line per session lifecycle event on stderr (`session.created`, …).
+    audit_events: bool = "true" from SESSION_AUDIT_EVENTS, boolean;
 }
 
 /// Every variable the component reads, in the order of DESIGN.md's table.

@@ -11,6 +11,7 @@ use crate::bindings::sessions;
 use crate::bindings::wasi::http::incoming_handler as app;
 use crate::config::GateConfig;
 use crate::rules::{Verdict, classify};
+use serde_json::json;
 use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
 
 /// Identity header names the gate reserves; clients may not send them.
@@ -28,7 +29,7 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     match admit(&request) {
         Ok(()) => app::handle(request, response_out.into_inner()),
         Err(Refusal(status, kind, detail)) => {
-            let body = serde_json::json!({"error": kind, "detail": detail}).to_string();
+            let body = json!({"error": kind, "detail": detail}).to_string();
             let headers =
                 Fields::from_list(&[("content-type".to_owned(), b"application/json".to_vec())])
                     .unwrap_or_else(|_| Fields::new());
@@ -40,8 +41,10 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
                 .await
                 .is_err()
             {
-                eprintln!(
-                    r#"{{"level":"WARN","message":"client went away before the gate's answer"}}"#
+                log(
+                    "WARN",
+                    "client went away before the gate's answer",
+                    json!({}),
                 );
             }
         }
@@ -50,10 +53,10 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
 
 /// Whether the request may reach the app.
 fn admit(request: &IncomingRequest) -> Result<(), Refusal> {
-    let config = GateConfig::from_lookup(|name| spin_sdk::variables::get(name).ok())
-        .map_err(|cause| {
+    let config =
+        GateConfig::from_lookup(|name| spin_sdk::variables::get(name).ok()).map_err(|cause| {
             let cause = cause.to_string();
-            eprintln!("{}", serde_json::json!({"level": "ERROR", "message": "gate configuration", "cause": cause}));
+            log("ERROR", "gate configuration", json!({"cause": cause}));
             Refusal(500, "config", cause)
         })?;
     let headers = request.headers();
@@ -92,10 +95,7 @@ fn admit(request: &IncomingRequest) -> Result<(), Refusal> {
             "the session has expired".to_owned(),
         )),
         Err(sessions::Error::Storage(cause) | sessions::Error::Config(cause)) => {
-            eprintln!(
-                "{}",
-                serde_json::json!({"level": "ERROR", "message": "session store failure", "cause": cause})
-            );
+            log("ERROR", "session store failure", json!({"cause": cause}));
             Err(Refusal(
                 500,
                 "internal",
@@ -134,4 +134,12 @@ fn cookie(headers: &Fields) -> Option<String> {
                 .collect::<Vec<_>>()
         })
         .next()
+}
+
+/// One log line in zoe-session's shape (`zoe_session_wire`), stamped with the wall clock.
+fn log(level: &str, message: &str, fields: serde_json::Value) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    zoe_session_wire::write_line(zoe_session_wire::log_line(now, level, message, fields));
 }

@@ -8,7 +8,7 @@ use crate::{
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 use std::process::ExitCode;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 /// Session management for web and AI applications, run natively.
 ///
@@ -352,26 +352,27 @@ fn print(json: bool, value: Value, text: impl FnOnce() -> String) {
     }
 }
 
-/// A session in the HTTP API's JSON shape, so scripts can treat both alike.
+/// A session in the HTTP API's JSON shape (`zoe_session_wire`), so scripts treat both alike.
 pub fn session_json(session: &Session) -> Value {
-    json!({
-        "id": session.id,
-        "user_id": session.user_id,
-        "created_at": timestamp(session.created_at),
-        "last_activity": timestamp(session.last_activity),
-        "expires_at": timestamp(session.expires_at),
-        "absolute_expires_at": timestamp(session.absolute_expires_at),
-        "timeout": session.idle_timeout,
-        // As the HTTP API shows it (src/http/json.rs): stored metadata is a JSON object.
-        "metadata": serde_json::from_str::<Value>(&session.metadata).unwrap_or_else(|_| json!({})),
-        "is_active": session.is_active,
-    })
+    zoe_session_wire::session(&fields(session))
 }
 
 fn issued_json(issued: &Issued) -> Value {
-    let mut value = session_json(&issued.session);
-    value["session_id"] = Value::String(issued.token.clone());
-    value
+    zoe_session_wire::issued(&fields(&issued.session), &issued.token)
+}
+
+fn fields(s: &Session) -> zoe_session_wire::SessionFields<'_> {
+    zoe_session_wire::SessionFields {
+        id: &s.id,
+        user_id: &s.user_id,
+        created_at: s.created_at,
+        last_activity: s.last_activity,
+        expires_at: s.expires_at,
+        absolute_expires_at: s.absolute_expires_at,
+        idle_timeout: s.idle_timeout,
+        metadata: &s.metadata,
+        is_active: s.is_active,
+    }
 }
 
 fn session_text(session: &Session) -> String {
@@ -390,9 +391,7 @@ fn session_text(session: &Session) -> String {
 }
 
 /// RFC 3339 UTC with milliseconds.
-pub fn timestamp(unix_ms: u64) -> String {
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(unix_ms)).to_string()
-}
+pub use zoe_session_wire::rfc3339 as timestamp;
 
 fn timestamp_or_null(unix_ms: u64) -> Value {
     if unix_ms == 0 {

@@ -112,7 +112,7 @@ fn create(addr: SocketAddr, ledger: &Ledger, user: &str) -> Result<String, ()> {
     let body = json!({"user_id": user, "metadata": {"k": user}});
     let response =
         request(addr, "POST", "/sessions/create", &[ADMIN], Some(&body)).map_err(|_| ())?;
-    assert_eq!(response.status, 200, "create: {:?}", response.json());
+    response.expect(200);
     let value = response.json();
     let id = value["id"].as_str().expect("id").to_owned();
     let known = Known {
@@ -130,7 +130,7 @@ fn extend(addr: SocketAddr, ledger: &Ledger, id: &str) -> Result<(), ()> {
     let body = json!({"additional_seconds": 600});
     let path = format!("/sessions/{token}/extend");
     let response = request(addr, "POST", &path, &[], Some(&body)).map_err(|_| ())?;
-    assert_eq!(response.status, 200, "extend: {:?}", response.json());
+    response.expect(200);
     let expires_at = response.json()["expires_at"]
         .as_str()
         .expect("expires_at")
@@ -151,7 +151,7 @@ fn delete(addr: SocketAddr, ledger: &Ledger, id: &str) -> Result<(), ()> {
     };
     let response =
         request(addr, "DELETE", &format!("/sessions/{token}"), &[], None).map_err(|_| ())?;
-    assert_eq!(response.status, 200, "delete: {:?}", response.json());
+    response.expect(200);
     let mut sessions = ledger.sessions.lock().unwrap();
     let known = sessions.get_mut(id).expect("known session");
     known.deleted = true;

@@ -7,9 +7,10 @@ mod support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::in_process::{Harness, runtime};
+use support::in_process::Harness;
 use support::{ADMIN, get, request};
 use zoe_session_host::{HostCallSink, RequestCosts, ServeOptions};
+use zoe_test_support::serve_runtime;
 
 /// A server in Spin's cost mode with request logging on (spin.toml's default), and the costs
 /// of every request it has answered.
@@ -24,7 +25,7 @@ fn counted() -> (Harness, Arc<Mutex<Vec<RequestCosts>>>) {
         count_host_calls: Some(sink),
         ..ServeOptions::default()
     };
-    let harness = Harness::start_configured(runtime(), options, |config| {
+    let harness = Harness::start_configured(serve_runtime(), options, |config| {
         config.connection_per_open = true;
         config.variables.set("log_requests", "true");
     });
@@ -112,11 +113,11 @@ fn an_admin_request_reads_every_setting() {
         request(harness.addr, "GET", "/sessions/stats", &[ADMIN], None).unwrap()
     });
     assert_eq!(response.status, 200);
-    // The nineteen settings of DESIGN.md's table (`SETTINGS` in config/src/lib.rs): the four
-    // of the request bundle in one read, the fifteen others one by one.
+    // The twenty-one settings of the table (`SETTINGS` in config/src/lib.rs): the four
+    // of the request bundle in one read, the seventeen others one by one.
     let bundled = zoe_session_config::REQUEST_SETTINGS.settings.len();
     let expected = u32::try_from(zoe_session_config::SETTINGS.len() - bundled + 1).unwrap();
-    assert_eq!(expected, 16);
+    assert_eq!(expected, 18);
     assert_eq!(costs.calls.variable_reads, expected, "{costs:?}");
     assert!(costs.calls.sqlite_statements >= 1);
 }

@@ -50,12 +50,7 @@ fn create(addr: SocketAddr, user: &str) -> (String, String) {
         &[ADMIN],
         Some(json!({"user_id": user})),
     );
-    assert_eq!(
-        reply.status,
-        200,
-        "create: {}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.expect(200);
     let body = reply.json();
     (
         body["session_id"].as_str().unwrap().to_owned(),
@@ -88,7 +83,7 @@ fn a_session_made_on_one_replica_lives_on_the_other() {
         &[],
         Some(json!({"additional_seconds": 600})),
     );
-    assert_eq!(extended.status, 200);
+    extended.expect(200);
     let on_a = send(a.addr, "GET", &format!("/sessions/{id}"), &[ADMIN], None);
     assert_eq!(on_a.json()["expires_at"], extended.json()["expires_at"]);
 
@@ -99,7 +94,7 @@ fn a_session_made_on_one_replica_lives_on_the_other() {
         &[],
         None,
     );
-    assert_eq!(rotated.status, 200);
+    rotated.expect(200);
     let new = rotated.json()["session_id"].as_str().unwrap().to_owned();
     assert_eq!(validate(a.addr, &token), 401, "the old token died on both");
     assert_eq!(validate(a.addr, &new), 200);
@@ -136,7 +131,7 @@ fn an_invalidation_on_one_replica_is_refused_at_once_by_the_other() {
     );
     // Everyone.
     let all = send(b.addr, "DELETE", "/sessions?all=true", &[ADMIN], None);
-    assert_eq!(all.status, 200);
+    all.expect(200);
     assert_eq!(validate(a.addr, &kept), 401);
 }
 
@@ -241,7 +236,7 @@ fn concurrent_cleanups_on_both_replicas_delete_each_row_once() {
                 for i in 0..EXPIRED / 4 {
                     let body = json!({"user_id": format!("short-{worker}-{i}"), "timeout": 1});
                     let reply = send(addr, "POST", "/sessions/create", &[ADMIN], Some(body));
-                    assert_eq!(reply.status, 200);
+                    reply.expect(200);
                 }
             });
         }
@@ -401,7 +396,7 @@ fn load(addr: SocketAddr, ledger: &Ledger, stop: &AtomicBool, worker: usize) {
             else {
                 return;
             };
-            assert_eq!(reply.status, 200);
+            reply.expect(200);
             ledger.live.lock().unwrap().retain(|(t, _)| *t != token);
             ledger.deleted.lock().unwrap().push(token);
         } else {
@@ -409,7 +404,7 @@ fn load(addr: SocketAddr, ledger: &Ledger, stop: &AtomicBool, worker: usize) {
             let Ok(reply) = request(addr, "POST", "/sessions/create", &[ADMIN], Some(&body)) else {
                 return;
             };
-            assert_eq!(reply.status, 200);
+            reply.expect(200);
             let token = reply.json()["session_id"].as_str().unwrap().to_owned();
             ledger.live.lock().unwrap().push((token, false));
         }
@@ -459,8 +454,8 @@ fn a_database_outage_is_503_and_both_replicas_recover_by_themselves() {
             &[ADMIN],
             Some(json!({"user_id": "grace"})),
         );
-        assert_eq!(create.status, 503);
-        assert_eq!(send(addr, "GET", "/health", &[], None).status, 200);
+        create.expect(503);
+        send(addr, "GET", "/health", &[], None).expect(200);
     }
 
     server.restart().unwrap();

@@ -10,6 +10,7 @@
 use super::error::ApiError;
 use super::{Ctx, cookies};
 use crate::config::{Config, ConfigError, TrustedProxies};
+use crate::session::audit::Event;
 use crate::session::engine::{EngineError, Session, SessionRef};
 use crate::session::token;
 use sha2::{Digest, Sha256};
@@ -98,6 +99,9 @@ fn check_admin_key(ctx: &Ctx<'_>, presented: &str) -> Result<(), ApiError> {
     if equal {
         Ok(())
     } else {
+        ctx.events.record(Event::AdminAuthFailed {
+            reason: "wrong_key",
+        });
         Err(ApiError::Unauthorized {
             kind: "invalid_admin_key",
             detail: "the admin key is not valid".to_owned(),
@@ -117,9 +121,13 @@ pub fn require_admin(ctx: &Ctx<'_>) -> Result<(), ApiError> {
         return Err(ApiError::AdminKeyMissing);
     }
     match bearer(ctx) {
-        None => Err(ApiError::unauthorized(
-            "this endpoint needs the admin key as `Authorization: Bearer <admin key>`",
-        )),
+        None => {
+            ctx.events
+                .record(Event::AdminAuthFailed { reason: "missing" });
+            Err(ApiError::unauthorized(
+                "this endpoint needs the admin key as `Authorization: Bearer <admin key>`",
+            ))
+        }
         Some(key) => check_admin_key(ctx, key?),
     }?;
     Ok(ctx.config.check_all()?)
@@ -334,6 +342,31 @@ pub fn is_https(req: &super::Request, config: &Config) -> Result<bool, ConfigErr
         url.get(..8)
             .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
     }))
+}
+
+/// The client's address for the audit log: the connection's peer (`spin-client-addr`), or,
+/// when that peer is a trusted proxy, the address it reports as the last entry of
+/// `X-Forwarded-For` (proxies append the peer they saw). At most 64 characters; `None`
+/// when the host gives no peer.
+pub fn client_addr(req: &super::Request, config: &Config) -> Option<String> {
+    let peer = req.header("spin-client-addr").map(str::trim)?;
+    let forwarded = req
+        .headers_named("x-forwarded-for")
+        .last()
+        .and_then(|list| list.rsplit(',').next())
+        .map(str::trim)
+        .filter(|addr| addr.parse::<IpAddr>().is_ok());
+    let shown = match forwarded {
+        Some(addr)
+            if config
+                .trusted_proxies()
+                .is_ok_and(|proxies| peer_is_trusted_proxy(req, proxies)) =>
+        {
+            addr
+        }
+        _ => peer,
+    };
+    Some(shown.chars().take(64).collect())
 }
 
 /// Whether the connection's peer is one of `proxies`.

@@ -3,6 +3,7 @@
 
 use super::{ApiError, Request, auth, strict_json};
 use crate::config::{Config, LogLevel};
+use crate::session::audit::Events;
 use crate::session::engine::Engine;
 use crate::store::Db;
 use serde::de::DeserializeOwned;
@@ -17,6 +18,9 @@ pub struct Ctx<'a> {
     pub req: &'a Request,
     pub config: &'a Config,
     pub now: u64,
+    /// The request's audit events: the engines it creates record here, and so does the
+    /// admin check; the pipeline writes them once the reply is known.
+    pub events: Events,
     db: OnceCell<Rc<Db>>,
 }
 
@@ -27,6 +31,7 @@ impl<'a> Ctx<'a> {
             req,
             config,
             now,
+            events: Events::default(),
             db: OnceCell::new(),
         }
     }
@@ -46,6 +51,7 @@ impl Ctx<'_> {
             config: self.config,
             db,
             now: self.now,
+            events: self.events.clone(),
         })
     }
 

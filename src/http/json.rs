@@ -8,25 +8,27 @@ use serde_json::{Value, json};
 
 /// A session: public id, user, RFC 3339 timestamps, idle timeout, metadata, activity.
 pub fn session(s: &Session) -> Value {
-    json!({
-        "id": s.id,
-        "user_id": s.user_id,
-        "created_at": rfc3339(s.created_at),
-        "last_activity": rfc3339(s.last_activity),
-        "expires_at": rfc3339(s.expires_at),
-        "absolute_expires_at": rfc3339(s.absolute_expires_at),
-        "timeout": s.idle_timeout,
-        // Stored metadata is always a canonical JSON object (the engine checked it).
-        "metadata": serde_json::from_str::<Value>(&s.metadata).unwrap_or_else(|_| json!({})),
-        "is_active": s.is_active,
-    })
+    zoe_session_wire::session(&fields(s))
 }
 
 /// A newly issued token with its session; `session_id` is the token (seed compatibility).
 pub fn issued(issued: &Issued) -> Value {
-    let mut value = session(&issued.session);
-    value["session_id"] = Value::String(issued.token.expose());
-    value
+    zoe_session_wire::issued(&fields(&issued.session), &issued.token.expose())
+}
+
+/// The engine's session as the shared JSON shape takes it.
+pub fn fields(s: &Session) -> zoe_session_wire::SessionFields<'_> {
+    zoe_session_wire::SessionFields {
+        id: &s.id,
+        user_id: &s.user_id,
+        created_at: s.created_at,
+        last_activity: s.last_activity,
+        expires_at: s.expires_at,
+        absolute_expires_at: s.absolute_expires_at,
+        idle_timeout: s.idle_timeout,
+        metadata: &s.metadata,
+        is_active: s.is_active,
+    }
 }
 
 /// Counters over the whole store.
@@ -55,45 +57,4 @@ pub fn user_page(page: &UserPage) -> Value {
     json!({"users": users, "next_after": page.next_after})
 }
 
-/// Milliseconds since the epoch as RFC 3339 UTC with milliseconds, e.g.
-/// `2026-11-28T04:38:25.123Z`.
-pub fn rfc3339(unix_ms: u64) -> String {
-    let secs = unix_ms / 1000;
-    let (year, month, day) = civil_from_days(secs / 86_400);
-    let rem = secs % 86_400;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        unix_ms % 1000
-    )
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm,
-/// restricted to non-negative days).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_are_rfc3339_utc_with_milliseconds() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
-        assert_eq!(rfc3339(1_795_840_705_007), "2026-11-28T04:38:25.007Z");
-        assert_eq!(rfc3339(4_102_444_799_999), "2099-12-31T23:59:59.999Z");
-    }
-}
+pub use zoe_session_wire::rfc3339;

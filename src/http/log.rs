@@ -4,11 +4,11 @@
 //! by a short hash prefix, query strings and headers are never logged, and faults are logged
 //! by their store/engine text, which never includes bound parameter values.
 
-use super::json::rfc3339;
-use crate::config::LogLevel;
+use crate::config::{Config, LogLevel};
+use crate::session::audit::Event;
 use crate::session::engine::Issued;
 use crate::session::token;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 /// Writes one line at `level` if `threshold` lets it through.
@@ -16,25 +16,45 @@ pub fn emit(threshold: LogLevel, level: LogLevel, now: u64, message: &str, field
     if level < threshold {
         return;
     }
-    let mut line = Map::new();
-    line.insert("ts".into(), Value::String(rfc3339(now)));
-    line.insert("level".into(), Value::String(label(level).into()));
-    line.insert("message".into(), Value::String(message.into()));
-    if let Value::Object(fields) = fields {
-        line.extend(fields);
-    }
-    write_line(Value::Object(line).to_string());
+    write_line(zoe_session_wire::log_line(
+        now,
+        label(level),
+        message,
+        fields,
+    ));
 }
 
-/// Writes `line` and a newline to stderr in one write. Stderr is unbuffered, and `eprintln!`
-/// of a JSON value writes every formatted fragment separately: dozens of host calls (and
-/// write syscalls) per line, which made request logging the largest cost of a fresh
-/// instance's `GET /health` (BENCHMARKS.md, issue 18).
-pub fn write_line(mut line: String) {
-    use std::io::Write as _;
-    line.push('\n');
-    // A log line that cannot be written is dropped; the request it describes still answers.
-    let _ = std::io::stderr().write_all(line.as_bytes());
+pub use zoe_session_wire::write_line;
+
+/// Where a call came from, as far as the caller knows: HTTP requests have both, callers of
+/// the WIT interface neither.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Origin<'a> {
+    pub client_addr: Option<&'a str>,
+    pub request_id: Option<&'a str>,
+}
+
+/// Writes one audit line per event, unless `audit_events` is off: `event` (the stable name,
+/// also the message), the event's fields, `client_addr` and `request_id`. Audit lines do not
+/// depend on `log_level` or `log_requests`. A bad `audit_events` counts as on (the admin's
+/// routes report it); events carry public ids only.
+pub fn audit(config: &Config, now: u64, events: Vec<Event>, origin: Origin<'_>) {
+    if events.is_empty() || !config.audit_events().copied().unwrap_or(true) {
+        return;
+    }
+    for event in events {
+        let level = if event.is_warning() { "WARN" } else { "INFO" };
+        let mut fields = json!({
+            "event": event.name(),
+            "audit": true,
+            "client_addr": origin.client_addr,
+            "request_id": origin.request_id,
+        });
+        if let (Value::Object(line), Value::Object(own)) = (&mut fields, event.fields()) {
+            line.extend(own);
+        }
+        write_line(zoe_session_wire::log_line(now, level, event.name(), fields));
+    }
 }
 
 /// Logs the housekeeping that failed after `issued` was committed; the session stands and

@@ -18,7 +18,7 @@ mod ctx;
 mod entry;
 mod error;
 mod handlers;
-mod json;
+pub mod json;
 pub mod log;
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod properties;
@@ -43,6 +43,7 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 /// needs them; one that is bad answers 500 naming it.
 pub fn handle(req: &Request, now: u64, config: &Config, started: Instant) -> Reply {
     let ctx = Ctx::new(req, config, now);
+    let request_id = request_id(req);
     // Every request ends with its log line, so both logging settings are needed first.
     let request_line = config
         .log_requests()
@@ -76,6 +77,17 @@ pub fn handle(req: &Request, now: u64, config: &Config, started: Instant) -> Rep
     if req.method == "HEAD" {
         reply.body.clear();
     }
+    reply.set_header("x-request-id", request_id.as_str());
+    let client_addr = auth::client_addr(req, config);
+    log::audit(
+        config,
+        now,
+        ctx.events.take(),
+        log::Origin {
+            client_addr: client_addr.as_deref(),
+            request_id: Some(&request_id),
+        },
+    );
     // Responses may carry tokens; no cache may keep them.
     reply.set_header("cache-control", "no-store");
     if config.require_https() == Ok(&true) {
@@ -94,11 +106,31 @@ pub fn handle(req: &Request, now: u64, config: &Config, started: Instant) -> Rep
                 "method": req.method,
                 "path": log::redact_path(&req.path),
                 "status": reply.status,
+                "request_id": request_id,
                 "duration_ms": started.elapsed().as_secs_f64() * 1000.0,
             }),
         );
     }
     reply
+}
+
+/// The request's id: the caller's `X-Request-Id` when it is 1-64 letters, digits, `-`, `_`,
+/// `.` or `:` (a proxy's or the app's id, so their logs and ours line up), else 16 random hex
+/// digits. It is echoed in the reply and appears on the request's log and audit lines.
+fn request_id(req: &Request) -> String {
+    if let Some(id) = req.header("x-request-id").map(str::trim)
+        && !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    {
+        return id.to_owned();
+    }
+    let mut bytes = [0u8; 8];
+    // Without randomness the id is all zeros: still a valid id, and nothing depends on it.
+    let _ = getrandom::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn dispatch(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {

@@ -2,6 +2,7 @@
 //! configuration and the current time passed in by the caller (the clock is read once, at
 //! the component's entry point).
 
+use super::audit::{Event, Events, FailureKind, Scope};
 use super::policy::{self, Expiry, InvalidInput, Requirement};
 use super::token::{self, MalformedToken, RandomError, Token};
 use crate::config::{Config, ConfigError, LimitPolicy};
@@ -16,6 +17,13 @@ pub const OPPORTUNISTIC_CLEANUP_ROWS: u32 = 2_000;
 
 /// Largest `max-rows` accepted by one `cleanup` call.
 pub const MAX_CLEANUP_ROWS: u32 = 1_000_000;
+
+/// How long after a rotate the token it replaced is merely refused, before presenting it
+/// again counts as theft and revokes the session. A client's own requests still in flight
+/// with the old token when the rotate answered, and its retries, arrive within seconds; 30 s
+/// (SuperTokens' choice for refresh tokens) leaves room for a slow mobile network, while a
+/// thief replaying a copied token is caught as soon as the grace is over.
+pub const REUSE_GRACE_MS: u64 = 30_000;
 
 /// Why an operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -137,12 +145,26 @@ pub struct UserPage {
     pub next_after: Option<String>,
 }
 
-/// The engine: configuration, storage and the time of the current call.
+/// The engine: configuration, storage and the time of the current call, and the audit events
+/// the call produced (the caller takes them afterwards, whatever the outcome).
 #[derive(Debug)]
 pub struct Engine<'a> {
     pub config: &'a Config,
     pub db: &'a Db,
     pub now: u64,
+    pub events: Events,
+}
+
+impl<'a> Engine<'a> {
+    /// An engine for one call at `now`, with no events yet.
+    pub fn new(config: &'a Config, db: &'a Db, now: u64) -> Self {
+        Self {
+            config,
+            db,
+            now,
+            events: Events::default(),
+        }
+    }
 }
 
 impl Engine<'_> {
@@ -180,25 +202,40 @@ impl Engine<'_> {
             absolute_expires_at: expiry.absolute_expires_at,
             idle_timeout,
             metadata,
+            previous_secret_hash: None,
+            rotated_at: 0,
         };
         // One transaction per user, serialised with that user's other creates on every
         // replica, so that concurrent creates never leave more than the limit.
-        self.db.user_transaction(user_id, |db| {
+        let evicted = self.db.user_transaction(user_id, |db| {
             db.delete_user_expired(user_id, self.now)?;
-            let existing = db.user_ids_by_age(user_id, self.now)?;
+            let mut existing = db.user_ids_by_age(user_id, self.now)?;
+            let mut evicted = Vec::new();
             if existing.len() >= limit {
                 match limit_policy {
                     LimitPolicy::Reject => return Err(EngineError::LimitReached),
                     LimitPolicy::EvictOldest => {
-                        for id in &existing[..=existing.len() - limit] {
+                        evicted = existing.drain(..=existing.len() - limit).collect();
+                        for id in &evicted {
                             db.delete(id)?;
                         }
                     }
                 }
             }
             db.insert(&row)?;
-            Ok::<_, EngineError>(())
+            Ok::<_, EngineError>(evicted)
         })?;
+        // Recorded once committed: a rolled-back create evicted nothing.
+        for session_id in evicted {
+            self.events.record(Event::Evicted {
+                session_id,
+                user_id: user_id.to_owned(),
+            });
+        }
+        self.events.record(Event::Created {
+            session_id: row.id.clone(),
+            user_id: user_id.to_owned(),
+        });
         Ok(Issued {
             session: Session::from_row(row, self.now),
             token,
@@ -278,6 +315,11 @@ impl Engine<'_> {
             return Err(EngineError::NotFound);
         }
         row.expires_at = expires_at;
+        self.events.record(Event::Extended {
+            session_id: row.id.clone(),
+            user_id: row.user_id.clone(),
+            expires_at,
+        });
         Ok(Session::from_row(row, self.now))
     }
 
@@ -318,9 +360,14 @@ impl Engine<'_> {
             // A concurrent rotate or delete got there first; the old token is dead either way.
             return Err(EngineError::InvalidToken);
         }
-        row.secret_hash = new_hash;
+        row.previous_secret_hash = Some(std::mem::replace(&mut row.secret_hash, new_hash));
+        row.rotated_at = self.now;
         row.last_activity = self.now;
         row.expires_at = expires_at;
+        self.events.record(Event::Rotated {
+            session_id: row.id.clone(),
+            user_id: row.user_id.clone(),
+        });
         Ok(Issued {
             token: new,
             session: Session::from_row(row, self.now),
@@ -339,6 +386,12 @@ impl Engine<'_> {
             Reference::Token(token) => self.verified_token(&token)?.id,
         };
         if self.db.delete(&id)? {
+            self.events.record(Event::Invalidated {
+                scope: Scope::One,
+                count: 1,
+                session_id: Some(id),
+                user_id: None,
+            });
             Ok(())
         } else {
             Err(EngineError::NotFound)
@@ -359,7 +412,14 @@ impl Engine<'_> {
                 "except_id must be a session id (a UUID)".into(),
             ));
         }
-        Ok(row_count(self.db.delete_user(user_id, except_id)?))
+        let count = row_count(self.db.delete_user(user_id, except_id)?);
+        self.events.record(Event::Invalidated {
+            scope: Scope::User,
+            count,
+            session_id: None,
+            user_id: Some(user_id.to_owned()),
+        });
+        Ok(count)
     }
 
     /// Deletes every session of every user.
@@ -368,7 +428,14 @@ impl Engine<'_> {
     ///
     /// `Storage`.
     pub fn invalidate_all(&self) -> Result<u32> {
-        Ok(row_count(self.db.delete_all()?))
+        let count = row_count(self.db.delete_all()?);
+        self.events.record(Event::Invalidated {
+            scope: Scope::All,
+            count,
+            session_id: None,
+            user_id: None,
+        });
+        Ok(count)
     }
 
     /// The user's unexpired sessions, most recently active first.
@@ -458,6 +525,7 @@ impl Engine<'_> {
         }
         let deleted = self.delete_expired(max_rows)?;
         self.db.mark_cleanup(self.now)?;
+        self.events.record(Event::Cleanup { deleted });
         Ok(deleted)
     }
 
@@ -489,7 +557,11 @@ impl Engine<'_> {
     fn opportunistic_cleanup(&self, cleanup_interval: u32) -> Result<()> {
         let interval_ms = u64::from(cleanup_interval) * 1000;
         if self.db.claim_cleanup(self.now, interval_ms)? {
-            self.delete_expired(OPPORTUNISTIC_CLEANUP_ROWS)?;
+            let deleted = self.delete_expired(OPPORTUNISTIC_CLEANUP_ROWS)?;
+            // A create that found nothing to clean up is not worth a line.
+            if deleted > 0 {
+                self.events.record(Event::Cleanup { deleted });
+            }
         }
         Ok(())
     }
@@ -515,20 +587,54 @@ impl Engine<'_> {
 
     /// Parses a token and returns its unexpired row.
     fn verified(&self, token: &str) -> Result<(Token, SessionRow)> {
-        let token = Token::parse(token)?;
+        let token = Token::parse(token).inspect_err(|_| {
+            self.failed(FailureKind::Malformed, None);
+        })?;
         let row = self.verified_token(&token)?;
-        let row = self.unexpired_row(row)?;
+        let row = self.unexpired_row(row).inspect_err(|_| {
+            self.failed(FailureKind::Expired, Some(&token.id));
+        })?;
         Ok((token, row))
     }
 
-    /// The row whose secret matches `token`, expired or not.
+    /// The row whose secret matches `token`, expired or not. A token whose secret a rotate
+    /// replaced more than [`REUSE_GRACE_MS`] ago has been copied: the session is revoked, so
+    /// that neither the thief's token nor the one the rotate issued works any more.
     fn verified_token(&self, token: &Token) -> Result<SessionRow> {
-        let row = self.db.find(&token.id)?.ok_or(EngineError::NotFound)?;
+        let Some(row) = self.db.find(&token.id)? else {
+            self.failed(FailureKind::Unknown, Some(&token.id));
+            return Err(EngineError::NotFound);
+        };
         if token.matches(&row.secret_hash) {
-            Ok(row)
-        } else {
-            Err(EngineError::InvalidToken)
+            return Ok(row);
         }
+        if let Some(previous) = &row.previous_secret_hash
+            && token.matches(previous)
+            && self.now >= row.rotated_at.saturating_add(REUSE_GRACE_MS)
+            && *self.config.token_reuse_detection()?
+            && self.db.delete_reused(&row.id, previous)?
+        {
+            self.events.record(Event::TokenReuse {
+                session_id: row.id.clone(),
+                user_id: row.user_id.clone(),
+                rotated_at: row.rotated_at,
+            });
+            return Err(EngineError::InvalidToken);
+        }
+        self.events.record(Event::ValidateFailed {
+            kind: FailureKind::BadSecret,
+            session_id: Some(row.id.clone()),
+            user_id: Some(row.user_id.clone()),
+        });
+        Err(EngineError::InvalidToken)
+    }
+
+    fn failed(&self, kind: FailureKind, session_id: Option<&str>) {
+        self.events.record(Event::ValidateFailed {
+            kind,
+            session_id: session_id.map(str::to_owned),
+            user_id: None,
+        });
     }
 
     fn unexpired_row(&self, row: SessionRow) -> Result<SessionRow> {

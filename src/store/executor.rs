@@ -101,6 +101,14 @@ impl Row {
         }
     }
 
+    pub(super) fn opt_blob(&self, index: usize) -> Result<Option<&[u8]>, StoreError> {
+        match self.get(index)? {
+            Value::Null => Ok(None),
+            Value::Bytes(bytes) => Ok(Some(bytes)),
+            _ => Err(StoreError::Shape("expected bytes or null")),
+        }
+    }
+
     pub(super) fn opt_uint(&self, index: usize) -> Result<Option<u64>, StoreError> {
         match self.get(index)? {
             Value::Null => Ok(None),

@@ -58,6 +58,11 @@ pub struct SessionRow {
     pub absolute_expires_at: u64,
     pub idle_timeout: u32,
     pub metadata: String,
+    /// The secret the last rotate replaced (`None` before any rotate): presenting it again
+    /// after the grace period is the sign of a stolen token.
+    pub previous_secret_hash: Option<Vec<u8>>,
+    /// When the last rotate happened (0: never).
+    pub rotated_at: u64,
 }
 
 /// Counters for `stats`.
@@ -297,6 +302,16 @@ impl Db {
         Ok(changed == 1)
     }
 
+    /// Deletes the session whose rotated-away secret was presented again, provided that is
+    /// still its previous secret (a later rotate moved on, and decides anew).
+    pub fn delete_reused(&self, id: &str, previous_secret_hash: &[u8]) -> Result<bool> {
+        let changed = self.change(
+            self.dialect().delete_reused,
+            &[Param::Text(id), Param::Bytes(previous_secret_hash)],
+        )?;
+        Ok(changed == 1)
+    }
+
     pub fn delete(&self, id: &str) -> Result<bool> {
         Ok(self.change(self.dialect().delete, &[Param::Text(id)])? == 1)
     }
@@ -422,6 +437,8 @@ fn session_row(row: Row) -> Result<SessionRow> {
         idle_timeout: u32::try_from(row.uint(7)?)
             .map_err(|_| StoreError::Shape("idle_timeout out of range"))?,
         metadata: row.text(8)?.to_owned(),
+        previous_secret_hash: row.opt_blob(9)?.map(<[u8]>::to_vec),
+        rotated_at: row.uint(10)?,
     })
 }
 

@@ -1,10 +1,13 @@
-//! Shared set-up for the HTTP tests: one compiled component (pooling allocator) per test
-//! binary, a server on an ephemeral loopback port over a temp-dir database with a manual
-//! clock, guest stderr captured, and a small HTTP/1 client. Shared by the API tests and the
-//! composition tests (which serve other components through [`start_on`]).
+//! Shared set-up for the HTTP tests: a server on an ephemeral loopback port over a temp-dir
+//! database with a manual clock, on the component compiled once per test binary with pooling
+//! slots ([`zoe_test_support::serve_runtime`]), guest stderr captured, and a small HTTP/1
+//! client whose replies report the exchange and the server's log when an expectation fails.
+//! Shared by the API tests and the composition tests (which serve other components through
+//! [`start_on`]).
 
 #![allow(
     dead_code,
+    unused_imports,
     reason = "each test binary uses a different part of this module"
 )]
 
@@ -13,24 +16,10 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use std::net::SocketAddr;
-use std::sync::OnceLock;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use zoe_session_host::{
-    Allocation, Clock, HostConfig, Location, Runtime, ServeOptions, Server, SessionHost,
-};
-
-/// 2027-01-15T08:00:00Z: a fixed start so tests never depend on the real date.
-pub const START_MS: u64 = 1_800_000_000_000;
-
-/// The admin key every test server is given.
-pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef";
-
-pub fn runtime() -> &'static Runtime {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        Runtime::new(Allocation::Pooling { max_instances: 32 }).expect("component compiles")
-    })
-}
+use zoe_session_host::{Clock, Runtime, ServeOptions, Server, SessionHost};
+pub use zoe_test_support::{ADMIN_KEY, START_MS, admin};
+use zoe_test_support::{DATABASE_FILE, exchange_report, file_config, serve_runtime};
 
 /// A running server and what a test needs to drive it.
 pub struct Api {
@@ -41,13 +30,17 @@ pub struct Api {
     _dir: tempfile::TempDir,
 }
 
-/// A response, with the body parsed as JSON when it is JSON.
+/// A response, with the body parsed as JSON when it is JSON, and what it answers: the request
+/// and the server's log, for the report of a failed expectation.
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
     pub headers: http::HeaderMap,
     pub text: String,
     pub json: Value,
+    /// The request this answers, e.g. `POST /sessions/create`.
+    pub request: String,
+    log: MemoryOutputPipe,
 }
 
 impl Reply {
@@ -55,24 +48,30 @@ impl Reply {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// The report of `problem` with this exchange: request, response, the server's log tail.
+    pub fn report(&self, problem: &str) -> String {
+        let log = String::from_utf8_lossy(&self.log.contents()).into_owned();
+        exchange_report(problem, &self.request, self.status, &self.text, Some(&log))
+    }
+
     /// Asserts the status and, for errors, the JSON error shape; returns the body.
     #[track_caller]
     pub fn expect(&self, status: u16) -> &Value {
-        assert_eq!(
-            self.status, status,
-            "unexpected status; body: {}",
-            self.text
+        assert!(
+            self.status == status,
+            "{}",
+            self.report(&format!("expected status {status}"))
         );
         if status >= 400 {
             assert!(
                 self.json["error"].is_string(),
-                "no `error` field: {}",
-                self.text
+                "{}",
+                self.report("no `error` field")
             );
             assert!(
                 self.json["detail"].is_string(),
-                "no `detail` field: {}",
-                self.text
+                "{}",
+                self.report("no `detail` field")
             );
         }
         &self.json
@@ -82,7 +81,11 @@ impl Reply {
     #[track_caller]
     pub fn expect_error(&self, status: u16, kind: &str) {
         self.expect(status);
-        assert_eq!(self.json["error"], kind, "body: {}", self.text);
+        assert!(
+            self.json["error"] == kind,
+            "{}",
+            self.report(&format!("expected error `{kind}`"))
+        );
     }
 }
 
@@ -93,7 +96,7 @@ pub async fn start(variables: &[(&str, &str)]) -> Api {
 
 /// Starts a server with an optional admin key and `variables`.
 pub async fn start_with(admin_key: Option<&str>, variables: &[(&str, &str)]) -> Api {
-    start_on(runtime(), admin_key, variables).await
+    start_on(serve_runtime(), admin_key, variables).await
 }
 
 /// Serves the component compiled in `runtime` (ours or a composed app) exactly as
@@ -104,10 +107,7 @@ pub async fn start_on(
     variables: &[(&str, &str)],
 ) -> Api {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = HostConfig {
-        database: Location::File(dir.path().join("sessions.db")),
-        ..HostConfig::in_memory()
-    };
+    let mut config = file_config(&dir);
     if let Some(key) = admin_key {
         config.variables.set("admin_key", key);
     }
@@ -200,6 +200,8 @@ impl Api {
             headers,
             text,
             json,
+            request: format!("{method} {path}"),
+            log: self.log.clone(),
         }
     }
 
@@ -227,7 +229,7 @@ impl Api {
     /// The SQLite file the server keeps its sessions in.
     #[allow(dead_code)] // Only some test binaries reach into the database.
     pub fn database_path(&self) -> std::path::PathBuf {
-        self._dir.path().join("sessions.db")
+        self._dir.path().join(DATABASE_FILE)
     }
 
     /// Everything the component has logged so far.
@@ -240,9 +242,4 @@ impl Api {
             server.shutdown().await;
         }
     }
-}
-
-/// The admin `Authorization` header.
-pub fn admin() -> &'static [(&'static str, &'static str)] {
-    &[("authorization", "Bearer test-admin-key-0123456789abcdef")]
 }

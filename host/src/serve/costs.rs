@@ -32,10 +32,11 @@ impl HostCallSink {
     pub fn log() -> Self {
         Self::new(|costs| {
             let calls = costs.calls;
-            eprintln!(
-                "{}",
+            super::host_line(
+                "INFO",
+                "host calls",
                 serde_json::json!({
-                    "level": "INFO", "message": "host calls", "source": "host",
+                    "source": "host",
                     "status": costs.status,
                     "variable_reads": calls.variable_reads,
                     "sqlite_opens": calls.sqlite_opens,
@@ -45,7 +46,7 @@ impl HostCallSink {
                     "stderr_writes": calls.stderr_writes,
                     "body_writes": costs.body_writes,
                     "body_bytes": costs.body_bytes,
-                })
+                }),
             );
         })
     }

@@ -311,10 +311,18 @@ async fn accept_loop(
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
 }
 
-/// The host's own log lines, in the component's JSON-lines shape.
+/// The host's own log lines, in the component's JSON-lines shape (`zoe_session_wire`),
+/// marked `"source":"host"`.
 pub(super) fn log_line(level: &str, message: &str, detail: &str) {
-    eprintln!(
-        "{}",
-        serde_json::json!({"level": level, "message": message, "detail": detail, "source": "host"})
+    host_line(
+        level,
+        message,
+        serde_json::json!({"detail": detail, "source": "host"}),
     );
+}
+
+/// A host log line with `fields`, stamped with the wall clock (a log timestamp only).
+pub(super) fn host_line(level: &str, message: &str, fields: serde_json::Value) {
+    let now = crate::clock::Clock::system().now_ms();
+    zoe_session_wire::write_line(zoe_session_wire::log_line(now, level, message, fields));
 }

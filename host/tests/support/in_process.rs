@@ -1,24 +1,16 @@
 //! `serve`'s [`Server`] run in-process on a fresh database file, for tests that need its
-//! options (limits, deadlines, instance reuse) or its counters rather than the binary.
+//! options (limits, deadlines, instance reuse) or its counters rather than the binary, on the
+//! shared [`serve_runtime`] unless a test brings its own runtime.
 
 use super::{ADMIN, ADMIN_KEY, Response, get, request};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use zoe_session_host::{
-    Allocation, HostConfig, Location, Runtime, ServeOptions, Server, SessionHost, Sessions,
-};
-
-/// The component compiled once for this test binary, with pooling slots for every server.
-pub fn runtime() -> &'static Runtime {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        Runtime::new(Allocation::Pooling { max_instances: 64 }).expect("component compiles")
-    })
-}
+use zoe_session_host::{HostConfig, Runtime, ServeOptions, Server, SessionHost, Sessions};
+use zoe_test_support::{DATABASE_FILE, file_config, serve_runtime};
 
 /// A server on a fresh database file, with its own tokio runtime.
 pub struct Harness {
@@ -32,7 +24,7 @@ pub struct Harness {
 
 impl Harness {
     pub fn start(options: ServeOptions) -> Self {
-        Self::start_on(runtime(), options)
+        Self::start_on(serve_runtime(), options)
     }
 
     pub fn start_on(runtime: &Runtime, options: ServeOptions) -> Self {
@@ -51,11 +43,8 @@ impl Harness {
             .build()
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let database = dir.path().join("sessions.db");
-        let mut config = HostConfig {
-            database: Location::File(database.clone()),
-            ..HostConfig::in_memory()
-        };
+        let database = dir.path().join(DATABASE_FILE);
+        let mut config = file_config(&dir);
         config.variables.set("admin_key", ADMIN_KEY);
         config.variables.set("log_requests", "false");
         config.variables.set("max_per_user", "100000");
@@ -89,8 +78,10 @@ impl Harness {
         let body = json!({"user_id": user});
         let response = request(self.addr, "POST", "/sessions/create", &[ADMIN], Some(&body))
             .expect("create answers");
-        assert_eq!(response.status, 200, "{:?}", response.json());
-        response.json()["session_id"].as_str().unwrap().to_owned()
+        response.expect(200).json()["session_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 }
 

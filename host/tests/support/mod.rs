@@ -1,7 +1,9 @@
 //! Shared set-up for the tests that run `serve` as a child process: start the real binary on
 //! a database file, wait until it answers, and talk to it over loopback with a deliberately
 //! small HTTP/1.1 client (one connection per request, so a killed server shows up as a
-//! connection error, and raw sockets are at hand for the slow-client tests).
+//! connection error, and raw sockets are at hand for the slow-client tests). A response from a
+//! `serve` child knows the request it answers and the child's log, so [`Response::expect`]
+//! reports the whole exchange and the tail of the server's log.
 
 #![allow(
     dead_code,
@@ -11,14 +13,15 @@
 pub mod in_process;
 
 use serde_json::Value;
+use std::collections::HashMap;
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
-
-/// The admin key every test server is started with.
-pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef";
+use zoe_test_support::exchange_report;
+pub use zoe_test_support::{ADMIN, ADMIN_KEY};
 
 /// How long one request may take before the test gives up on it (never reached when healthy;
 /// it only turns a hang into a failure).
@@ -53,6 +56,7 @@ impl Serve {
             command.env(name, value);
         }
         let child = command.spawn().expect("the binary starts");
+        serve_logs().lock().unwrap().insert(addr, log.clone());
         let mut serve = Self { child, addr, log };
         serve.wait_ready();
         serve
@@ -91,7 +95,18 @@ impl Drop for Serve {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let mut logs = serve_logs().lock().unwrap();
+        if logs.get(&self.addr) == Some(&self.log) {
+            logs.remove(&self.addr);
+        }
     }
+}
+
+/// The log file of each running [`Serve`], by address, so that [`request`] can give a response
+/// the log of the server that sent it.
+fn serve_logs() -> &'static Mutex<HashMap<SocketAddr, PathBuf>> {
+    static LOGS: OnceLock<Mutex<HashMap<SocketAddr, PathBuf>>> = OnceLock::new();
+    LOGS.get_or_init(Mutex::default)
 }
 
 /// A loopback port that was free a moment ago.
@@ -100,15 +115,49 @@ fn free_port() -> SocketAddr {
     listener.local_addr().expect("addr")
 }
 
-/// A response: status, lowercase headers, body.
+/// A response: status, lowercase headers, body; and, when [`request`] sent it, the request it
+/// answers and the log file of the [`Serve`] that answered.
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// The request this answers, e.g. `POST /sessions/create`; `None` when read off a raw socket.
+    pub request: Option<String>,
+    log: Option<PathBuf>,
 }
 
 impl Response {
+    /// The report of `problem` with this exchange: request, response, and the tail of the
+    /// server's log when the server is a [`Serve`] (an in-process server's guest writes its log
+    /// to the test's own stderr).
+    pub fn report(&self, problem: &str) -> String {
+        let log = self
+            .log
+            .as_ref()
+            .map(|path| std::fs::read_to_string(path).unwrap_or_default());
+        exchange_report(
+            problem,
+            self.request
+                .as_deref()
+                .unwrap_or("(written on a raw socket)"),
+            self.status,
+            &String::from_utf8_lossy(&self.body),
+            log.as_deref(),
+        )
+    }
+
+    /// Asserts the status, reporting the exchange and the server's log when it differs.
+    #[track_caller]
+    pub fn expect(&self, status: u16) -> &Self {
+        assert!(
+            self.status == status,
+            "{}",
+            self.report(&format!("expected status {status}"))
+        );
+        self
+    }
+
     /// The body as JSON.
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|err| {
@@ -165,7 +214,10 @@ pub fn request(
     stream.write_all(body.as_bytes())?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
-    parse_response(&raw)
+    let mut response = parse_response(&raw)?;
+    response.request = Some(format!("{method} {path}"));
+    response.log = serve_logs().lock().unwrap().get(&addr).cloned();
+    Ok(response)
 }
 
 fn invalid(what: &str) -> std::io::Error {
@@ -243,6 +295,8 @@ fn parse(raw: &[u8], closed: bool) -> std::io::Result<Option<Response>> {
         status,
         headers,
         body,
+        request: None,
+        log: None,
     }))
 }
 
@@ -267,6 +321,3 @@ fn dechunk(mut rest: &[u8]) -> std::io::Result<Option<Vec<u8>>> {
         rest = after;
     }
 }
-
-/// The `Authorization` header carrying [`ADMIN_KEY`].
-pub const ADMIN: (&str, &str) = ("authorization", "Bearer test-admin-key-0123456789abcdef");

@@ -49,6 +49,8 @@ pub struct Dialect {
     pub replace_secret: &'static str,
     /// `1`: id.
     pub delete: &'static str,
+    /// `1`: id, `2`: the secret hash a rotate replaced; deletes only while it still is.
+    pub delete_reused: &'static str,
     /// `1`: user id, `2`: the id to keep, or null.
     pub delete_user: &'static str,
     pub delete_all: &'static str,

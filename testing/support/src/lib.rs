@@ -1,0 +1,142 @@
+//! What every integration test suite of the workspace shares: the manual clock's start, the
+//! admin key and its `Authorization` header, the component compiled once per test binary (with
+//! instances on demand for the typed API, pooled as `serve` pools them for HTTP), the
+//! database file of a test host, and the report a failed HTTP exchange prints (the request,
+//! the response and the tail of the server's log).
+//!
+//! The root crate's tests (`tests/`) and the host's (`host/tests/`) both use it; what only one
+//! suite needs stays in that suite's support module.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::OnceLock;
+use zoe_session_host::{Allocation, HostConfig, Location, Runtime};
+
+/// The admin key as a literal, so that [`ADMIN`] can be built from it at compile time.
+macro_rules! admin_key {
+    () => {
+        "test-admin-key-0123456789abcdef"
+    };
+}
+
+/// 2027-01-15T08:00:00Z: a fixed start so tests never depend on the real date.
+pub const START_MS: u64 = 1_800_000_000_000;
+
+/// The admin key every test server is given.
+pub const ADMIN_KEY: &str = admin_key!();
+
+/// The `Authorization` header carrying [`ADMIN_KEY`].
+pub const ADMIN: (&str, &str) = ("authorization", concat!("Bearer ", admin_key!()));
+
+/// The headers of an admin request: just [`ADMIN`].
+pub fn admin() -> &'static [(&'static str, &'static str)] {
+    &[ADMIN]
+}
+
+/// The embedded component, compiled once for the whole test binary, allocating instances on
+/// demand: any number at once, as the typed API's tests (races of a hundred instances) need.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::new(Allocation::OnDemand).expect("component compiles"))
+}
+
+/// How many instances [`serve_runtime`] holds at once: enough for every server of a test binary.
+pub const SERVE_INSTANCES: u32 = 64;
+
+/// The embedded component, compiled once for the whole test binary, with pooling slots for
+/// [`SERVE_INSTANCES`] instances, as `serve` allocates them: for the tests that serve HTTP.
+pub fn serve_runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        Runtime::new(Allocation::Pooling {
+            max_instances: SERVE_INSTANCES,
+        })
+        .expect("component compiles")
+    })
+}
+
+/// The name of a test host's database file inside its directory.
+pub const DATABASE_FILE: &str = "sessions.db";
+
+/// A host config over the database file [`DATABASE_FILE`] in `dir`, default settings otherwise.
+pub fn file_config(dir: impl AsRef<Path>) -> HostConfig {
+    HostConfig {
+        database: Location::File(dir.as_ref().join(DATABASE_FILE)),
+        ..HostConfig::in_memory()
+    }
+}
+
+/// How much of the server's log a failure report shows: its last this many bytes.
+pub const LOG_TAIL_BYTES: usize = 4000;
+
+/// The last [`LOG_TAIL_BYTES`] of `log` (from a character boundary).
+pub fn log_tail(log: &str) -> &str {
+    let mut start = log.len().saturating_sub(LOG_TAIL_BYTES);
+    while !log.is_char_boundary(start) {
+        start += 1;
+    }
+    &log[start..]
+}
+
+/// What a test prints when an HTTP exchange is not what it expected: `problem`, the request
+/// (`"POST /sessions/create"`), the response's status and body, and the tail of the server's
+/// log when the test has it.
+pub fn exchange_report(
+    problem: &str,
+    request: &str,
+    status: u16,
+    body: &str,
+    log: Option<&str>,
+) -> String {
+    let mut report = format!("{problem}\n  request:  {request}\n  response: {status} {body}\n");
+    match log {
+        Some("") => report.push_str("  server log: (empty)\n"),
+        Some(log) => {
+            let tail = log_tail(log);
+            let cut = if tail.len() < log.len() {
+                " (tail)"
+            } else {
+                ""
+            };
+            let _ = writeln!(report, "  server log{cut}:\n{}", tail.trim_end());
+        }
+        None => {}
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admin_header_carries_the_admin_key() {
+        assert_eq!(ADMIN.1, format!("Bearer {ADMIN_KEY}"));
+        assert_eq!(admin(), [ADMIN]);
+    }
+
+    #[test]
+    fn the_log_tail_is_the_end_of_the_log_cut_on_a_character_boundary() {
+        assert_eq!(log_tail("short"), "short");
+        let log = format!("{}{}", "é".repeat(LOG_TAIL_BYTES), "end");
+        let tail = log_tail(&log);
+        assert!(tail.len() <= LOG_TAIL_BYTES && tail.len() >= LOG_TAIL_BYTES - 1);
+        assert!(tail.ends_with("end"));
+    }
+
+    #[test]
+    fn the_report_shows_the_request_the_response_and_the_log() {
+        let report = exchange_report(
+            "expected status 200",
+            "GET /health",
+            500,
+            "{}",
+            Some("line one\n"),
+        );
+        assert!(report.contains("GET /health"), "{report}");
+        assert!(report.contains("500 {}"), "{report}");
+        assert!(report.contains("server log:\nline one"), "{report}");
+        let without = exchange_report("x", "GET /", 200, "", None);
+        assert!(!without.contains("server log"), "{without}");
+    }
+}

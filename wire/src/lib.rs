@@ -1,0 +1,189 @@
+//! zoe-session's shapes on the wire, each written once: a session as JSON (the HTTP API, the
+//! CLI's `--json` and the benchmarks' native server all answer with it), timestamps as RFC 3339,
+//! and the JSON log line (the component's request log, the gate and the native host's own
+//! lines), written to stderr in one write.
+
+use serde_json::{Map, Value, json};
+
+/// A session's fields as every layer has them; the token is never one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionFields<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub created_at: u64,
+    pub last_activity: u64,
+    pub expires_at: u64,
+    pub absolute_expires_at: u64,
+    pub idle_timeout: u32,
+    /// A JSON object serialised as text (the engine stores only canonical objects).
+    pub metadata: &'a str,
+    pub is_active: bool,
+}
+
+/// A session: public id, user, RFC 3339 timestamps, idle timeout, metadata, activity.
+pub fn session(s: &SessionFields<'_>) -> Value {
+    json!({
+        "id": s.id,
+        "user_id": s.user_id,
+        "created_at": rfc3339(s.created_at),
+        "last_activity": rfc3339(s.last_activity),
+        "expires_at": rfc3339(s.expires_at),
+        "absolute_expires_at": rfc3339(s.absolute_expires_at),
+        "timeout": s.idle_timeout,
+        // Stored metadata is always a canonical JSON object (the engine checked it); should
+        // anything else arrive, the answer still has an object there.
+        "metadata": serde_json::from_str::<Value>(s.metadata)
+            .ok()
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({})),
+        "is_active": s.is_active,
+    })
+}
+
+/// A newly issued token with its session; `session_id` is the token (seed compatibility).
+/// The only shape that ever holds a token.
+pub fn issued(s: &SessionFields<'_>, token: &str) -> Value {
+    let mut value = session(s);
+    value["session_id"] = Value::String(token.to_owned());
+    value
+}
+
+/// Milliseconds since the epoch as RFC 3339 UTC with milliseconds, e.g.
+/// `2026-11-28T04:38:25.123Z`.
+pub fn rfc3339(unix_ms: u64) -> String {
+    let secs = unix_ms / 1000;
+    let (year, month, day) = civil_from_days(secs / 86_400);
+    let rem = secs % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        unix_ms % 1000
+    )
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm,
+/// restricted to non-negative days).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+/// One log line: `ts` (RFC 3339), `level`, `message`, then `fields`' members (an object;
+/// anything else adds nothing). No field may hold a secret: callers pass fingerprints.
+pub fn log_line(now_ms: u64, level: &str, message: &str, fields: Value) -> String {
+    let mut line = Map::new();
+    line.insert("ts".into(), Value::String(rfc3339(now_ms)));
+    line.insert("level".into(), Value::String(level.into()));
+    line.insert("message".into(), Value::String(message.into()));
+    if let Value::Object(fields) = fields {
+        for (key, value) in fields {
+            // The three above are the line's own; a field cannot overwrite them.
+            line.entry(key).or_insert(value);
+        }
+    }
+    Value::Object(line).to_string()
+}
+
+/// Writes `line` and a newline to stderr in one write. Stderr is unbuffered, and `eprintln!`
+/// of a JSON value writes every formatted fragment separately: dozens of host calls (and
+/// write syscalls) per line, which made request logging the largest cost of a fresh
+/// instance's `GET /health` (BENCHMARKS.md, issue 18).
+pub fn write_line(mut line: String) {
+    use std::io::Write as _;
+    line.push('\n');
+    // A log line that cannot be written is dropped; what it describes still happens.
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALICE: SessionFields<'static> = SessionFields {
+        id: "8963b042-2db1-4171-9d82-cb012ceae438",
+        user_id: "alice",
+        created_at: 1_795_840_705_007,
+        last_activity: 1_795_840_705_007,
+        expires_at: 1_795_844_305_007,
+        absolute_expires_at: 1_796_445_505_007,
+        idle_timeout: 3600,
+        metadata: r#"{"role":"admin"}"#,
+        is_active: true,
+    };
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_milliseconds() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(rfc3339(1_795_840_705_007), "2026-11-28T04:38:25.007Z");
+        assert_eq!(rfc3339(4_102_444_799_999), "2099-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn a_session_has_the_api_s_fields_and_no_token() {
+        let value = session(&ALICE);
+        let keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "absolute_expires_at",
+                "created_at",
+                "expires_at",
+                "id",
+                "is_active",
+                "last_activity",
+                "metadata",
+                "timeout",
+                "user_id"
+            ]
+        );
+        assert_eq!(value["created_at"], "2026-11-28T04:38:25.007Z");
+        assert_eq!(value["metadata"]["role"], "admin");
+        let issued = issued(&ALICE, "id.secret");
+        assert_eq!(issued["session_id"], "id.secret");
+        assert_eq!(issued["id"], ALICE.id);
+    }
+
+    #[test]
+    fn metadata_that_is_not_an_object_shows_as_an_empty_object() {
+        for bad in ["not json", "[1]", "null", ""] {
+            let value = session(&SessionFields {
+                metadata: bad,
+                ..ALICE
+            });
+            assert_eq!(value["metadata"], json!({}), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_log_line_leads_with_time_level_and_message_which_fields_cannot_overwrite() {
+        let line = log_line(
+            0,
+            "WARN",
+            "disk",
+            json!({"level": "DEBUG", "path": "/x", "status": 503}),
+        );
+        let value: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["ts"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(value["level"], "WARN");
+        assert_eq!(value["message"], "disk");
+        assert_eq!(value["path"], "/x");
+        assert_eq!(value["status"], 503);
+        assert!(!line.contains('\n'));
+    }
+}
