@@ -111,6 +111,10 @@ enum Command {
         /// body writes of every request, one JSON line each on stderr.
         #[arg(long)]
         count_host_calls: bool,
+        /// Serve Prometheus metrics at http://ADDR/metrics, on a listener of their own (bind
+        /// it where only your scraper reaches; README, "Metrics").
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<std::net::SocketAddr>,
     },
     /// Delete expired sessions.
     Cleanup {
@@ -149,6 +153,7 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
         synchronous,
         spin_costs,
         count_host_calls,
+        metrics_listen,
     } = cli.command
     {
         if let Some(synchronous) = synchronous {
@@ -168,6 +173,7 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
                 requests_per_instance
             },
             count_host_calls: count_host_calls.then(HostCallSink::log),
+            metrics_listen,
             ..ServeOptions::default()
         };
         return serve(config, component, limits).await;
@@ -314,6 +320,9 @@ async fn serve(
         ..limits
     };
     let server = Server::start(host, options).await?;
+    if let Some(addr) = server.metrics_addr() {
+        println!("metrics on http://{addr}/metrics");
+    }
     println!("zoe-session listening on {}", server.url());
     wait_for_shutdown_signal().await;
     eprintln!("shutting down");

@@ -189,6 +189,8 @@ pub struct Database {
     routes: Mutex<HashMap<Box<str>, Role>>,
     /// Statements run in place rather than on the blocking pool (see the module docs).
     reads_in_place: AtomicU64,
+    /// Times a statement had to wait for a pooled connection to come back.
+    pool_waits: AtomicU64,
 }
 
 /// Connections of one role: idle ones, how many exist, and a signal when one comes back.
@@ -276,12 +278,18 @@ impl Database {
             readers,
             routes: Mutex::new(HashMap::new()),
             reads_in_place: AtomicU64::new(0),
+            pool_waits: AtomicU64::new(0),
         }))
     }
 
     /// How many statements ran in place instead of on the blocking pool.
     pub fn reads_in_place(&self) -> u64 {
         self.reads_in_place.load(Ordering::Relaxed)
+    }
+
+    /// How many times a statement waited for a pooled connection (all were in use).
+    pub fn pool_waits(&self) -> u64 {
+        self.pool_waits.load(Ordering::Relaxed)
     }
 
     /// Where this database lives.
@@ -340,6 +348,7 @@ impl Database {
                     io_error(&e)
                 })?;
             }
+            self.pool_waits.fetch_add(1, Ordering::Relaxed);
             let (guard, timeout) = slots
                 .returned
                 .wait_timeout(pool, BUSY_TIMEOUT)

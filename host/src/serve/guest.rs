@@ -117,10 +117,19 @@ impl Shared {
         req: Request<Incoming>,
         peer: SocketAddr,
     ) -> Response<HyperOutgoingBody> {
-        match self.answer(req, peer).await {
+        let started = std::time::Instant::now();
+        let (path, method) = (req.uri().path().to_owned(), req.method().to_string());
+        let response = match self.answer(req, peer).await {
             Ok(response) => response,
             Err(err) => err.response(),
-        }
+        };
+        self.metrics.record(
+            &path,
+            &method,
+            response.status().as_u16(),
+            started.elapsed(),
+        );
+        response
     }
 
     async fn answer(

@@ -41,6 +41,7 @@
 mod costs;
 mod guest;
 mod maintenance;
+pub mod metrics;
 mod pool;
 mod spin_request;
 
@@ -48,6 +49,7 @@ pub use costs::{HostCallSink, RequestCosts};
 
 use self::guest::refuse_connection;
 use self::maintenance::cleanup_timer;
+use self::metrics::Metrics;
 use self::pool::InstancePool;
 use crate::api::SessionHost;
 use crate::runtime::Allocation;
@@ -100,6 +102,9 @@ pub struct ServeOptions {
     /// its response body; `None` counts nothing. For benchmarks (issue 18): each call is a
     /// cost Spin pays per request. [`HostCallSink::log`] writes one JSON line per request.
     pub count_host_calls: Option<HostCallSink>,
+    /// Where to serve Prometheus metrics (`GET /metrics`), on a listener of its own; `None`
+    /// serves none. See [`metrics`].
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for ServeOptions {
@@ -115,6 +120,7 @@ impl Default for ServeOptions {
             max_connections: 1024,
             requests_per_instance: 100,
             count_host_calls: None,
+            metrics_listen: None,
         }
     }
 }
@@ -153,6 +159,7 @@ pub struct Server {
     accept: JoinHandle<()>,
     cleanup: Option<JoinHandle<()>>,
     instances: Arc<InstancePool>,
+    metrics: Option<(SocketAddr, JoinHandle<()>)>,
 }
 
 struct Shared {
@@ -168,6 +175,7 @@ struct Shared {
     max_header_bytes: usize,
     instances: Arc<InstancePool>,
     count_host_calls: Option<HostCallSink>,
+    metrics: Arc<Metrics>,
 }
 
 impl Server {
@@ -202,8 +210,27 @@ impl Server {
             max_idle: options.max_concurrent.max(1),
             requests_per_instance: options.requests_per_instance.max(1),
             created: AtomicU64::new(0),
+            reused: AtomicU64::new(0),
             running: AtomicUsize::new(0),
         });
+        let metrics = Arc::new(Metrics::new());
+        let metrics_server = match options.metrics_listen {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServeError::Bind { addr, source })?;
+                let bound = listener
+                    .local_addr()
+                    .map_err(|source| ServeError::Bind { addr, source })?;
+                let exporter = metrics::Exporter {
+                    metrics: metrics.clone(),
+                    instances: instances.clone(),
+                    host: host.clone(),
+                };
+                Some((bound, tokio::spawn(exporter.serve(listener))))
+            }
+            None => None,
+        };
         let shared = Arc::new(Shared {
             host,
             pre,
@@ -217,6 +244,7 @@ impl Server {
             max_header_bytes: options.max_header_bytes,
             instances: instances.clone(),
             count_host_calls: options.count_host_calls,
+            metrics,
         });
         let (shutdown, signal) = watch::channel(false);
         let accept = tokio::spawn(accept_loop(listener, shared, signal));
@@ -226,7 +254,13 @@ impl Server {
             accept,
             cleanup,
             instances,
+            metrics: metrics_server,
         })
+    }
+
+    /// Where the metrics are served (`http://<address>/metrics`), if they are.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(addr, _)| *addr)
     }
 
     /// How many instances request handling has created so far (the cleanup timer's are not
@@ -258,6 +292,9 @@ impl Server {
         let _ = self.accept.await;
         if let Some(cleanup) = self.cleanup {
             cleanup.abort();
+        }
+        if let Some((_, exporter)) = self.metrics {
+            exporter.abort();
         }
     }
 }

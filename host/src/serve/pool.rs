@@ -13,6 +13,8 @@ pub(super) struct InstancePool {
     pub(super) max_idle: usize,
     pub(super) requests_per_instance: u32,
     pub(super) created: AtomicU64,
+    /// Requests served by an instance taken from `idle`.
+    pub(super) reused: AtomicU64,
     /// Guest tasks still running: a guest may finish after its response was sent.
     pub(super) running: AtomicUsize,
 }
@@ -50,10 +52,15 @@ impl std::fmt::Debug for InstancePool {
 
 impl InstancePool {
     pub(super) fn take(&self) -> Option<Instance> {
-        self.idle
+        let instance = self
+            .idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .pop()
+            .pop();
+        if instance.is_some() {
+            self.reused.fetch_add(1, Ordering::Relaxed);
+        }
+        instance
     }
 
     /// Keeps `instance` for another request unless it has served its share.
