@@ -15,7 +15,7 @@ mod wasm_component;
 use std::env;
 use std::path::{Path, PathBuf};
 
-const SESSIONS: &str = "zoe:session/sessions@0.1.0";
+const SESSIONS: &str = "zoe:session/sessions@0.2.0";
 const INCOMING_HANDLER: &str = "wasi:http/incoming-handler@0.2.0";
 
 fn main() {

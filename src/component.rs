@@ -9,7 +9,7 @@ use crate::session::engine::{Engine, EngineError, Issued, Session};
 use crate::session::policy::Requirement;
 use crate::store::spin_postgres::SpinPostgres;
 use crate::store::spin_sqlite::SpinSqlite;
-use crate::store::{Db, Executor};
+use crate::store::{Db, Device, Executor};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -94,11 +94,20 @@ pub(crate) fn db(config: &Config) -> Result<Rc<Db>, EngineError> {
 
 /// Runs `op` against a fresh engine view at the current time.
 fn with_engine<T>(op: impl FnOnce(&Engine<'_>) -> Result<T, EngineError>) -> Result<T, wit::Error> {
+    with_device_engine(None, op)
+}
+
+/// Like [`with_engine`], for a caller that says which device it acts for.
+fn with_device_engine<T>(
+    device: Option<Device>,
+    op: impl FnOnce(&Engine<'_>) -> Result<T, EngineError>,
+) -> Result<T, wit::Error> {
     let now = now_ms();
     let run = || {
         let config = config();
         let db = db(&config)?;
-        let engine = Engine::new(&config, &db, now);
+        let mut engine = Engine::new(&config, &db, now);
+        engine.device = device;
         let result = op(&engine);
         log::audit(&config, now, engine.events.take(), log::Origin::default());
         result
@@ -134,6 +143,8 @@ impl From<Session> for wit::Session {
             idle_timeout: s.idle_timeout,
             metadata: s.metadata,
             is_active: s.is_active,
+            client_addr: s.client_addr,
+            user_agent: s.user_agent,
         }
     }
 }
@@ -158,7 +169,13 @@ impl From<wit::Requirement> for Requirement {
 
 impl wit::Guest for Component {
     fn create(user_id: String, options: wit::CreateOptions) -> Result<wit::Issued, wit::Error> {
-        with_engine(|e| {
+        let device = (options.client_addr.is_some() || options.user_agent.is_some()).then(|| {
+            Device::new(
+                options.client_addr.as_deref(),
+                options.user_agent.as_deref(),
+            )
+        });
+        with_device_engine(device, |e| {
             let issued = e.create(
                 &user_id,
                 options.timeout_seconds,

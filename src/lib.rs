@@ -12,7 +12,7 @@
 //!   turning engine errors into HTTP statuses ([`http::ApiError`]).
 
 // The WIT exports exist only in the wasm build: a native build (unit tests) would otherwise
-// try to export symbols named like `zoe:session/sessions@0.1.0#create`, which no native
+// try to export symbols named like `zoe:session/sessions@0.2.0#create`, which no native
 // linker accepts.
 #[cfg(target_arch = "wasm32")]
 mod bindings;

@@ -17,12 +17,12 @@ fn exports_the_sessions_interface() {
     let ty = runtime.component().component_type();
     let exports = names(ty.exports(runtime.engine()));
     assert!(
-        exports.contains("zoe:session/sessions@0.1.0"),
+        exports.contains("zoe:session/sessions@0.2.0"),
         "{exports:?}"
     );
     for name in &exports {
         assert!(
-            name == "zoe:session/sessions@0.1.0"
+            name == "zoe:session/sessions@0.2.0"
                 || name.starts_with("wasi:http/incoming-handler@0.2."),
             "unexpected export {name}"
         );

@@ -1409,3 +1409,44 @@ async fn the_csrf_origin_check_understands_a_trusted_tls_proxy() {
         api.stop().await;
     }
 }
+
+/// Issue 13: a session shows the device it was created or last active on, so an app can
+/// render "your devices"; `record_devices=false` keeps none.
+#[tokio::test]
+async fn a_listed_session_shows_its_device_unless_recording_is_off() {
+    for (record, expect_device) in [("true", true), ("false", false)] {
+        let api = start(&[("record_devices", record)]).await;
+        let headers = [
+            admin()[0],
+            ("user-agent", "Mozilla/5.0 (X11; Linux) Firefox/140.0"),
+        ];
+        api.send(
+            "POST",
+            "/sessions/create",
+            &headers,
+            Some(r#"{"user_id": "alice"}"#),
+        )
+        .await
+        .expect(200);
+        let listed = api.get("/sessions/user/alice/sessions", admin()).await;
+        let session = &listed.expect(200)["sessions"][0];
+        if expect_device {
+            assert_eq!(
+                session["user_agent"],
+                "Mozilla/5.0 (X11; Linux) Firefox/140.0"
+            );
+            assert!(
+                session["client_addr"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with("127.0.0.1:")),
+                "{session}"
+            );
+        } else {
+            assert_eq!(
+                (&session["user_agent"], &session["client_addr"]),
+                (&Value::Null, &Value::Null)
+            );
+        }
+        api.stop().await;
+    }
+}

@@ -913,7 +913,7 @@ async fn migrations_are_idempotent_and_recorded() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(versions, [2]);
+    assert_eq!(versions, [3]);
     let indexes: Vec<String> = db
         .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sessions'")
         .unwrap()

@@ -23,7 +23,7 @@ use zoe_session::session::token::Token;
 use zoe_session::store::native_postgres::NativePostgres;
 use zoe_session::store::native_sqlite::NativeSqlite;
 use zoe_session::store::sql::{Dialect, POSTGRES, SQLITE};
-use zoe_session::store::{Db, Executor, Param, Row, StoreError, Value};
+use zoe_session::store::{Db, Device, Executor, Param, Row, StoreError, Value};
 
 /// 2027-01-15T08:00:00Z, as in the component tests.
 const T0: u64 = 1_800_000_000_000;
@@ -137,6 +137,8 @@ suite!(
     racing_requests_with_the_old_token_right_after_a_rotate_revoke_nothing,
     an_older_schema_gains_the_rotation_columns,
     a_session_s_life_is_told_by_its_events_in_order,
+    a_session_records_its_device_at_create_and_at_activity_writes_only,
+    with_record_devices_off_no_device_is_kept,
 );
 
 // --- the cases -----------------------------------------------------------------------------
@@ -398,14 +400,17 @@ fn a_rotate_from_a_stale_read_loses(store: &Store) {
     // activity recorded under the old secret is refused too.
     let id = &stale.id;
     assert!(
-        !db.replace_secret(id, &stale.secret_hash, &[7; 32], T0, T0)
+        !db.replace_secret(id, (&stale.secret_hash, &[7; 32]), T0, T0, None)
             .unwrap()
     );
-    assert!(!db.record_activity(id, &stale.secret_hash, T0, T0).unwrap());
+    assert!(
+        !db.record_activity(id, &stale.secret_hash, T0, T0, None)
+            .unwrap()
+    );
     // The guard does let the current secret through.
     let current = db.find(id).unwrap().unwrap();
     assert!(
-        db.record_activity(id, &current.secret_hash, T0 + 1, current.expires_at)
+        db.record_activity(id, &current.secret_hash, T0 + 1, current.expires_at, None)
             .unwrap()
     );
 }
@@ -748,7 +753,7 @@ fn migrations_are_idempotent(store: &Store) {
         assert!(engine(&db, &config, T0 + SEC).validate(&token).is_ok());
     }
     assert_eq!(store.count("SELECT count(*) FROM zoe_schema"), 1);
-    assert_eq!(store.count("SELECT max(version) FROM zoe_schema"), 2);
+    assert_eq!(store.count("SELECT max(version) FROM zoe_schema"), 3);
     assert_eq!(store.count("SELECT count(*) FROM zoe_state"), 1);
 }
 
@@ -759,7 +764,7 @@ fn a_newer_schema_is_refused(store: &Store) {
         .execute("UPDATE zoe_schema SET version = version + 1", &[])
         .unwrap();
     match Db::open(store.raw()) {
-        Err(StoreError::FutureSchema { found: 3, known: 2 }) => {}
+        Err(StoreError::FutureSchema { found: 4, known: 3 }) => {}
         other => panic!("{other:?}"),
     }
 }
@@ -831,7 +836,7 @@ fn a_deferred_handle_migrates_a_fresh_database_when_first_needed(store: &Store) 
         engine(&db, &config, T0).validate(&stranger),
         Err(EngineError::NotFound)
     ));
-    assert_eq!(store.count("SELECT max(version) FROM zoe_schema"), 2);
+    assert_eq!(store.count("SELECT max(version) FROM zoe_schema"), 3);
     // A handle whose first call writes migrates before it (here: nothing left to do).
     let db = Db::open_deferred(store.raw());
     let token = engine(&db, &config, T0)
@@ -855,7 +860,7 @@ fn a_deferred_handle_refuses_a_newer_schema_on_its_first_write(store: &Store) {
     assert!(engine(&db, &config, T0 + SEC).validate(&token).is_ok());
     // ...and the first write checks the version and refuses.
     match engine(&db, &config, T0 + SEC).create("bob", None, None) {
-        Err(EngineError::Storage(StoreError::FutureSchema { found: 3, known: 2 })) => {}
+        Err(EngineError::Storage(StoreError::FutureSchema { found: 4, known: 3 })) => {}
         other => panic!("{other:?}"),
     }
 }
@@ -1337,6 +1342,8 @@ fn an_older_schema_gains_the_rotation_columns(store: &Store) {
     for statement in [
         "ALTER TABLE sessions DROP COLUMN previous_secret_hash",
         "ALTER TABLE sessions DROP COLUMN rotated_at",
+        "ALTER TABLE sessions DROP COLUMN client_addr",
+        "ALTER TABLE sessions DROP COLUMN user_agent",
         "UPDATE zoe_schema SET version = 1",
     ] {
         raw.execute(statement, &[]).expect(statement);
@@ -1344,7 +1351,7 @@ fn an_older_schema_gains_the_rotation_columns(store: &Store) {
     // A deferred handle's first read fails on the missing columns, migrates and answers.
     let db = Db::open_deferred(store.raw());
     assert!(engine(&db, &config, T0 + SEC).validate(&token).is_ok());
-    assert_eq!(store.count("SELECT max(version) FROM zoe_schema"), 2);
+    assert_eq!(store.count("SELECT max(version) FROM zoe_schema"), 3);
     let new = engine(&db, &config, T0 + SEC).rotate(&token).unwrap();
     assert!(
         engine(&db, &config, T0 + SEC)
@@ -1422,4 +1429,100 @@ fn a_session_s_life_is_told_by_its_events_in_order(store: &Store) {
         !text.contains(&token) && !text.contains(&token[37..]),
         "{text}"
     );
+}
+
+// --- devices (issue 13) -------------------------------------------------------------------
+
+fn with_device<'a>(
+    db: &'a Db,
+    config: &'a Config,
+    now: u64,
+    addr: &str,
+    agent: &str,
+) -> Engine<'a> {
+    let mut engine = engine(db, config, now);
+    engine.device = Some(Device::new(Some(addr), Some(agent)));
+    engine
+}
+
+fn a_session_records_its_device_at_create_and_at_activity_writes_only(store: &Store) {
+    let db = store.db();
+    let config = Config::default();
+    let laptop = with_device(&db, &config, T0, "192.0.2.1:5000", "Firefox/140");
+    let token = laptop.create("alice", None, None).unwrap().token.expose();
+    let shown = |at: u64| {
+        let list = engine(&db, &config, at).list_user("alice").unwrap();
+        (list[0].client_addr.clone(), list[0].user_agent.clone())
+    };
+    assert_eq!(
+        shown(T0),
+        (Some("192.0.2.1:5000".into()), Some("Firefox/140".into()))
+    );
+    // A validate from a phone inside the activity window writes nothing: no device change.
+    let phone = |at| with_device(&db, &config, at, "198.51.100.9:443", "Mobile Safari");
+    phone(T0 + SEC).validate(&token).unwrap();
+    assert_eq!(shown(T0 + SEC).0.as_deref(), Some("192.0.2.1:5000"));
+    // Once the write is due, the same validate records the phone.
+    phone(T0 + ACTIVITY_WRITE_INTERVAL_MS + SEC)
+        .validate(&token)
+        .unwrap();
+    assert_eq!(
+        shown(T0 + ACTIVITY_WRITE_INTERVAL_MS + SEC),
+        (
+            Some("198.51.100.9:443".into()),
+            Some("Mobile Safari".into())
+        )
+    );
+    // A caller with no device (the in-process API) leaves it as it is.
+    engine(&db, &config, T0 + 3 * ACTIVITY_WRITE_INTERVAL_MS)
+        .touch(&token)
+        .unwrap();
+    assert_eq!(
+        shown(T0 + 3 * ACTIVITY_WRITE_INTERVAL_MS).1.as_deref(),
+        Some("Mobile Safari")
+    );
+    // Lengths are capped.
+    let long = "x".repeat(1000);
+    let capped = with_device(&db, &config, T0, &long, &long)
+        .create("bob", None, None)
+        .unwrap()
+        .session;
+    assert_eq!(
+        capped.client_addr.map(|a| a.len()),
+        Some(Device::MAX_ADDR_CHARS)
+    );
+    assert_eq!(
+        capped.user_agent.map(|a| a.len()),
+        Some(Device::MAX_USER_AGENT_CHARS)
+    );
+}
+
+fn with_record_devices_off_no_device_is_kept(store: &Store) {
+    let db = store.db();
+    let off = config(&[("record_devices", "false")]);
+    let created = with_device(&db, &off, T0, "192.0.2.1:5000", "Firefox/140")
+        .create("alice", None, None)
+        .unwrap();
+    assert_eq!(
+        (created.session.client_addr, created.session.user_agent),
+        (None, None)
+    );
+    let token = created.token.expose();
+    with_device(
+        &db,
+        &off,
+        T0 + 2 * ACTIVITY_WRITE_INTERVAL_MS,
+        "192.0.2.2:1",
+        "Chrome",
+    )
+    .validate(&token)
+    .unwrap();
+    let row = db.find(&created.session.id).unwrap().unwrap();
+    assert_eq!((row.client_addr, row.user_agent), (None, None));
+    // Positive control: the same calls with recording on keep the device.
+    let on = Config::default();
+    let kept = with_device(&db, &on, T0, "192.0.2.1:5000", "Firefox/140")
+        .create("carol", None, None)
+        .unwrap();
+    assert!(kept.session.client_addr.is_some());
 }

@@ -31,7 +31,7 @@ pub const CHAT_APP_ALONE_WASM: &str = env!("CHAT_APP_WASM");
 pub const ZOE_SESSION_WASM: &str = env!("ZOE_SESSION_WASM");
 
 /// The interface name apps import to use sessions.
-pub const SESSIONS: &str = "zoe:session/sessions@0.1.0";
+pub const SESSIONS: &str = "zoe:session/sessions@0.2.0";
 
 /// The interface name of an HTTP handler.
 pub const INCOMING_HANDLER: &str = "wasi:http/incoming-handler@0.2.0";

@@ -13,7 +13,7 @@ fn main() -> anyhow::Result<()> {
     let [out, socket, plugs @ ..] = args.as_slice() else {
         bail!(
             "usage: zoe-compose OUT SOCKET.wasm [PLUG.wasm=INTERFACE[,INTERFACE...]]...\n\
-             e.g.   zoe-compose app+sessions.wasm app.wasm zoe_session.wasm=zoe:session/sessions@0.1.0"
+             e.g.   zoe-compose app+sessions.wasm app.wasm zoe_session.wasm=zoe:session/sessions@0.2.0"
         );
     };
     let read = |path: &str| std::fs::read(path).with_context(|| format!("cannot read {path}"));

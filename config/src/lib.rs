@@ -380,6 +380,8 @@ settings! {
     token_reuse_detection: bool = "true" from SESSION_TOKEN_REUSE_DETECTION, boolean;
     /// One JSON line per session lifecycle event on stderr (`session.created`, …).
     audit_events: bool = "true" from SESSION_AUDIT_EVENTS, boolean;
+    /// Sessions record the client's address and user agent (at create and activity writes).
+    record_devices: bool = "true" from SESSION_RECORD_DEVICES, boolean;
 }
 
 /// Every variable the component reads, in the order of DESIGN.md's table.

@@ -8,7 +8,7 @@ wit_bindgen::generate!({
 
         world gate {
             import wasi:http/incoming-handler@0.2.0;
-            import zoe:session/sessions@0.1.0;
+            import zoe:session/sessions@0.2.0;
         }
     ",
     path: "../wit",

@@ -104,6 +104,8 @@ impl Default for CreateOptions {
         Self {
             timeout_seconds: None,
             metadata: None,
+            client_addr: None,
+            user_agent: None,
         }
     }
 }
@@ -118,6 +120,13 @@ impl CreateOptions {
     /// Sets the metadata from a JSON value (which must be an object to be accepted).
     pub fn metadata(mut self, metadata: &serde_json::Value) -> Self {
         self.metadata = Some(metadata.to_string());
+        self
+    }
+
+    /// Records the device creating the session (address, user agent), for `list_user`.
+    pub fn device(mut self, client_addr: Option<&str>, user_agent: Option<&str>) -> Self {
+        self.client_addr = client_addr.map(str::to_owned);
+        self.user_agent = user_agent.map(str::to_owned);
         self
     }
 }

@@ -18,7 +18,7 @@ wasmtime::component::bindgen!({
         package zoe:host;
 
         world engine {
-            include zoe:session/engine@0.1.0;
+            include zoe:session/engine@0.2.0;
             import spin:postgres/postgres@4.0.0;
         }
     ",

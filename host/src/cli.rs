@@ -192,6 +192,7 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
             let options = CreateOptions {
                 timeout_seconds: timeout,
                 metadata,
+                ..CreateOptions::default()
             };
             let issued = sessions.create(&user_id, options).await?;
             print(json, issued_json(&issued), || {
@@ -381,11 +382,13 @@ fn fields(s: &Session) -> zoe_session_wire::SessionFields<'_> {
         idle_timeout: s.idle_timeout,
         metadata: &s.metadata,
         is_active: s.is_active,
+        client_addr: s.client_addr.as_deref(),
+        user_agent: s.user_agent.as_deref(),
     }
 }
 
 fn session_text(session: &Session) -> String {
-    format!(
+    let mut text = format!(
         "  id: {}\n  user: {}\n  created: {}\n  last activity: {}\n  expires: {}\n  \
          absolute expiry: {}\n  idle timeout: {} s\n  metadata: {}",
         session.id,
@@ -396,7 +399,15 @@ fn session_text(session: &Session) -> String {
         timestamp(session.absolute_expires_at),
         session.idle_timeout,
         session.metadata
-    )
+    );
+    if session.client_addr.is_some() || session.user_agent.is_some() {
+        text.push_str(&format!(
+            "\n  device: {} ({})",
+            session.client_addr.as_deref().unwrap_or("unknown address"),
+            session.user_agent.as_deref().unwrap_or("unknown agent")
+        ));
+    }
+    text
 }
 
 /// RFC 3339 UTC with milliseconds.

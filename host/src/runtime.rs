@@ -176,7 +176,7 @@ impl Runtime {
     pub fn engine_pre(&self) -> anyhow::Result<EnginePre<HostState>> {
         EnginePre::new(self.inner.pre.clone())
             .map_err(anyhow::Error::from)
-            .context("the component does not export zoe:session/sessions@0.1.0")
+            .context("the component does not export zoe:session/sessions@0.2.0")
     }
 }
 

@@ -16,7 +16,7 @@ if (!existsSync(fileURLToPath(entry))) {
 
 const component = await import(entry.href);
 
-/** The `zoe:session/sessions@0.1.0` export: every function of the interface, synchronous. */
+/** The `zoe:session/sessions@0.2.0` export: every function of the interface, synchronous. */
 export const sessions = component.sessions;
 
 /** The `wasi:http/incoming-handler@0.2.0` export. */

@@ -26,6 +26,7 @@ export const VARIABLE_TO_ENV = Object.freeze({
   database_url: "SESSION_DATABASE_URL",
   token_reuse_detection: "SESSION_TOKEN_REUSE_DETECTION",
   audit_events: "SESSION_AUDIT_EVENTS",
+  record_devices: "SESSION_RECORD_DEVICES",
 });
 
 /**

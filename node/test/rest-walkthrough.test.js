@@ -14,6 +14,7 @@ after(async () => {
 
 const SESSION_FIELDS = [
   "absolute_expires_at",
+  "client_addr",
   "created_at",
   "expires_at",
   "id",
@@ -21,6 +22,7 @@ const SESSION_FIELDS = [
   "last_activity",
   "metadata",
   "timeout",
+  "user_agent",
   "user_id",
 ];
 
@@ -33,6 +35,8 @@ test("the README walkthrough runs with the same statuses and fields", async () =
   assert.deepEqual(Object.keys(created.body).sort(), [...SESSION_FIELDS, "session_id"].sort());
   assert.equal(created.body.user_id, "user123");
   assert.equal(created.body.timeout, 3600);
+  // The device: the peer Node's server saw, as Spin's spin-client-addr.
+  assert.match(created.body.client_addr, /^127\.0\.0\.1:\d+$/);
   assert.deepEqual(created.body.metadata, { role: "developer", permissions: ["read", "write"] });
   assert.equal(created.headers.get("cache-control"), "no-store");
   let token = created.body.session_id;

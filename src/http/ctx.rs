@@ -5,7 +5,7 @@ use super::{ApiError, Request, auth, strict_json};
 use crate::config::{Config, LogLevel};
 use crate::session::audit::Events;
 use crate::session::engine::Engine;
-use crate::store::Db;
+use crate::store::{Db, Device};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::cell::OnceCell;
@@ -52,6 +52,10 @@ impl Ctx<'_> {
             db,
             now: self.now,
             events: self.events.clone(),
+            device: Some(Device::new(
+                auth::client_addr(self.req, self.config).as_deref(),
+                self.req.header("user-agent"),
+            )),
         })
     }
 

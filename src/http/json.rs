@@ -28,6 +28,8 @@ pub fn fields(s: &Session) -> zoe_session_wire::SessionFields<'_> {
         idle_timeout: s.idle_timeout,
         metadata: &s.metadata,
         is_active: s.is_active,
+        client_addr: s.client_addr.as_deref(),
+        user_agent: s.user_agent.as_deref(),
     }
 }
 

@@ -6,7 +6,7 @@ use super::audit::{Event, Events, FailureKind, Scope};
 use super::policy::{self, Expiry, InvalidInput, Requirement};
 use super::token::{self, MalformedToken, RandomError, Token};
 use crate::config::{Config, ConfigError, LimitPolicy};
-use crate::store::{Db, SessionRow, StoreError, StoreStats, UserRow};
+use crate::store::{Db, Device, SessionRow, StoreError, StoreStats, UserRow};
 
 /// Expired rows deleted per statement by `cleanup`: small enough that the write lock is held
 /// for well under a millisecond, so validates are not held up behind a big delete.
@@ -74,11 +74,16 @@ pub struct Session {
     pub idle_timeout: u32,
     pub metadata: String,
     pub is_active: bool,
+    /// The client's address and user agent at the create or the last activity write.
+    pub client_addr: Option<String>,
+    pub user_agent: Option<String>,
 }
 
 impl Session {
     fn from_row(row: SessionRow, now: u64) -> Self {
         Self {
+            client_addr: row.client_addr,
+            user_agent: row.user_agent,
             is_active: row.expires_at > now,
             id: row.id,
             user_id: row.user_id,
@@ -153,16 +158,28 @@ pub struct Engine<'a> {
     pub db: &'a Db,
     pub now: u64,
     pub events: Events,
+    /// The caller's device, recorded by a create and by activity writes when
+    /// `record_devices` is on; `None` leaves what is recorded as it is.
+    pub device: Option<Device>,
 }
 
 impl<'a> Engine<'a> {
-    /// An engine for one call at `now`, with no events yet.
+    /// An engine for one call at `now`, with no events yet and no device.
     pub fn new(config: &'a Config, db: &'a Db, now: u64) -> Self {
         Self {
             config,
             db,
             now,
             events: Events::default(),
+            device: None,
+        }
+    }
+
+    /// The device to record, if the caller gave one and recording is on.
+    fn device(&self) -> Result<Option<&Device>> {
+        match &self.device {
+            Some(device) if *self.config.record_devices()? => Ok(Some(device)),
+            _ => Ok(None),
         }
     }
 }
@@ -204,6 +221,8 @@ impl Engine<'_> {
             metadata,
             previous_secret_hash: None,
             rotated_at: 0,
+            client_addr: self.device()?.and_then(|d| d.client_addr.clone()),
+            user_agent: self.device()?.and_then(|d| d.user_agent.clone()),
         };
         // One transaction per user, serialised with that user's other creates on every
         // replica, so that concurrent creates never leave more than the limit.
@@ -353,9 +372,10 @@ impl Engine<'_> {
         let new = Token::with_id(row.id.clone())?;
         let expires_at = policy::after_activity(self.now, row.idle_timeout, expiry(&row));
         let new_hash = new.secret_hash();
+        let device = self.device()?;
         if !self
             .db
-            .replace_secret(&row.id, old_hash, &new_hash, self.now, expires_at)?
+            .replace_secret(&row.id, (old_hash, &new_hash), self.now, expires_at, device)?
         {
             // A concurrent rotate or delete got there first; the old token is dead either way.
             return Err(EngineError::InvalidToken);
@@ -364,6 +384,7 @@ impl Engine<'_> {
         row.rotated_at = self.now;
         row.last_activity = self.now;
         row.expires_at = expires_at;
+        row.record_device(device);
         self.events.record(Event::Rotated {
             session_id: row.id.clone(),
             user_id: row.user_id.clone(),
@@ -574,14 +595,16 @@ impl Engine<'_> {
     /// rotate or delete makes this a `NotFound`).
     fn record_activity_hash(&self, secret_hash: &[u8], mut row: SessionRow) -> Result<Session> {
         let expires_at = policy::after_activity(self.now, row.idle_timeout, expiry(&row));
+        let device = self.device()?;
         if !self
             .db
-            .record_activity(&row.id, secret_hash, self.now, expires_at)?
+            .record_activity(&row.id, secret_hash, self.now, expires_at, device)?
         {
             return Err(EngineError::NotFound);
         }
         row.last_activity = self.now;
         row.expires_at = expires_at;
+        row.record_device(device);
         Ok(Session::from_row(row, self.now))
     }
 

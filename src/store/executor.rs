@@ -101,6 +101,14 @@ impl Row {
         }
     }
 
+    pub(super) fn opt_text(&self, index: usize) -> Result<Option<&str>, StoreError> {
+        match self.get(index)? {
+            Value::Null => Ok(None),
+            Value::Text(text) => Ok(Some(text)),
+            _ => Err(StoreError::Shape("expected text or null")),
+        }
+    }
+
     pub(super) fn opt_blob(&self, index: usize) -> Result<Option<&[u8]>, StoreError> {
         match self.get(index)? {
             Value::Null => Ok(None),

@@ -63,6 +63,36 @@ pub struct SessionRow {
     pub previous_secret_hash: Option<Vec<u8>>,
     /// When the last rotate happened (0: never).
     pub rotated_at: u64,
+    /// The client's address and user agent at the create or the last activity write.
+    pub client_addr: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// Where a call came from, as sessions record it ("your devices").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Device {
+    pub client_addr: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl Device {
+    /// Longest address kept (an IPv6 address with a port and a zone fits).
+    pub const MAX_ADDR_CHARS: usize = 64;
+    /// Longest user agent kept.
+    pub const MAX_USER_AGENT_CHARS: usize = 256;
+
+    /// A device from what the caller saw, each part cut to its cap; empty parts are absent.
+    pub fn new(client_addr: Option<&str>, user_agent: Option<&str>) -> Self {
+        let cut = |text: Option<&str>, max: usize| {
+            text.map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(|t| t.chars().filter(|c| !c.is_control()).take(max).collect())
+        };
+        Self {
+            client_addr: cut(client_addr, Self::MAX_ADDR_CHARS),
+            user_agent: cut(user_agent, Self::MAX_USER_AGENT_CHARS),
+        }
+    }
 }
 
 /// Counters for `stats`.
@@ -245,19 +275,23 @@ impl Db {
                 int(row.absolute_expires_at),
                 Param::Int(i64::from(row.idle_timeout)),
                 Param::Text(&row.metadata),
+                opt_text(row.client_addr.as_deref()),
+                opt_text(row.user_agent.as_deref()),
             ],
         )?;
         Ok(())
     }
 
     /// Records activity, but only if the session still has the secret the caller verified:
-    /// a concurrent rotate or delete wins, and nothing deleted comes back.
+    /// a concurrent rotate or delete wins, and nothing deleted comes back. The device, when
+    /// given, replaces the recorded one (a part left out keeps its old value).
     pub fn record_activity(
         &self,
         id: &str,
         secret_hash: &[u8],
         now: u64,
         expires_at: u64,
+        device: Option<&Device>,
     ) -> Result<bool> {
         let changed = self.change(
             self.dialect().record_activity,
@@ -266,6 +300,8 @@ impl Db {
                 Param::Bytes(secret_hash),
                 int(now),
                 int(expires_at),
+                opt_text(device.and_then(|d| d.client_addr.as_deref())),
+                opt_text(device.and_then(|d| d.user_agent.as_deref())),
             ],
         )?;
         Ok(changed == 1)
@@ -280,14 +316,15 @@ impl Db {
         Ok(changed == 1)
     }
 
-    /// Swaps the secret if it is still `old`, so of two concurrent rotations only one wins.
+    /// Swaps the secret if it is still `old`, so of two concurrent rotations only one wins;
+    /// a rotate is activity, so the device is recorded as by [`Db::record_activity`].
     pub fn replace_secret(
         &self,
         id: &str,
-        old: &[u8],
-        new: &[u8],
+        (old, new): (&[u8], &[u8]),
         now: u64,
         expires_at: u64,
+        device: Option<&Device>,
     ) -> Result<bool> {
         let changed = self.change(
             self.dialect().replace_secret,
@@ -297,6 +334,8 @@ impl Db {
                 Param::Bytes(new),
                 int(now),
                 int(expires_at),
+                opt_text(device.and_then(|d| d.client_addr.as_deref())),
+                opt_text(device.and_then(|d| d.user_agent.as_deref())),
             ],
         )?;
         Ok(changed == 1)
@@ -439,7 +478,28 @@ fn session_row(row: Row) -> Result<SessionRow> {
         metadata: row.text(8)?.to_owned(),
         previous_secret_hash: row.opt_blob(9)?.map(<[u8]>::to_vec),
         rotated_at: row.uint(10)?,
+        client_addr: row.opt_text(11)?.map(str::to_owned),
+        user_agent: row.opt_text(12)?.map(str::to_owned),
     })
+}
+
+impl SessionRow {
+    /// What an activity write with `device` leaves in the row (parts left out stay).
+    pub fn record_device(&mut self, device: Option<&Device>) {
+        if let Some(device) = device {
+            if device.client_addr.is_some() {
+                self.client_addr.clone_from(&device.client_addr);
+            }
+            if device.user_agent.is_some() {
+                self.user_agent.clone_from(&device.user_agent);
+            }
+        }
+    }
+}
+
+/// An optional text as a parameter: null when absent.
+fn opt_text(value: Option<&str>) -> Param<'_> {
+    value.map_or(Param::Null, Param::Text)
 }
 
 /// Times are far below `i64::MAX` milliseconds; saturate rather than wrap if one is not.

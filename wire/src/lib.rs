@@ -18,6 +18,9 @@ pub struct SessionFields<'a> {
     /// A JSON object serialised as text (the engine stores only canonical objects).
     pub metadata: &'a str,
     pub is_active: bool,
+    /// The device at the create or the last activity write, when recorded.
+    pub client_addr: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
 }
 
 /// A session: public id, user, RFC 3339 timestamps, idle timeout, metadata, activity.
@@ -37,6 +40,8 @@ pub fn session(s: &SessionFields<'_>) -> Value {
             .filter(Value::is_object)
             .unwrap_or_else(|| json!({})),
         "is_active": s.is_active,
+        "client_addr": s.client_addr,
+        "user_agent": s.user_agent,
     })
 }
 
@@ -119,6 +124,8 @@ mod tests {
         idle_timeout: 3600,
         metadata: r#"{"role":"admin"}"#,
         is_active: true,
+        client_addr: Some("203.0.113.7:51234"),
+        user_agent: None,
     };
 
     #[test]
@@ -142,6 +149,7 @@ mod tests {
             keys,
             [
                 "absolute_expires_at",
+                "client_addr",
                 "created_at",
                 "expires_at",
                 "id",
@@ -149,6 +157,7 @@ mod tests {
                 "last_activity",
                 "metadata",
                 "timeout",
+                "user_agent",
                 "user_id"
             ]
         );

@@ -8,7 +8,7 @@ wit_bindgen::generate!({
         package zoe:chat-app;
 
         world chat-app {
-            import zoe:session/sessions@0.1.0;
+            import zoe:session/sessions@0.2.0;
         }
     ",
     path: "../../wit",

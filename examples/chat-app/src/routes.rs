@@ -41,6 +41,8 @@ pub fn login(req: &Request) -> Result<Value, AppError> {
         &CreateOptions {
             timeout_seconds: login.timeout,
             metadata: Some(metadata.to_string()),
+            client_addr: None,
+            user_agent: None,
         },
     )?;
     Ok(json!({

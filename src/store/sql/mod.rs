@@ -98,6 +98,7 @@ mod tests {
             d.set_expiry,
             d.replace_secret,
             d.delete,
+            d.delete_reused,
             d.delete_user,
             d.list_user,
             d.user_ids_by_age,
@@ -144,7 +145,10 @@ mod tests {
             assert!(placeholders(pg, '?').is_empty(), "{pg}");
         }
         // The check sees placeholders where there are some.
-        assert_eq!(placeholders(SQLITE.replace_secret, '?'), [1, 2, 3, 4, 5]);
+        assert_eq!(
+            placeholders(SQLITE.replace_secret, '?'),
+            [1, 2, 3, 4, 5, 6, 7]
+        );
     }
 
     #[test]

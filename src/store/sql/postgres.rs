@@ -64,26 +64,37 @@ pub static POSTGRES: Dialect = Dialect {
             "ALTER TABLE sessions ADD COLUMN IF NOT EXISTS previous_secret_hash BYTEA",
             "ALTER TABLE sessions ADD COLUMN IF NOT EXISTS rotated_at BIGINT NOT NULL DEFAULT 0",
         ],
+        // 3: devices: the client's address and user agent at create and activity writes.
+        &[
+            "ALTER TABLE sessions ADD COLUMN IF NOT EXISTS client_addr TEXT",
+            "ALTER TABLE sessions ADD COLUMN IF NOT EXISTS user_agent TEXT",
+        ],
     ],
 
     find: "SELECT id, secret_hash, user_id, created_at, last_activity, expires_at, \
-           absolute_expires_at, idle_timeout, metadata, previous_secret_hash, rotated_at \
+           absolute_expires_at, idle_timeout, metadata, previous_secret_hash, rotated_at, \
+           client_addr, user_agent \
            FROM sessions WHERE id = $1",
     insert: "INSERT INTO sessions (id, secret_hash, user_id, created_at, last_activity, \
-             expires_at, absolute_expires_at, idle_timeout, metadata) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    record_activity: "UPDATE sessions SET last_activity = $3, expires_at = $4 \
+             expires_at, absolute_expires_at, idle_timeout, metadata, client_addr, user_agent) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    record_activity: "UPDATE sessions SET last_activity = $3, expires_at = $4, \
+                      client_addr = coalesce($5, client_addr), \
+                      user_agent = coalesce($6, user_agent) \
                       WHERE id = $1 AND secret_hash = $2",
     set_expiry: "UPDATE sessions SET expires_at = $3 WHERE id = $1 AND secret_hash = $2",
     replace_secret: "UPDATE sessions SET secret_hash = $3, previous_secret_hash = $2, \
-                     rotated_at = $4, last_activity = $4, expires_at = $5 \
+                     rotated_at = $4, last_activity = $4, expires_at = $5, \
+                     client_addr = coalesce($6, client_addr), \
+                     user_agent = coalesce($7, user_agent) \
                      WHERE id = $1 AND secret_hash = $2",
     delete: "DELETE FROM sessions WHERE id = $1",
     delete_reused: "DELETE FROM sessions WHERE id = $1 AND previous_secret_hash = $2",
     delete_user: "DELETE FROM sessions WHERE user_id = $1 AND id IS DISTINCT FROM $2",
     delete_all: "DELETE FROM sessions",
     list_user: "SELECT id, secret_hash, user_id, created_at, last_activity, expires_at, \
-                absolute_expires_at, idle_timeout, metadata, previous_secret_hash, rotated_at \
+                absolute_expires_at, idle_timeout, metadata, previous_secret_hash, rotated_at, \
+           client_addr, user_agent \
                 FROM sessions \
                 WHERE user_id = $1 AND expires_at > $2 \
                 ORDER BY last_activity DESC, created_at DESC",
