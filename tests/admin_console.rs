@@ -13,6 +13,7 @@ mod api_client;
 use self::api_client::{ADMIN_KEY, admin, start};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use zoe_test_support::{describe_output, log_tail};
 
 #[tokio::test]
 async fn the_console_is_served_with_its_security_headers() {
@@ -172,7 +173,7 @@ async fn the_console_works_in_a_real_browser() {
         assert!(
             output.status.success(),
             "npm ci in tests/console failed:\n{}",
-            describe(&output)
+            describe_output(&output)
         );
     }
     let screenshots = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -194,8 +195,8 @@ async fn the_console_works_in_a_real_browser() {
     assert!(
         output.status.success(),
         "the browser tests failed:\n{}\n--- guest log (last 4000 bytes)\n{}",
-        describe(&output),
-        tail(&log, 4000)
+        describe_output(&output),
+        log_tail(&log)
     );
     // The run did drive the page: it saved what it saw.
     assert!(screenshots.join("console.png").exists());
@@ -209,21 +210,4 @@ async fn run(command: &mut Command) -> Output {
         .await
         .expect("the blocking task runs")
         .unwrap_or_else(|err| panic!("cannot run {program}: {err} (is Node.js installed?)"))
-}
-
-fn tail(text: &str, bytes: usize) -> &str {
-    let mut start = text.len().saturating_sub(bytes);
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    &text[start..]
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "status: {}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }

@@ -7,7 +7,7 @@
 
 mod api_client;
 
-use self::api_client::{ADMIN_KEY, admin, start};
+use self::api_client::{ADMIN_KEY, Api, admin, start};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -17,6 +17,22 @@ fn audit_lines(log: &str) -> Vec<Value> {
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .filter(|line| line["audit"] == true)
         .collect()
+}
+
+/// Rotates session `id` with `token` in the header, as a client does; returns the new token.
+async fn rotate(api: &Api, id: &str, token: &str) -> String {
+    let rotated = api
+        .send(
+            "POST",
+            &format!("/sessions/{id}/rotate"),
+            &[("x-session-id", token)],
+            None,
+        )
+        .await;
+    rotated.expect(200)["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 #[tokio::test]
@@ -47,18 +63,7 @@ async fn a_session_s_life_is_told_by_its_audit_lines_in_order_without_secrets() 
     api.get("/sessions/validate", &[("x-session-id", &old)])
         .await
         .expect(200);
-    let rotated = api
-        .send(
-            "POST",
-            &format!("/sessions/{id}/rotate"),
-            &[("x-session-id", &old)],
-            None,
-        )
-        .await;
-    let new = rotated.expect(200)["session_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let new = rotate(&api, &id, &old).await;
     // Past the 30 s grace, the old token comes back: as any dead token, a 401.
     api.clock.advance(Duration::from_secs(31));
     api.get("/sessions/validate", &[("x-session-id", &old)])
@@ -153,18 +158,7 @@ async fn within_the_grace_the_old_token_is_refused_and_revokes_nothing() {
         created["id"].as_str().unwrap().to_owned(),
         created["session_id"].as_str().unwrap().to_owned(),
     );
-    let rotated = api
-        .send(
-            "POST",
-            &format!("/sessions/{id}/rotate"),
-            &[("x-session-id", &old)],
-            None,
-        )
-        .await;
-    let new = rotated.expect(200)["session_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let new = rotate(&api, &id, &old).await;
     // A request of the same client still carrying the old token, 10 s later.
     api.clock.advance(Duration::from_secs(10));
     api.get("/sessions/validate", &[("x-session-id", &old)])

@@ -12,6 +12,7 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
+use zoe_test_support::describe_output;
 
 #[test]
 fn the_node_package_passes_its_tests_on_the_embedded_component() {
@@ -30,7 +31,7 @@ fn the_node_package_passes_its_tests_on_the_embedded_component() {
         assert!(
             output.status.success(),
             "npm ci in node/ failed:\n{}",
-            describe(&output)
+            describe_output(&output)
         );
     }
 
@@ -42,14 +43,14 @@ fn the_node_package_passes_its_tests_on_the_embedded_component() {
     assert!(
         output.status.success(),
         "npm test in node/ failed:\n{}",
-        describe(&output)
+        describe_output(&output)
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     // The run did test something: Node's runner reports its counts.
     assert!(
         stdout.contains("ℹ fail 0") && !stdout.contains("ℹ pass 0"),
         "npm test ran no test:\n{}",
-        describe(&output)
+        describe_output(&output)
     );
 }
 
@@ -58,13 +59,4 @@ fn run(command: &mut Command) -> Output {
     command.output().unwrap_or_else(|err| {
         panic!("cannot run {program}: {err} (are Node.js and npm installed?)")
     })
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "status: {}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }

@@ -1288,14 +1288,7 @@ fn with_detection_off_an_old_token_is_only_refused(store: &Store) {
 
 fn racing_requests_with_the_old_token_right_after_a_rotate_revoke_nothing(store: &Store) {
     let config = Config::default();
-    let old = {
-        let db = store.db();
-        engine(&db, &config, T0)
-            .create("alice", None, None)
-            .unwrap()
-            .token
-            .expose()
-    };
+    let old = alice_token(store, &config);
     // One client: a rotate and seven requests still carrying the old token, all at once.
     let barrier = Barrier::new(8);
     let rotated: Vec<Option<String>> = std::thread::scope(|scope| {
@@ -1330,14 +1323,7 @@ fn racing_requests_with_the_old_token_right_after_a_rotate_revoke_nothing(store:
 fn an_older_schema_gains_the_rotation_columns(store: &Store) {
     // A database at version 1 (before the rotation columns), with a session in it.
     let config = Config::default();
-    let token = {
-        let db = store.db();
-        engine(&db, &config, T0)
-            .create("alice", None, None)
-            .unwrap()
-            .token
-            .expose()
-    };
+    let token = alice_token(store, &config);
     let raw = store.raw();
     for statement in [
         "ALTER TABLE sessions DROP COLUMN previous_secret_hash",

@@ -22,6 +22,7 @@ pub struct Ctx<'a> {
     /// admin check; the pipeline writes them once the reply is known.
     pub events: Events,
     db: OnceCell<Rc<Db>>,
+    client_addr: OnceCell<Option<String>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -33,6 +34,7 @@ impl<'a> Ctx<'a> {
             now,
             events: Events::default(),
             db: OnceCell::new(),
+            client_addr: OnceCell::new(),
         }
     }
 }
@@ -53,10 +55,18 @@ impl Ctx<'_> {
             now: self.now,
             events: self.events.clone(),
             device: Some(Device::new(
-                auth::client_addr(self.req, self.config).as_deref(),
+                self.client_addr(),
                 self.req.header("user-agent"),
             )),
         })
+    }
+
+    /// The client's address ([`auth::client_addr`]), worked out once per request for the
+    /// device and the audit lines.
+    pub fn client_addr(&self) -> Option<&str> {
+        self.client_addr
+            .get_or_init(|| auth::client_addr(self.req, self.config))
+            .as_deref()
     }
 
     /// Parses a required JSON body.

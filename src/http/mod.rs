@@ -78,13 +78,12 @@ pub fn handle(req: &Request, now: u64, config: &Config, started: Instant) -> Rep
         reply.body.clear();
     }
     reply.set_header("x-request-id", request_id.as_str());
-    let client_addr = auth::client_addr(req, config);
     log::audit(
         config,
         now,
         ctx.events.take(),
         log::Origin {
-            client_addr: client_addr.as_deref(),
+            client_addr: ctx.client_addr(),
             request_id: Some(&request_id),
         },
     );

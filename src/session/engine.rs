@@ -209,6 +209,7 @@ impl Engine<'_> {
             *self.config.limit_policy()?,
             *self.config.cleanup_interval()?,
         );
+        let device = self.device()?;
         let row = SessionRow {
             id: token.id.clone(),
             secret_hash: token.secret_hash(),
@@ -221,8 +222,8 @@ impl Engine<'_> {
             metadata,
             previous_secret_hash: None,
             rotated_at: 0,
-            client_addr: self.device()?.and_then(|d| d.client_addr.clone()),
-            user_agent: self.device()?.and_then(|d| d.user_agent.clone()),
+            client_addr: device.and_then(|d| d.client_addr.clone()),
+            user_agent: device.and_then(|d| d.user_agent.clone()),
         };
         // One transaction per user, serialised with that user's other creates on every
         // replica, so that concurrent creates never leave more than the limit.

@@ -78,6 +78,16 @@ pub fn log_tail(log: &str) -> &str {
     &log[start..]
 }
 
+/// A finished child process as a failure message shows it: exit status, stdout, stderr.
+pub fn describe_output(output: &std::process::Output) -> String {
+    format!(
+        "status: {}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
 /// What a test prints when an HTTP exchange is not what it expected: `problem`, the request
 /// (`"POST /sessions/create"`), the response's status and body, and the tail of the server's
 /// log when the test has it.
