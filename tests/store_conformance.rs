@@ -10,6 +10,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::cell::Cell;
+use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::Barrier;
 use zoe_session::config::Config;
@@ -866,18 +867,48 @@ fn a_deferred_handle_refuses_a_newer_schema_on_its_first_write(store: &Store) {
 }
 
 fn replicas_starting_together_migrate_once(store: &Store) {
-    let barrier = Barrier::new(8);
-    std::thread::scope(|scope| {
-        for _ in 0..8 {
-            scope.spawn(|| {
-                let exec = store.raw();
-                barrier.wait();
-                Db::open(exec).expect("every replica opens");
-            });
-        }
-    });
+    from_one_start_line(
+        8,
+        || store.raw(),
+        |_, exec| drop(Db::open(exec).expect("every replica opens")),
+    );
     assert_eq!(store.count("SELECT count(*) FROM zoe_schema"), 1);
     assert_eq!(store.count("SELECT count(*) FROM zoe_state"), 1);
+}
+
+/// Runs `prepare` on each of `threads` threads, then `race` on all of them from one start
+/// line, and returns what each `race` returned, in thread order. A thread whose `prepare`
+/// fails still reaches the start line before its panic is raised again, so the others are
+/// never left waiting for it: a bare `Barrier` after a panicking open once hung CI until it
+/// ran out of time.
+fn from_one_start_line<P, T: Send>(
+    threads: usize,
+    prepare: impl Fn() -> P + Sync,
+    race: impl Fn(usize, P) -> T + Sync,
+) -> Vec<T> {
+    let start_line = Barrier::new(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|n| {
+                let (start_line, prepare, race) = (&start_line, &prepare, &race);
+                scope.spawn(move || {
+                    let prepared = std::panic::catch_unwind(AssertUnwindSafe(prepare));
+                    start_line.wait();
+                    match prepared {
+                        Ok(prepared) => race(n, prepared),
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
 }
 
 /// Runs `per_thread` creates for `alice` on each of `threads` connections (from `open`) at
@@ -888,28 +919,18 @@ fn concurrent_creates(
     threads: usize,
     per_thread: usize,
 ) -> Vec<Result<(), EngineError>> {
-    let barrier = Barrier::new(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
+    from_one_start_line(threads, open, |_, db| {
+        (0..per_thread)
             .map(|_| {
-                scope.spawn(|| {
-                    let db = open();
-                    barrier.wait();
-                    (0..per_thread)
-                        .map(|_| {
-                            engine(&db, config, T0)
-                                .create("alice", None, None)
-                                .map(drop)
-                        })
-                        .collect::<Vec<_>>()
-                })
+                engine(&db, config, T0)
+                    .create("alice", None, None)
+                    .map(drop)
             })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("creating thread"))
-            .collect()
+            .collect::<Vec<_>>()
     })
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 fn forty_concurrent_creates_never_exceed_the_limit(store: &Store) {
@@ -950,26 +971,18 @@ fn racing_rotates_leave_exactly_one_valid_token(store: &Store) {
             .token
             .expose()
     };
-    let barrier = Barrier::new(8);
-    let winners: Vec<String> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..8)
-            .map(|_| {
-                scope.spawn(|| {
-                    let db = store.db();
-                    barrier.wait();
-                    match engine(&db, &config, T0 + SEC).rotate(&token) {
-                        Ok(issued) => Some(issued.token.expose()),
-                        Err(EngineError::InvalidToken) => None,
-                        Err(other) => panic!("{other:?}"),
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .filter_map(|h| h.join().expect("rotating thread"))
-            .collect()
-    });
+    let winners: Vec<String> = from_one_start_line(
+        8,
+        || store.db(),
+        |_, db| match engine(&db, &config, T0 + SEC).rotate(&token) {
+            Ok(issued) => Some(issued.token.expose()),
+            Err(EngineError::InvalidToken) => None,
+            Err(other) => panic!("{other:?}"),
+        },
+    )
+    .into_iter()
+    .flatten()
+    .collect();
     assert_eq!(winners.len(), 1, "{winners:?}");
     let db = store.db();
     let at = engine(&db, &config, T0 + 2 * SEC);
@@ -992,24 +1005,17 @@ fn concurrent_cleanups_delete_each_expired_row_once(store: &Store) {
         at.create("alice", None, None).unwrap();
     }
     let later = T0 + 300 * SEC;
-    let barrier = Barrier::new(4);
-    let deleted: u32 = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..4)
-            .map(|_| {
-                scope.spawn(|| {
-                    let db = store.db();
-                    barrier.wait();
-                    engine(&db, &config, later)
-                        .cleanup(MAX_CLEANUP_ROWS)
-                        .unwrap()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("cleaner"))
-            .sum()
-    });
+    let deleted: u32 = from_one_start_line(
+        4,
+        || store.db(),
+        |_, db| {
+            engine(&db, &config, later)
+                .cleanup(MAX_CLEANUP_ROWS)
+                .unwrap()
+        },
+    )
+    .into_iter()
+    .sum();
     // Every expired row was counted by exactly one cleaner: a row deleted twice would make
     // the sum larger, a row skipped by all would leave it in place.
     assert_eq!(deleted, expiring);
@@ -1290,28 +1296,21 @@ fn racing_requests_with_the_old_token_right_after_a_rotate_revoke_nothing(store:
     let config = Config::default();
     let old = alice_token(store, &config);
     // One client: a rotate and seven requests still carrying the old token, all at once.
-    let barrier = Barrier::new(8);
-    let rotated: Vec<Option<String>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..8)
-            .map(|n| {
-                let (barrier, config, old) = (&barrier, &config, &old);
-                scope.spawn(move || {
-                    let db = store.db();
-                    barrier.wait();
-                    let at = engine(&db, config, T0 + SEC);
-                    if n == 0 {
-                        Some(at.rotate(old).expect("the rotate").token.expose())
-                    } else {
-                        match at.validate(old) {
-                            Ok(_) | Err(EngineError::InvalidToken) => None,
-                            Err(other) => panic!("{other:?}"),
-                        }
-                    }
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let rotated: Vec<Option<String>> = from_one_start_line(
+        8,
+        || store.db(),
+        |n, db| {
+            let at = engine(&db, &config, T0 + SEC);
+            if n == 0 {
+                Some(at.rotate(&old).expect("the rotate").token.expose())
+            } else {
+                match at.validate(&old) {
+                    Ok(_) | Err(EngineError::InvalidToken) => None,
+                    Err(other) => panic!("{other:?}"),
+                }
+            }
+        },
+    );
     let new = rotated.into_iter().flatten().next().expect("a new token");
     let db = store.db();
     // Ten seconds on, the stragglers' old token is still only refused.

@@ -6,7 +6,7 @@ use super::{Executor, Param, Row, StoreError, Value};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ToSql};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// As the native host's (`host/src/sqlite.rs`).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -27,8 +27,7 @@ impl NativeSqlite {
     /// [`StoreError::Sqlite`] when SQLite cannot open it.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(store_error)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(store_error)?;
+        enter_wal(&conn).map_err(store_error)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(store_error)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(store_error)?;
@@ -74,6 +73,24 @@ impl Executor for NativeSqlite {
             .execute(rusqlite::params_from_iter(params.iter().map(Bind)))
             .map_err(store_error)?;
         Ok(u64::try_from(changed).unwrap_or(u64::MAX))
+    }
+}
+
+/// Turns the file to WAL, waiting up to [`BUSY_TIMEOUT`] for other connections: SQLite answers
+/// `SQLITE_BUSY` at once, without calling the busy handler, when several connections open one
+/// fresh file together (the native host's `set_journal_mode` says the same).
+fn enter_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(err)
+                if err.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            other => return other,
+        }
     }
 }
 
