@@ -42,6 +42,7 @@ struct Calls {
     body_writes: f64,
     body_bytes: f64,
     stderr_writes: f64,
+    request_body_reads: f64,
 }
 
 /// The host-call lines `log` gained after byte `from`.
@@ -62,6 +63,7 @@ fn calls_since(log: &Path, from: usize) -> anyhow::Result<Vec<Calls>> {
             body_bytes: field(&line, "body_bytes"),
             // Absent from builds before stderr writes were counted.
             stderr_writes: field(&line, "stderr_writes"),
+            request_body_reads: field(&line, "request_body_reads"),
         })
         .collect())
 }
@@ -110,6 +112,7 @@ async fn count(server: &Server, log: &Path) -> anyhow::Result<Vec<Calls>> {
             body_writes: pick(|c| c.body_writes),
             body_bytes: pick(|c| c.body_bytes),
             stderr_writes: pick(|c| c.stderr_writes),
+            request_body_reads: pick(|c| c.request_body_reads),
         });
     }
     Ok(per_route)
@@ -139,6 +142,7 @@ fn calls_cell(calls: &Calls) -> String {
         calls.sqlite_opens,
         calls.body_writes,
         calls.stderr_writes,
+        calls.request_body_reads,
     ]
     .map(|n| {
         if n.is_nan() {
@@ -186,7 +190,7 @@ pub async fn run(
         None => None,
     };
     let mut table = Table::new(
-        "Host calls per request with a fresh instance (`serve --spin-costs`): variable reads / SQLite statements / SQLite opens / body writes / stderr writes, median of 21",
+        "Host calls per request with a fresh instance (`serve --spin-costs`): variable reads / SQLite statements / SQLite opens / body writes / stderr writes / request body reads, median of 21",
         &["route", "before", "now", "body bytes now"],
     );
     for (r, route) in ROUTES.iter().enumerate() {

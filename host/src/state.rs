@@ -35,6 +35,7 @@ pub struct HostCalls {
     postgres_opens: AtomicU32,
     postgres_statements: AtomicU32,
     stderr_writes: AtomicU32,
+    request_body_reads: AtomicU32,
 }
 
 /// A snapshot of [`HostCalls`].
@@ -47,6 +48,9 @@ pub struct HostCallCounts {
     pub postgres_statements: u32,
     /// Writes to the guest's stderr (its log lines).
     pub stderr_writes: u32,
+    /// Reads of the request body that reached the host (`serve` only): the guest opened the
+    /// body stream and pulled a frame or its end from it.
+    pub request_body_reads: u32,
 }
 
 impl HostCalls {
@@ -70,6 +74,10 @@ impl HostCalls {
         self.stderr_writes.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn request_body_read(&self) {
+        self.request_body_reads.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn postgres_statement(&self) {
         self.postgres_statements.fetch_add(1, Ordering::Relaxed);
     }
@@ -85,6 +93,7 @@ impl HostCalls {
             postgres_opens: take(&self.postgres_opens),
             postgres_statements: take(&self.postgres_statements),
             stderr_writes: take(&self.stderr_writes),
+            request_body_reads: take(&self.request_body_reads),
         }
     }
 }

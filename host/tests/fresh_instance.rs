@@ -78,6 +78,31 @@ fn a_fresh_validate_reads_two_variables_and_runs_one_statement() {
         costs.calls.stderr_writes, 1,
         "the request's log line, in one write"
     );
+    assert_eq!(
+        costs.calls.request_body_reads, 0,
+        "a GET's body stream is never opened: {costs:?}"
+    );
+}
+
+#[test]
+fn a_create_reads_its_body_and_a_get_does_not() {
+    // The positive control of `request_body_reads`: the counter sees a body being read.
+    let (harness, reports) = counted();
+    let (response, create) = costs_of(&reports, || {
+        request(
+            harness.addr,
+            "POST",
+            "/sessions/create",
+            &[ADMIN],
+            Some(&serde_json::json!({"user_id": "alice"})),
+        )
+        .unwrap()
+    });
+    assert_eq!(response.status, 200, "{}", response.json());
+    assert!(create.calls.request_body_reads >= 1, "{create:?}");
+    let (response, health) = costs_of(&reports, || get(harness.addr, "/health", &[]).unwrap());
+    assert_eq!(response.status, 200);
+    assert_eq!(health.calls.request_body_reads, 0, "{health:?}");
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! The `wasi:http/incoming-handler` export (spin-sdk's `#[http_component]`): reads the clock
-//! once, reads the request (headers, then the body up to the cap), hands it to
+//! once, reads the request (headers, then the body up to the cap; none for a GET or HEAD), hands it to
 //! [`super::handle`] and writes the reply. Nothing here decides anything.
 
 use super::{MAX_BODY_BYTES, Reply, Request};
@@ -46,6 +46,12 @@ async fn read(incoming: IncomingRequest) -> Request {
         .and_then(|len| len.trim().parse::<u64>().ok());
     if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
         request.body_too_large = true;
+        return request;
+    }
+    // No route reads the body of a GET or HEAD (its declared size is still checked above),
+    // so its stream is never opened: on a fresh instance the stream, its pollable and its
+    // reads were host calls that `/health` and a validate paid for nothing.
+    if matches!(request.method.as_str(), "GET" | "HEAD") {
         return request;
     }
     let mut stream = incoming.into_body_stream();

@@ -26,6 +26,51 @@ pub fn emit(threshold: LogLevel, level: LogLevel, now: u64, message: &str, field
 
 pub use zoe_session_wire::write_line;
 
+/// What the line written at the end of every request says.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLine<'a> {
+    pub method: &'a str,
+    /// Already redacted ([`redact_path`]).
+    pub path: &'a str,
+    pub status: u16,
+    pub request_id: &'a str,
+    pub duration_ms: f64,
+}
+
+/// Writes the request's line (INFO, `"message":"request"`) if `threshold` lets it through.
+pub fn request(threshold: LogLevel, now: u64, line: &RequestLine<'_>) {
+    if LogLevel::Info < threshold {
+        return;
+    }
+    write_line(request_line(now, line));
+}
+
+/// The request line as [`emit`] would write it from a `json!` object of the same fields (a
+/// test holds the two equal), built straight into its text: this line is written for every
+/// request, and the map of owned strings in between was a good part of a fresh `/health`'s
+/// own work (BENCHMARKS.md, issue 18). The keys are in byte order, as serde_json's map
+/// writes them.
+fn request_line(now: u64, line: &RequestLine<'_>) -> String {
+    fn push(text: &mut Vec<u8>, key: &str, value: &impl serde::Serialize) {
+        text.push(if text.is_empty() { b'{' } else { b',' });
+        // Writing into a `Vec` fails only for a value that cannot be JSON, and these can.
+        let _ = serde_json::to_writer(&mut *text, key);
+        text.push(b':');
+        let _ = serde_json::to_writer(&mut *text, value);
+    }
+    let mut text = Vec::with_capacity(256);
+    push(&mut text, "duration_ms", &line.duration_ms);
+    push(&mut text, "level", &label(LogLevel::Info));
+    push(&mut text, "message", &"request");
+    push(&mut text, "method", &line.method);
+    push(&mut text, "path", &line.path);
+    push(&mut text, "request_id", &line.request_id);
+    push(&mut text, "status", &line.status);
+    push(&mut text, "ts", &zoe_session_wire::rfc3339(now));
+    text.push(b'}');
+    String::from_utf8(text).unwrap_or_default()
+}
+
 /// Where a call came from, as far as the caller knows: HTTP requests have both, callers of
 /// the WIT interface neither.
 #[derive(Debug, Clone, Copy, Default)]
@@ -97,6 +142,12 @@ pub fn fingerprint(secret: &str) -> String {
 /// pasted into `{session_id}`, a segment that does not decode — becomes a short fingerprint:
 /// `<token:…>` when it looks like a token (a `.` once decoded), `<redacted:…>` otherwise.
 pub fn redact_path(path: &str) -> String {
+    let trimmed = path.trim_start_matches('/');
+    // The common case, a path of route words only (`/health`, `/sessions/validate`), is
+    // shown as it is; route words need no decoding. This line is written for every request.
+    if trimmed.split('/').all(|s| s.is_empty() || is_route_word(s)) {
+        return format!("/{trimmed}");
+    }
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let decoded: Vec<Option<String>> = segments.iter().map(|s| super::percent_decode(s)).collect();
     let user_position = user_id_position(&decoded);
@@ -151,6 +202,36 @@ fn user_id_position(decoded: &[Option<String>]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_request_line_is_the_line_emit_would_write() {
+        for (method, path, duration_ms) in [
+            ("GET", "/health", 0.123_456_789),
+            ("POST", "/sessions/<token:0a1b2c3d>/rotate", 12.0),
+            ("GE\"T", "/a\\b\u{1}", f64::NAN),
+        ] {
+            let line = RequestLine {
+                method,
+                path,
+                status: 404,
+                request_id: "0123456789abcdef",
+                duration_ms,
+            };
+            let general = zoe_session_wire::log_line(
+                1_800_000_000_123,
+                "INFO",
+                "request",
+                json!({
+                    "method": line.method,
+                    "path": line.path,
+                    "status": line.status,
+                    "request_id": line.request_id,
+                    "duration_ms": line.duration_ms,
+                }),
+            );
+            assert_eq!(request_line(1_800_000_000_123, &line), general);
+        }
+    }
 
     #[test]
     fn tokens_in_paths_are_replaced_by_a_fingerprint() {

@@ -28,7 +28,7 @@ mod strict_json;
 
 pub use ctx::Ctx;
 pub use error::ApiError;
-pub use request::{MAX_BODY_BYTES, Reply, Request, percent_decode};
+pub use request::{MAX_BODY_BYTES, Reply, Request, percent_decode, percent_decoded};
 pub use router::{Handler, ROUTES, Route, find_route};
 
 use crate::config::{Config, LogLevel};
@@ -96,18 +96,16 @@ pub fn handle(req: &Request, now: u64, config: &Config, started: Instant) -> Rep
         );
     }
     if let Ok(Some(level)) = request_line {
-        log::emit(
+        log::request(
             level,
-            LogLevel::Info,
             now,
-            "request",
-            json!({
-                "method": req.method,
-                "path": log::redact_path(&req.path),
-                "status": reply.status,
-                "request_id": request_id,
-                "duration_ms": started.elapsed().as_secs_f64() * 1000.0,
-            }),
+            &log::RequestLine {
+                method: &req.method,
+                path: &log::redact_path(&req.path),
+                status: reply.status,
+                request_id: &request_id,
+                duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+            },
         );
     }
     reply
@@ -126,10 +124,15 @@ fn request_id(req: &Request) -> String {
     {
         return id.to_owned();
     }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut bytes = [0u8; 8];
     // Without randomness the id is all zeros: still a valid id, and nothing depends on it.
     let _ = getrandom::fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    bytes
+        .iter()
+        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]])
+        .map(char::from)
+        .collect()
 }
 
 fn dispatch(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {

@@ -2,6 +2,7 @@
 //! the reply they build; percent-decoding of paths and queries.
 
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// Largest request body accepted; bigger bodies get 413 without being read to the end.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -88,6 +89,15 @@ impl Reply {
 
 /// Decodes `%XX` escapes; `None` for a bad escape or invalid UTF-8.
 pub fn percent_decode(text: &str) -> Option<String> {
+    percent_decoded(text).map(Cow::into_owned)
+}
+
+/// As [`percent_decode`], borrowing `text` when it holds no escape (every route word, and
+/// most ids), so matching and logging a path allocate nothing for it.
+pub fn percent_decoded(text: &str) -> Option<Cow<'_, str>> {
+    if !text.contains('%') {
+        return Some(Cow::Borrowed(text));
+    }
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -101,5 +111,5 @@ pub fn percent_decode(text: &str) -> Option<String> {
             i += 1;
         }
     }
-    String::from_utf8(out).ok()
+    String::from_utf8(out).ok().map(Cow::Owned)
 }

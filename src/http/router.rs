@@ -1,7 +1,8 @@
 //! The one route table, [`ROUTES`], and matching a request's method and path against it
 //! (404 and 405 with `Allow`).
 
-use super::{ApiError, Ctx, Reply, console, handlers, percent_decode};
+use super::{ApiError, Ctx, Reply, console, handlers, percent_decoded};
+use std::borrow::Cow;
 
 /// A route handler: path parameters in pattern order.
 pub type Handler = fn(&Ctx<'_>, &[String]) -> Result<Reply, ApiError>;
@@ -54,25 +55,27 @@ const fn route(method: &'static str, pattern: &'static str, handler: Handler) ->
     }
 }
 
-/// The parameters of `pattern` matched against `segments`, or `None`. Parameters never match
-/// an empty segment.
-fn match_pattern(pattern: &str, segments: &[String]) -> Option<Vec<String>> {
-    let parts: Vec<&str> = pattern.trim_start_matches('/').split('/').collect();
-    if parts.len() != segments.len() {
-        return None;
-    }
-    let mut params = Vec::new();
-    for (part, segment) in parts.iter().zip(segments) {
-        if part.starts_with('{') {
-            if segment.is_empty() {
-                return None;
-            }
-            params.push(segment.clone());
-        } else if part != segment {
-            return None;
-        }
-    }
-    Some(params)
+/// Whether `pattern` has the shape of `segments`: as many segments, the literal ones equal.
+/// Parameters never match an empty segment.
+fn fits(pattern: &str, segments: &[Cow<'_, str>]) -> bool {
+    let mut parts = pattern.trim_start_matches('/').split('/');
+    let shaped = segments.iter().all(|segment| match parts.next() {
+        Some(part) if part.starts_with('{') => !segment.is_empty(),
+        Some(part) => part == segment,
+        None => false,
+    });
+    shaped && parts.next().is_none()
+}
+
+/// The parameters of `pattern`, one that [`fits`], taken from `segments` in pattern order.
+fn parameters(pattern: &str, segments: &[Cow<'_, str>]) -> Vec<String> {
+    pattern
+        .trim_start_matches('/')
+        .split('/')
+        .zip(segments)
+        .filter(|(part, _)| part.starts_with('{'))
+        .map(|(_, segment)| segment.clone().into_owned())
+        .collect()
 }
 
 fn literal_segments(pattern: &str) -> usize {
@@ -89,30 +92,38 @@ fn literal_segments(pattern: &str) -> usize {
 pub fn find_route(method: &str, path: &str) -> Result<(&'static Route, Vec<String>), ApiError> {
     // The path is not echoed: it may hold a credential the client put in the wrong place.
     let not_found = || ApiError::NotFound("no endpoint matches this path".to_owned());
-    let segments: Vec<String> = path
+    let segments: Vec<Cow<'_, str>> = path
         .trim_start_matches('/')
         .split('/')
-        .map(percent_decode)
+        .map(percent_decoded)
         .collect::<Option<_>>()
         .ok_or_else(not_found)?;
-    let matching: Vec<(&'static Route, Vec<String>)> = ROUTES
-        .iter()
-        .filter_map(|r| match_pattern(r.pattern, &segments).map(|p| (r, p)))
-        .collect();
-    let best = matching
-        .iter()
-        .map(|(r, _)| literal_segments(r.pattern))
-        .max()
-        .ok_or_else(not_found)?;
-    let mut candidates = matching
-        .into_iter()
-        .filter(|(r, _)| literal_segments(r.pattern) == best);
+    // One pass over the table, keeping the most literal patterns seen so far: the first of
+    // them for `method`, and the methods of the others for a 405's `Allow`. Every request
+    // goes through here, so it allocates nothing until it has an answer.
+    let mut best: Option<usize> = None;
+    let mut chosen: Option<&'static Route> = None;
     let mut allowed = Vec::new();
-    for (route, params) in candidates.by_ref() {
-        if route.method == method {
-            return Ok((route, params));
+    for route in ROUTES.iter().filter(|r| fits(r.pattern, &segments)) {
+        let literals = literal_segments(route.pattern);
+        match best {
+            Some(best) if literals < best => continue,
+            Some(best) if literals == best => {}
+            _ => {
+                best = Some(literals);
+                chosen = None;
+                allowed.clear();
+            }
         }
-        allowed.push(route.method);
+        if route.method == method {
+            chosen.get_or_insert(route);
+        } else {
+            allowed.push(route.method);
+        }
     }
-    Err(ApiError::MethodNotAllowed(allowed))
+    match (chosen, best) {
+        (Some(route), _) => Ok((route, parameters(route.pattern, &segments))),
+        (None, Some(_)) => Err(ApiError::MethodNotAllowed(allowed)),
+        (None, None) => Err(not_found()),
+    }
 }

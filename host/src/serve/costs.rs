@@ -3,7 +3,10 @@
 use crate::state::{HostCallCounts, HostCalls};
 use http::Response;
 use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, SizeHint};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 /// One request's host calls and response body writes (see [`super::ServeOptions::count_host_calls`]).
@@ -44,6 +47,7 @@ impl HostCallSink {
                     "postgres_opens": calls.postgres_opens,
                     "postgres_statements": calls.postgres_statements,
                     "stderr_writes": calls.stderr_writes,
+                    "request_body_reads": calls.request_body_reads,
                     "body_writes": costs.body_writes,
                     "body_bytes": costs.body_bytes,
                 }),
@@ -109,5 +113,43 @@ impl Drop for HostCallReport {
             body_writes: self.body_writes,
             body_bytes: self.body_bytes,
         });
+    }
+}
+
+/// A request body that counts the guest's reads of it in [`HostCalls`]: every poll that
+/// answers (a frame, or the end), which happens only once the guest has opened the body
+/// stream and reads from it.
+pub(super) struct CountedBody<B> {
+    inner: B,
+    calls: Arc<HostCalls>,
+}
+
+impl<B> CountedBody<B> {
+    pub(super) fn new(inner: B, calls: Arc<HostCalls>) -> Self {
+        Self { inner, calls }
+    }
+}
+
+impl<B: Body + Unpin> Body for CountedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if polled.is_ready() {
+            self.calls.request_body_read();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }

@@ -1,7 +1,7 @@
 //! Running one request in a guest: an instance (reused or fresh), its deadline, and every way
 //! that can fail, each with its own answer.
 
-use super::costs::count_body_writes;
+use super::costs::{CountedBody, count_body_writes};
 use super::pool::{Instance, Running};
 use super::spin_request::{GuestRequest, present_like_spin, read_body};
 use super::{Shared, log_line};
@@ -172,11 +172,20 @@ impl Shared {
             (calls, sink)
         });
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let req = store
-            .data_mut()
-            .http()
-            .new_incoming_request(Scheme::Http, req)
-            .map_err(RequestError::from_guest)?;
+        let req = match &counting {
+            Some((calls, _)) => {
+                let calls = calls.clone();
+                store
+                    .data_mut()
+                    .http()
+                    .new_incoming_request(Scheme::Http, req.map(|b| CountedBody::new(b, calls)))
+            }
+            None => store
+                .data_mut()
+                .http()
+                .new_incoming_request(Scheme::Http, req),
+        }
+        .map_err(RequestError::from_guest)?;
         let out = store
             .data_mut()
             .http()
