@@ -1,6 +1,7 @@
 //! The `wasi:http/incoming-handler` export (spin-sdk's `#[http_component]`): reads the clock
-//! once, reads the request (headers, then the body up to the cap; none for a GET or HEAD), hands it to
-//! [`super::handle`] and writes the reply. Nothing here decides anything.
+//! once, reads the request (headers, then the body up to the cap; a GET's or HEAD's body is
+//! never opened), hands it to [`super::handle`] and writes the reply. Nothing here decides
+//! anything.
 
 use super::{MAX_BODY_BYTES, Reply, Request};
 use futures::StreamExt as _;

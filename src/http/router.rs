@@ -100,7 +100,8 @@ pub fn find_route(method: &str, path: &str) -> Result<(&'static Route, Vec<Strin
         .ok_or_else(not_found)?;
     // One pass over the table, keeping the most literal patterns seen so far: the first of
     // them for `method`, and the methods of the others for a 405's `Allow`. Every request
-    // goes through here, so it allocates nothing until it has an answer.
+    // goes through here, so besides the segment list it allocates only the answer (the
+    // winner's parameters, or the `Allow` list).
     let mut best: Option<usize> = None;
     let mut chosen: Option<&'static Route> = None;
     let mut allowed = Vec::new();
