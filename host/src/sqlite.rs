@@ -1190,27 +1190,32 @@ mod tests {
     }
 
     #[test]
-    fn replicas_opening_one_fresh_file_together_all_start() {
-        // Positive control, by hand: without the retry in `set_journal_mode` this failed three
-        // runs of three with "database is locked".
-        for _ in 0..40 {
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("sessions.db");
-            let start_line = std::sync::Barrier::new(8);
-            let opened: Vec<_> = std::thread::scope(|scope| {
-                let handles: Vec<_> = (0..8)
-                    .map(|_| {
-                        scope.spawn(|| {
-                            start_line.wait();
-                            Database::open(Location::File(path.clone())).map(drop)
-                        })
-                    })
-                    .collect();
-                handles.into_iter().map(|h| h.join().unwrap()).collect()
-            });
-            let failures: Vec<_> = opened.iter().filter_map(|r| r.as_ref().err()).collect();
-            assert!(failures.is_empty(), "{failures:?}");
-        }
+    fn a_new_file_another_replica_holds_write_locked_is_turned_to_wal_once_the_lock_goes() {
+        // SQLite refuses the switch to WAL at once, without the busy handler, while another
+        // connection holds the write lock of a file still in rollback-journal mode: a second
+        // replica starting on the same new database. Positive control, by hand: without the
+        // retry in `set_journal_mode` this failed at once with "database is locked".
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sessions.db");
+        let holder = rusqlite::Connection::open(&path).unwrap();
+        holder
+            .execute_batch("CREATE TABLE t (x); BEGIN IMMEDIATE")
+            .unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            holder.execute_batch("COMMIT").unwrap();
+        });
+        let started = std::time::Instant::now();
+        let database = Database::open(Location::File(path)).expect("opens once the lock goes");
+        let waited = started.elapsed();
+        release.join().unwrap();
+        assert!(waited >= Duration::from_millis(100), "{waited:?}");
+        let writer = database.acquire(Role::Writer).unwrap();
+        let mode: String = writer
+            .conn()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
     }
 
     #[test]

@@ -71,13 +71,37 @@ export function connect(location = databasePath()) {
   closeSync(openSync(location, "a", 0o600));
   const db = new Database(location);
   db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
-  const [[mode]] = db.prepare("PRAGMA journal_mode = WAL").raw(true).all();
+  const mode = enterWal(db);
   if (String(mode).toLowerCase() !== "wal") {
     db.close();
     throw new Error(`cannot put ${location} in WAL mode (journal_mode is ${mode})`);
   }
   db.exec("PRAGMA synchronous = NORMAL");
   return { db, shared: false };
+}
+
+/** Parks this thread for `ms` milliseconds (connect is synchronous, as jco calls it). */
+const pause = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/**
+ * Turns the file to WAL, waiting up to the busy timeout for other connections: SQLite answers
+ * SQLITE_BUSY at once, without the busy handler, while another connection holds a write lock
+ * on a file still in rollback-journal mode (two processes starting together on a new
+ * database), so this retries as the native host does (`set_journal_mode` in host/src/sqlite.rs).
+ * Returns the journal mode SQLite reports.
+ */
+function enterWal(db) {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  for (;;) {
+    try {
+      return db.prepare("PRAGMA journal_mode = WAL").raw(true).all()[0][0];
+    } catch (err) {
+      if (err?.code !== "SQLITE_BUSY" || Date.now() >= deadline) {
+        throw err;
+      }
+      pause(2);
+    }
+  }
 }
 
 function toSql(value) {

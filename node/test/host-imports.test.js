@@ -4,10 +4,11 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { statSync } from "node:fs";
+import { mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
 import { REQUEST_SETTINGS, VARIABLE_TO_ENV } from "../src/config.js";
 import { Connection as Postgres, POSTGRES_UNAVAILABLE } from "../src/postgres.js";
 import { BUSY_TIMEOUT_MS, Connection } from "../src/sqlite.js";
@@ -64,6 +65,31 @@ describe("spin:sqlite on libsql", () => {
     assert.equal(statSync(process.env.SESSION_DB_PATH).mode & 0o777, 0o600);
     assert.equal(statSync(join(temp.dir, "nested")).mode & 0o777, 0o700);
     conn[dispose]();
+  });
+
+  test("a new file another process holds write-locked is turned to WAL once the lock goes", async () => {
+    // SQLite refuses the switch to WAL at once, without waiting for the busy timeout, while
+    // another connection holds the write lock of a file still in rollback-journal mode.
+    // Positive control, by hand: without the retry in `enterWal` this failed with
+    // "database is locked" after 0 ms.
+    mkdirSync(join(temp.dir, "nested"), { recursive: true });
+    const held = new Int32Array(new SharedArrayBuffer(4));
+    const holder = new Worker(new URL("./hold-write-lock.js", import.meta.url), {
+      workerData: { path: process.env.SESSION_DB_PATH, held: held.buffer, ms: 300 },
+    });
+    const exited = new Promise((resolve, reject) => {
+      holder.on("exit", resolve);
+      holder.on("error", reject);
+    });
+    Atomics.wait(held, 0, 0, 10_000);
+    assert.equal(held[0], 1, "the worker holds the lock");
+    const started = Date.now();
+    const conn = Connection.open("default");
+    const waited = Date.now() - started;
+    assert.equal(conn.execute("PRAGMA journal_mode", []).rows[0].values[0].val, "wal");
+    assert.ok(waited >= 100, `waited for the lock to go (${waited} ms)`);
+    conn[dispose]();
+    await exited;
   });
 
   test("values cross as WIT variants, integers exact to 64 bits", () => {

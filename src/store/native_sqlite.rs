@@ -139,6 +139,31 @@ mod tests {
     }
 
     #[test]
+    fn a_new_file_another_connection_holds_write_locked_is_turned_to_wal_once_the_lock_goes() {
+        // As the native host's test of `set_journal_mode`; the positive control, by hand:
+        // without the retry in `enter_wal` this failed at once with "database is locked".
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sessions.db");
+        let holder = Connection::open(&path).unwrap();
+        holder
+            .execute_batch("CREATE TABLE t (x); BEGIN IMMEDIATE")
+            .unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            holder.execute_batch("COMMIT").unwrap();
+        });
+        let started = Instant::now();
+        let exec = NativeSqlite::open(&path).expect("opens once the lock goes");
+        let waited = started.elapsed();
+        release.join().unwrap();
+        assert!(waited >= Duration::from_millis(100), "{waited:?}");
+        assert_eq!(
+            exec.query("PRAGMA journal_mode", &[]).unwrap(),
+            [Row(vec![Value::Text("wal".into())])]
+        );
+    }
+
+    #[test]
     fn a_column_of_an_unexpected_type_is_a_shape_error() {
         let exec = NativeSqlite::in_memory().unwrap();
         assert_eq!(

@@ -1,0 +1,18 @@
+// A worker thread for host-imports.test.js: creates the file at `path` in SQLite's default
+// rollback-journal mode, takes its write lock (BEGIN IMMEDIATE), tells the parent through
+// `held`, and keeps the lock for `ms` milliseconds: what a second process starting on the same
+// new database at the same moment does.
+
+import Database from "libsql";
+import { workerData } from "node:worker_threads";
+
+const { path, held, ms } = workerData;
+const db = new Database(path);
+db.exec("CREATE TABLE IF NOT EXISTS t (x)");
+db.exec("BEGIN IMMEDIATE");
+const flag = new Int32Array(held);
+Atomics.store(flag, 0, 1);
+Atomics.notify(flag, 0);
+Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+db.exec("COMMIT");
+db.close();
