@@ -537,9 +537,9 @@ fn connect(
 }
 
 /// Sets the journal mode, waiting up to [`BUSY_TIMEOUT`] for other connections. SQLite answers
-/// `SQLITE_BUSY` at once, without calling the busy handler, when another connection opens
-/// the same fresh file and turns it to WAL at that moment (two replicas starting together on
-/// a new database), so this retries instead of failing the start.
+/// `SQLITE_BUSY` at once, without calling the busy handler, while another connection holds the
+/// write lock of a file still in rollback-journal mode (two replicas starting together on a new
+/// database, one of them already migrating), so this retries instead of failing the start.
 fn set_journal_mode(conn: &rusqlite::Connection, mode: &str) -> rusqlite::Result<()> {
     let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
     loop {

@@ -77,8 +77,9 @@ impl Executor for NativeSqlite {
 }
 
 /// Turns the file to WAL, waiting up to [`BUSY_TIMEOUT`] for other connections: SQLite answers
-/// `SQLITE_BUSY` at once, without calling the busy handler, when several connections open one
-/// fresh file together (the native host's `set_journal_mode` says the same).
+/// `SQLITE_BUSY` at once, without calling the busy handler, while another connection holds the
+/// write lock of a file still in rollback-journal mode, as when several connections open one
+/// new file together (the native host's `set_journal_mode` says the same).
 fn enter_wal(conn: &Connection) -> rusqlite::Result<()> {
     let deadline = Instant::now() + BUSY_TIMEOUT;
     loop {
