@@ -43,6 +43,7 @@ struct Calls {
     body_bytes: f64,
     stderr_writes: f64,
     request_body_reads: f64,
+    guest_fuel: f64,
 }
 
 /// The host-call lines `log` gained after byte `from`.
@@ -64,6 +65,8 @@ fn calls_since(log: &Path, from: usize) -> anyhow::Result<Vec<Calls>> {
             // Absent from builds before stderr writes were counted.
             stderr_writes: field(&line, "stderr_writes"),
             request_body_reads: field(&line, "request_body_reads"),
+            // Null when the runtime does not meter fuel (builds before it could).
+            guest_fuel: field(&line, "guest_fuel"),
         })
         .collect())
 }
@@ -113,6 +116,7 @@ async fn count(server: &Server, log: &Path) -> anyhow::Result<Vec<Calls>> {
             body_bytes: pick(|c| c.body_bytes),
             stderr_writes: pick(|c| c.stderr_writes),
             request_body_reads: pick(|c| c.request_body_reads),
+            guest_fuel: pick(|c| c.guest_fuel),
         });
     }
     Ok(per_route)
@@ -143,6 +147,7 @@ fn calls_cell(calls: &Calls) -> String {
         calls.body_writes,
         calls.stderr_writes,
         calls.request_body_reads,
+        calls.guest_fuel,
     ]
     .map(|n| {
         if n.is_nan() {
@@ -190,7 +195,7 @@ pub async fn run(
         None => None,
     };
     let mut table = Table::new(
-        "Host calls per request with a fresh instance (`serve --spin-costs`): variable reads / SQLite statements / SQLite opens / body writes / stderr writes / request body reads, median of 21",
+        "Host calls per request with a fresh instance (`serve --spin-costs`): variable reads / SQLite statements / SQLite opens / body writes / stderr writes / request body reads / guest fuel (Wasmtime fuel, about one unit per Wasm operator), median of 21",
         &["route", "before", "now", "body bytes now"],
     );
     for (r, route) in ROUTES.iter().enumerate() {

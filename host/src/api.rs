@@ -243,6 +243,10 @@ impl SessionHost {
         // No deadline for the typed API: trusted in-process callers. The deadline is relative
         // to the current epoch, which the runtime's ticker advances, so `u64::MAX` would overflow.
         store.set_epoch_deadline(u64::MAX / 2);
+        if self.runtime.meters_fuel() {
+            // As good as unlimited; `serve` sets a fresh budget before each request it counts.
+            let _ = store.set_fuel(u64::MAX);
+        }
         store
     }
 

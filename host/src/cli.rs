@@ -2,8 +2,8 @@
 //! readable output or `--json`.
 
 use crate::{
-    Allocation, CreateOptions, HostCallSink, HostConfig, HostError, Issued, Location, Runtime,
-    ServeOptions, Server, Session, SessionHost,
+    Allocation, CreateOptions, HostCallSink, HostConfig, HostError, Issued, Location, Metering,
+    Runtime, RuntimeOptions, ServeOptions, Server, Session, SessionHost,
 };
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
@@ -306,10 +306,18 @@ async fn serve(
         );
     }
     let settings = config.settings();
-    let allocation = limits.allocation();
+    // Counting host calls also meters the guest's work in fuel, a figure load cannot move.
+    let options = RuntimeOptions {
+        allocation: limits.allocation(),
+        metering: if limits.count_host_calls.is_some() {
+            Metering::Fuel
+        } else {
+            Metering::Off
+        },
+    };
     let runtime = match &component {
-        Some(path) => Runtime::from_file(path, allocation)?,
-        None => Runtime::new(allocation)?,
+        Some(path) => Runtime::from_file(path, options)?,
+        None => Runtime::new(options)?,
     };
     let host = SessionHost::open(&runtime, config).await?;
     // The component has checked its settings by now; this reads the one the timer needs.

@@ -32,7 +32,7 @@ pub use api::{
 pub use clock::Clock;
 pub use config::HostConfig;
 pub use postgres::Postgres;
-pub use runtime::{Allocation, Runtime};
+pub use runtime::{Allocation, Metering, Runtime, RuntimeOptions};
 pub use serve::{HostCallSink, RequestCosts, ServeError, ServeOptions, Server};
 pub use sqlite::Location;
 pub use state::HostCallCounts;

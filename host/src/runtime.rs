@@ -37,6 +37,33 @@ pub enum Allocation {
     Pooling { max_instances: u32 },
 }
 
+/// Whether instances count the guest's own work in Wasmtime fuel (about one unit per Wasm
+/// operator executed), for `serve --count-host-calls`: a figure of the guest's work that does
+/// not move with the machine's load, as timings on a shared VM do. Metering makes guest code
+/// slower, so it is for measuring only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Metering {
+    #[default]
+    Off,
+    Fuel,
+}
+
+/// How a [`Runtime`] is built; an [`Allocation`] alone means no metering.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RuntimeOptions {
+    pub allocation: Allocation,
+    pub metering: Metering,
+}
+
+impl From<Allocation> for RuntimeOptions {
+    fn from(allocation: Allocation) -> Self {
+        Self {
+            allocation,
+            metering: Metering::Off,
+        }
+    }
+}
+
 /// A compiled component, linked against WASI, wasi-http, `spin:sqlite` and variables.
 #[derive(Clone)]
 pub struct Runtime {
@@ -47,6 +74,7 @@ struct Inner {
     engine: Engine,
     component: Component,
     pre: InstancePre<HostState>,
+    metering: Metering,
     /// Started by the first server; stops when the last clone of the runtime is dropped.
     ticker: OnceLock<EpochTicker>,
 }
@@ -90,8 +118,8 @@ impl Runtime {
     /// # Errors
     ///
     /// When Wasmtime cannot compile or link the component (a build problem, not bad input).
-    pub fn new(allocation: Allocation) -> anyhow::Result<Self> {
-        Self::from_bytes(EMBEDDED_COMPONENT, allocation)
+    pub fn new(options: impl Into<RuntimeOptions>) -> anyhow::Result<Self> {
+        Self::from_bytes(EMBEDDED_COMPONENT, options)
     }
 
     /// Compiles a component from a file, e.g. a composed app.
@@ -99,10 +127,10 @@ impl Runtime {
     /// # Errors
     ///
     /// When the file cannot be read, or Wasmtime cannot compile or link it.
-    pub fn from_file(path: &Path, allocation: Allocation) -> anyhow::Result<Self> {
+    pub fn from_file(path: &Path, options: impl Into<RuntimeOptions>) -> anyhow::Result<Self> {
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        Self::from_bytes(&bytes, allocation)
+        Self::from_bytes(&bytes, options)
             .with_context(|| format!("cannot load the component {}", path.display()))
     }
 
@@ -111,10 +139,15 @@ impl Runtime {
     /// # Errors
     ///
     /// When Wasmtime cannot compile or link the component.
-    pub fn from_bytes(bytes: &[u8], allocation: Allocation) -> anyhow::Result<Self> {
+    pub fn from_bytes(bytes: &[u8], options: impl Into<RuntimeOptions>) -> anyhow::Result<Self> {
+        let RuntimeOptions {
+            allocation,
+            metering,
+        } = options.into();
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        config.consume_fuel(metering == Metering::Fuel);
         if let Allocation::Pooling { max_instances } = allocation {
             let mut pooling = PoolingAllocationConfig::default();
             pooling.total_component_instances(max_instances);
@@ -139,9 +172,15 @@ impl Runtime {
                 engine,
                 component,
                 pre,
+                metering,
                 ticker: OnceLock::new(),
             }),
         })
+    }
+
+    /// Whether this runtime's stores count fuel ([`Metering::Fuel`]).
+    pub fn meters_fuel(&self) -> bool {
+        self.inner.metering == Metering::Fuel
     }
 
     /// The Wasmtime engine (for epoch ticks and stores).

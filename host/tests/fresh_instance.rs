@@ -9,12 +9,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::in_process::Harness;
 use support::{ADMIN, get, request};
-use zoe_session_host::{HostCallSink, RequestCosts, ServeOptions};
+use zoe_session_host::{
+    Allocation, HostCallSink, Metering, RequestCosts, Runtime, RuntimeOptions, ServeOptions,
+};
 use zoe_test_support::serve_runtime;
 
 /// A server in Spin's cost mode with request logging on (spin.toml's default), and the costs
 /// of every request it has answered.
 fn counted() -> (Harness, Arc<Mutex<Vec<RequestCosts>>>) {
+    counted_on(serve_runtime())
+}
+
+/// As [`counted`], on `runtime`.
+fn counted_on(runtime: &Runtime) -> (Harness, Arc<Mutex<Vec<RequestCosts>>>) {
     let reports = Arc::new(Mutex::new(Vec::new()));
     let sink = {
         let reports = reports.clone();
@@ -25,7 +32,7 @@ fn counted() -> (Harness, Arc<Mutex<Vec<RequestCosts>>>) {
         count_host_calls: Some(sink),
         ..ServeOptions::default()
     };
-    let harness = Harness::start_configured(serve_runtime(), options, |config| {
+    let harness = Harness::start_configured(runtime, options, |config| {
         config.connection_per_open = true;
         config.variables.set("log_requests", "true");
     });
@@ -160,4 +167,35 @@ fn spin_cost_mode_keeps_the_database_in_rollback_journal_mode() {
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
     assert!(!std::path::Path::new(&wal).exists(), "no write-ahead log");
+}
+
+#[test]
+fn a_metered_runtime_reports_the_fuel_each_request_burns_and_it_holds_steady() {
+    let metered = Runtime::new(RuntimeOptions {
+        allocation: Allocation::Pooling { max_instances: 8 },
+        metering: Metering::Fuel,
+    })
+    .expect("component compiles");
+    let (harness, reports) = counted_on(&metered);
+    let token = harness.create_token("alice");
+    let fuel = |path: &str, headers: &[(&str, &str)]| {
+        let (response, costs) = costs_of(&reports, || get(harness.addr, path, headers).unwrap());
+        assert_eq!(response.status, 200, "{path}");
+        costs.guest_fuel.expect("a metered runtime reports fuel")
+    };
+    let health = [fuel("/health", &[]), fuel("/health", &[])];
+    // The same request on a fresh instance burns the same fuel, within a hair (the random
+    // request id and hash seeds may take another branch or two).
+    let spread = health[0].abs_diff(health[1]);
+    assert!(health[0] > 10_000 && spread * 100 < health[0], "{health:?}");
+    // The figure follows the guest's work: a validate does more than `/health`.
+    let validate = fuel("/sessions/validate", &[("x-session-id", &token)]);
+    assert!(
+        validate > health[0],
+        "validate {validate}, /health {health:?}"
+    );
+    // Control: a runtime that does not meter reports none.
+    let (plain, plain_reports) = counted();
+    let (_, costs) = costs_of(&plain_reports, || get(plain.addr, "/health", &[]).unwrap());
+    assert_eq!(costs.guest_fuel, None);
 }

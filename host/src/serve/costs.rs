@@ -5,7 +5,8 @@ use http::Response;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
@@ -17,6 +18,9 @@ pub struct RequestCosts {
     /// Data frames of the response body: one per guest write that reached the host.
     pub body_writes: u32,
     pub body_bytes: usize,
+    /// Wasmtime fuel the guest used (instantiation included, for a fresh instance), when the
+    /// runtime meters fuel ([`crate::Metering::Fuel`]); about one unit per Wasm operator.
+    pub guest_fuel: Option<u64>,
 }
 
 /// Receives a [`RequestCosts`] per request, when the response body is done with (sent, or
@@ -50,6 +54,7 @@ impl HostCallSink {
                     "request_body_reads": calls.request_body_reads,
                     "body_writes": costs.body_writes,
                     "body_bytes": costs.body_bytes,
+                    "guest_fuel": costs.guest_fuel,
                 }),
             );
         })
@@ -62,20 +67,15 @@ impl std::fmt::Debug for HostCallSink {
     }
 }
 
-/// Counts the writes (frames) and bytes of `response`'s body; when the body is done with,
-/// reports them with the guest's host calls to `sink`.
+/// Counts the writes (frames) and bytes of `response`'s body for `report`, which goes to its
+/// sink once the body is done with and the guest task has let go of it too.
 pub(super) fn count_body_writes(
     response: Response<HyperOutgoingBody>,
-    calls: Arc<HostCalls>,
-    sink: HostCallSink,
+    report: Arc<PendingReport>,
 ) -> Response<HyperOutgoingBody> {
-    let mut report = HostCallReport {
-        calls,
-        sink,
-        status: response.status().as_u16(),
-        body_writes: 0,
-        body_bytes: 0,
-    };
+    report
+        .status
+        .store(response.status().as_u16(), Ordering::Relaxed);
     response.map(|body| {
         body.map_frame(move |frame| {
             if let Some(data) = frame.data_ref() {
@@ -87,31 +87,78 @@ pub(super) fn count_body_writes(
     })
 }
 
-/// One request's host calls, reported when the response body is dropped (sent or abandoned).
-struct HostCallReport {
+/// One request's costs, reported when the last of its holders lets go: the response body
+/// (dropped once sent, or abandoned) and the guest task (which records the fuel the handler
+/// used, and may return after the body is gone). A request that never answered is not reported.
+pub(super) struct PendingReport {
     calls: Arc<HostCalls>,
     sink: HostCallSink,
-    status: u16,
-    body_writes: u32,
-    body_bytes: usize,
+    status: AtomicU16,
+    body_writes: AtomicU32,
+    body_bytes: AtomicUsize,
+    /// `NO_FUEL` until the guest task records it.
+    guest_fuel: AtomicU64,
+    /// The host calls, taken when the handler returned: a reused instance may be serving the
+    /// next request by the time the last holder lets go.
+    calls_when_done: Mutex<Option<HostCallCounts>>,
 }
 
-impl HostCallReport {
-    // A method, so that the closure owns the whole report (and its `Drop`), not copies of
-    // its counters.
-    fn wrote(&mut self, bytes: usize) {
-        self.body_writes += 1;
-        self.body_bytes += bytes;
+const NO_FUEL: u64 = u64::MAX;
+
+impl PendingReport {
+    pub(super) fn new(calls: Arc<HostCalls>, sink: HostCallSink) -> Self {
+        Self {
+            calls,
+            sink,
+            status: AtomicU16::new(0),
+            body_writes: AtomicU32::new(0),
+            body_bytes: AtomicUsize::new(0),
+            guest_fuel: AtomicU64::new(NO_FUEL),
+            calls_when_done: Mutex::new(None),
+        }
+    }
+
+    pub(super) fn calls(&self) -> &Arc<HostCalls> {
+        &self.calls
+    }
+
+    fn wrote(&self, bytes: usize) {
+        self.body_writes.fetch_add(1, Ordering::Relaxed);
+        self.body_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Records, as the handler returns and before its instance may serve another request,
+    /// the host calls it made and the fuel it used (when metered).
+    pub(super) fn guest_done(&self, fuel: Option<u64>) {
+        if let Some(fuel) = fuel {
+            self.guest_fuel.store(fuel, Ordering::Relaxed);
+        }
+        let calls = self.calls.take();
+        *self
+            .calls_when_done
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(calls);
     }
 }
 
-impl Drop for HostCallReport {
+impl Drop for PendingReport {
     fn drop(&mut self) {
+        let status = *self.status.get_mut();
+        if status == 0 {
+            return;
+        }
+        let fuel = *self.guest_fuel.get_mut();
+        let done = self
+            .calls_when_done
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         (self.sink.0)(RequestCosts {
-            status: self.status,
-            calls: self.calls.take(),
-            body_writes: self.body_writes,
-            body_bytes: self.body_bytes,
+            status,
+            calls: done.unwrap_or_else(|| self.calls.take()),
+            body_writes: *self.body_writes.get_mut(),
+            body_bytes: *self.body_bytes.get_mut(),
+            guest_fuel: (fuel != NO_FUEL).then_some(fuel),
         });
     }
 }

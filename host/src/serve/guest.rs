@@ -1,7 +1,7 @@
 //! Running one request in a guest: an instance (reused or fresh), its deadline, and every way
 //! that can fail, each with its own answer.
 
-use super::costs::{CountedBody, count_body_writes};
+use super::costs::{CountedBody, PendingReport, count_body_writes};
 use super::pool::{Instance, Running};
 use super::spin_request::{GuestRequest, present_like_spin, read_body};
 use super::{Shared, log_line};
@@ -11,6 +11,7 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
@@ -18,6 +19,10 @@ use wasmtime::{PoolConcurrencyLimitError, Trap};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+/// The fuel a counted request starts with: more than any request can burn, so the guest never
+/// runs out; what is left after the handler returns says what it used.
+const FUEL_BUDGET: u64 = u64::MAX / 2;
 
 /// Why a request got no answer from the guest. Each maps once, in [`RequestError::response`],
 /// to a status and a JSON body, so none of them can come out as a 500 by accident.
@@ -165,16 +170,18 @@ impl Shared {
             None => (self.host.store(), None),
         };
         store.set_epoch_deadline(self.deadline_ticks);
-        // A reused instance starts each request's count from zero.
+        // A reused instance starts each request's count from zero, and a fresh fuel budget
+        // when the runtime meters fuel (`set_fuel` fails when it does not).
         let counting = self.count_host_calls.clone().map(|sink| {
             let calls = store.data().calls.clone();
             calls.take();
-            (calls, sink)
+            Arc::new(PendingReport::new(calls, sink))
         });
+        let metered = counting.is_some() && store.set_fuel(FUEL_BUDGET).is_ok();
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = match &counting {
-            Some((calls, _)) => {
-                let calls = calls.clone();
+            Some(report) => {
+                let calls = report.calls().clone();
                 store
                     .data_mut()
                     .http()
@@ -196,9 +203,10 @@ impl Shared {
         // waiting in the host (e.g. on a response body the client does not read).
         let limit = self.request_timeout + Duration::from_secs(1);
         let running = Running::start(&instances);
+        let task_report = counting.clone();
         let task = tokio::spawn(async move {
             // Declared first, dropped last: the store goes before the permit and the count.
-            let (_permit, _running) = (permit, running);
+            let (_permit, _running, task_report) = (permit, running, task_report);
             let work = async {
                 let (proxy, served) = match reused {
                     Some(reused) => reused,
@@ -212,6 +220,11 @@ impl Shared {
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, req, out)
                     .await?;
+                if let Some(report) = &task_report {
+                    let fuel =
+                        metered.then(|| FUEL_BUDGET - store.get_fuel().unwrap_or(FUEL_BUDGET));
+                    report.guest_done(fuel);
+                }
                 instances.give_back(Instance {
                     store,
                     proxy,
@@ -227,7 +240,7 @@ impl Shared {
         });
         match receiver.await {
             Ok(Ok(response)) => Ok(match counting {
-                Some((calls, sink)) => count_body_writes(response, calls, sink),
+                Some(report) => count_body_writes(response, report),
                 None => response,
             }),
             Ok(Err(code)) => Err(RequestError::Guest(anyhow::anyhow!(
