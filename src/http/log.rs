@@ -170,12 +170,7 @@ pub fn redact_path(path: &str) -> String {
 
 /// Whether `text` is a literal segment of some route.
 fn is_route_word(text: &str) -> bool {
-    super::ROUTES.iter().any(|route| {
-        route
-            .pattern
-            .split('/')
-            .any(|part| !part.is_empty() && !part.starts_with('{') && part == text)
-    })
+    super::router::ROUTE_WORDS.contains(&text)
 }
 
 /// Where the `{user_id}` of a route matching the path's shape is, if any.

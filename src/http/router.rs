@@ -14,6 +14,11 @@ pub struct Route {
     /// Literal segments and `{name}` parameters, as in the OpenAPI document.
     pub pattern: &'static str,
     pub handler: Handler,
+    /// How many segments the pattern has, and how many of them are literal: worked out when
+    /// the table is compiled, so matching a request skips patterns of another length without
+    /// looking at them (every request is matched against the table, on a fresh instance).
+    pub segments: usize,
+    pub literals: usize,
 }
 
 /// Every endpoint of the API.
@@ -48,12 +53,51 @@ pub const ROUTES: &[Route] = &[
 ];
 
 const fn route(method: &'static str, pattern: &'static str, handler: Handler) -> Route {
+    let (segments, literals) = shape(pattern);
     Route {
         method,
         pattern,
         handler,
+        segments,
+        literals,
     }
 }
+
+/// The segments of `pattern` (`/a/{b}` has two) and how many of them are literal.
+const fn shape(pattern: &str) -> (usize, usize) {
+    let bytes = pattern.as_bytes();
+    let (mut segments, mut parameters, mut i) = (0, 0, 0);
+    while i < bytes.len() {
+        if bytes[i] == b'/' {
+            segments += 1;
+            if i + 1 < bytes.len() && bytes[i + 1] == b'{' {
+                parameters += 1;
+            }
+        }
+        i += 1;
+    }
+    (segments, segments - parameters)
+}
+
+/// Every literal segment of the route table, for logging paths (`redact_path`): a test holds
+/// it equal to the words of [`ROUTES`].
+pub const ROUTE_WORDS: &[&str] = &[
+    "sessions",
+    "create",
+    "validate",
+    "stats",
+    "users",
+    "cleanup",
+    "activity",
+    "extend",
+    "rotate",
+    "user",
+    "health",
+    "openapi.json",
+    "admin",
+    "console.js",
+    "console.css",
+];
 
 /// Whether `pattern` has the shape of `segments`: as many segments, the literal ones equal.
 /// Parameters never match an empty segment.
@@ -76,10 +120,6 @@ fn parameters(pattern: &str, segments: &[Cow<'_, str>]) -> Vec<String> {
         .filter(|(part, _)| part.starts_with('{'))
         .map(|(_, segment)| segment.clone().into_owned())
         .collect()
-}
-
-fn literal_segments(pattern: &str) -> usize {
-    pattern.split('/').filter(|p| !p.starts_with('{')).count()
 }
 
 /// Finds the route for `method` and `path`. Among patterns matching the path, the most
@@ -105,8 +145,11 @@ pub fn find_route(method: &str, path: &str) -> Result<(&'static Route, Vec<Strin
     let mut best: Option<usize> = None;
     let mut chosen: Option<&'static Route> = None;
     let mut allowed = Vec::new();
-    for route in ROUTES.iter().filter(|r| fits(r.pattern, &segments)) {
-        let literals = literal_segments(route.pattern);
+    let candidates = ROUTES
+        .iter()
+        .filter(|r| r.segments == segments.len() && fits(r.pattern, &segments));
+    for route in candidates {
+        let literals = route.literals;
         match best {
             Some(best) if literals < best => continue,
             Some(best) if literals == best => {}
@@ -126,5 +169,36 @@ pub fn find_route(method: &str, path: &str) -> Result<(&'static Route, Vec<Strin
         (Some(route), _) => Ok((route, parameters(route.pattern, &segments))),
         (None, Some(_)) => Err(ApiError::MethodNotAllowed(allowed)),
         (None, None) => Err(not_found()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn each_route_knows_its_shape() {
+        for route in ROUTES {
+            let parts: Vec<&str> = route.pattern.trim_start_matches('/').split('/').collect();
+            let literals = parts.iter().filter(|p| !p.starts_with('{')).count();
+            assert_eq!(
+                (route.segments, route.literals),
+                (parts.len(), literals),
+                "{}",
+                route.pattern
+            );
+        }
+    }
+
+    #[test]
+    fn the_route_words_are_the_literal_segments_of_the_table() {
+        let words: BTreeSet<&str> = ROUTES
+            .iter()
+            .flat_map(|r| r.pattern.split('/'))
+            .filter(|p| !p.is_empty() && !p.starts_with('{'))
+            .collect();
+        assert_eq!(words, ROUTE_WORDS.iter().copied().collect::<BTreeSet<_>>());
+        assert_eq!(words.len(), ROUTE_WORDS.len(), "no word twice");
     }
 }
