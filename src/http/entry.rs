@@ -27,11 +27,14 @@ async fn read(incoming: IncomingRequest) -> Request {
         .headers()
         .entries()
         .into_iter()
-        .map(|(name, value)| {
-            (
-                name.to_ascii_lowercase(),
-                String::from_utf8_lossy(&value).into_owned(),
-            )
+        .map(|(mut name, value)| {
+            // Both arrive owned and, from Spin and our host, already lowercase and UTF-8:
+            // kept in place rather than copied (header handling was a good part of a fresh
+            // `/health`'s guest work, BENCHMARKS.md).
+            name.make_ascii_lowercase();
+            let value = String::from_utf8(value)
+                .unwrap_or_else(|bad| String::from_utf8_lossy(bad.as_bytes()).into_owned());
+            (name, value)
         })
         .collect();
     let mut request = Request {

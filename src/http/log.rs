@@ -51,11 +51,12 @@ pub fn request(threshold: LogLevel, now: u64, line: &RequestLine<'_>) {
 /// own work (BENCHMARKS.md, issue 18). The keys are in byte order, as serde_json's map
 /// writes them.
 fn request_line(now: u64, line: &RequestLine<'_>) -> String {
+    /// `key` is one of the names below: plain ASCII, nothing to escape.
     fn push(text: &mut Vec<u8>, key: &str, value: &impl serde::Serialize) {
-        text.push(if text.is_empty() { b'{' } else { b',' });
+        text.extend_from_slice(if text.is_empty() { b"{\"" } else { b",\"" });
+        text.extend_from_slice(key.as_bytes());
+        text.extend_from_slice(b"\":");
         // Writing into a `Vec` fails only for a value that cannot be JSON, and these can.
-        let _ = serde_json::to_writer(&mut *text, key);
-        text.push(b':');
         let _ = serde_json::to_writer(&mut *text, value);
     }
     let mut text = Vec::with_capacity(256);

@@ -78,15 +78,19 @@ pub fn handle(req: &Request, now: u64, config: &Config, started: Instant) -> Rep
         reply.body.clear();
     }
     reply.set_header("x-request-id", request_id.as_str());
-    log::audit(
-        config,
-        now,
-        ctx.events.take(),
-        log::Origin {
-            client_addr: ctx.client_addr(),
-            request_id: Some(&request_id),
-        },
-    );
+    let events = ctx.events.take();
+    // Most requests record no event; the client's address is worked out only for one that does.
+    if !events.is_empty() {
+        log::audit(
+            config,
+            now,
+            events,
+            log::Origin {
+                client_addr: ctx.client_addr(),
+                request_id: Some(&request_id),
+            },
+        );
+    }
     // Responses may carry tokens; no cache may keep them.
     reply.set_header("cache-control", "no-store");
     if config.require_https() == Ok(&true) {

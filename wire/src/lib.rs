@@ -59,13 +59,33 @@ pub fn rfc3339(unix_ms: u64) -> String {
     let secs = unix_ms / 1000;
     let (year, month, day) = civil_from_days(secs / 86_400);
     let rem = secs % 86_400;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        unix_ms % 1000
-    )
+    let fields = [
+        (0, 4, year),
+        (5, 2, month),
+        (8, 2, day),
+        (11, 2, rem / 3600),
+        (14, 2, rem % 3600 / 60),
+        (17, 2, rem % 60),
+        (20, 3, unix_ms % 1000),
+    ];
+    if year > 9999 {
+        // Past any session's life; `format!` widens the year as RFC 3339 cannot.
+        return format!(
+            "{year}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+            fields[3].2, fields[4].2, fields[5].2, fields[6].2
+        );
+    }
+    // Digit by digit into a fixed template: every log line and every session in an answer
+    // carries timestamps, and `format!`'s padding machinery was a measurable share of a
+    // fresh request's guest work (BENCHMARKS.md, issue 18).
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    for (at, width, mut n) in fields {
+        for digit in text[at..at + width].iter_mut().rev() {
+            *digit = b'0' + u8::try_from(n % 10).unwrap_or(0);
+            n /= 10;
+        }
+    }
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 /// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm,
@@ -133,6 +153,22 @@ mod tests {
         assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
         assert_eq!(rfc3339(1_795_840_705_007), "2026-11-28T04:38:25.007Z");
         assert_eq!(rfc3339(4_102_444_799_999), "2099-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339(253_402_300_799_999), "9999-12-31T23:59:59.999Z");
+        assert_eq!(rfc3339(253_402_300_800_000), "10000-01-01T00:00:00.000Z");
+        // The digit writer agrees with the `format!` it replaced, across days and years.
+        for unix_ms in (0..200).map(|n: u64| n * 31_556_952_123 + n * n * 7_919) {
+            let secs = unix_ms / 1000;
+            let (year, month, day) = civil_from_days(secs / 86_400);
+            let rem = secs % 86_400;
+            let expected = format!(
+                "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+                rem / 3600,
+                rem % 3600 / 60,
+                rem % 60,
+                unix_ms % 1000
+            );
+            assert_eq!(rfc3339(unix_ms), expected, "{unix_ms}");
+        }
     }
 
     #[test]
