@@ -1,7 +1,7 @@
 // A worker thread for host-imports.test.js: creates the file at `path` in SQLite's default
 // rollback-journal mode, takes its write lock (BEGIN IMMEDIATE), tells the parent through
-// `held`, and keeps the lock for `ms` milliseconds: what a second process starting on the same
-// new database at the same moment does.
+// `held` (1), and keeps the lock for `ms` milliseconds, then marks `held` 2 and lets it go: what a
+// second process starting on the same new database at the same moment does.
 
 import Database from "libsql";
 import { workerData } from "node:worker_threads";
@@ -14,5 +14,6 @@ const flag = new Int32Array(held);
 Atomics.store(flag, 0, 1);
 Atomics.notify(flag, 0);
 Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+Atomics.store(flag, 0, 2);
 db.exec("COMMIT");
 db.close();

@@ -82,12 +82,11 @@ describe("spin:sqlite on libsql", () => {
       holder.on("error", reject);
     });
     Atomics.wait(held, 0, 0, 10_000);
-    assert.equal(held[0], 1, "the worker holds the lock");
-    const started = Date.now();
+    assert.ok(held[0] >= 1, "the worker took the lock");
     const conn = Connection.open("default");
-    const waited = Date.now() - started;
+    // No timing is asserted: the worker marks the release, which the open waited for.
+    assert.equal(Atomics.load(held, 0), 2, "opened only once the lock went");
     assert.equal(conn.execute("PRAGMA journal_mode", []).rows[0].values[0].val, "wal");
-    assert.ok(waited >= 100, `waited for the lock to go (${waited} ms)`);
     conn[dispose]();
     await exited;
   });
