@@ -1197,24 +1197,11 @@ mod tests {
         // retry in `set_journal_mode` this failed at once with "database is locked".
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sessions.db");
-        let holder = rusqlite::Connection::open(&path).unwrap();
-        holder
-            .execute_batch("CREATE TABLE t (x); BEGIN IMMEDIATE")
-            .unwrap();
-        // The lock goes 300 ms after the open has started; the flag says it went. No timing is
-        // asserted, so a slow machine cannot fail the test (at worst it opens after the release).
-        let released = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let release = {
-            let released = released.clone();
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(300));
-                released.store(true, std::sync::atomic::Ordering::SeqCst);
-                holder.execute_batch("COMMIT").unwrap();
-            })
-        };
+        // No timing is asserted, so a slow machine cannot fail the test (at worst it opens
+        // after the release).
+        let holder = zoe_test_support::WriteLockHolder::hold(&path, Duration::from_millis(300));
         let database = Database::open(Location::File(path)).expect("opens once the lock goes");
-        assert!(released.load(std::sync::atomic::Ordering::SeqCst));
-        release.join().unwrap();
+        assert!(holder.released());
         let writer = database.acquire(Role::Writer).unwrap();
         let mode: String = writer
             .conn()

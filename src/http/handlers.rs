@@ -231,20 +231,12 @@ const HEALTH: &str = concat!(
 
 /// `GET /health`: no database access, so it answers even when storage is down.
 pub fn health(_: &Ctx<'_>, _: &[String]) -> Result<Reply, ApiError> {
-    Ok(Reply {
-        status: 200,
-        headers: vec![("content-type".into(), "application/json".into())],
-        body: HEALTH.as_bytes().to_vec(),
-    })
+    Ok(Reply::ok_json_text(HEALTH))
 }
 
 /// `GET /openapi.json`.
 pub fn openapi(_: &Ctx<'_>, _: &[String]) -> Result<Reply, ApiError> {
-    Ok(Reply {
-        status: 200,
-        headers: vec![("content-type".into(), "application/json".into())],
-        body: OPENAPI.as_bytes().to_vec(),
-    })
+    Ok(Reply::ok_json_text(OPENAPI))
 }
 
 fn param(params: &[String]) -> Result<&str, ApiError> {

@@ -73,6 +73,16 @@ impl Reply {
         Self::json(200, value)
     }
 
+    /// 200 with a JSON document that is already text (the OpenAPI document, `/health`'s
+    /// constant body).
+    pub fn ok_json_text(text: &str) -> Self {
+        Self {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: text.as_bytes().to_vec(),
+        }
+    }
+
     /// Adds a header.
     pub fn set_header(&mut self, name: &str, value: impl Into<String>) {
         self.headers.push((name.to_owned(), value.into()));

@@ -145,23 +145,9 @@ mod tests {
         // without the retry in `enter_wal` this failed at once with "database is locked".
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sessions.db");
-        let holder = Connection::open(&path).unwrap();
-        holder
-            .execute_batch("CREATE TABLE t (x); BEGIN IMMEDIATE")
-            .unwrap();
-        // As there, no timing is asserted: the flag says the lock went before the open returned.
-        let released = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let release = {
-            let released = released.clone();
-            std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(300));
-                released.store(true, std::sync::atomic::Ordering::SeqCst);
-                holder.execute_batch("COMMIT").unwrap();
-            })
-        };
+        let holder = zoe_test_support::WriteLockHolder::hold(&path, Duration::from_millis(300));
         let exec = NativeSqlite::open(&path).expect("opens once the lock goes");
-        assert!(released.load(std::sync::atomic::Ordering::SeqCst));
-        release.join().unwrap();
+        assert!(holder.released());
         assert_eq!(
             exec.query("PRAGMA journal_mode", &[]).unwrap(),
             [Row(vec![Value::Text("wal".into())])]

@@ -150,3 +150,51 @@ mod tests {
         assert!(!without.contains("server log"), "{without}");
     }
 }
+
+/// Another connection holding the write lock of a new SQLite file, as a second replica starting
+/// on the same database at the same moment does: it creates the file in rollback-journal mode,
+/// takes the lock (`BEGIN IMMEDIATE`) and lets it go after `hold`. [`WriteLockHolder::released`]
+/// says whether it has, so that a test can check an open waited for it without timing anything.
+#[derive(Debug)]
+pub struct WriteLockHolder {
+    released: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WriteLockHolder {
+    /// Takes the lock on `path` now and lets it go after `hold`, on a thread of its own.
+    ///
+    /// # Panics
+    ///
+    /// When SQLite cannot create the file or take the lock.
+    pub fn hold(path: &Path, hold: std::time::Duration) -> Self {
+        let holder = rusqlite::Connection::open(path).expect("open the file to lock");
+        holder
+            .execute_batch("CREATE TABLE t (x); BEGIN IMMEDIATE")
+            .expect("take the write lock");
+        let released = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = released.clone();
+        let thread = std::thread::spawn(move || {
+            std::thread::sleep(hold);
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            holder.execute_batch("COMMIT").expect("let the lock go");
+        });
+        Self {
+            released,
+            thread: Some(thread),
+        }
+    }
+
+    /// Whether the lock has been let go.
+    pub fn released(&self) -> bool {
+        self.released.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for WriteLockHolder {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
