@@ -317,6 +317,9 @@ async fn accept_loop(
                         continue;
                     }
                 };
+                // A response goes out as soon as it is written, as the native baseline's
+                // does; should the option be refused, the connection is still served.
+                let _ = stream.set_nodelay(true);
                 let Ok(slot) = shared.connections.clone().try_acquire_owned() else {
                     tokio::spawn(refuse_connection(stream));
                     continue;

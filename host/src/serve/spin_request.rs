@@ -4,7 +4,7 @@
 use super::guest::RequestError;
 use bytes::Bytes;
 use http::header::HOST;
-use http::{HeaderValue, Request};
+use http::{HeaderName, HeaderValue, Request};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body as _;
 use hyper::body::Incoming;
@@ -52,14 +52,23 @@ pub(super) fn present_like_spin<B>(
         .parse()
         .map_err(|_| "invalid Host header or request target")?;
     let path = parts.uri.path().to_owned();
+    // Names made once, at compile time: parsing them again on every request was 2.6% of a
+    // trivial component's request under `serve` (BENCHMARKS.md, fifth session).
+    const FULL_URL: HeaderName = HeaderName::from_static("spin-full-url");
+    const PATH_INFO: HeaderName = HeaderName::from_static("spin-path-info");
+    const MATCHED_ROUTE: HeaderName = HeaderName::from_static("spin-matched-route");
+    const RAW_COMPONENT_ROUTE: HeaderName = HeaderName::from_static("spin-raw-component-route");
+    const COMPONENT_ROUTE: HeaderName = HeaderName::from_static("spin-component-route");
+    const BASE_PATH: HeaderName = HeaderName::from_static("spin-base-path");
+    const CLIENT_ADDR: HeaderName = HeaderName::from_static("spin-client-addr");
     let headers = [
-        ("spin-full-url", full_url.as_str()),
-        ("spin-path-info", path.as_str()),
-        ("spin-matched-route", "/..."),
-        ("spin-raw-component-route", "/..."),
-        ("spin-component-route", ""),
-        ("spin-base-path", "/"),
-        ("spin-client-addr", &peer.to_string()),
+        (FULL_URL, full_url.as_str()),
+        (PATH_INFO, path.as_str()),
+        (MATCHED_ROUTE, "/..."),
+        (RAW_COMPONENT_ROUTE, "/..."),
+        (COMPONENT_ROUTE, ""),
+        (BASE_PATH, "/"),
+        (CLIENT_ADDR, &peer.to_string()),
     ];
     for (name, value) in headers {
         let value = HeaderValue::from_str(value).map_err(|_| "invalid request target")?;
