@@ -79,6 +79,30 @@ struct Inner {
     ticker: OnceLock<EpochTicker>,
 }
 
+/// A byte count for the pooling allocator from the environment variable `name`, which Spin
+/// reads too, else `default`.
+fn keep_resident(name: &str, default: usize) -> anyhow::Result<usize> {
+    bytes_setting(name, std::env::var(name), default)
+}
+
+/// `value`, the lookup of the variable `name`, as a byte count; `default` when it is unset.
+fn bytes_setting(
+    name: &str,
+    value: Result<String, std::env::VarError>,
+    default: usize,
+) -> anyhow::Result<usize> {
+    match value {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .with_context(|| format!("{name} must be a number of bytes, not {text:?}")),
+        Err(std::env::VarError::NotPresent) => Ok(default),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            anyhow::bail!("{name} must be a number of bytes")
+        }
+    }
+}
+
 /// Advances an engine's epoch every [`EPOCH_TICK`] until dropped. A plain thread, so a guest
 /// hogging a runtime worker cannot stop the clock that interrupts it.
 struct EpochTicker {
@@ -155,6 +179,18 @@ impl Runtime {
             pooling.total_memories(max_instances * 4);
             pooling.total_tables(max_instances * 4);
             pooling.max_memory_size(64 << 20);
+            // As spin-core sets them, from the same variables with the same defaults: a slot
+            // given back keeps up to this much of its linear memory and table resident, reset
+            // in place instead of unmapped, so the next instance in it does not fault those
+            // pages in again.
+            pooling.linear_memory_keep_resident(keep_resident(
+                "SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT",
+                2 << 20,
+            )?);
+            pooling.table_keep_resident(keep_resident(
+                "SPIN_WASMTIME_TABLE_KEEP_RESIDENT",
+                512 << 10,
+            )?);
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
         }
         let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
@@ -259,6 +295,18 @@ mod tests {
         while flag.upgrade().is_some() {
             assert!(Instant::now() < deadline, "the ticker thread did not stop");
             std::thread::sleep(EPOCH_TICK);
+        }
+    }
+
+    #[test]
+    fn keep_resident_settings_default_parse_and_refuse_non_numbers() {
+        use std::env::VarError;
+        assert_eq!(bytes_setting("X", Err(VarError::NotPresent), 7).unwrap(), 7);
+        assert_eq!(bytes_setting("X", Ok(" 4096 ".into()), 7).unwrap(), 4096);
+        assert_eq!(bytes_setting("X", Ok("0".into()), 7).unwrap(), 0);
+        for bad in ["", "2MiB", "-1"] {
+            let err = bytes_setting("SPIN_X", Ok(bad.into()), 7).unwrap_err();
+            assert!(format!("{err:#}").contains("SPIN_X must be a number of bytes"));
         }
     }
 }

@@ -156,10 +156,16 @@ impl Shared {
     }
 
     /// Runs `req` on an idle instance or a fresh one and waits for the response head. The
-    /// guest runs in its own task so it may keep streaming the body after the head is sent;
-    /// that task owns the store and `permit`, and drops both when the handler returns or at
+    /// guest future owns the store and `permit`, and drops both when the handler returns or at
     /// the deadline, whichever comes first. Only a handler that returned normally gives its
     /// instance back for another request.
+    ///
+    /// The guest runs in the connection's own task until its response head is set. Most
+    /// handlers finish there, their short body already in the body's channel, so no second
+    /// task is spawned and none has to be woken (BENCHMARKS.md: the spawn and its wake-ups
+    /// were a fifth of the host's cost per request). A guest still running once its head is
+    /// set — streaming a body larger than the channel holds, say — moves to a task of its
+    /// own, so the head goes out while it writes.
     async fn run_guest(
         &self,
         req: GuestRequest,
@@ -204,7 +210,7 @@ impl Shared {
         let limit = self.request_timeout + Duration::from_secs(1);
         let running = Running::start(&instances);
         let task_report = counting.clone();
-        let task = tokio::spawn(async move {
+        let mut guest = Box::pin(async move {
             // Declared first, dropped last: the store goes before the permit and the count.
             let (_permit, _running, task_report) = (permit, running, task_report);
             let work = async {
@@ -238,7 +244,33 @@ impl Shared {
                 Err(_) => Err(RequestError::Overran),
             }
         });
-        match receiver.await {
+        let mut receiver = receiver;
+        let head = tokio::select! {
+            // The guest first: when both are ready it has finished, and runs no further.
+            biased;
+            // The handler has ended. A head it set goes out as Spin sends it, even when the
+            // guest trapped after setting it (the body then ends early); with no head, how
+            // the guest ended says why.
+            ended = &mut guest => match receiver.try_recv() {
+                Ok(head) => Ok(head),
+                Err(_) => {
+                    ended?;
+                    Err(())
+                }
+            },
+            head = &mut receiver => match head {
+                Ok(head) => {
+                    tokio::spawn(guest);
+                    Ok(head)
+                }
+                // The guest dropped its response unset and runs on: how it ends says why.
+                Err(_) => {
+                    guest.await?;
+                    Err(())
+                }
+            },
+        };
+        match head {
             Ok(Ok(response)) => Ok(match counting {
                 Some(report) => count_body_writes(response, report),
                 None => response,
@@ -246,14 +278,9 @@ impl Shared {
             Ok(Err(code)) => Err(RequestError::Guest(anyhow::anyhow!(
                 "the guest answered with error code {code:?}"
             ))),
-            // The store, and the sender in it, is gone: the task has ended or is ending.
-            Err(_) => match task.await {
-                Ok(Ok(())) => Err(RequestError::Guest(anyhow::anyhow!(
-                    "the guest never set a response"
-                ))),
-                Ok(Err(err)) => Err(err),
-                Err(err) => Err(RequestError::Guest(anyhow::Error::from(err))),
-            },
+            Err(()) => Err(RequestError::Guest(anyhow::anyhow!(
+                "the guest never set a response"
+            ))),
         }
     }
 }
