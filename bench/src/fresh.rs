@@ -4,22 +4,65 @@
 //!
 //! Two tables, from one run: host calls per request per route (zoe-session now, and a
 //! baseline build if `--baseline-component PATH` names one, e.g. the previous release), and
-//! requests per second at one connection for the same routes beside a trivial spin-sdk
-//! component (`bench/trivial`, built by bench/build.rs) under the same host mode — the ratios
-//! validate / `/health` and `/health` / trivial are the issue's targets.
+//! requests per second and the server's CPU per request at one connection for the same routes
+//! beside a trivial spin-sdk component (`bench/trivial`, built by bench/build.rs) under the same
+//! host mode, in interleaved rounds — the ratios validate / `/health` and `/health` / trivial
+//! are the issue's targets.
 //!
 //! Servers run with the component's default settings (request logging on, as spin.toml
 //! ships), their stderr going to a file in the bench's directory.
 
 use crate::client::{Conn, Load, load, request};
 use crate::http::{Server, create_request, spawn_serve_logged, wait_ready};
-use crate::stats::{Table, median, ratio, us};
+use crate::stats::{Table, median, process_cpu, ratio, us};
 use anyhow::Context as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Requests per route whose host calls are counted (the table shows the median).
 const COUNTED: usize = 21;
+
+/// Interleaved rounds of the throughput cells.
+const RATE_ROUNDS: usize = 3;
+
+/// One throughput cell: requests per second, the median latency, and the server's CPU per
+/// request (NaN where `/proc` cannot say).
+#[derive(Debug, Clone, Copy)]
+struct Rate {
+    per_second: f64,
+    p50_us: f64,
+    cpu_us: f64,
+}
+
+impl Rate {
+    fn of(load: &Load, cpu: Option<Duration>) -> Self {
+        let answered = load.latencies.len().max(1) as f64;
+        Self {
+            per_second: load.per_second(),
+            p50_us: load.latencies.quantile_us(0.5),
+            cpu_us: cpu.map_or(f64::NAN, |cpu| cpu.as_secs_f64() * 1e6 / answered),
+        }
+    }
+
+    /// Each figure's median over the rounds.
+    fn median(rounds: &[Self]) -> Self {
+        let of = |figure: fn(&Self) -> f64| median(rounds.iter().map(figure).collect());
+        Self {
+            per_second: of(|r| r.per_second),
+            p50_us: of(|r| r.p50_us),
+            cpu_us: of(|r| r.cpu_us),
+        }
+    }
+
+    fn cell(&self) -> String {
+        format!(
+            "{:.0} ({}), {} µs",
+            self.per_second,
+            us(self.p50_us),
+            us(self.cpu_us)
+        )
+    }
+}
 
 /// The routes measured, and how to ask for each.
 const ROUTES: &[&str] = &["/health", "validate", "/openapi.json", "404", "create"];
@@ -240,12 +283,16 @@ pub async fn run(
     }
     let duration = Duration::from_secs_f64(seconds);
     let run = |server: &Server, route: &'static str, token: String| {
-        let addr = server.addr;
+        let (addr, pid) = (server.addr, server.child.id());
         async move {
+            let cpu_before = process_cpu(pid);
             let result: Load = load(addr, 1, duration, move |c, n| {
                 route_request(route, &token, c * 1_000_000 + n)
             })
             .await?;
+            let cpu = process_cpu(pid)
+                .zip(cpu_before)
+                .map(|(after, before)| after - before);
             // Every answer of the 404 route is a 404; of the others, a 2xx.
             let expected = if route == "404" {
                 result.latencies.len() as u64
@@ -258,7 +305,7 @@ pub async fn run(
                 result.errors,
                 result.latencies.len()
             );
-            anyhow::Ok(result)
+            anyhow::Ok(Rate::of(&result, cpu))
         }
     };
     let now_token = token(&now).await?;
@@ -266,66 +313,76 @@ pub async fn run(
         Some(server) => Some(token(server).await?),
         None => None,
     };
+    // Rounds of interleaved cells, so that a slow spell of this shared machine falls on every
+    // server alike; each figure is the median over the rounds.
+    let rated: Vec<&str> = ROUTES.iter().copied().filter(|r| *r != "create").collect();
+    let mut trivial_rates: [Vec<Rate>; 2] = Default::default();
+    let mut now_rates = vec![Vec::new(); rated.len()];
+    let mut before_rates = vec![Vec::new(); rated.len()];
+    for _ in 0..RATE_ROUNDS {
+        trivial_rates[0].push(run(&floor, "/health", String::new()).await?);
+        // The floor of a validate: one open and one point lookup of the same session.
+        trivial_rates[1].push(run(&floor, "validate", now_token.clone()).await?);
+        for (r, route) in rated.iter().copied().enumerate() {
+            if let (Some(server), Some(token)) = (&before, &before_token) {
+                before_rates[r].push(run(server, route, token.clone()).await?);
+            }
+            now_rates[r].push(run(&now, route, now_token.clone()).await?);
+        }
+    }
+    let [trivial_health, trivial_validate] = trivial_rates.map(|rates| Rate::median(&rates));
+    let now_rates: Vec<Rate> = now_rates.iter().map(|r| Rate::median(r)).collect();
+    let before_rates: Vec<Rate> = match &before {
+        Some(_) => before_rates.iter().map(|r| Rate::median(r)).collect(),
+        None => Vec::new(),
+    };
     let mut rates = Table::new(
         &format!(
-            "A fresh instance per request (`serve --spin-costs`), one connection, {seconds} s per cell: req/s (p50 µs)"
+            "A fresh instance per request (`serve --spin-costs`), one connection, {RATE_ROUNDS} interleaved rounds of {seconds} s per cell: req/s (p50 µs), server CPU µs per request; medians over the rounds"
         ),
         &["route", "trivial component", "before", "now"],
     );
-    let mut now_rate = std::collections::HashMap::new();
-    let mut before_rate = std::collections::HashMap::new();
-    let trivial_rate = run(&floor, "/health", String::new()).await?;
-    // The floor of a validate: one open and one point lookup of the same session.
-    let trivial_validate = run(&floor, "validate", now_token.clone()).await?;
-    for route in ROUTES.iter().copied().filter(|r| *r != "create") {
-        let current = run(&now, route, now_token.clone()).await?;
-        let earlier = match (&before, &before_token) {
-            (Some(server), Some(token)) => Some(run(server, route, token.clone()).await?),
-            _ => None,
-        };
-        let cell = |load: &Load| {
-            format!(
-                "{:.0} ({})",
-                load.per_second(),
-                us(load.latencies.quantile_us(0.5))
-            )
-        };
+    for (r, route) in rated.iter().copied().enumerate() {
         rates.row(vec![
             route.to_owned(),
             match route {
-                "/health" => cell(&trivial_rate),
-                "validate" => cell(&trivial_validate),
+                "/health" => trivial_health.cell(),
+                "validate" => trivial_validate.cell(),
                 _ => "–".to_owned(),
             },
-            earlier.as_ref().map_or("–".to_owned(), cell),
-            cell(&current),
+            before_rates.get(r).map_or("–".to_owned(), Rate::cell),
+            now_rates[r].cell(),
         ]);
-        now_rate.insert(route, current.per_second());
-        if let Some(earlier) = earlier {
-            before_rate.insert(route, earlier.per_second());
-        }
     }
     rates.print();
-    let ratios = |rates: &std::collections::HashMap<&str, f64>| {
-        (
-            ratio(rates["validate"], rates["/health"]),
-            ratio(rates["/health"], trivial_rate.per_second()),
+    let position = |route: &str| rated.iter().position(|r| *r == route).expect("rated");
+    let (health, validate) = (position("/health"), position("validate"));
+    // Each ratio twice: of throughput, and of CPU per request (the inverse, so that both read
+    // "at least 0.8x"); the CPU figure moves less with the machine's load.
+    let both = |a: &Rate, b: &Rate| {
+        format!(
+            "{} (CPU {})",
+            ratio(a.per_second, b.per_second),
+            ratio(b.cpu_us, a.cpu_us)
         )
     };
-    let (validate_now, health_now) = ratios(&now_rate);
     println!(
-        "\nTargets (issue 18): validate / /health ≥ 0.8x: now {validate_now}; \
-         /health / trivial ≥ 0.8x: now {health_now}"
+        "\nTargets (issue 18): validate / /health ≥ 0.8x: now {}; /health / trivial ≥ 0.8x: now {}",
+        both(&now_rates[validate], &now_rates[health]),
+        both(&now_rates[health], &trivial_health)
     );
     println!(
         "The floor of the first: the trivial component's validate (one open, one SELECT) / its \
          /health: {}; zoe-session's validate / the trivial validate: {}",
-        ratio(trivial_validate.per_second(), trivial_rate.per_second()),
-        ratio(now_rate["validate"], trivial_validate.per_second())
+        both(&trivial_validate, &trivial_health),
+        both(&now_rates[validate], &trivial_validate)
     );
-    if !before_rate.is_empty() {
-        let (validate_before, health_before) = ratios(&before_rate);
-        println!("Before: validate / /health {validate_before}; /health / trivial {health_before}");
+    if !before_rates.is_empty() {
+        println!(
+            "Before: validate / /health {}; /health / trivial {}",
+            both(&before_rates[validate], &before_rates[health]),
+            both(&before_rates[health], &trivial_health)
+        );
     }
     Ok(())
 }

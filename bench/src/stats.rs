@@ -54,6 +54,35 @@ pub fn proc_kib(pid: &str, field: &str) -> Option<u64> {
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// The CPU time a process has used so far (user and system, all its threads, the exited ones
+/// included), from `/proc/<pid>/stat`; `None` where unavailable.
+pub fn process_cpu(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name, in parentheses, may hold spaces: the fields counted start after it.
+    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+    // Fields 14 and 15 of the line (utime, stime) are the 12th and 13th after the name.
+    let user: u64 = fields.nth(11)?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_secs_f64(
+        (user + system) as f64 / clock_ticks_per_second(),
+    ))
+}
+
+/// The kernel's clock ticks per second (`getconf CLK_TCK`), which `/proc` counts CPU time in;
+/// 100 where `getconf` cannot say, the value on every Linux this runs on.
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8(out.stdout).ok()?.trim().parse().ok())
+            .filter(|ticks: &f64| *ticks > 0.0)
+            .unwrap_or(100.0)
+    })
+}
+
 /// A text table printed with aligned columns, first column left-aligned.
 #[derive(Debug)]
 pub struct Table {
@@ -137,5 +166,24 @@ pub fn ratio(a: f64, b: f64) -> String {
         "–".to_owned()
     } else {
         format!("{:.2}x", a / b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::process_cpu;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn process_cpu_grows_while_this_process_works() {
+        let before = process_cpu(std::process::id()).expect("readable on Linux");
+        let start = Instant::now();
+        let mut spin = 0u64;
+        while start.elapsed() < Duration::from_millis(300) {
+            spin = std::hint::black_box(spin.wrapping_add(1));
+        }
+        let used = process_cpu(std::process::id()).unwrap() - before;
+        assert!(used >= Duration::from_millis(100), "counted only {used:?}");
+        assert!(process_cpu(u32::MAX).is_none(), "no such process");
     }
 }
