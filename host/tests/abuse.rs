@@ -13,7 +13,7 @@ mod support;
 
 use serde_json::json;
 use std::io::{ErrorKind, Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -496,4 +496,44 @@ fn start_create(addr: SocketAddr, rest: &str) -> TcpStream {
 fn assert_valid(addr: SocketAddr, token: &str) {
     let response = get(addr, "/sessions/validate", &[("x-session-id", token)]).unwrap();
     assert_eq!(response.status, 200, "{:?}", response.json());
+}
+
+#[test]
+fn a_request_whose_client_hangs_up_still_runs_to_its_end() {
+    // A handler stopped half-way could have committed a change and not yet logged its audit
+    // event; Spin runs every handler to its end, and so must `serve`.
+    let harness = Harness::start(ServeOptions::default());
+    let lock = rusqlite::Connection::open(harness.database_path()).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let body = r#"{"user_id":"hung-up"}"#;
+    let stream = start_create(
+        harness.addr,
+        &format!("content-length: {}\r\n\r\n{body}", body.len()),
+    );
+    // The guest now waits in its SQLite call for the write lock this test holds.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while harness.server().guests_running() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the create never reached its guest"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    stream.shutdown(Shutdown::Both).unwrap();
+    drop(stream);
+    // Long enough for the server to see the connection close while the guest still waits.
+    std::thread::sleep(Duration::from_millis(300));
+    lock.execute_batch("ROLLBACK").unwrap();
+    while harness.server().guests_running() > 0 {
+        assert!(Instant::now() < deadline, "the guest did not finish");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let listed = get(harness.addr, "/sessions/user/hung-up/sessions", &[ADMIN]).unwrap();
+    assert_eq!(listed.status, 200, "{:?}", listed.json());
+    assert_eq!(
+        listed.json()["count"],
+        1,
+        "the create whose client hung up was abandoned: {:?}",
+        listed.json()
+    );
 }

@@ -10,9 +10,12 @@ use http::header::{CONNECTION, CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::{PoolConcurrencyLimitError, Trap};
@@ -165,7 +168,8 @@ impl Shared {
     /// task is spawned and none has to be woken (BENCHMARKS.md: the spawn and its wake-ups
     /// were a fifth of the host's cost per request). A guest still running once its head is
     /// set — streaming a body larger than the channel holds, say — moves to a task of its
-    /// own, so the head goes out while it writes.
+    /// own, so the head goes out while it writes. Either way it runs to its end, even when the
+    /// client hangs up first ([`RunToEnd`]).
     async fn run_guest(
         &self,
         req: GuestRequest,
@@ -210,7 +214,7 @@ impl Shared {
         let limit = self.request_timeout + Duration::from_secs(1);
         let running = Running::start(&instances);
         let task_report = counting.clone();
-        let mut guest = Box::pin(async move {
+        let mut guest = RunToEnd::new(async move {
             // Declared first, dropped last: the store goes before the permit and the count.
             let (_permit, _running, task_report) = (permit, running, task_report);
             let work = async {
@@ -281,6 +285,49 @@ impl Shared {
             Err(()) => Err(RequestError::Guest(anyhow::anyhow!(
                 "the guest never set a response"
             ))),
+        }
+    }
+}
+
+/// A guest's run, carried on to its end in a task of its own when whoever awaits it stops
+/// first: hyper drops a request's future when its client hangs up, and a handler stopped
+/// half-way could have committed a change and not yet logged its audit event. Spin, too, runs
+/// every handler to its end.
+struct RunToEnd<F: Future + Send + 'static>(Option<Pin<Box<F>>>)
+where
+    F::Output: Send + 'static;
+
+impl<F: Future + Send + 'static> RunToEnd<F>
+where
+    F::Output: Send + 'static,
+{
+    fn new(run: F) -> Self {
+        Self(Some(Box::pin(run)))
+    }
+}
+
+impl<F: Future + Send + 'static> Future for RunToEnd<F>
+where
+    F::Output: Send + 'static,
+{
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let run = self.0.as_mut().expect("a finished run is not polled again");
+        let output = std::task::ready!(run.as_mut().poll(cx));
+        self.0 = None;
+        Poll::Ready(output)
+    }
+}
+
+impl<F: Future + Send + 'static> Drop for RunToEnd<F>
+where
+    F::Output: Send + 'static,
+{
+    fn drop(&mut self) {
+        // Outside a runtime (its shutdown) there is nothing left to finish the run on.
+        if let (Some(run), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(run);
         }
     }
 }
