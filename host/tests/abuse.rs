@@ -511,23 +511,13 @@ fn a_request_whose_client_hangs_up_still_runs_to_its_end() {
         &format!("content-length: {}\r\n\r\n{body}", body.len()),
     );
     // The guest now waits in its SQLite call for the write lock this test holds.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while harness.server().guests_running() == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the create never reached its guest"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    harness.wait_for_guests(|running| running > 0, "the create never reached its guest");
     stream.shutdown(Shutdown::Both).unwrap();
     drop(stream);
     // Long enough for the server to see the connection close while the guest still waits.
     std::thread::sleep(Duration::from_millis(300));
     lock.execute_batch("ROLLBACK").unwrap();
-    while harness.server().guests_running() > 0 {
-        assert!(Instant::now() < deadline, "the guest did not finish");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    harness.wait_for_guests(|running| running == 0, "the guest did not finish");
     let listed = get(harness.addr, "/sessions/user/hung-up/sessions", &[ADMIN]).unwrap();
     assert_eq!(listed.status, 200, "{:?}", listed.json());
     assert_eq!(

@@ -6,7 +6,6 @@
 mod support;
 
 use serde_json::json;
-use std::time::{Duration, Instant};
 use support::in_process::Harness;
 use support::{ADMIN, get, request};
 use zoe_session_host::{Allocation, Runtime, ServeOptions};
@@ -21,14 +20,7 @@ fn health_ok(harness: &Harness) {
 }
 
 fn settle(harness: &Harness) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while harness.server().guests_running() > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "a guest is still running after 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    harness.wait_for_guests(|running| running == 0, "a guest is still running");
 }
 
 #[test]

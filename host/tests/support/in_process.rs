@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use zoe_session_host::{HostConfig, Runtime, ServeOptions, Server, SessionHost, Sessions};
 use zoe_test_support::{DATABASE_FILE, file_config, serve_runtime};
 
@@ -141,6 +141,16 @@ impl Harness {
         self.rt
             .block_on(self.host.sessions())
             .expect("an instance while a slot is free")
+    }
+
+    /// Waits up to 30 s until the number of guests running satisfies `reached`, which `what`
+    /// names in the failure.
+    pub fn wait_for_guests(&self, reached: impl Fn(usize) -> bool, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !reached(self.server().guests_running()) {
+            assert!(Instant::now() < deadline, "after 30 s, {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// The running server.
