@@ -1450,3 +1450,236 @@ async fn a_listed_session_shows_its_device_unless_recording_is_off() {
         api.stop().await;
     }
 }
+
+// --- issue 27: the outside probe's findings ----------------------------------------------
+
+/// Finding 1, login CSRF through rotate: a cross-site form posting an attacker's token in the
+/// path to `rotate?set_cookie=true` made the victim's browser store the attacker's cookie.
+/// A request a browser marks as cross-site never gets an answer that sets the cookie, and
+/// nothing is done for it; our own origin, a configured one, and clients that are not
+/// browsers still get it.
+#[tokio::test]
+async fn a_cross_site_request_never_gets_the_session_cookie() {
+    let api = start(&[("allowed_origins", "https://app.example")]).await;
+    let ours = format!("http://{}", api.addr);
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    let cross_site: [&[(&str, &str)]; 4] = [
+        &[
+            ("origin", "https://evil.example"),
+            ("sec-fetch-site", "cross-site"),
+            form,
+        ],
+        &[("sec-fetch-site", "cross-site"), form],
+        &[("sec-fetch-site", "same-site"), form],
+        &[("origin", "https://evil.example"), form],
+    ];
+    for headers in cross_site {
+        let (token, _) = api.login("mallory").await;
+        let rotated = api
+            .send(
+                "POST",
+                &format!("/sessions/{token}/rotate?set_cookie=true"),
+                headers,
+                Some(""),
+            )
+            .await;
+        rotated.expect_error(403, "csrf");
+        assert_eq!(rotated.header("set-cookie"), None, "{headers:?}");
+        // Refused before acting: the attacker's token was not rotated.
+        api.get("/sessions/validate", &session_header(&token))
+            .await
+            .expect(200);
+        // The same through create (the admin's own browser on a hostile page).
+        let mut create_headers = headers.to_vec();
+        create_headers.push(admin()[0]);
+        create_headers.retain(|(name, _)| *name != "content-type");
+        create_headers.push(("content-type", "application/json"));
+        let created = api
+            .send(
+                "POST",
+                "/sessions/create?set_cookie=true",
+                &create_headers,
+                Some(r#"{"user_id": "mallory"}"#),
+            )
+            .await;
+        created.expect_error(403, "csrf");
+        assert_eq!(created.header("set-cookie"), None);
+    }
+    // Positive controls: our own origin, a configured origin, and a client that is no browser.
+    let trusted: [&[(&str, &str)]; 4] = [
+        &[("sec-fetch-site", "same-origin"), ("origin", &ours)],
+        &[("origin", &ours)],
+        &[
+            ("origin", "https://app.example"),
+            ("sec-fetch-site", "cross-site"),
+        ],
+        &[],
+    ];
+    for headers in trusted {
+        let (token, _) = api.login("alice").await;
+        let rotated = api
+            .send(
+                "POST",
+                &format!("/sessions/{token}/rotate?set_cookie=true"),
+                headers,
+                None,
+            )
+            .await;
+        let new = rotated.expect(200)["session_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let cookie = rotated.header("set-cookie").unwrap_or_default();
+        assert!(
+            cookie.starts_with(&format!("zoe_session={new};")),
+            "{headers:?}: {cookie}"
+        );
+    }
+    // Without set_cookie a cross-site rotate by token is what it always was: no cookie.
+    let (token, _) = api.login("bob").await;
+    let rotated = api
+        .send(
+            "POST",
+            &format!("/sessions/{token}/rotate"),
+            &[("sec-fetch-site", "cross-site")],
+            None,
+        )
+        .await;
+    rotated.expect(200);
+    assert_eq!(rotated.header("set-cookie"), None);
+    api.stop().await;
+}
+
+/// Finding 5: a misspelt or unknown query parameter used to be dropped silently, so the
+/// filter it meant (`?permissions=` for `?permission=`) never ran.
+#[tokio::test]
+async fn an_unknown_query_parameter_is_refused_on_every_route() {
+    let api = start(&[]).await;
+    let (token, _) = api.login("alice").await;
+    for (method, path) in [
+        ("GET", "/sessions/validate?permissions=admin"),
+        ("GET", "/sessions/validate?Role=admin"),
+        ("GET", "/sessions/stats?verbose=1"),
+        ("GET", "/sessions/user/alice/sessions?limit=1"),
+        ("POST", "/sessions/cleanup?max_rows=1"),
+        ("GET", "/health?x"),
+        ("GET", "/admin/?debug=true"),
+    ] {
+        let headers = [admin()[0], session_header(&token)[0]];
+        let reply = api.send(method, path, &headers, None).await;
+        reply.expect_error(400, "unknown_parameter");
+    }
+    // Positive control: the documented parameters pass and do their work.
+    api.get(
+        "/sessions/validate?permission=write",
+        &session_header(&token),
+    )
+    .await
+    .expect_error(403, "forbidden");
+    api.get("/health", &[]).await.expect(200);
+    api.stop().await;
+}
+
+/// Findings 9 and 11: user ids that only look blank, and `.`/`..` (which no URL can name),
+/// are refused at create with a clear message.
+#[tokio::test]
+async fn blank_looking_and_dot_user_ids_are_refused_at_create() {
+    let api = start(&[]).await;
+    for user_id in ["\u{2800}", "\u{3164}", "\u{200b}", ".", ".."] {
+        let body = serde_json::json!({"user_id": user_id}).to_string();
+        let reply = api
+            .send(
+                "POST",
+                "/sessions/create",
+                &[admin()[0], ("content-type", "application/json")],
+                Some(&body),
+            )
+            .await;
+        reply.expect_error(422, "invalid_input");
+        assert!(
+            reply.json["detail"].as_str().unwrap().contains("user_id"),
+            "{user_id:?}"
+        );
+    }
+    // Positive control: a dot among other characters is an ordinary id.
+    api.create(r#"{"user_id": "a.b"}"#).await;
+    api.stop().await;
+}
+
+/// Finding 7: a token or the admin key sent where a user id goes was logged in clear, on the
+/// request line and as the audit event's user id.
+#[tokio::test]
+async fn a_credential_in_a_user_id_position_never_reaches_the_log() {
+    let api = start(&[]).await;
+    let (token, _) = api.login("alice").await;
+    api.send("DELETE", &format!("/sessions/user/{token}"), admin(), None)
+        .await
+        .expect(200);
+    api.get(&format!("/sessions/user/{ADMIN_KEY}/sessions"), admin())
+        .await
+        .expect(200);
+    api.send("DELETE", "/sessions/user/alice", admin(), None)
+        .await
+        .expect(200);
+    let log = api.log_text();
+    assert!(!log.contains(&token), "{log}");
+    assert!(!log.contains(ADMIN_KEY), "{log}");
+    let secret = token.split_once('.').unwrap().1;
+    assert!(!log.contains(secret), "{log}");
+    // Positive control: an ordinary user id is logged, on the request line and the event.
+    assert!(log.contains("/sessions/user/alice"), "{log}");
+    assert!(log.contains(r#""user_id":"alice""#), "{log}");
+    api.stop().await;
+}
+
+/// Hardening: every response says `nosniff`, not only the console's.
+#[tokio::test]
+async fn every_response_carries_nosniff() {
+    let api = start(&[]).await;
+    for path in ["/health", "/sessions/validate", "/nope", "/openapi.json"] {
+        let reply = api.get(path, &[]).await;
+        assert_eq!(
+            reply.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+    }
+    api.stop().await;
+}
+
+/// Finding 10: a client's own `X-Forwarded-Proto: https` outranked what the trusted proxy
+/// appended in `Forwarded: proto=http`. Both present: HTTPS only when both say so.
+#[tokio::test]
+async fn a_clients_forwarding_header_cannot_outrank_the_proxys() {
+    let api = start(&[("require_https", "true"), ("trusted_proxies", "127.0.0.1")]).await;
+    api.get(
+        "/sessions/stats",
+        &[
+            admin()[0],
+            ("x-forwarded-proto", "https"),
+            ("forwarded", "for=1.2.3.4;proto=http"),
+        ],
+    )
+    .await
+    .expect_error(403, "https_required");
+    api.get(
+        "/sessions/stats",
+        &[
+            admin()[0],
+            ("x-forwarded-proto", "http"),
+            ("forwarded", "proto=https"),
+        ],
+    )
+    .await
+    .expect_error(403, "https_required");
+    // Positive controls: the proxy's one header, or both agreeing, say HTTPS.
+    for proxy in [
+        vec![("forwarded", "for=1.2.3.4;proto=https")],
+        vec![("x-forwarded-proto", "https")],
+        vec![("x-forwarded-proto", "https"), ("forwarded", "proto=https")],
+    ] {
+        let headers = [proxy, vec![admin()[0]]].concat();
+        api.get("/sessions/stats", &headers).await.expect(200);
+    }
+    api.stop().await;
+}

@@ -136,6 +136,9 @@ suite!(
     within_the_grace_the_old_token_is_refused_and_the_session_lives,
     with_detection_off_an_old_token_is_only_refused,
     racing_requests_with_the_old_token_right_after_a_rotate_revoke_nothing,
+    a_token_from_anywhere_in_the_rotation_chain_revokes_the_session,
+    an_earlier_link_of_the_chain_revokes_even_within_the_grace,
+    the_chain_remembers_a_bounded_number_of_rotates,
     an_older_schema_gains_the_rotation_columns,
     a_session_s_life_is_told_by_its_events_in_order,
     a_session_records_its_device_at_create_and_at_activity_writes_only,
@@ -401,8 +404,15 @@ fn a_rotate_from_a_stale_read_loses(store: &Store) {
     // activity recorded under the old secret is refused too.
     let id = &stale.id;
     assert!(
-        !db.replace_secret(id, (&stale.secret_hash, &[7; 32]), T0, T0, None)
-            .unwrap()
+        !db.replace_secret(
+            id,
+            (&stale.secret_hash, &[7; 32]),
+            &stale.retired_secrets.retire(&stale.secret_hash),
+            T0,
+            T0,
+            None
+        )
+        .unwrap()
     );
     assert!(
         !db.record_activity(id, &stale.secret_hash, T0, T0, None)
@@ -1317,6 +1327,114 @@ fn racing_requests_with_the_old_token_right_after_a_rotate_revoke_nothing(store:
     let at = engine(&db, &config, T0 + 11 * SEC);
     assert!(matches!(at.validate(&old), Err(EngineError::InvalidToken)));
     assert!(at.validate(&new).is_ok());
+}
+
+/// Rotates `token` `times` times, a second apart from `T0 + SEC`, and returns every token of
+/// the chain, the first one first.
+fn rotation_chain(db: &Db, config: &Config, token: String, times: u64) -> Vec<String> {
+    let mut chain = vec![token];
+    for n in 1..=times {
+        let last = chain.last().unwrap().clone();
+        let at = engine(db, config, T0 + n * SEC);
+        chain.push(at.rotate(&last).unwrap().token.expose());
+    }
+    chain
+}
+
+/// The probe's bypass (issue 27): a thief who rotated the stolen token twice made the owner's
+/// token merely invalid, because only the secret the latest rotate replaced was remembered.
+fn a_token_from_anywhere_in_the_rotation_chain_revokes_the_session(store: &Store) {
+    let db = store.db();
+    let config = Config::default();
+    let issued = engine(&db, &config, T0)
+        .create("alice", None, None)
+        .unwrap();
+    let chain = rotation_chain(&db, &config, issued.token.expose(), 3);
+    let late = T0 + 3 * SEC + REUSE_GRACE_MS;
+    // Positive control first: the current token works, and a forged secret for the same
+    // public id (which anyone may know) is refused without revoking anything.
+    let forged = format!("{}.{}", issued.session.id, "A".repeat(43));
+    let at = engine(&db, &config, late);
+    assert!(at.validate(&chain[3]).is_ok());
+    assert!(matches!(
+        at.validate(&forged),
+        Err(EngineError::InvalidToken)
+    ));
+    assert!(db.find(&issued.session.id).unwrap().is_some());
+    at.events.take();
+    // The first token, three rotates back: the session is revoked and the reuse audited.
+    assert!(matches!(
+        at.validate(&chain[0]),
+        Err(EngineError::InvalidToken)
+    ));
+    assert_eq!(
+        at.events.take(),
+        [Event::TokenReuse {
+            session_id: issued.session.id.clone(),
+            user_id: "alice".into(),
+            rotated_at: T0 + 3 * SEC,
+        }]
+    );
+    assert!(db.find(&issued.session.id).unwrap().is_none());
+    assert!(matches!(
+        engine(&db, &config, late + 1).validate(&chain[3]),
+        Err(EngineError::NotFound)
+    ));
+}
+
+fn an_earlier_link_of_the_chain_revokes_even_within_the_grace(store: &Store) {
+    let db = store.db();
+    let config = Config::default();
+    let issued = engine(&db, &config, T0)
+        .create("alice", None, None)
+        .unwrap();
+    let chain = rotation_chain(&db, &config, issued.token.expose(), 2);
+    // A second after the last rotate: the token it retired is still within its grace (its
+    // holder's requests may be in flight), so it is only refused...
+    let at = engine(&db, &config, T0 + 3 * SEC);
+    assert!(matches!(
+        at.validate(&chain[1]),
+        Err(EngineError::InvalidToken)
+    ));
+    assert!(at.validate(&chain[2]).is_ok(), "the session lives on");
+    // ...but the one before it was rotated away by its successor, whose holder had moved on.
+    assert!(matches!(
+        at.validate(&chain[0]),
+        Err(EngineError::InvalidToken)
+    ));
+    assert!(
+        at.events
+            .take()
+            .iter()
+            .any(|e| matches!(e, Event::TokenReuse { .. }))
+    );
+    assert!(db.find(&issued.session.id).unwrap().is_none());
+}
+
+fn the_chain_remembers_a_bounded_number_of_rotates(store: &Store) {
+    use zoe_session::store::RetiredSecrets;
+    let db = store.db();
+    let config = Config::default();
+    let issued = engine(&db, &config, T0)
+        .create("alice", None, None)
+        .unwrap();
+    let rotates = RetiredSecrets::MAX as u64 + 1;
+    let chain = rotation_chain(&db, &config, issued.token.expose(), rotates);
+    let row = db.find(&issued.session.id).unwrap().unwrap();
+    assert_eq!(row.retired_secrets.hashes().count(), RetiredSecrets::MAX);
+    let late = engine(&db, &config, T0 + (rotates + 1) * SEC + REUSE_GRACE_MS);
+    // The first token is beyond the bound: refused, nothing revoked.
+    assert!(matches!(
+        late.validate(&chain[0]),
+        Err(EngineError::InvalidToken)
+    ));
+    assert!(db.find(&issued.session.id).unwrap().is_some());
+    // Positive control: the oldest one remembered still revokes.
+    assert!(matches!(
+        late.validate(&chain[1]),
+        Err(EngineError::InvalidToken)
+    ));
+    assert!(db.find(&issued.session.id).unwrap().is_none());
 }
 
 fn an_older_schema_gains_the_rotation_columns(store: &Store) {

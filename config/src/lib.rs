@@ -382,6 +382,8 @@ settings! {
     audit_events: bool = "true" from SESSION_AUDIT_EVENTS, boolean;
     /// Sessions record the client's address and user agent (at create and activity writes).
     record_devices: bool = "true" from SESSION_RECORD_DEVICES, boolean;
+    /// Other origins (`https://app.example`) whose pages may use the session cookie across sites.
+    allowed_origins: Vec<String> = "" from SESSION_ALLOWED_ORIGINS, origins;
 }
 
 /// Every variable the component reads, in the order of DESIGN.md's table.
@@ -621,6 +623,35 @@ fn database(name: &'static str, url: &str) -> Result<Database, ConfigError> {
     }
 }
 
+/// A comma-separated list of origins, each `http://` or `https://` and an authority, with
+/// no path: what a browser sends in `Origin`. Compared without regard to ASCII case.
+fn origins(name: &'static str, list: &str) -> Result<Vec<String>, ConfigError> {
+    let mut origins = Vec::new();
+    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let authority = entry
+            .strip_prefix("https://")
+            .or_else(|| entry.strip_prefix("http://"));
+        let valid = authority.is_some_and(|authority| {
+            !authority.is_empty()
+                && !authority.bytes().any(|b| {
+                    matches!(b, b'/' | b'?' | b'#' | b'@')
+                        || b.is_ascii_whitespace()
+                        || b.is_ascii_control()
+                })
+        });
+        if !valid {
+            return Err(rule(
+                name,
+                format!(
+                    "must list origins such as https://app.example:8443 (scheme and host, no path), got {entry:?}"
+                ),
+            ));
+        }
+        origins.push(entry.to_ascii_lowercase());
+    }
+    Ok(origins)
+}
+
 fn paths(name: &'static str, list: &str) -> Result<Vec<String>, ConfigError> {
     let paths: Vec<String> = list
         .split(',')
@@ -646,6 +677,32 @@ mod tests {
         let config = Config::from_pairs(vars);
         config.check_all()?;
         Ok(config)
+    }
+
+    #[test]
+    fn allowed_origins_are_origins_without_a_path() {
+        let config = parse(&[(
+            "allowed_origins",
+            "https://App.example, http://127.0.0.1:8080 ,",
+        )])
+        .unwrap();
+        assert_eq!(
+            config.allowed_origins().unwrap(),
+            &["https://app.example", "http://127.0.0.1:8080"]
+        );
+        assert!(parse(&[]).unwrap().allowed_origins().unwrap().is_empty());
+        for bad in [
+            "app.example",
+            "https://",
+            "https://app.example/",
+            "https://app.example/login",
+            "https://user@app.example",
+            "ftp://app.example",
+            "https://app example",
+        ] {
+            let err = parse(&[("allowed_origins", bad)]).unwrap_err();
+            assert!(err.to_string().contains("allowed_origins"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -27,6 +27,7 @@ export const VARIABLE_TO_ENV = Object.freeze({
   token_reuse_detection: "SESSION_TOKEN_REUSE_DETECTION",
   audit_events: "SESSION_AUDIT_EVENTS",
   record_devices: "SESSION_RECORD_DEVICES",
+  allowed_origins: "SESSION_ALLOWED_ORIGINS",
 });
 
 /**

@@ -284,41 +284,91 @@ pub fn target(ctx: &Ctx<'_>, value: &str, access: Access) -> Result<Target, ApiE
     }
 }
 
+/// What a browser says of where a request came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Site {
+    /// Our own origin, or one configured in `allowed_origins`.
+    Trusted,
+    /// Another site: `Sec-Fetch-Site` other than `same-origin`/`none`, or an `Origin` that is
+    /// neither ours nor configured.
+    Cross,
+    /// Neither header: not a browser (a server, a CLI), or one too old to say.
+    Unknown,
+}
+
+/// Where the request came from, as the browser tells it. An `Origin` listed in
+/// `allowed_origins` is trusted first (a configured front end on another host); otherwise
+/// `Sec-Fetch-Site` decides, then `Origin` against our own origin.
+///
+/// # Errors
+///
+/// A bad `allowed_origins` or `trusted_proxies`, read only when a browser header is present.
+pub fn site(ctx: &Ctx<'_>) -> Result<Site, ApiError> {
+    let origin = ctx.req.header("origin").map(str::trim);
+    let fetch_site = ctx.req.header("sec-fetch-site").map(str::trim);
+    if origin.is_none() && fetch_site.is_none() {
+        return Ok(Site::Unknown);
+    }
+    if let Some(origin) = origin
+        && ctx
+            .config
+            .allowed_origins()?
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(origin))
+    {
+        return Ok(Site::Trusted);
+    }
+    let trusted = match (fetch_site, origin) {
+        (Some(site), _) => matches!(site, "same-origin" | "none"),
+        (None, Some(origin)) => ctx
+            .origin()?
+            .is_some_and(|ours| ours.eq_ignore_ascii_case(origin)),
+        (None, None) => false,
+    };
+    Ok(if trusted { Site::Trusted } else { Site::Cross })
+}
+
 /// CSRF defence for cookie-authenticated state changes: the browser must say the request is
-/// same-origin (`Sec-Fetch-Site`), or send an `Origin` equal to ours, or the client must send
-/// the custom `X-Requested-With` header, which a cross-site form cannot.
+/// same-origin (`Sec-Fetch-Site`), or send an `Origin` equal to ours or listed in
+/// `allowed_origins`, or the client must send the custom `X-Requested-With` header, which a
+/// cross-site form cannot.
 pub fn check_csrf(ctx: &Ctx<'_>) -> Result<(), ApiError> {
     if !matches!(ctx.req.method.as_str(), "POST" | "DELETE" | "PUT" | "PATCH") {
         return Ok(());
     }
     let refuse = |why: &str| Err(ApiError::forbidden("csrf", why.to_owned()));
-    if let Some(site) = ctx.req.header("sec-fetch-site") {
-        return match site.trim() {
-            "same-origin" | "none" => Ok(()),
-            _ => refuse(
-                "cross-site request refused: a session cookie may only be used from this site",
-            ),
-        };
+    match site(ctx)? {
+        Site::Trusted => Ok(()),
+        Site::Cross => {
+            refuse("cross-site request refused: a session cookie may only be used from this site")
+        }
+        Site::Unknown if ctx.req.header("x-requested-with").is_some() => Ok(()),
+        Site::Unknown => refuse(
+            "a state-changing request authenticated by cookie needs an Origin or Sec-Fetch-Site \
+             header, or X-Requested-With",
+        ),
     }
-    if let Some(origin) = ctx.req.header("origin") {
-        return if ctx
-            .origin()?
-            .is_some_and(|ours| ours.eq_ignore_ascii_case(origin.trim()))
-        {
-            Ok(())
-        } else {
-            refuse(
-                "cross-origin request refused: a session cookie may only be used from this origin",
-            )
-        };
+}
+
+/// Login CSRF and session fixation: a request a browser marks as cross-site never gets an
+/// answer that sets the session cookie, whatever carried its credential (a cross-site form
+/// posting an attacker's token in the path to `rotate?set_cookie=true` would otherwise sign
+/// the victim's browser in as the attacker). Checked before the handler acts. Clients that
+/// send neither browser header (servers, CLIs) are not browsers and are not refused.
+///
+/// # Errors
+///
+/// 403 `csrf` for a cross-site request; a bad `allowed_origins`.
+pub fn check_cookie_may_be_set(ctx: &Ctx<'_>) -> Result<(), ApiError> {
+    match site(ctx)? {
+        Site::Cross => Err(ApiError::forbidden(
+            "csrf",
+            "cross-site request refused: the session cookie is only set for requests from \
+             this site (or one listed in allowed_origins)"
+                .to_owned(),
+        )),
+        Site::Trusted | Site::Unknown => Ok(()),
     }
-    if ctx.req.header("x-requested-with").is_some() {
-        return Ok(());
-    }
-    refuse(
-        "a state-changing request authenticated by cookie needs an Origin or Sec-Fetch-Site \
-         header, or X-Requested-With",
-    )
 }
 
 /// Whether the request reached us over HTTPS.
@@ -333,10 +383,10 @@ pub fn check_csrf(ctx: &Ctx<'_>) -> Result<(), ApiError> {
 ///
 /// A bad `trusted_proxies`, read only when a forwarding header is present.
 pub fn is_https(req: &super::Request, config: &Config) -> Result<bool, ConfigError> {
-    if let Some(proto) = forwarded_proto(req)
+    if let Some(https) = forwarded_https(req)
         && peer_is_trusted_proxy(req, config.trusted_proxies()?)
     {
-        return Ok(proto.eq_ignore_ascii_case("https"));
+        return Ok(https);
     }
     Ok(req.header("spin-full-url").is_some_and(|url| {
         url.get(..8)
@@ -384,19 +434,34 @@ fn peer_is_trusted_proxy(req: &super::Request, proxies: &TrustedProxies) -> bool
     ip.is_ok_and(|ip| proxies.contains(ip))
 }
 
-/// The scheme the nearest proxy reports: the last entry of the last `X-Forwarded-Proto`
-/// (proxies append, so earlier entries come from whoever talked to the proxy), else the last
-/// `proto=` of `Forwarded`.
-fn forwarded_proto(req: &super::Request) -> Option<String> {
-    if let Some(header) = req.headers_named("x-forwarded-proto").last() {
-        return header.rsplit(',').next().map(|p| p.trim().to_owned());
+/// Whether the nearest proxy reports HTTPS, `None` when no forwarding header is present.
+///
+/// Proxies append, so of each header only the last entry can be the trusted proxy's own:
+/// the last entry of the last `X-Forwarded-Proto`, the last `proto=` of the last element of
+/// `Forwarded` (RFC 7239). We cannot tell which of the two headers the proxy writes and which
+/// a client sent through it, so when both are present the request counts as HTTPS only if
+/// both say so: a client can never talk its way up to HTTPS past a proxy that reports
+/// `http` in the other header (the probe's finding, issue 27).
+fn forwarded_https(req: &super::Request) -> Option<bool> {
+    let x_forwarded = req
+        .headers_named("x-forwarded-proto")
+        .last()
+        .and_then(|header| header.rsplit(',').next())
+        .map(|proto| proto.trim().eq_ignore_ascii_case("https"));
+    let forwarded = req
+        .headers_named("forwarded")
+        .last()
+        .and_then(|header| header.rsplit(',').next())
+        .and_then(|element| {
+            element.split(';').find_map(|pair| {
+                let (key, value) = pair.trim().split_once('=')?;
+                key.trim()
+                    .eq_ignore_ascii_case("proto")
+                    .then(|| value.trim().trim_matches('"').eq_ignore_ascii_case("https"))
+            })
+        });
+    match (x_forwarded, forwarded) {
+        (Some(a), Some(b)) => Some(a && b),
+        (one, other) => one.or(other),
     }
-    let header = req.headers_named("forwarded").last()?;
-    let element = header.rsplit(',').next()?;
-    element.split(';').find_map(|pair| {
-        let (key, value) = pair.trim().split_once('=')?;
-        key.trim()
-            .eq_ignore_ascii_case("proto")
-            .then(|| value.trim().trim_matches('"').to_owned())
-    })
 }

@@ -59,7 +59,6 @@ fn secured(mut reply: Reply) -> Reply {
     reply.set_header("content-security-policy", CONTENT_SECURITY_POLICY);
     // For browsers that predate `frame-ancestors`.
     reply.set_header("x-frame-options", "DENY");
-    reply.set_header("x-content-type-options", "nosniff");
     reply.set_header("referrer-policy", "no-referrer");
     reply.set_header("cross-origin-opener-policy", "same-origin");
     reply.set_header("cross-origin-resource-policy", "same-origin");
@@ -121,7 +120,6 @@ mod tests {
                     && csp.contains("frame-ancestors 'none'")
                     && !csp.contains("unsafe-inline")
             }));
-            assert_eq!(reply.header("x-content-type-options"), Some("nosniff"));
             assert_eq!(reply.header("referrer-policy"), Some("no-referrer"));
         }
     }

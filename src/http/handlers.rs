@@ -47,7 +47,7 @@ pub fn create(ctx: &Ctx<'_>, _: &[String]) -> Result<Reply, ApiError> {
             ));
         }
     };
-    let set_cookie = ctx.flag("set_cookie")?;
+    let set_cookie = cookie_requested(ctx)?;
     let issued = ctx
         .engine()?
         .create(&body.user_id, body.timeout, metadata.as_deref())?;
@@ -84,7 +84,7 @@ pub fn extend(ctx: &Ctx<'_>, params: &[String]) -> Result<Reply, ApiError> {
 /// hands a token for a session the caller did not already hold.
 pub fn rotate(ctx: &Ctx<'_>, params: &[String]) -> Result<Reply, ApiError> {
     let target = auth::target(ctx, param(params)?, Access::Act)?;
-    let set_cookie = ctx.flag("set_cookie")?;
+    let set_cookie = cookie_requested(ctx)?;
     let issued = ctx.engine()?.rotate(target.session_ref())?;
     issued_reply(ctx, &issued, set_cookie)
 }
@@ -252,6 +252,16 @@ fn cookie_names(ctx: &Ctx<'_>, id: &str) -> Result<bool, ApiError> {
         matches!(auth::caller_token(ctx)?, Some((token, Source::Cookie))
         if token.split_once('.').is_some_and(|(cookie_id, _)| cookie_id == id)),
     )
+}
+
+/// `?set_cookie=true`, refused before anything happens when a browser sent the request from
+/// another site ([`auth::check_cookie_may_be_set`]).
+fn cookie_requested(ctx: &Ctx<'_>) -> Result<bool, ApiError> {
+    let set_cookie = ctx.flag("set_cookie")?;
+    if set_cookie {
+        auth::check_cookie_may_be_set(ctx)?;
+    }
+    Ok(set_cookie)
 }
 
 fn issued_reply(ctx: &Ctx<'_>, issued: &Issued, set_cookie: bool) -> Result<Reply, ApiError> {

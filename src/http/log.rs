@@ -10,6 +10,7 @@ use crate::session::engine::Issued;
 use crate::session::token;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 /// Writes one line at `level` if `threshold` lets it through.
 pub fn emit(threshold: LogLevel, level: LogLevel, now: u64, message: &str, fields: Value) {
@@ -96,7 +97,10 @@ pub fn audit(config: &Config, now: u64, events: Vec<Event>, origin: Origin<'_>) 
             "client_addr": origin.client_addr,
             "request_id": origin.request_id,
         });
-        if let (Value::Object(line), Value::Object(own)) = (&mut fields, event.fields()) {
+        if let (Value::Object(line), Value::Object(mut own)) = (&mut fields, event.fields()) {
+            if let Some(Value::String(user_id)) = own.get_mut("user_id") {
+                *user_id = shown_user_id(user_id, config);
+            }
             line.extend(own);
         }
         write_line(zoe_session_wire::log_line(now, level, event.name(), fields));
@@ -135,14 +139,42 @@ pub fn fingerprint(secret: &str) -> String {
         .collect()
 }
 
+/// Whether `text` must not reach a log line as it is: it has the shape of a token or a
+/// secret ([`token::looks_like_credential`]), or it is the admin key. The admin key is read
+/// only for text long enough to be one, so the common case costs no variable read.
+pub fn is_secret(text: &str, config: &Config) -> bool {
+    token::looks_like_credential(text)
+        || (text.len() >= 16
+            && config
+                .admin_key()
+                .ok()
+                .and_then(Option::as_ref)
+                .is_some_and(|key| {
+                    // Compared as the admin check compares it: no timing to learn the key by.
+                    Sha256::digest(key.expose().as_bytes())
+                        .ct_eq(&Sha256::digest(text.as_bytes()))
+                        .into()
+                }))
+}
+
+/// A user id as it may be logged: as it is, unless it [`is_secret`].
+pub fn shown_user_id(user_id: &str, config: &Config) -> String {
+    if is_secret(user_id, config) {
+        format!("<redacted:{}>", fingerprint(user_id))
+    } else {
+        user_id.to_owned()
+    }
+}
+
 /// The path as it may be logged: only what is known not to be secret stays in clear.
 ///
 /// A segment stays as sent when it is a literal word of the route table (`sessions`,
 /// `rotate`…), a well-formed public session id (a UUID), or the user id of a
-/// `/sessions/user/{user_id}` route. Anything else — a token, a bare secret, an admin key
-/// pasted into `{session_id}`, a segment that does not decode — becomes a short fingerprint:
+/// `/sessions/user/{user_id}` route that is not secret ([`is_secret`]: a token or the admin
+/// key pasted there). Anything else — a token, a bare secret, an admin key pasted into
+/// `{session_id}`, a segment that does not decode — becomes a short fingerprint:
 /// `<token:…>` when it looks like a token (a `.` once decoded), `<redacted:…>` otherwise.
-pub fn redact_path(path: &str) -> String {
+pub fn redact_path(path: &str, config: &Config) -> String {
     let trimmed = path.trim_start_matches('/');
     // The common case, a path of route words only (`/health`, `/sessions/validate`), is
     // shown as it is; route words need no decoding. This line is written for every request.
@@ -160,7 +192,7 @@ pub fn redact_path(path: &str) -> String {
             Some(text) if text.is_empty() || is_route_word(text) || token::is_session_id(text) => {
                 text.clone()
             }
-            Some(_) if user_position == Some(i) => (*raw).to_owned(),
+            Some(text) if user_position == Some(i) && !is_secret(text, config) => (*raw).to_owned(),
             Some(text) if text.contains('.') => format!("<token:{}>", fingerprint(text)),
             Some(text) => format!("<redacted:{}>", fingerprint(text)),
             None => format!("<redacted:{}>", fingerprint(raw)),
@@ -229,21 +261,58 @@ mod tests {
         }
     }
 
+    /// The probe's finding (issue 27): a token or the admin key sent in the `{user_id}`
+    /// position was logged in clear, because user ids are.
+    #[test]
+    fn a_credential_in_the_user_id_position_is_fingerprinted() {
+        let key = "k3y-0f-the-adm1n-Xy7Qp9";
+        let config = Config::from_pairs(&[("admin_key", key)]);
+        let token =
+            "0b5d3f0e-9c1a-4b7e-8f00-1234567890ab.c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I";
+        let secret = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I";
+        for credential in [key, token, secret] {
+            for path in [
+                format!("/sessions/user/{credential}/sessions"),
+                format!("/sessions/user/{credential}"),
+            ] {
+                let shown = redact_path(&path, &config);
+                assert!(!shown.contains(credential), "{shown}");
+                assert!(
+                    shown.contains("<redacted:") || shown.contains("<token:"),
+                    "{shown}"
+                );
+            }
+            assert!(!shown_user_id(credential, &config).contains(credential));
+        }
+        // Positive control: an ordinary user id, even one as long as a key, stays readable.
+        for user_id in ["alice", "user-1234567890-abcdefg"] {
+            let path = format!("/sessions/user/{user_id}/sessions");
+            assert_eq!(redact_path(&path, &config), path);
+            assert_eq!(shown_user_id(user_id, &config), user_id);
+        }
+    }
+
     #[test]
     fn tokens_in_paths_are_replaced_by_a_fingerprint() {
         let token =
             "0b5d3f0e-9c1a-4b7e-8f00-1234567890ab.c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I";
         let path = format!("/sessions/{token}/extend");
-        let shown = redact_path(&path);
+        let shown = redact_path(&path, &Config::default());
         assert!(!shown.contains("c2VjcmV0"), "{shown}");
         assert!(shown.starts_with("/sessions/<token:") && shown.ends_with(">/extend"));
-        assert_eq!(redact_path("/sessions/stats"), "/sessions/stats");
-        assert_eq!(redact_path("/openapi.json"), "/openapi.json");
+        assert_eq!(
+            redact_path("/sessions/stats", &Config::default()),
+            "/sessions/stats"
+        );
+        assert_eq!(
+            redact_path("/openapi.json", &Config::default()),
+            "/openapi.json"
+        );
     }
 
     #[test]
     fn percent_encoded_dots_are_redacted_too() {
-        let shown = redact_path("/sessions/abc%2Esecret");
+        let shown = redact_path("/sessions/abc%2Esecret", &Config::default());
         assert!(!shown.contains("secret"), "{shown}");
     }
 
@@ -252,7 +321,7 @@ mod tests {
     #[test]
     fn a_segment_that_does_not_decode_is_redacted() {
         let path = "/sessions/0b5d3f0e-9c1a-4b7e-8f00-1234567890ab%2EsEcReTsEcReT%C3";
-        let shown = redact_path(path);
+        let shown = redact_path(path, &Config::default());
         assert!(!shown.contains("sEcReT"), "{shown}");
         assert!(shown.starts_with("/sessions/<redacted:"), "{shown}");
     }
@@ -272,7 +341,7 @@ mod tests {
                 format!("/sessions/{value}"),
                 format!("/sessions/{value}/rotate"),
             ] {
-                let shown = redact_path(&path);
+                let shown = redact_path(&path, &Config::default());
                 assert_eq!(shown.contains(value), kept, "{what}: {shown}");
                 if !kept {
                     assert!(shown.contains("<redacted:"), "{what}: {shown}");
@@ -281,12 +350,16 @@ mod tests {
         }
         // Positive control: the route words and the user id of a user route stay readable.
         assert_eq!(
-            redact_path("/sessions/user/jane%20doe/sessions"),
+            redact_path("/sessions/user/jane%20doe/sessions", &Config::default()),
             "/sessions/user/jane%20doe/sessions"
         );
-        assert_eq!(redact_path("/health"), "/health");
+        assert_eq!(redact_path("/health", &Config::default()), "/health");
         assert_eq!(
-            redact_path("/nope"),
+            redact_path("/sessions/user/alice/sessions", &Config::default()),
+            "/sessions/user/alice/sessions"
+        );
+        assert_eq!(
+            redact_path("/nope", &Config::default()),
             format!("/<redacted:{}>", fingerprint("nope"))
         );
     }

@@ -42,6 +42,20 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 /// `started` only measures the duration for the log line. Settings are read as the request
 /// needs them; one that is bad answers 500 naming it.
 pub fn handle(req: &Request, now: u64, config: &Config, started: Instant) -> Reply {
+    // Routing follows the request target's path as the host matched it (`spin-path-info` on
+    // Spin: the path below the component's route), never a URL rebuilt from `Host`, which a
+    // client can fill with a path of its own (issue 27).
+    let routed;
+    let req = match req.header("spin-path-info") {
+        Some(path) if path != req.path => {
+            routed = Request {
+                path: path.to_owned(),
+                ..req.clone()
+            };
+            &routed
+        }
+        _ => req,
+    };
     let ctx = Ctx::new(req, config, now);
     let request_id = request_id(req);
     // Every request ends with its log line, so both logging settings are needed first.
@@ -68,7 +82,7 @@ pub fn handle(req: &Request, now: u64, config: &Config, started: Instant) -> Rep
                     now,
                     "request failed",
                     json!({"kind": err.kind(), "cause": err.to_string(),
-                           "path": log::redact_path(&req.path)}),
+                           "path": log::redact_path(&req.path, config)}),
                 );
             }
             err.into_reply()
@@ -91,8 +105,10 @@ pub fn handle(req: &Request, now: u64, config: &Config, started: Instant) -> Rep
             },
         );
     }
-    // Responses may carry tokens; no cache may keep them.
+    // Responses may carry tokens; no cache may keep them. No browser may guess a type other
+    // than the one declared (a JSON error echoing input must never run as a page).
     reply.set_header("cache-control", "no-store");
+    reply.set_header("x-content-type-options", "nosniff");
     if config.require_https() == Ok(&true) {
         reply.set_header(
             "strict-transport-security",
@@ -105,7 +121,7 @@ pub fn handle(req: &Request, now: u64, config: &Config, started: Instant) -> Rep
             now,
             &log::RequestLine {
                 method: &req.method,
-                path: &log::redact_path(&req.path),
+                path: &log::redact_path(&req.path, config),
                 status: reply.status,
                 request_id: &request_id,
                 duration_ms: started.elapsed().as_secs_f64() * 1000.0,
@@ -160,6 +176,7 @@ fn dispatch(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
         other => other,
     };
     let (route, params) = find_route(method, &ctx.req.path)?;
+    route.check_query(&ctx.req.query)?;
     (route.handler)(ctx, &params)
 }
 
@@ -266,6 +283,126 @@ mod tests {
         let reply = handle(&req, 0, &Config::default(), Instant::now());
         assert_eq!(reply.status, 200);
         assert_eq!(reply.header("cache-control"), Some("no-store"));
+    }
+
+    /// Every response, not only the console's, tells browsers not to sniff its type (the
+    /// console's security headers are set by `console::secured`, this one here, once).
+    #[test]
+    fn every_response_says_nosniff_once() {
+        for (method, path) in [
+            ("GET", "/health"),
+            ("GET", "/nope"),
+            ("PUT", "/health"),
+            ("GET", "/admin/"),
+            ("GET", "/sessions/validate"),
+        ] {
+            let req = Request {
+                method: method.into(),
+                path: path.into(),
+                ..Request::default()
+            };
+            let reply = handle(&req, 0, &Config::default(), Instant::now());
+            let values: Vec<&str> = reply
+                .headers
+                .iter()
+                .filter(|(name, _)| name.eq_ignore_ascii_case("x-content-type-options"))
+                .map(|(_, value)| value.as_str())
+                .collect();
+            assert_eq!(values, ["nosniff"], "{method} {path}");
+        }
+    }
+
+    /// The probe's finding (issue 27): `Host: x/admin/?` made the host rebuild the URL as
+    /// `/admin/`, and the component served the console for a request to `/sessions/validate`.
+    #[test]
+    fn routing_follows_spin_path_info_not_the_url() {
+        let request = |path_info: Option<&str>| Request {
+            method: "GET".into(),
+            path: "/admin/".into(),
+            headers: path_info
+                .map(|p| vec![("spin-path-info".to_owned(), p.to_owned())])
+                .unwrap_or_default(),
+            ..Request::default()
+        };
+        let reply = handle(
+            &request(Some("/sessions/validate")),
+            0,
+            &Config::default(),
+            Instant::now(),
+        );
+        assert_eq!(reply.status, 401);
+        assert_eq!(reply.header("content-type"), Some("application/json"));
+        // Positive control: without Spin's header the path itself is routed.
+        let reply = handle(&request(None), 0, &Config::default(), Instant::now());
+        assert_eq!(reply.status, 200);
+        assert!(
+            reply
+                .header("content-type")
+                .unwrap()
+                .starts_with("text/html")
+        );
+    }
+
+    /// Each route reads exactly the query parameters its OpenAPI operation documents.
+    #[test]
+    fn each_route_reads_the_query_parameters_it_documents() {
+        let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+        for route in ROUTES {
+            let operation = &doc["paths"][route.pattern][route.method.to_ascii_lowercase()];
+            let documented: BTreeSet<&str> = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "query")
+                .filter_map(|p| p["name"].as_str())
+                .collect();
+            let read: BTreeSet<&str> = route.query.iter().copied().collect();
+            assert_eq!(read, documented, "{} {}", route.method, route.pattern);
+        }
+    }
+
+    /// The probe's finding (issue 27): `?permissions=` for `?permission=` used to be dropped,
+    /// so the check it meant to add never ran.
+    #[test]
+    fn an_unknown_query_parameter_is_400_naming_it() {
+        let request = |query: &str| Request {
+            method: "GET".into(),
+            path: "/sessions/validate".into(),
+            query: query.into(),
+            ..Request::default()
+        };
+        for query in ["permissions=admin", "Role=admin", "role=a&x", "%zz=1"] {
+            let reply = handle(&request(query), 0, &Config::default(), Instant::now());
+            assert_eq!(reply.status, 400, "{query}");
+            let body: Value = serde_json::from_slice(&reply.body).unwrap();
+            assert_eq!(body["error"], "unknown_parameter", "{query}");
+        }
+        let body: Value = serde_json::from_slice(
+            &handle(
+                &request("permissions=admin"),
+                0,
+                &Config::default(),
+                Instant::now(),
+            )
+            .body,
+        )
+        .unwrap();
+        assert!(body["detail"].as_str().unwrap().contains("\"permissions\""));
+        // Positive control: the known parameters (and an empty query) reach the handler,
+        // which asks for a token.
+        for query in ["", "role=admin", "permission=read&", "role=a&permission=b"] {
+            let reply = handle(&request(query), 0, &Config::default(), Instant::now());
+            assert_eq!(reply.status, 401, "{query}");
+        }
+        let health = Request {
+            path: "/health".into(),
+            query: "probe=1".into(),
+            ..request("")
+        };
+        assert_eq!(
+            handle(&health, 0, &Config::default(), Instant::now()).status,
+            400
+        );
     }
 
     /// Every route of the table is in the OpenAPI document, and the document has no other.

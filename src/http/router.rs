@@ -19,16 +19,19 @@ pub struct Route {
     /// looking at them (every request is matched against the table, on a fresh instance).
     pub segments: usize,
     pub literals: usize,
+    /// The query parameters the route reads; any other is refused (400), so that a misspelt
+    /// filter (`?permissions=` for `?permission=`) never fails open.
+    pub query: &'static [&'static str],
 }
 
 /// Every endpoint of the API.
 pub const ROUTES: &[Route] = &[
-    route("POST", "/sessions/create", handlers::create),
-    route("GET", "/sessions/validate", handlers::validate),
+    route("POST", "/sessions/create", handlers::create).reading(&["set_cookie"]),
+    route("GET", "/sessions/validate", handlers::validate).reading(&["role", "permission"]),
     route("GET", "/sessions/stats", handlers::stats),
-    route("GET", "/sessions/users", handlers::list_users),
+    route("GET", "/sessions/users", handlers::list_users).reading(&["prefix", "after", "limit"]),
     route("POST", "/sessions/cleanup", handlers::cleanup),
-    route("DELETE", "/sessions", handlers::delete_all),
+    route("DELETE", "/sessions", handlers::delete_all).reading(&["all"]),
     route("GET", "/sessions/{session_id}", handlers::get),
     route("DELETE", "/sessions/{session_id}", handlers::delete),
     route(
@@ -37,8 +40,8 @@ pub const ROUTES: &[Route] = &[
         handlers::activity,
     ),
     route("POST", "/sessions/{session_id}/extend", handlers::extend),
-    route("POST", "/sessions/{session_id}/rotate", handlers::rotate),
-    route("DELETE", "/sessions/user/{user_id}", handlers::delete_user),
+    route("POST", "/sessions/{session_id}/rotate", handlers::rotate).reading(&["set_cookie"]),
+    route("DELETE", "/sessions/user/{user_id}", handlers::delete_user).reading(&["except_current"]),
     route(
         "GET",
         "/sessions/user/{user_id}/sessions",
@@ -60,6 +63,45 @@ const fn route(method: &'static str, pattern: &'static str, handler: Handler) ->
         handler,
         segments,
         literals,
+        query: &[],
+    }
+}
+
+impl Route {
+    /// The route with the query parameters it reads.
+    const fn reading(self, query: &'static [&'static str]) -> Self {
+        Self { query, ..self }
+    }
+
+    /// Refuses a query parameter the route does not read (an empty query, and empty pieces
+    /// between `&`s, are fine).
+    ///
+    /// # Errors
+    ///
+    /// 400 `unknown_parameter` naming the first unknown parameter and the ones the route
+    /// takes.
+    pub fn check_query(&self, query: &str) -> Result<(), ApiError> {
+        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+            let key = pair.split_once('=').map_or(pair, |(key, _)| key);
+            let known = percent_decoded(&key.replace('+', " "))
+                .is_some_and(|key| self.query.contains(&key.as_ref()));
+            if !known {
+                let shown: String = key.chars().take(64).collect();
+                let takes = if self.query.is_empty() {
+                    "takes no query parameters".to_owned()
+                } else {
+                    format!("takes only {}", self.query.join(", "))
+                };
+                return Err(ApiError::BadRequest {
+                    kind: "unknown_parameter",
+                    detail: format!(
+                        "unknown query parameter {shown:?}: {} {} {takes}",
+                        self.method, self.pattern
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 }
 

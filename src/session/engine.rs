@@ -6,7 +6,7 @@ use super::audit::{Event, Events, FailureKind, Scope};
 use super::policy::{self, Expiry, InvalidInput, Requirement};
 use super::token::{self, MalformedToken, RandomError, Token};
 use crate::config::{Config, ConfigError, LimitPolicy};
-use crate::store::{Db, Device, SessionRow, StoreError, StoreStats, UserRow};
+use crate::store::{Db, Device, RetiredSecrets, SessionRow, StoreError, StoreStats, UserRow};
 
 /// Expired rows deleted per statement by `cleanup`: small enough that the write lock is held
 /// for well under a millisecond, so validates are not held up behind a big delete.
@@ -198,7 +198,7 @@ impl Engine<'_> {
         timeout: Option<u32>,
         metadata: Option<&str>,
     ) -> Result<Issued> {
-        policy::check_user_id(user_id)?;
+        policy::check_new_user_id(user_id)?;
         let idle_timeout = policy::idle_timeout(timeout, self.config.timeouts()?)?;
         let metadata = policy::metadata(metadata, *self.config.max_metadata_bytes()?)?;
         let token = Token::generate()?;
@@ -220,7 +220,7 @@ impl Engine<'_> {
             absolute_expires_at: expiry.absolute_expires_at,
             idle_timeout,
             metadata,
-            previous_secret_hash: None,
+            retired_secrets: RetiredSecrets::default(),
             rotated_at: 0,
             client_addr: device.and_then(|d| d.client_addr.clone()),
             user_agent: device.and_then(|d| d.user_agent.clone()),
@@ -374,14 +374,20 @@ impl Engine<'_> {
         let expires_at = policy::after_activity(self.now, row.idle_timeout, expiry(&row));
         let new_hash = new.secret_hash();
         let device = self.device()?;
-        if !self
-            .db
-            .replace_secret(&row.id, (old_hash, &new_hash), self.now, expires_at, device)?
-        {
+        let retired = row.retired_secrets.retire(old_hash);
+        if !self.db.replace_secret(
+            &row.id,
+            (old_hash, &new_hash),
+            &retired,
+            self.now,
+            expires_at,
+            device,
+        )? {
             // A concurrent rotate or delete got there first; the old token is dead either way.
             return Err(EngineError::InvalidToken);
         }
-        row.previous_secret_hash = Some(std::mem::replace(&mut row.secret_hash, new_hash));
+        row.secret_hash = new_hash;
+        row.retired_secrets = retired;
         row.rotated_at = self.now;
         row.last_activity = self.now;
         row.expires_at = expires_at;
@@ -622,8 +628,12 @@ impl Engine<'_> {
     }
 
     /// The row whose secret matches `token`, expired or not. A token whose secret a rotate
-    /// replaced more than [`REUSE_GRACE_MS`] ago has been copied: the session is revoked, so
-    /// that neither the thief's token nor the one the rotate issued works any more.
+    /// replaced has been copied, and the session is revoked (neither the thief's token nor
+    /// the one the rotate issued works any more), when it is presented [`REUSE_GRACE_MS`] or
+    /// more after the latest rotate, or at any time once a later rotate retired its successor:
+    /// rotating with the successor proved its holder had moved on (refresh-token rotation as
+    /// the OAuth 2.0 Security BCP and SuperTokens do it), so only the latest retired token can
+    /// still be one of its holder's requests in flight.
     fn verified_token(&self, token: &Token) -> Result<SessionRow> {
         let Some(row) = self.db.find(&token.id)? else {
             self.failed(FailureKind::Unknown, Some(&token.id));
@@ -632,11 +642,18 @@ impl Engine<'_> {
         if token.matches(&row.secret_hash) {
             return Ok(row);
         }
-        if let Some(previous) = &row.previous_secret_hash
-            && token.matches(previous)
-            && self.now >= row.rotated_at.saturating_add(REUSE_GRACE_MS)
+        let retired = row
+            .retired_secrets
+            .hashes()
+            .position(|hash| token.matches(hash));
+        let reused = match retired {
+            Some(0) => self.now >= row.rotated_at.saturating_add(REUSE_GRACE_MS),
+            Some(_) => true,
+            None => false,
+        };
+        if reused
             && *self.config.token_reuse_detection()?
-            && self.db.delete_reused(&row.id, previous)?
+            && self.db.delete_reused(&row.id, &row.retired_secrets)?
         {
             self.events.record(Event::TokenReuse {
                 session_id: row.id.clone(),

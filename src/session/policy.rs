@@ -60,6 +60,39 @@ pub fn check_user_id(user_id: &str) -> Result<(), InvalidInput> {
     Ok(())
 }
 
+/// Checks the user id of a new session: [`check_user_id`], and that it can be told and named.
+/// An id with no visible character (only blank glyphs such as U+2800) would show as nothing
+/// in every list and log, and `.` or `..` cannot be put in a URL's path (browsers and
+/// proxies resolve them), so no client could name the user. Ids already stored stay
+/// reachable through the lookups, which apply [`check_user_id`] only.
+pub fn check_new_user_id(user_id: &str) -> Result<(), InvalidInput> {
+    check_user_id(user_id)?;
+    if !user_id
+        .chars()
+        .any(|c| !c.is_whitespace() && !is_blank_glyph(c))
+    {
+        return Err(InvalidInput(
+            "user_id must contain a visible character (it has only blank ones, such as U+2800)"
+                .into(),
+        ));
+    }
+    if matches!(user_id, "." | "..") {
+        return Err(InvalidInput(
+            "user_id must not be `.` or `..`: browsers and proxies resolve such a path segment, \
+             so the user could not be named in a URL (`/sessions/user/{user_id}`)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Characters that are printed as an empty cell though they are neither whitespace nor
+/// default-ignorable: the blank Braille pattern and the Hangul fillers (the fillers are also
+/// refused as invisible; listed here so the rule stands on its own).
+fn is_blank_glyph(c: char) -> bool {
+    matches!(u32::from(c), 0x2800 | 0x115F | 0x1160 | 0x3164 | 0xFFA0)
+}
+
 /// Checks a user-id prefix for [`prefix_upper_bound`]'s range: empty (every user) or up to
 /// a user id's length, without control characters.
 pub fn check_user_id_prefix(prefix: &str) -> Result<(), InvalidInput> {
@@ -300,6 +333,35 @@ mod tests {
     }
 
     /// Ids that look like `alice` but differ invisibly are refused; visible Unicode is kept.
+    /// The probe's findings (issue 27): ids that only look blank were accepted, and `.`/`..`
+    /// could be created but never opened from the console.
+    #[test]
+    fn a_new_user_id_must_be_visible_and_nameable_in_a_url() {
+        for bad in [
+            "\u{2800}",
+            "\u{2800}\u{2800}",
+            "\u{2800} \u{2800}",
+            "\u{3164}",
+            "\u{200B}",
+            ".",
+            "..",
+        ] {
+            assert!(check_new_user_id(bad).is_err(), "{bad:?}");
+        }
+        let err = check_new_user_id("\u{2800}").unwrap_err();
+        assert!(err.0.contains("visible"), "{err:?}");
+        let err = check_new_user_id("..").unwrap_err();
+        assert!(err.0.contains("`..`"), "{err:?}");
+        // Positive control: visible ids, dots among other characters, blanks beside a
+        // visible character.
+        for good in ["alice", "...", ".alice", "a.b", "a\u{2800}b", "Zoë"] {
+            assert_eq!(check_new_user_id(good), Ok(()), "{good:?}");
+        }
+        // Lookups keep finding ids stored before the rule.
+        assert_eq!(check_user_id("\u{2800}"), Ok(()));
+        assert_eq!(check_user_id("."), Ok(()));
+    }
+
     #[test]
     fn look_alike_user_ids_follow_the_documented_rule() {
         for bad in [

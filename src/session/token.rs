@@ -96,6 +96,20 @@ impl Token {
     }
 }
 
+/// Whether `text` could be a credential of ours: a token (a public id, a `.`, anything), or a
+/// bare secret (as many base64url characters as a secret has). Log lines show such text only
+/// as a fingerprint, wherever it appears (a token pasted into a user id, say).
+pub fn looks_like_credential(text: &str) -> bool {
+    let token = text
+        .split_once('.')
+        .is_some_and(|(id, _)| is_session_id(id.trim()));
+    let secret = text.len() == SECRET_CHARS
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    token || secret
+}
+
 /// Whether `text` has the shape of a public session id: a lowercase hyphenated UUID.
 pub fn is_session_id(text: &str) -> bool {
     text.len() == ID_CHARS

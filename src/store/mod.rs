@@ -58,14 +58,57 @@ pub struct SessionRow {
     pub absolute_expires_at: u64,
     pub idle_timeout: u32,
     pub metadata: String,
-    /// The secret the last rotate replaced (`None` before any rotate): presenting it again
-    /// after the grace period is the sign of a stolen token.
-    pub previous_secret_hash: Option<Vec<u8>>,
+    /// The secrets rotates replaced, newest first (empty before any rotate): presenting one
+    /// again is the sign of a stolen token.
+    pub retired_secrets: RetiredSecrets,
     /// When the last rotate happened (0: never).
     pub rotated_at: u64,
     /// The client's address and user agent at the create or the last activity write.
     pub client_addr: Option<String>,
     pub user_agent: Option<String>,
+}
+
+/// The SHA-256 hashes of the secrets a session's rotates replaced, newest first, at most
+/// [`RetiredSecrets::MAX`] of them: the session's whole rotation chain as far as a thief can
+/// use it. Stored as one column (`previous_secret_hash`, the hashes back to back), so a rotate
+/// stays one guarded `UPDATE` and reading a session stays one row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetiredSecrets(Vec<u8>);
+
+impl RetiredSecrets {
+    /// Secrets remembered per session: 16 rotates back, 512 bytes a session at most. A token
+    /// retired longer ago than that is only refused, not treated as stolen; a client that
+    /// rotates that often in a session's life is rare, and a thief who rotates 16 times
+    /// before the owner returns has held the session for as long.
+    pub const MAX: usize = 16;
+    const HASH_BYTES: usize = 32;
+
+    /// The chain as stored. A value that is not whole hashes (none is ever written) keeps its
+    /// whole hashes only.
+    pub fn from_stored(bytes: Option<&[u8]>) -> Self {
+        let bytes = bytes.unwrap_or_default();
+        let whole = bytes.len() - bytes.len() % Self::HASH_BYTES;
+        Self(bytes[..whole.min(Self::MAX * Self::HASH_BYTES)].to_vec())
+    }
+
+    /// The chain after a rotate retires `secret_hash`: it comes first, the oldest drops off.
+    pub fn retire(&self, secret_hash: &[u8]) -> Self {
+        let mut chain = Vec::with_capacity(Self::MAX * Self::HASH_BYTES);
+        chain.extend_from_slice(secret_hash);
+        let keep = (Self::MAX - 1) * Self::HASH_BYTES;
+        chain.extend_from_slice(&self.0[..self.0.len().min(keep)]);
+        Self(chain)
+    }
+
+    /// The hashes, newest first.
+    pub fn hashes(&self) -> impl Iterator<Item = &[u8]> {
+        self.0.chunks_exact(Self::HASH_BYTES)
+    }
+
+    /// The stored value: `None` for an empty chain.
+    pub fn stored(&self) -> Option<&[u8]> {
+        (!self.0.is_empty()).then_some(self.0.as_slice())
+    }
 }
 
 /// Where a call came from, as sessions record it ("your devices").
@@ -316,12 +359,14 @@ impl Db {
         Ok(changed == 1)
     }
 
-    /// Swaps the secret if it is still `old`, so of two concurrent rotations only one wins;
-    /// a rotate is activity, so the device is recorded as by [`Db::record_activity`].
+    /// Swaps the secret if it is still `old`, so of two concurrent rotations only one wins,
+    /// and stores `retired` (the chain with `old` first); a rotate is activity, so the device
+    /// is recorded as by [`Db::record_activity`].
     pub fn replace_secret(
         &self,
         id: &str,
         (old, new): (&[u8], &[u8]),
+        retired: &RetiredSecrets,
         now: u64,
         expires_at: u64,
         device: Option<&Device>,
@@ -336,17 +381,21 @@ impl Db {
                 int(expires_at),
                 opt_text(device.and_then(|d| d.client_addr.as_deref())),
                 opt_text(device.and_then(|d| d.user_agent.as_deref())),
+                retired.stored().map_or(Param::Null, Param::Bytes),
             ],
         )?;
         Ok(changed == 1)
     }
 
-    /// Deletes the session whose rotated-away secret was presented again, provided that is
-    /// still its previous secret (a later rotate moved on, and decides anew).
-    pub fn delete_reused(&self, id: &str, previous_secret_hash: &[u8]) -> Result<bool> {
+    /// Deletes the session one of whose rotated-away secrets was presented again, provided
+    /// its chain is still `retired` (a rotate since moved on, and the caller decides anew).
+    pub fn delete_reused(&self, id: &str, retired: &RetiredSecrets) -> Result<bool> {
+        let Some(chain) = retired.stored() else {
+            return Ok(false);
+        };
         let changed = self.change(
             self.dialect().delete_reused,
-            &[Param::Text(id), Param::Bytes(previous_secret_hash)],
+            &[Param::Text(id), Param::Bytes(chain)],
         )?;
         Ok(changed == 1)
     }
@@ -476,7 +525,7 @@ fn session_row(row: Row) -> Result<SessionRow> {
         idle_timeout: u32::try_from(row.uint(7)?)
             .map_err(|_| StoreError::Shape("idle_timeout out of range"))?,
         metadata: row.text(8)?.to_owned(),
-        previous_secret_hash: row.opt_blob(9)?.map(<[u8]>::to_vec),
+        retired_secrets: RetiredSecrets::from_stored(row.opt_blob(9)?),
         rotated_at: row.uint(10)?,
         client_addr: row.opt_text(11)?.map(str::to_owned),
         user_agent: row.opt_text(12)?.map(str::to_owned),

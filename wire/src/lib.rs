@@ -122,11 +122,32 @@ pub fn log_line(now_ms: u64, level: &str, message: &str, fields: Value) -> Strin
 /// of a JSON value writes every formatted fragment separately: dozens of host calls (and
 /// write syscalls) per line, which made request logging the largest cost of a fresh
 /// instance's `GET /health` (BENCHMARKS.md, issue 18).
-pub fn write_line(mut line: String) {
+pub fn write_line(line: String) {
     use std::io::Write as _;
+    let mut line = escape_separators(line);
     line.push('\n');
     // A log line that cannot be written is dropped; what it describes still happens.
     let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// `line` (JSON) with every character escaped that serde_json leaves raw but that log viewers
+/// break a line on or show as a control: DEL, the C1 controls (U+0085 NEL among them), and
+/// the line and paragraph separators U+2028 and U+2029. They can only stand inside a JSON
+/// string, where `\uXXXX` means the same character, so the line stays the same JSON.
+pub fn escape_separators(line: String) -> String {
+    // DEL is 0x7f; C1 controls are encoded 0xc2 0x80-0x9f; U+2028/9 are 0xe2 0x80 0xa8/9.
+    if !line.bytes().any(|b| matches!(b, 0x7f | 0xc2 | 0xe2)) {
+        return line;
+    }
+    let mut escaped = String::with_capacity(line.len() + 16);
+    for c in line.chars() {
+        if matches!(c, '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}') {
+            escaped.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            escaped.push(c);
+        }
+    }
+    escaped
 }
 
 #[cfg(test)]
@@ -229,5 +250,31 @@ mod tests {
         assert_eq!(value["path"], "/x");
         assert_eq!(value["status"], 503);
         assert!(!line.contains('\n'));
+    }
+
+    /// The probe's finding (issue 27): U+2028, U+2029 and U+0085 in a user id reached log
+    /// lines raw and split them in many viewers.
+    #[test]
+    fn line_and_paragraph_separators_and_controls_are_escaped() {
+        let user_id = "a\u{2028}b\u{2029}c\u{85}d\u{7f}e\u{9f}f\ng\u{1}h";
+        let line = escape_separators(log_line(0, "INFO", "m", json!({"user_id": user_id})));
+        for raw in [
+            '\u{2028}', '\u{2029}', '\u{85}', '\u{7f}', '\u{9f}', '\n', '\u{1}',
+        ] {
+            assert!(!line.contains(raw), "{raw:?} in {line}");
+        }
+        assert!(
+            line.contains(r"\u2028") && line.contains(r"\u0085"),
+            "{line}"
+        );
+        // Still the same JSON: the user id reads back unchanged.
+        let back: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(back["user_id"], user_id);
+        // Positive control: serde_json alone leaves them raw.
+        let plain = log_line(0, "INFO", "m", json!({"user_id": user_id}));
+        assert!(plain.contains('\u{2028}') && plain.contains('\u{85}'));
+        // Other text, non-ASCII included, is left as it is.
+        let other = log_line(0, "INFO", "m", json!({"user_id": "Zoë — ü ½"}));
+        assert_eq!(escape_separators(other.clone()), other);
     }
 }

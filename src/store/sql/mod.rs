@@ -45,11 +45,13 @@ pub struct Dialect {
     pub record_activity: &'static str,
     /// `1`: id, `2`: secret hash, `3`: expires at.
     pub set_expiry: &'static str,
-    /// `1`: id, `2`: old hash, `3`: new hash, `4`: now, `5`: expires at.
+    /// `1`: id, `2`: old hash, `3`: new hash, `4`: now, `5`: expires at, `6`: client address,
+    /// `7`: user agent, `8`: the retired secrets (column `previous_secret_hash`, which holds
+    /// the whole chain since schema 2's single hash is a chain of one).
     pub replace_secret: &'static str,
     /// `1`: id.
     pub delete: &'static str,
-    /// `1`: id, `2`: the secret hash a rotate replaced; deletes only while it still is.
+    /// `1`: id, `2`: the retired secrets as read; deletes only while they still are.
     pub delete_reused: &'static str,
     /// `1`: user id, `2`: the id to keep, or null.
     pub delete_user: &'static str,
@@ -147,7 +149,7 @@ mod tests {
         // The check sees placeholders where there are some.
         assert_eq!(
             placeholders(SQLITE.replace_secret, '?'),
-            [1, 2, 3, 4, 5, 6, 7]
+            [1, 2, 3, 4, 5, 6, 7, 8]
         );
     }
 

@@ -63,7 +63,7 @@ pub static SQLITE: Dialect = Dialect {
                       user_agent = coalesce(?6, user_agent) \
                       WHERE id = ?1 AND secret_hash = ?2",
     set_expiry: "UPDATE sessions SET expires_at = ?3 WHERE id = ?1 AND secret_hash = ?2",
-    replace_secret: "UPDATE sessions SET secret_hash = ?3, previous_secret_hash = ?2, \
+    replace_secret: "UPDATE sessions SET secret_hash = ?3, previous_secret_hash = ?8, \
                      rotated_at = ?4, last_activity = ?4, expires_at = ?5, \
                      client_addr = coalesce(?6, client_addr), \
                      user_agent = coalesce(?7, user_agent) \
