@@ -109,7 +109,13 @@ fn with_device_engine<T>(
         let mut engine = Engine::new(&config, &db, now);
         engine.device = device;
         let result = op(&engine);
-        log::audit(&config, now, engine.events.take(), log::Origin::default());
+        log::audit(
+            &config,
+            now,
+            engine.events.take(),
+            log::Origin::default(),
+            0,
+        );
         result
     };
     run().map_err(wit::Error::from)

@@ -1683,3 +1683,53 @@ async fn a_clients_forwarding_header_cannot_outrank_the_proxys() {
     }
     api.stop().await;
 }
+
+/// Hardening: a flood of invalid tokens wrote ~460 bytes of log per request. Refusals for a
+/// bad credential now write one line a second per kind (per instance), then one saying how
+/// many were dropped; a token reuse, the event that matters, is never dropped.
+#[tokio::test]
+async fn a_flood_of_invalid_tokens_writes_a_line_a_second_with_a_count() {
+    let api = start(&[]).await;
+    let (token, id) = api.login("alice").await;
+    let forged = format!("{id}.{}", "A".repeat(43));
+    const FLOOD: usize = 60;
+    for _ in 0..FLOOD {
+        api.get("/sessions/validate", &session_header(&forged))
+            .await
+            .expect_error(401, "invalid_token");
+    }
+    let lines = |log: &str, pred: &dyn Fn(&Value) -> bool| -> Vec<Value> {
+        log.lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| pred(line))
+            .collect()
+    };
+    let failed = |l: &Value| l["event"] == "session.validate_failed";
+    let refused = |l: &Value| l["message"] == "request" && l["status"] == 401;
+    let log = api.log_text();
+    // The clock stands still, so every request fell in one second: a line per instance that
+    // served them at most (serve reuses instances; a handful at most here).
+    let (events, requests) = (lines(&log, &failed).len(), lines(&log, &refused).len());
+    assert!((1..=4).contains(&events), "{events} events\n{log}");
+    assert!((1..=4).contains(&requests), "{requests} request lines\n{log}");
+    // A second later the next refusal writes again and says how many were dropped.
+    api.clock.advance(Duration::from_secs(1));
+    api.get("/sessions/validate", &session_header(&forged))
+        .await
+        .expect_error(401, "invalid_token");
+    let log = api.log_text();
+    let dropped: u64 = lines(&log, &failed)
+        .iter()
+        .filter_map(|l| l["suppressed"].as_u64())
+        .sum();
+    assert!(dropped as usize >= FLOOD - 4, "{dropped} dropped\n{log}");
+    // Positive control: successful requests are each logged.
+    for _ in 0..10 {
+        api.get("/sessions/validate", &session_header(&token))
+            .await
+            .expect(200);
+    }
+    let ok = lines(&api.log_text(), &|l| l["message"] == "request" && l["status"] == 200);
+    assert!(ok.len() >= 10, "{}", ok.len());
+    api.stop().await;
+}

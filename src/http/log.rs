@@ -10,6 +10,7 @@ use crate::session::engine::Issued;
 use crate::session::token;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use std::cell::RefCell;
 use subtle::ConstantTimeEq;
 
 /// Writes one line at `level` if `threshold` lets it through.
@@ -27,6 +28,35 @@ pub fn emit(threshold: LogLevel, level: LogLevel, now: u64, message: &str, field
 
 pub use zoe_session_wire::write_line;
 
+/// Whether a request refused for a bad credential (a 401, by its error kind) may write its
+/// lines: the first of each kind in a second does, with the number of lines of that kind
+/// dropped since the previous one written (`Some(dropped)`); the rest of that second do not
+/// (`None`). A flood of invalid tokens so writes at most one line a second per kind and
+/// instance, however fast it comes, instead of ~460 bytes a request. The windows live as long
+/// as the instance (Spin reuses a WASIp3 instance, `serve` any instance); a host that gives
+/// every request a fresh instance gets every line, and must bound its log at the platform.
+pub fn admit(kind: &'static str, now_ms: u64) -> Option<u64> {
+    thread_local! {
+        /// Per error kind (a handful of them): the second last written, lines dropped since.
+        static WINDOWS: RefCell<Vec<(&'static str, u64, u64)>> = const { RefCell::new(Vec::new()) };
+    }
+    let second = now_ms / 1000;
+    WINDOWS.with_borrow_mut(|windows| match windows.iter_mut().find(|w| w.0 == kind) {
+        Some((_, written, dropped)) if *written == second => {
+            *dropped += 1;
+            None
+        }
+        Some((_, written, dropped)) => {
+            *written = second;
+            Some(std::mem::take(dropped))
+        }
+        None => {
+            windows.push((kind, second, 0));
+            Some(0)
+        }
+    })
+}
+
 /// What the line written at the end of every request says.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestLine<'a> {
@@ -36,6 +66,8 @@ pub struct RequestLine<'a> {
     pub status: u16,
     pub request_id: &'a str,
     pub duration_ms: f64,
+    /// Lines of the same refusal dropped before this one ([`admit`]); 0 is not written.
+    pub dropped: u64,
 }
 
 /// Writes the request's line (INFO, `"message":"request"`) if `threshold` lets it through.
@@ -68,6 +100,9 @@ fn request_line(now: u64, line: &RequestLine<'_>) -> String {
     push(&mut text, "path", &line.path);
     push(&mut text, "request_id", &line.request_id);
     push(&mut text, "status", &line.status);
+    if line.dropped > 0 {
+        push(&mut text, "suppressed", &line.dropped);
+    }
     push(&mut text, "ts", &zoe_session_wire::rfc3339(now));
     text.push(b'}');
     String::from_utf8(text).unwrap_or_default()
@@ -85,7 +120,7 @@ pub struct Origin<'a> {
 /// also the message), the event's fields, `client_addr` and `request_id`. Audit lines do not
 /// depend on `log_level` or `log_requests`. A bad `audit_events` counts as on (the admin's
 /// routes report it); events carry public ids only.
-pub fn audit(config: &Config, now: u64, events: Vec<Event>, origin: Origin<'_>) {
+pub fn audit(config: &Config, now: u64, events: Vec<Event>, origin: Origin<'_>, dropped: u64) {
     if events.is_empty() || !config.audit_events().copied().unwrap_or(true) {
         return;
     }
@@ -97,6 +132,9 @@ pub fn audit(config: &Config, now: u64, events: Vec<Event>, origin: Origin<'_>) 
             "client_addr": origin.client_addr,
             "request_id": origin.request_id,
         });
+        if dropped > 0 && event.is_refusal() {
+            fields["suppressed"] = dropped.into();
+        }
         if let (Value::Object(line), Value::Object(mut own)) = (&mut fields, event.fields()) {
             if let Some(Value::String(user_id)) = own.get_mut("user_id") {
                 *user_id = shown_user_id(user_id, config);
@@ -231,6 +269,39 @@ fn user_id_position(decoded: &[Option<String>]) -> Option<usize> {
 mod tests {
     use super::*;
 
+    /// Hardening (issue 27): a flood of invalid tokens wrote ~460 bytes of log per request.
+    #[test]
+    fn refusals_write_one_line_a_second_per_kind_with_the_count_dropped() {
+        let second = 1_900_000_000_000;
+        assert_eq!(admit("test_kind", second), Some(0));
+        for ms in 1..1000 {
+            assert_eq!(admit("test_kind", second + ms), None, "{ms}");
+        }
+        // Another kind has a window of its own.
+        assert_eq!(admit("other_test_kind", second + 5), Some(0));
+        // The next second writes again and tells how many were dropped.
+        assert_eq!(admit("test_kind", second + 1000), Some(999));
+        assert_eq!(admit("test_kind", second + 1001), None);
+        assert_eq!(admit("test_kind", second + 2000), Some(1));
+    }
+
+    #[test]
+    fn a_request_line_tells_how_many_were_dropped() {
+        let line = RequestLine {
+            method: "GET",
+            path: "/sessions/validate",
+            status: 401,
+            request_id: "r",
+            duration_ms: 1.0,
+            dropped: 41,
+        };
+        let value: Value = serde_json::from_str(&request_line(0, &line)).unwrap();
+        assert_eq!(value["suppressed"], 41);
+        let quiet = RequestLine { dropped: 0, ..line };
+        let value: Value = serde_json::from_str(&request_line(0, &quiet)).unwrap();
+        assert_eq!(value.get("suppressed"), None);
+    }
+
     #[test]
     fn the_request_line_is_the_line_emit_would_write() {
         for (method, path, duration_ms) in [
@@ -244,6 +315,7 @@ mod tests {
                 status: 404,
                 request_id: "0123456789abcdef",
                 duration_ms,
+                dropped: 0,
             };
             let general = zoe_session_wire::log_line(
                 1_800_000_000_123,

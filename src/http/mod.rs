@@ -62,6 +62,8 @@ pub fn handle(req: &Request, now: u64, config: &Config, started: Instant) -> Rep
     let request_line = config
         .log_requests()
         .and_then(|on| Ok(on.then_some(*config.log_level()?)));
+    // The kind of a refusal for a bad credential (401), whose lines are rate-limited.
+    let mut refusal = None;
     let mut reply = match &request_line {
         Err(err) => {
             // No usable log level: configuration errors are always logged.
@@ -75,6 +77,9 @@ pub fn handle(req: &Request, now: u64, config: &Config, started: Instant) -> Rep
             ApiError::Config(err.clone()).into_reply()
         }
         Ok(_) => dispatch(&ctx).unwrap_or_else(|err| {
+            if err.status() == 401 {
+                refusal = Some(err.kind());
+            }
             if err.status() >= 500 && !matches!(err, ApiError::AdminKeyMissing) {
                 log::emit(
                     ctx.log_level(),
@@ -92,7 +97,15 @@ pub fn handle(req: &Request, now: u64, config: &Config, started: Instant) -> Rep
         reply.body.clear();
     }
     reply.set_header("x-request-id", request_id.as_str());
-    let events = ctx.events.take();
+    let mut events = ctx.events.take();
+    // A refusal for a bad credential writes its lines at most once a second per kind.
+    let admitted = match refusal {
+        Some(kind) => log::admit(kind, now),
+        None => Some(0),
+    };
+    if admitted.is_none() {
+        events.retain(|event| !event.is_refusal());
+    }
     // Most requests record no event; the client's address is worked out only for one that does.
     if !events.is_empty() {
         log::audit(
@@ -103,6 +116,7 @@ pub fn handle(req: &Request, now: u64, config: &Config, started: Instant) -> Rep
                 client_addr: ctx.client_addr(),
                 request_id: Some(&request_id),
             },
+            admitted.unwrap_or(0),
         );
     }
     // Responses may carry tokens; no cache may keep them. No browser may guess a type other
@@ -115,7 +129,7 @@ pub fn handle(req: &Request, now: u64, config: &Config, started: Instant) -> Rep
             "max-age=63072000; includeSubDomains",
         );
     }
-    if let Ok(Some(level)) = request_line {
+    if let (Ok(Some(level)), Some(dropped)) = (request_line, admitted) {
         log::request(
             level,
             now,
@@ -125,6 +139,7 @@ pub fn handle(req: &Request, now: u64, config: &Config, started: Instant) -> Rep
                 status: reply.status,
                 request_id: &request_id,
                 duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+                dropped,
             },
         );
     }

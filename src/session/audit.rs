@@ -168,6 +168,16 @@ impl Event {
         }
     }
 
+    /// Whether a flood of bad credentials repeats this event once per request: failed
+    /// validations and failed admin checks. Their lines are rate-limited (`http::log::admit`);
+    /// every other event, token reuse above all, is always written.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Self::ValidateFailed { .. } | Self::AdminAuthFailed { .. }
+        )
+    }
+
     /// Whether the event is a warning: someone presented what they should not have.
     pub fn is_warning(&self) -> bool {
         matches!(

@@ -336,6 +336,40 @@ test('an API error is shown as its sentence', async () => {
   assert.equal(await page.locator('#console').isVisible(), false);
 });
 
+// Issue 27, finding 1 (login CSRF): a page on another site auto-submits a form that posts an
+// attacker's token to rotate?set_cookie=true. The browser must end up without our cookie.
+// Positive control: the same form served from our own origin does get the cookie set, so the
+// check would see a planted one.
+test("a cross-site form cannot plant a session cookie in the browser", async () => {
+  const formPage = (token) => `<!doctype html><form id="f" method="POST"
+      action="${BASE}/sessions/${token}/rotate?set_cookie=true"></form>
+      <script>document.getElementById('f').submit()</script>`;
+  const plant = async (pageUrl) => {
+    const created = await api('POST', '/sessions/create', { body: { user_id: 'mallory' } });
+    assert.equal(created.status, 200);
+    const token = created.json.session_id;
+    const jar = await browser.newContext();
+    await jar.route(pageUrl, (route) =>
+      route.fulfill({ status: 200, contentType: 'text/html', body: formPage(token) }));
+    const victim = await jar.newPage();
+    const answer = victim.waitForResponse((r) => r.url().includes('/rotate'));
+    await victim.goto(pageUrl);
+    const status = (await answer).status();
+    const cookies = await jar.cookies(BASE);
+    await jar.close();
+    return { status, cookies: cookies.filter((c) => c.name.endsWith('zoe_session')), token };
+  };
+
+  const attack = await plant('http://attacker.test/login.html');
+  assert.equal(attack.status, 403);
+  assert.deepEqual(attack.cookies, [], 'no session cookie was stored for our origin');
+  assert.equal(await tokenStatus(attack.token), 200, 'nothing was done for the request');
+
+  const own = await plant(`${BASE}/own-form.html`);
+  assert.equal(own.status, 200);
+  assert.equal(own.cookies.length, 1, 'our own origin may set the cookie');
+});
+
 test('the page ran without script errors or policy violations', () => {
   assert.deepEqual(problems, []);
 });
