@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use support::in_process::Harness;
-use support::{ADMIN, Response, get, read_response, request};
+use support::{ADMIN, ADMIN_KEY, Response, Serve, get, read_response, request, send_head};
 use zoe_session_host::{Allocation, Runtime, ServeOptions};
 
 /// Whether the server closes `stream` (EOF or reset) before the client's safety timeout.
@@ -526,4 +526,51 @@ fn a_request_whose_client_hangs_up_still_runs_to_its_end() {
         "the create whose client hung up was abandoned: {:?}",
         listed.json()
     );
+}
+
+/// Issue 27: `Host` once became part of the URL the guest routes on, so `Host: x/admin/?`
+/// turned `GET /sessions/validate` into the admin console, and `Host:
+/// 127.0.0.1/sessions/stats?x=` into the stats (the admin key is sent here so that a
+/// request routed to stats would succeed). A real `serve`, over raw TCP.
+#[test]
+fn a_host_header_that_is_not_an_authority_is_refused_and_moves_no_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(&dir.path().join("sessions.db"), &[]);
+    let validate = |hosts: &[&str]| {
+        let mut head = "GET /sessions/validate HTTP/1.1\r\n".to_owned();
+        for host in hosts {
+            head.push_str(&format!("host: {host}\r\n"));
+        }
+        head.push_str(&format!(
+            "authorization: Bearer {ADMIN_KEY}\r\nconnection: close\r\n\r\n"
+        ));
+        send_head(serve.addr, &head).expect("an answer")
+    };
+    let bad: &[&[&str]] = &[
+        &["127.0.0.1/sessions/stats?x="],
+        &["x/admin/?"],
+        &["x/admin/#"],
+        &["admin@127.0.0.1"],
+        &["127.0.0.1", "127.0.0.1"],
+    ];
+    for hosts in bad {
+        let refused = validate(hosts);
+        refused.expect(400);
+        assert_eq!(refused.header("content-type"), Some("application/json"));
+        assert_eq!(refused.json()["error"], "bad_request", "{hosts:?}");
+        let body = String::from_utf8_lossy(&refused.body);
+        assert!(body.contains("Host"), "{body}");
+        assert!(
+            !body.contains("active_sessions") && !body.to_ascii_lowercase().contains("<html"),
+            "{body}"
+        );
+    }
+    // Positive control: with a good Host the same request reaches validate, which refuses it
+    // for want of a session token (the admin key is not one).
+    let addr = serve.addr.to_string();
+    for good in ["127.0.0.1", "localhost:3000", addr.as_str()] {
+        let reached = validate(&[good]);
+        reached.expect(401);
+        assert_ne!(reached.json()["error"], "bad_request", "{good}");
+    }
 }

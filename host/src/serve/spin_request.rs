@@ -23,6 +23,19 @@ pub(super) type GuestRequest = Request<Full<Bytes>>;
 /// Rewrites the request as Spin hands it to a component on route `/...`: an absolute
 /// URI, and the `spin-*` headers (any the client sent are removed first, so they cannot
 /// be forged).
+///
+/// The authority comes from `Host`, or from the request target when it is in absolute form
+/// (`GET http://host/path`), or is the listen address when neither gives one; whichever it
+/// is must be a host and an optional port ([`is_authority`]), so that `Host:
+/// x/admin/?` cannot move the path the guest sees. Spin (trigger-http's `set_req_uri`)
+/// parses `Host` as an `http::uri::Authority`, refuses a `Host` that differs from the
+/// target's authority, and drops the connection without an answer on either; this is
+/// stricter (no user info, percent-encoding or sub-delimiters, two `Host` headers refused, a
+/// scheme other than `http`/`https` refused, the target must be a path) and answers 400.
+///
+/// # Errors
+///
+/// Why the request cannot be presented, for the 400's `detail`.
 pub(super) fn present_like_spin<B>(
     req: Request<B>,
     peer: SocketAddr,
@@ -38,19 +51,47 @@ pub(super) fn present_like_spin<B>(
     for name in spin_headers {
         parts.headers.remove(name);
     }
-    let authority = match parts.headers.get(HOST).and_then(|h| h.to_str().ok()) {
-        Some(host) => host.to_owned(),
+    let mut hosts = parts.headers.get_all(HOST).iter();
+    let host = match (hosts.next(), hosts.next()) {
+        (_, Some(_)) => return Err("the request has more than one Host header"),
+        (Some(host), None) => Some(host.to_str().map_err(|_| BAD_HOST)?),
+        (None, None) => None,
+    };
+    if host.is_some_and(|host| !is_authority(host)) {
+        return Err(BAD_HOST);
+    }
+    if parts
+        .uri
+        .scheme_str()
+        .is_some_and(|s| !s.eq_ignore_ascii_case("http") && !s.eq_ignore_ascii_case("https"))
+    {
+        return Err("the request target's scheme must be http or https");
+    }
+    let target = match parts.uri.authority().map(|a| a.as_str()) {
+        Some(target) => {
+            if !is_authority(target) {
+                return Err(BAD_TARGET);
+            }
+            if host.is_some_and(|host| !host.eq_ignore_ascii_case(target)) {
+                return Err("the Host header does not match the request target's authority");
+            }
+            Some(target)
+        }
+        None => None,
+    };
+    let authority = match host.or(target) {
+        Some(authority) => authority.to_owned(),
         None => listen.to_string(),
     };
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_owned();
-    let full_url = format!("http://{authority}{path_and_query}");
-    parts.uri = full_url
-        .parse()
-        .map_err(|_| "invalid Host header or request target")?;
+    let path = parts.uri.path();
+    if !path.starts_with('/') {
+        return Err("the request target must be a path starting with `/`");
+    }
+    let full_url = match parts.uri.query() {
+        Some(query) => format!("http://{authority}{path}?{query}"),
+        None => format!("http://{authority}{path}"),
+    };
+    parts.uri = full_url.parse().map_err(|_| BAD_TARGET)?;
     let path = parts.uri.path().to_owned();
     // Names made once, at compile time: parsing them again on every request was 2.6% of a
     // trivial component's request under `serve` (BENCHMARKS.md, fifth session).
@@ -75,6 +116,51 @@ pub(super) fn present_like_spin<B>(
         parts.headers.insert(name, value);
     }
     Ok(Request::from_parts(parts, body))
+}
+
+const BAD_HOST: &str = "the Host header must be a host name or IP address and an optional port, \
+     with no path, query, fragment, user info, spaces or control characters";
+const BAD_TARGET: &str = "the request target's authority must be a host name or IP address and an \
+     optional port";
+
+/// Whether `authority` is `host[:port]`: the host a name of letters, digits and `-._~`
+/// (which covers IPv4 addresses) or a bracketed IPv6 address, the port 1 to 5 digits up to
+/// 65535. Everything else RFC 3986 allows in an authority (user info, percent-encoding,
+/// sub-delimiters, `IPvFuture`, an empty port) no client of this API needs, so none of it
+/// reaches the guest.
+fn is_authority(authority: &str) -> bool {
+    let (host_ok, port) = match authority.strip_prefix('[') {
+        Some(rest) => {
+            let Some((address, after)) = rest.split_once(']') else {
+                return false;
+            };
+            let port = match after {
+                "" => None,
+                after => match after.strip_prefix(':') {
+                    Some(port) => Some(port),
+                    None => return false,
+                },
+            };
+            (address.parse::<std::net::Ipv6Addr>().is_ok(), port)
+        }
+        None => {
+            let (name, port) = match authority.split_once(':') {
+                Some((name, port)) => (name, Some(port)),
+                None => (authority, None),
+            };
+            let name_ok = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+            (name_ok, port)
+        }
+    };
+    let port_ok = port.is_none_or(|port| {
+        (1..=5).contains(&port.len())
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && port.parse::<u16>().is_ok()
+    });
+    host_ok && port_ok
 }
 
 /// Reads `req`'s body into memory within `deadline`, however it trickles, stopping one byte
@@ -165,6 +251,96 @@ mod tests {
             header(&req, "spin-full-url"),
             Some("http://127.0.0.1:3000/health")
         );
+    }
+
+    /// `present_like_spin` of a GET of `target` with these `Host` headers.
+    fn present(target: &str, hosts: &[&[u8]]) -> Result<Request<()>, &'static str> {
+        let mut req = Request::builder().uri(target);
+        for host in hosts {
+            req = req.header(HOST, HeaderValue::from_bytes(host).unwrap());
+        }
+        present_like_spin(
+            req.body(()).unwrap(),
+            addr("127.0.0.1:9"),
+            addr("127.0.0.1:3000"),
+        )
+    }
+
+    #[test]
+    fn a_host_that_is_more_than_host_and_port_is_refused() {
+        let bad: &[&[u8]] = &[
+            b"127.0.0.1/sessions/stats?x=",
+            b"x/admin/?",
+            b"example.com?x=1",
+            b"example.com#fragment",
+            b"user@example.com",
+            b"example.com:80@evil.example",
+            b"exa mple.com",
+            b"example.com\t",
+            b"exa\tmple.com",
+            b"",
+            b"example.com:",
+            b"example.com:http",
+            b"example.com:65536",
+            b"example.com:80:80",
+            b"[::1",
+            b"[::1]x",
+            b"[not-an-address]:80",
+            b"%65xample.com",
+            b"example.com;x",
+            b"\xffexample.com",
+        ];
+        for host in bad {
+            let shown = String::from_utf8_lossy(host);
+            let err = present("/sessions/validate", &[host]).expect_err(&shown);
+            assert_eq!(err, BAD_HOST, "{shown:?}");
+        }
+    }
+
+    #[test]
+    fn two_host_headers_are_refused() {
+        let err = present("/health", &[b"example.com", b"example.com"]).unwrap_err();
+        assert!(err.contains("more than one Host"), "{err}");
+        // Positive control: either one alone is fine.
+        present("/health", &[b"example.com"]).unwrap();
+    }
+
+    #[test]
+    fn a_host_that_is_host_and_port_makes_the_url() {
+        for host in [
+            "example.com",
+            "example.com:8080",
+            "[::1]:3000",
+            "127.0.0.1",
+            "[::1]",
+        ] {
+            let req = present("/sessions/validate?role=admin", &[host.as_bytes()]).expect(host);
+            let url = format!("http://{host}/sessions/validate?role=admin");
+            assert_eq!(header(&req, "spin-full-url"), Some(url.as_str()));
+            assert_eq!(req.uri().to_string(), url);
+            assert_eq!(header(&req, "spin-path-info"), Some("/sessions/validate"));
+        }
+    }
+
+    #[test]
+    fn an_absolute_target_gives_the_authority_and_must_agree_with_host() {
+        let req = present("http://example.com:8080/health?x=1", &[]).unwrap();
+        assert_eq!(
+            header(&req, "spin-full-url"),
+            Some("http://example.com:8080/health?x=1")
+        );
+        assert_eq!(header(&req, "spin-path-info"), Some("/health"));
+        // Case does not matter in a host; a different authority does.
+        present("http://EXAMPLE.com/health", &[b"example.com"]).unwrap();
+        let err = present("http://example.com/health", &[b"other.example"]).unwrap_err();
+        assert!(err.contains("does not match"), "{err}");
+        for target in [
+            "http://user@example.com/health",
+            "ftp://example.com/health",
+            "*",
+        ] {
+            assert!(present(target, &[b"example.com"]).is_err(), "{target}");
+        }
     }
 
     #[test]

@@ -220,6 +220,23 @@ pub fn request(
     Ok(response)
 }
 
+/// Sends `head` (a request line and headers, ending with the blank line) exactly as given on a
+/// fresh connection and reads the response: for requests [`request`] would not send, such as
+/// a forged or doubled `Host`.
+///
+/// # Errors
+///
+/// As [`request`].
+pub fn send_head(addr: SocketAddr, head: &str) -> std::io::Result<Response> {
+    let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    stream.write_all(head.as_bytes())?;
+    let mut response = read_response(&mut stream)?;
+    response.request = head.lines().next().map(str::to_owned);
+    response.log = serve_logs().lock().unwrap().get(&addr).cloned();
+    Ok(response)
+}
+
 fn invalid(what: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned())
 }
