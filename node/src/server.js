@@ -60,16 +60,32 @@ function readBody(req) {
  * The request as the component gets it: `[name, value]` headers in the client's order, less
  * any `spin-*`, plus Spin's own.
  */
+/**
+ * A `Host` value as RFC 3986 allows an authority there: a registered name or IPv4 address
+ * (unreserved, sub-delims, percent-escapes) or a bracketed IPv6 address, and an optional port.
+ * No path, query, fragment, userinfo or whitespace.
+ */
+const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::[0-9]{1,5})?$/;
+
 export function presentLikeSpin(req, listen) {
   const headers = [];
   const raw = req.rawHeaders;
+  const hosts = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i].toLowerCase();
+    if (name === "host") {
+      hosts.push(raw[i + 1]);
+    }
     if (!name.startsWith("spin-")) {
       headers.push([name, raw[i + 1]]);
     }
   }
-  const authority = req.headers.host ?? listen;
+  // `Host` must be an authority and nothing more: a path in it would otherwise become the
+  // path of spin-full-url (issue 27, as in the Rust host). Sent twice, it is ambiguous.
+  if (hosts.length > 1 || (hosts.length === 1 && !AUTHORITY.test(hosts[0]))) {
+    return null;
+  }
+  const authority = hosts[0] ?? listen;
   const pathWithQuery = req.url.startsWith("/") ? req.url : "/";
   const fullUrl = `http://${authority}${pathWithQuery}`;
   let path;

@@ -2,6 +2,7 @@
 // a client's own `spin-*` headers are dropped.
 
 import assert from "node:assert/strict";
+import net from "node:net";
 import { after, before, test } from "node:test";
 import { admin, call, login, startServer } from "./helpers.js";
 
@@ -157,5 +158,46 @@ test("a server made with createServer() and no admin key answers privileged rout
     assert.equal(seen.health, 200, "control: unprivileged routes answer");
   } finally {
     temp.cleanup();
+  }
+});
+
+/** Sends `head` (a raw request head) on a fresh socket and resolves with the status and body. */
+function rawRequest(server, head) {
+  const { hostname, port } = new URL(server.url);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(port), hostname, () => socket.write(head));
+    let text = "";
+    socket.on("data", (d) => (text += d));
+    socket.on("end", () => {
+      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1]);
+      resolve({ status, text, body: text.slice(text.indexOf("\r\n\r\n") + 4) });
+    });
+    socket.on("error", reject);
+  });
+}
+
+// Issue 27, finding 3: the host built spin-full-url from `Host`, so `Host: x/admin/?` served the
+// console for a request to /sessions/validate.
+test("a Host header that is not an authority is refused before the component", async () => {
+  for (const host of ["127.0.0.1/sessions/stats?x=", "x/admin/?", "user@x", "x#f", "a b"]) {
+    const answer = await rawRequest(
+      server,
+      `GET /sessions/validate HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`,
+    );
+    assert.equal(answer.status, 400, `${host}: ${answer.text}`);
+    assert.doesNotMatch(answer.text, /active_sessions|<html/i);
+  }
+  const twice = await rawRequest(
+    server,
+    "GET /sessions/validate HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+  );
+  assert.equal(twice.status, 400, twice.text);
+  // Control: a plain authority reaches the component, which asks for a token.
+  for (const host of ["localhost:3000", "[::1]:8080", "sessions.example"]) {
+    const answer = await rawRequest(
+      server,
+      `GET /sessions/validate HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`,
+    );
+    assert.equal(answer.status, 401, `${host}: ${answer.text}`);
   }
 });
