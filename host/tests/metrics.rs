@@ -4,8 +4,9 @@
 mod support;
 
 use prometheus_parse::{Scrape, Value};
-use std::net::SocketAddr;
-use support::{ADMIN, get, request};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+use support::{ADMIN, Serve, free_port, get, request};
 use zoe_session_host::SessionHost;
 use zoe_session_host::serve::{ServeOptions, Server};
 use zoe_test_support::{ADMIN_KEY, file_config, serve_runtime};
@@ -155,4 +156,45 @@ async fn the_exposition_parses_and_its_counters_move_with_requests() {
         .unwrap();
     other.expect(404);
     server.shutdown().await;
+}
+
+/// Issue 27: with `ulimit -n 256`, 300 idle sockets on the metrics port took every file
+/// descriptor and `/health` on the API port went unanswered (EMFILE). The metrics listener
+/// now holds at most a few connections, and cuts idle ones off.
+#[test]
+fn idle_metrics_connections_leave_the_api_its_file_descriptors() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = free_port();
+    let serve = Serve::start_with(
+        &dir.path().join("sessions.db"),
+        &[],
+        &["--metrics-listen", &metrics.to_string()],
+        Some(256),
+    );
+    get(metrics, "/metrics", &[]).unwrap().expect(200);
+    let idle: Vec<TcpStream> = (0..300)
+        .map(|_| TcpStream::connect(metrics).expect("connect"))
+        .collect();
+    // Time for the server to accept all 300, as it did before the cap: it then ran out of
+    // descriptors (this is the positive control: on that code, the check below fails).
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..3 {
+        get(serve.addr, "/health", &[])
+            .expect("/health answers while idle metrics sockets are open")
+            .expect(200);
+    }
+    drop(idle);
+    // Slots come back as the idle clients go.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match get(metrics, "/metrics", &[]) {
+            Ok(scraped) if scraped.status == 200 => break,
+            other => assert!(
+                Instant::now() < deadline,
+                "/metrics did not answer again: {other:?}\n{}",
+                serve.log_text()
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

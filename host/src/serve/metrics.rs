@@ -10,7 +10,16 @@
 //! Route templates come from the component's OpenAPI document (one source of the routes),
 //! written with `:name` for a parameter (`/sessions/:session_id`): the label stays bounded
 //! whatever paths clients send (anything else is `other`), and holds no token.
+//!
+//! The listener cannot take what the API needs (issue 27: 300 idle sockets here once used up
+//! the process's file descriptors, and the API port stopped answering). It holds at most
+//! [`MAX_CONNECTIONS`] connections and closes any beyond them at once, without a word: an
+//! answer would hold the descriptor until it was sent. A connection's head must arrive within
+//! the API's header timeout, which also ends idle keep-alive connections; no body is read
+//! (`GET /metrics` has none, and hyper closes a connection whose body was left unread), so no
+//! body timeout is needed. Accept errors back off as the API's accept loop does.
 
+use super::log_line;
 use super::pool::InstancePool;
 use crate::api::SessionHost;
 use bytes::Bytes;
@@ -20,16 +29,20 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 /// The OpenAPI document the component serves at `/openapi.json`.
 const OPENAPI: &str = include_str!("../../../src/http/openapi.json");
+
+/// Connections the metrics listener serves at once: a scraper or two, with room to spare.
+pub const MAX_CONNECTIONS: usize = 16;
 
 /// Upper bounds of the latency histogram, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -250,25 +263,45 @@ pub(super) struct Exporter {
     pub(super) metrics: Arc<Metrics>,
     pub(super) instances: Arc<InstancePool>,
     pub(super) host: SessionHost,
+    /// The API's [`super::ServeOptions::header_read_timeout`].
+    pub(super) header_read_timeout: Duration,
+    /// The API's [`super::ServeOptions::max_header_bytes`].
+    pub(super) max_header_bytes: usize,
 }
 
 impl Exporter {
     pub(super) async fn serve(self, listener: TcpListener) {
         let exporter = Arc::new(self);
+        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                tokio::time::sleep(Duration::from_millis(50)).await;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(err) => {
+                    log_line("WARN", "metrics accept failed", &err.to_string());
+                    // E.g. out of file descriptors: back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                drop(stream);
                 continue;
             };
             let exporter = exporter.clone();
             tokio::spawn(async move {
+                let (header_read_timeout, max_header_bytes) =
+                    (exporter.header_read_timeout, exporter.max_header_bytes);
                 let service = service_fn(move |req| {
                     let exporter = exporter.clone();
                     async move { Ok::<_, std::convert::Infallible>(exporter.answer(req).await) }
                 });
                 let _ = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(header_read_timeout)
+                    .max_header_size(max_header_bytes)
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
+                drop(slot);
             });
         }
     }

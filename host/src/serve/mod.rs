@@ -226,6 +226,8 @@ impl Server {
                     metrics: metrics.clone(),
                     instances: instances.clone(),
                     host: host.clone(),
+                    header_read_timeout: options.header_read_timeout,
+                    max_header_bytes: options.max_header_bytes,
                 };
                 Some((bound, tokio::spawn(exporter.serve(listener))))
             }

@@ -39,9 +39,29 @@ impl Serve {
     /// Starts `serve` on `db` with `extra` environment variables and waits until `/health`
     /// answers.
     pub fn start(db: &Path, extra: &[(&str, &str)]) -> Self {
+        Self::start_with(db, extra, &[], None)
+    }
+
+    /// Like [`Serve::start`], with `args` after `serve --listen ADDR`, and with at most
+    /// `max_open_files` file descriptors (the shell's `ulimit -n`) when that is given.
+    pub fn start_with(
+        db: &Path,
+        extra: &[(&str, &str)],
+        args: &[&str],
+        max_open_files: Option<u32>,
+    ) -> Self {
         let addr = free_port();
         let log = db.with_extension(format!("serve-{}.log", addr.port()));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_zoe-session-host"));
+        let binary = env!("CARGO_BIN_EXE_zoe-session-host");
+        let mut command = match max_open_files {
+            Some(limit) => {
+                let mut shell = Command::new("/bin/sh");
+                let script = format!(r#"ulimit -n {limit} && exec "$0" "$@""#);
+                shell.args(["-c", &script, binary]);
+                shell
+            }
+            None => Command::new(binary),
+        };
         command
             .env_clear()
             .env("SESSION_DB_PATH", db)
@@ -49,6 +69,7 @@ impl Serve {
             .env("SESSION_LOG_REQUESTS", "false")
             .env("SESSION_MAX_PER_USER", "100000")
             .args(["serve", "--listen", &addr.to_string()])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"));
@@ -110,7 +131,7 @@ fn serve_logs() -> &'static Mutex<HashMap<SocketAddr, PathBuf>> {
 }
 
 /// A loopback port that was free a moment ago.
-fn free_port() -> SocketAddr {
+pub fn free_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr")
 }
