@@ -115,6 +115,11 @@ enum Command {
         /// it where only your scraper reaches; README, "Metrics").
         #[arg(long, value_name = "ADDR")]
         metrics_listen: Option<std::net::SocketAddr>,
+        /// Leave Nagle's algorithm on for client connections, as Spin's HTTP server does
+        /// (TCP_NODELAY is set by default). A response that reaches the socket in more than
+        /// one write then waits for the client's delayed ACK; for testing what Spin's users see.
+        #[arg(long)]
+        no_tcp_nodelay: bool,
     },
     /// Delete expired sessions.
     Cleanup {
@@ -154,6 +159,7 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
         spin_costs,
         count_host_calls,
         metrics_listen,
+        no_tcp_nodelay,
     } = cli.command
     {
         if let Some(synchronous) = synchronous {
@@ -174,6 +180,7 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
             },
             count_host_calls: count_host_calls.then(HostCallSink::log),
             metrics_listen,
+            tcp_nodelay: !no_tcp_nodelay,
             ..ServeOptions::default()
         };
         return serve(config, component, limits).await;

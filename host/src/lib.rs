@@ -33,7 +33,7 @@ pub use clock::Clock;
 pub use config::HostConfig;
 pub use postgres::Postgres;
 pub use runtime::{Allocation, Metering, Runtime, RuntimeOptions};
-pub use serve::{HostCallSink, RequestCosts, ServeError, ServeOptions, Server};
+pub use serve::{BodyAtHead, HostCallSink, RequestCosts, ServeError, ServeOptions, Server};
 pub use sqlite::Location;
 pub use state::HostCallCounts;
 pub use state::HostState;

@@ -2,13 +2,17 @@
 //! instance per request, a new SQLite connection per `open` in rollback-journal mode) with
 //! its host calls counted per request. Under Spin each variable read and each statement is
 //! paid on every request, so these counts are pinned here; BENCHMARKS.md has the timings.
+//! So is the shape of each response when the guest hands its head over (issue 28): under Spin,
+//! which leaves Nagle's algorithm on, a body still being written then costs a delayed ACK.
 
 mod support;
 
+use std::io::Write as _;
+use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::in_process::Harness;
-use support::{ADMIN, get, request};
+use support::{ADMIN, ADMIN_KEY, get, read_response, request};
 use zoe_session_host::{
     Allocation, HostCallSink, Metering, RequestCosts, Runtime, RuntimeOptions, ServeOptions,
 };
@@ -17,11 +21,14 @@ use zoe_test_support::serve_runtime;
 /// A server in Spin's cost mode with request logging on (spin.toml's default), and the costs
 /// of every request it has answered.
 fn counted() -> (Harness, Arc<Mutex<Vec<RequestCosts>>>) {
-    counted_on(serve_runtime())
+    counted_on(serve_runtime(), ServeOptions::default())
 }
 
-/// As [`counted`], on `runtime`.
-fn counted_on(runtime: &Runtime) -> (Harness, Arc<Mutex<Vec<RequestCosts>>>) {
+/// As [`counted`], on `runtime`, with `options` otherwise.
+fn counted_on(
+    runtime: &Runtime,
+    options: ServeOptions,
+) -> (Harness, Arc<Mutex<Vec<RequestCosts>>>) {
     let reports = Arc::new(Mutex::new(Vec::new()));
     let sink = {
         let reports = reports.clone();
@@ -30,7 +37,7 @@ fn counted_on(runtime: &Runtime) -> (Harness, Arc<Mutex<Vec<RequestCosts>>>) {
     let options = ServeOptions {
         requests_per_instance: 1,
         count_host_calls: Some(sink),
-        ..ServeOptions::default()
+        ..options
     };
     let harness = Harness::start_configured(runtime, options, |config| {
         config.connection_per_open = true;
@@ -176,7 +183,7 @@ fn a_metered_runtime_reports_the_fuel_each_request_burns_and_it_holds_steady() {
         metering: Metering::Fuel,
     })
     .expect("component compiles");
-    let (harness, reports) = counted_on(&metered);
+    let (harness, reports) = counted_on(&metered, ServeOptions::default());
     let token = harness.create_token("alice");
     let fuel = |path: &str, headers: &[(&str, &str)]| {
         let (response, costs) = costs_of(&reports, || get(harness.addr, path, headers).unwrap());
@@ -198,4 +205,79 @@ fn a_metered_runtime_reports_the_fuel_each_request_burns_and_it_holds_steady() {
     let (plain, plain_reports) = counted();
     let (_, costs) = costs_of(&plain_reports, || get(plain.addr, "/health", &[]).unwrap());
     assert_eq!(costs.guest_fuel, None);
+}
+
+#[test]
+fn every_answer_is_whole_with_its_length_when_its_head_is_handed_over() {
+    // One keep-alive connection to a server that leaves Nagle's algorithm on, as Spin's does.
+    // Under Spin the head goes to hyper the moment the guest sets it; a body still unwritten
+    // or unfinished then reaches the socket in later writes, each waiting ~40 ms for the
+    // client's delayed ACK. So every answer must be written and finished before its head is
+    // set, and carry its length. No time is measured: the host records the body's state at
+    // that moment. (Positive control: the component built as spin-sdk's `IntoResponse` path
+    // does it, setting the head first, fails here on every request; BENCHMARKS.md, 2026-12-06.)
+    let (harness, reports) = counted_on(
+        serve_runtime(),
+        ServeOptions {
+            tcp_nodelay: false,
+            ..ServeOptions::default()
+        },
+    );
+    let token = harness.create_token("alice");
+    let mut conn = TcpStream::connect(harness.addr).unwrap();
+    let create = r#"{"user_id":"bob"}"#;
+    let mut requests: Vec<(String, String)> = Vec::new();
+    for _ in 0..20 {
+        requests.push(("GET /health".into(), String::new()));
+        requests.push((
+            "GET /sessions/validate".into(),
+            format!("x-session-id: {token}\r\n"),
+        ));
+    }
+    requests.extend([
+        ("GET /openapi.json".into(), String::new()),
+        ("GET /no/such/route".into(), String::new()),
+        ("GET /sessions/validate".into(), String::new()),
+        (
+            "POST /sessions/create".into(),
+            format!(
+                "authorization: Bearer {ADMIN_KEY}\r\ncontent-type: application/json\r\n\
+                 content-length: {}\r\n",
+                create.len()
+            ),
+        ),
+        // Last: a HEAD answer has neither length nor chunks, so only the close ends it here.
+        ("HEAD /health".into(), "connection: close\r\n".into()),
+    ]);
+    for (line, headers) in &requests {
+        let body = if line.starts_with("POST") { create } else { "" };
+        let (response, costs) = costs_of(&reports, || {
+            // In one write: the client has Nagle's algorithm on too.
+            let sent = format!("{line} HTTP/1.1\r\nhost: zoe\r\n{headers}\r\n{body}");
+            conn.write_all(sent.as_bytes()).unwrap();
+            read_response(&mut conn).unwrap()
+        });
+        let whole = costs.body_at_head;
+        assert!(
+            whole.finished && whole.frames == costs.body_writes && costs.body_writes <= 1,
+            "{line}: the body was not written and finished when its head was set: {costs:?}"
+        );
+        assert_eq!(response.header("transfer-encoding"), None, "{line}");
+        if line.starts_with("HEAD") {
+            assert!(response.body.is_empty(), "{line}");
+            continue;
+        }
+        assert_eq!(
+            response.header("content-length"),
+            Some(response.body.len().to_string().as_str()),
+            "{line}: {}",
+            response.report("no length")
+        );
+        assert_eq!(costs.body_bytes, response.body.len(), "{line}");
+    }
+    let statuses: Vec<u16> = reports.lock().unwrap().iter().map(|c| c.status).collect();
+    // The requests reached every kind of answer, all on the one connection.
+    for status in [200, 401, 404] {
+        assert!(statuses.contains(&status), "{status}: {statuses:?}");
+    }
 }

@@ -203,11 +203,20 @@ impl Shared {
                 .new_incoming_request(Scheme::Http, req),
         }
         .map_err(RequestError::from_guest)?;
-        let out = store
-            .data_mut()
-            .http()
-            .new_response_outparam(sender)
-            .map_err(RequestError::from_guest)?;
+        let out = match &counting {
+            // Counted as the guest sets its head, to see what its body holds at that moment.
+            Some(report) => {
+                let report = report.clone();
+                store
+                    .data_mut()
+                    .http()
+                    .new_response_outparam_from_callback(move |head| {
+                        let _ = sender.send(head.map(|head| count_body_writes(head, report)));
+                    })
+            }
+            None => store.data_mut().http().new_response_outparam(sender),
+        }
+        .map_err(RequestError::from_guest)?;
         let (pre, instances) = (self.pre.clone(), self.instances.clone());
         // The epoch deadline fires only while guest code runs; this one also covers a guest
         // waiting in the host (e.g. on a response body the client does not read).
@@ -275,10 +284,7 @@ impl Shared {
             },
         };
         match head {
-            Ok(Ok(response)) => Ok(match counting {
-                Some(report) => count_body_writes(response, report),
-                None => response,
-            }),
+            Ok(Ok(response)) => Ok(response),
             Ok(Err(code)) => Err(RequestError::Guest(anyhow::anyhow!(
                 "the guest answered with error code {code:?}"
             ))),

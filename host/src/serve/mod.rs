@@ -45,7 +45,7 @@ pub mod metrics;
 mod pool;
 mod spin_request;
 
-pub use costs::{HostCallSink, RequestCosts};
+pub use costs::{BodyAtHead, HostCallSink, RequestCosts};
 
 use self::guest::refuse_connection;
 use self::maintenance::cleanup_timer;
@@ -105,6 +105,12 @@ pub struct ServeOptions {
     /// Where to serve Prometheus metrics (`GET /metrics`), on a listener of its own; `None`
     /// serves none. See [`metrics`].
     pub metrics_listen: Option<SocketAddr>,
+    /// Sets `TCP_NODELAY` on accepted connections (the default), so that a response goes out
+    /// as soon as hyper writes it. `false` leaves Nagle's algorithm on, as Spin's HTTP server
+    /// does: a response that reaches the socket in more than one write then waits for the
+    /// client's delayed ACK (about 40 ms on Linux) before its second write leaves. For testing
+    /// and measuring what Spin's users see (`serve --no-tcp-nodelay`, issue 28).
+    pub tcp_nodelay: bool,
 }
 
 impl Default for ServeOptions {
@@ -121,6 +127,7 @@ impl Default for ServeOptions {
             requests_per_instance: 100,
             count_host_calls: None,
             metrics_listen: None,
+            tcp_nodelay: true,
         }
     }
 }
@@ -176,6 +183,7 @@ struct Shared {
     instances: Arc<InstancePool>,
     count_host_calls: Option<HostCallSink>,
     metrics: Arc<Metrics>,
+    tcp_nodelay: bool,
 }
 
 impl Server {
@@ -247,6 +255,7 @@ impl Server {
             instances: instances.clone(),
             count_host_calls: options.count_host_calls,
             metrics,
+            tcp_nodelay: options.tcp_nodelay,
         });
         let (shutdown, signal) = watch::channel(false);
         let accept = tokio::spawn(accept_loop(listener, shared, signal));
@@ -321,7 +330,9 @@ async fn accept_loop(
                 };
                 // A response goes out as soon as it is written, as the native baseline's
                 // does; should the option be refused, the connection is still served.
-                let _ = stream.set_nodelay(true);
+                if shared.tcp_nodelay {
+                    let _ = stream.set_nodelay(true);
+                }
                 let Ok(slot) = shared.connections.clone().try_acquire_owned() else {
                     tokio::spawn(refuse_connection(stream));
                     continue;
