@@ -577,12 +577,72 @@ fn log_level(name: &'static str, value: &str) -> Result<LogLevel, ConfigError> {
     }
 }
 
+/// An admin key: at least 16 characters, none of them whitespace or control characters (a
+/// key read with `$(cat file)` or from a secret store often ends with a newline, and would
+/// then never match what clients send).
 fn admin_key(name: &'static str, value: &str) -> Result<Option<Secret>, ConfigError> {
+    if let Some(problem) = stray_characters(value) {
+        return Err(rule(
+            name,
+            problem.explain("an admin key may hold no whitespace or control characters"),
+        ));
+    }
     match value {
         "" => Ok(None),
         key if key.len() < 16 => Err(rule(name, "must be at least 16 characters")),
         key => Ok(Some(Secret(key.to_owned()))),
     }
+}
+
+/// A secret's first whitespace or control character: where it is and what it is.
+struct Stray {
+    place: Place,
+    /// `a newline`, `a space`, …
+    what: &'static str,
+}
+
+enum Place {
+    Start,
+    End,
+    Inside,
+}
+
+impl Stray {
+    /// The rule for a setting's error: the problem and what to do, never the value.
+    /// `inside` is the remedy for a character inside the value.
+    fn explain(&self, inside: &str) -> String {
+        let what = self.what;
+        match self.place {
+            Place::Start => format!("starts with {what}; remove leading whitespace"),
+            Place::End => format!(
+                "ends with {what}; remove trailing whitespace (e.g. `printf %s` instead of `echo`)"
+            ),
+            Place::Inside => format!("contains {what}; {inside}"),
+        }
+    }
+}
+
+/// The first whitespace or control character in `value`, or `None` when there is none. A
+/// run of them at the end is described by its last character (`\r\n` is "a newline").
+fn stray_characters(value: &str) -> Option<Stray> {
+    let stray = |c: char| c.is_whitespace() || c.is_control();
+    let (index, first) = value.char_indices().find(|(_, c)| stray(*c))?;
+    let (place, c) = if index == 0 {
+        (Place::Start, first)
+    } else if value[index..].chars().all(stray) {
+        (Place::End, value.chars().next_back().unwrap_or(first))
+    } else {
+        (Place::Inside, first)
+    };
+    let what = match c {
+        ' ' => "a space",
+        '\t' => "a tab",
+        '\n' => "a newline",
+        '\r' => "a carriage return",
+        c if c.is_control() => "a control character",
+        _ => "a whitespace character",
+    };
+    Some(Stray { place, what })
 }
 
 fn header_name(name: &'static str, value: &str) -> Result<String, ConfigError> {
@@ -600,9 +660,16 @@ fn header_name(name: &'static str, value: &str) -> Result<String, ConfigError> {
 }
 
 /// Empty for SQLite, else a `postgres://` or `postgresql://` URL with something after the
-/// scheme. The error never repeats the value: it may hold a password.
+/// scheme, and no whitespace or control character anywhere: the host allows exactly this
+/// URL to be opened, so a stray newline would otherwise surface later as "not permitted".
+/// The error never repeats the value: it may hold a password.
 fn database(name: &'static str, url: &str) -> Result<Database, ConfigError> {
-    let url = url.trim();
+    if let Some(problem) = stray_characters(url) {
+        return Err(rule(
+            name,
+            problem.explain("percent-encode it (a space is %20) or remove it"),
+        ));
+    }
     if url.is_empty() {
         return Ok(Database::Sqlite);
     }
@@ -946,6 +1013,50 @@ mod tests {
             assert_eq!(err.name, "database_url");
             assert!(err.to_string().contains("database_url"), "{err}");
             assert!(!err.to_string().contains("hunter2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn whitespace_or_a_control_character_in_a_secret_is_refused_without_the_value() {
+        for (name, good) in [
+            ("admin_key", "0123456789abcdef-hunter2"),
+            (
+                "database_url",
+                "postgres://zoe:hunter2@db.internal:5432/zoe",
+            ),
+        ] {
+            let (head, tail) = good.split_at(10);
+            let cases = [
+                (
+                    format!(" {good}"),
+                    "starts with a space; remove leading whitespace",
+                ),
+                (
+                    format!("{good}\n"),
+                    "ends with a newline; remove trailing whitespace (e.g. `printf %s` instead of `echo`)",
+                ),
+                (format!("{good}\r\n"), "ends with a newline"),
+                (format!("{good}\r"), "ends with a carriage return"),
+                (format!("{head}\t{tail}"), "contains a tab"),
+                (format!("{head} {tail}"), "contains a space"),
+                (
+                    format!("{head}\u{7f}{tail}"),
+                    "contains a control character",
+                ),
+                (
+                    format!("{head}\u{a0}{tail}"),
+                    "contains a whitespace character",
+                ),
+            ];
+            for (value, problem) in cases {
+                let err = Config::from_pairs(&[(name, &value)]).check_all();
+                let err = err.expect_err(&format!("{name} = {value:?}"));
+                assert_eq!(err.name, name);
+                assert!(err.rule.starts_with(problem), "{value:?}: {err}");
+                assert!(!err.to_string().contains("hunter2"), "{err}");
+            }
+            // Positive control: the value without the stray character is taken.
+            parse(&[(name, good)]).expect(name);
         }
     }
 
