@@ -145,6 +145,12 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
     if let Some(db) = &cli.db {
         config.database = Location::parse(db);
     }
+    // Every setting is checked before anything starts, so that a bad one is named by its
+    // environment variable as well (the component names only its Spin variable).
+    config
+        .settings()
+        .check_all()
+        .map_err(crate::config::ConfigError::from)?;
     if let Command::Serve {
         listen,
         component,

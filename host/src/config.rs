@@ -29,9 +29,25 @@ pub enum ConfigError {
     /// `SESSION_SYNCHRONOUS` is neither `normal` nor `full`.
     #[error("{SYNCHRONOUS_ENV}: {0}")]
     Synchronous(#[from] SynchronousError),
-    /// A component setting the host reads too (`cleanup_interval`) is invalid.
-    #[error(transparent)]
+    /// A component setting is invalid (the host checks them all before it starts); named by
+    /// its environment variable and its Spin variable.
+    #[error("{}", describe_setting(.0))]
     Setting(#[from] zoe_session_config::ConfigError),
+}
+
+/// `invalid setting SESSION_ADMIN_KEY (admin_key): <rule>`: the name an operator set and the
+/// name the component reads. A variable with no environment variable is named alone.
+fn describe_setting(err: &zoe_session_config::ConfigError) -> String {
+    let setting = zoe_session_config::SETTINGS
+        .iter()
+        .find(|setting| setting.name == err.name);
+    match setting {
+        Some(setting) => format!(
+            "invalid setting {} ({}): {}",
+            setting.env, err.name, err.rule
+        ),
+        None => format!("invalid setting {}: {}", err.name, err.rule),
+    }
 }
 
 /// Configuration of one host: database location and component variables.
@@ -154,6 +170,26 @@ mod tests {
         assert_eq!(config.database, Location::File(DEFAULT_DB_PATH.into()));
         let unset = HostConfig::from_lookup(|_| None).expect("valid");
         assert_eq!(unset.variables.get(DATABASE_URL_VARIABLE), None);
+    }
+
+    #[test]
+    fn a_bad_component_setting_is_named_by_its_variable_and_environment_variable() {
+        let key = "0123456789abcdef-hunter2";
+        let config = HostConfig::from_lookup(|name| {
+            (name == "SESSION_ADMIN_KEY").then(|| format!("{key}\n"))
+        })
+        .unwrap();
+        let err = ConfigError::from(config.settings().check_all().unwrap_err()).to_string();
+        assert!(
+            err.starts_with("invalid setting SESSION_ADMIN_KEY (admin_key): ends with a newline"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+        // Positive control: the key without its newline is a valid setting.
+        let config =
+            HostConfig::from_lookup(|name| (name == "SESSION_ADMIN_KEY").then(|| key.to_owned()))
+                .unwrap();
+        config.settings().check_all().unwrap();
     }
 
     #[test]

@@ -224,3 +224,83 @@ fn a_taken_port_is_reported_as_such_not_as_a_runtime_failure() {
         "{line}"
     );
 }
+
+/// Starts `serve` with `env` and waits until it says where it listens (`Ok`, and it is then
+/// stopped) or exits (`Err` with its exit code and stderr).
+fn serve_until_listening(db: &Path, env: &[(&str, &str)]) -> Result<String, (Option<i32>, String)> {
+    let stderr = db.with_extension("stderr");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zoe-session-host"))
+        .env_clear()
+        .env("SESSION_DB_PATH", db)
+        .envs(env.iter().copied())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let read = std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    if read > 0 {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Ok(line);
+    }
+    let status = child.wait().unwrap();
+    Err((status.code(), std::fs::read_to_string(stderr).unwrap()))
+}
+
+/// Issue 27: an admin key with a trailing newline made every admin call 401 with nothing
+/// logged, and a database URL with a stray space was refused later as "not permitted".
+/// Either now stops `serve` before it listens, naming the setting and not its value.
+#[test]
+fn a_secret_with_stray_whitespace_stops_serve_naming_the_setting_not_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sessions.db");
+    let key = "cli-test-admin-key-0123456789";
+    let with_newline = format!("{key}\n");
+    let (code, stderr) =
+        serve_until_listening(&db, &[("SESSION_ADMIN_KEY", &with_newline)]).expect_err("refused");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("SESSION_ADMIN_KEY (admin_key): ends with a newline"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(key), "{stderr}");
+
+    let url = "postgres://u@127.0.0.1/db";
+    let (code, stderr) = serve_until_listening(
+        &db,
+        &[
+            ("SESSION_ADMIN_KEY", key),
+            ("SESSION_DATABASE_URL", &format!(" {url}")),
+        ],
+    )
+    .expect_err("refused");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("SESSION_DATABASE_URL (database_url): starts with a space"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(url), "{stderr}");
+
+    // The operator commands refuse the same way.
+    let output = Command::new(env!("CARGO_BIN_EXE_zoe-session-host"))
+        .env_clear()
+        .env("SESSION_DB_PATH", &db)
+        .env("SESSION_ADMIN_KEY", &with_newline)
+        .args(["stats"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("SESSION_ADMIN_KEY (admin_key)"), "{stderr}");
+    assert!(!stderr.contains(key), "{stderr}");
+
+    // Positive control: the same key without the newline starts.
+    let line = serve_until_listening(&db, &[("SESSION_ADMIN_KEY", key)]).expect("starts");
+    assert!(line.contains("listening on http://127.0.0.1:"), "{line}");
+}
