@@ -1711,7 +1711,10 @@ async fn a_flood_of_invalid_tokens_writes_a_line_a_second_with_a_count() {
     // served them at most (serve reuses instances; a handful at most here).
     let (events, requests) = (lines(&log, &failed).len(), lines(&log, &refused).len());
     assert!((1..=4).contains(&events), "{events} events\n{log}");
-    assert!((1..=4).contains(&requests), "{requests} request lines\n{log}");
+    assert!(
+        (1..=4).contains(&requests),
+        "{requests} request lines\n{log}"
+    );
     // A second later the next refusal writes again and says how many were dropped.
     api.clock.advance(Duration::from_secs(1));
     api.get("/sessions/validate", &session_header(&forged))
@@ -1729,7 +1732,9 @@ async fn a_flood_of_invalid_tokens_writes_a_line_a_second_with_a_count() {
             .await
             .expect(200);
     }
-    let ok = lines(&api.log_text(), &|l| l["message"] == "request" && l["status"] == 200);
+    let ok = lines(&api.log_text(), &|l| {
+        l["message"] == "request" && l["status"] == 200
+    });
     assert!(ok.len() >= 10, "{}", ok.len());
     api.stop().await;
 }
