@@ -15,86 +15,260 @@ fn session_header(token: &str) -> [(&'static str, &str); 1] {
     [("x-session-id", token)]
 }
 
-/// README.md's walkthrough under "The REST API", every line in order, with its status and the
-/// fields it shows.
+/// README.md's walkthrough, read from README.md itself: every `$ curl` line of its first
+/// `console` block that talks to `localhost:3000` is sent to a server with a fixed clock, and
+/// the answer must be the one printed under it — the same status, the same fields, the same
+/// values, except what differs between runs by nature (tokens and ids, mapped from the README's
+/// to ours as they first appear; times, compared as offsets from the first `created_at` within
+/// a few seconds; the client's address and user agent). So the README cannot drift.
 #[tokio::test]
-async fn the_readme_walkthrough_runs_line_by_line() {
-    let api = start(&[]).await;
-    let created = api
-        .create(
-            r#"{"user_id": "user123", "timeout": 3600, "metadata": {"role": "developer", "permissions": ["read", "write"]}}"#,
-        )
-        .await;
-    assert_eq!(created["user_id"], "user123");
-    assert_eq!(created["timeout"], 3600);
-    assert_eq!(created["is_active"], true);
-    assert_eq!(created["created_at"], "2027-01-15T08:00:00.000Z");
-    assert_eq!(created["expires_at"], "2027-01-15T09:00:00.000Z");
-    assert_eq!(created["metadata"]["role"], "developer");
-    let token = created["session_id"].as_str().unwrap().to_owned();
-    let id = created["id"].as_str().unwrap().to_owned();
-    assert!(token.starts_with(&id));
-
-    let validated = api.get("/sessions/validate", &session_header(&token)).await;
-    assert_eq!(validated.expect(200)["user_id"], "user123");
-    assert_eq!(validated.json["valid"], true);
-
-    let admin_only = api
-        .get("/sessions/validate?role=admin", &session_header(&token))
-        .await;
-    admin_only.expect_error(403, "forbidden");
-    assert_eq!(admin_only.json["detail"], "role `admin` required");
-
-    let extended = api
-        .send(
-            "POST",
-            &format!("/sessions/{token}/extend"),
-            &[],
-            Some(r#"{"additional_seconds": 1800}"#),
-        )
-        .await;
-    assert_eq!(
-        extended.expect(200)["expires_at"],
-        "2027-01-15T09:30:00.000Z"
-    );
+async fn the_readme_walkthrough_runs_as_written() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let steps = readme_walkthrough::steps(&readme);
     assert!(
-        extended.json.get("session_id").is_none(),
-        "extend must not echo the token"
+        steps
+            .iter()
+            .filter(|s| s.command.starts_with("curl"))
+            .count()
+            >= 10,
+        "the walkthrough was not found in README.md"
     );
-
-    let listed = api
-        .get("/sessions/user/user123/sessions", &session_header(&token))
-        .await;
-    assert_eq!(listed.expect(200)["count"], 1);
-    assert_eq!(listed.json["sessions"][0]["id"], id.as_str());
-
-    let rotated = api
-        .send("POST", &format!("/sessions/{token}/rotate"), &[], None)
-        .await;
-    let new_token = rotated.expect(200)["session_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(rotated.json["id"], id.as_str(), "the public id stays");
-    api.get("/sessions/validate", &session_header(&token))
-        .await
-        .expect_error(401, "invalid_token");
-
-    let stats = api.get("/sessions/stats", admin()).await;
-    assert_eq!(stats.expect(200)["active_sessions"], 1);
-    api.get("/sessions/stats", &[])
-        .await
-        .expect_error(401, "unauthorized");
-
-    let deleted = api
-        .send("DELETE", &format!("/sessions/{new_token}"), &[], None)
-        .await;
-    assert_eq!(deleted.expect(200)["invalidated"], true);
-    assert_eq!(deleted.json["id"], id.as_str());
-    api.get("/sessions/validate", &session_header(&new_token))
-        .await
-        .expect_error(401, "invalid_session");
+    let api = start(&[]).await;
+    let mut walk = readme_walkthrough::Walk::default();
+    walk.set("KEY", ADMIN_KEY);
+    for step in &steps {
+        walk.run(&api, step).await;
+    }
     api.stop().await;
+}
+
+mod readme_walkthrough {
+    use super::api_client::Api;
+    use serde_json::Value;
+    use std::collections::HashMap;
+
+    /// One `$ ` line of the block and what the README prints under it.
+    #[derive(Debug)]
+    pub struct Step {
+        pub command: String,
+        pub output: Vec<String>,
+    }
+
+    /// The `$ ` lines of the first console block that uses `curl`.
+    pub fn steps(readme: &str) -> Vec<Step> {
+        let mut blocks = readme
+            .split("```console\n")
+            .skip(1)
+            .map(|rest| rest.split("\n```").next().unwrap_or_default());
+        let block = blocks
+            .find(|block| block.contains("$ curl") && block.contains("localhost:3000"))
+            .unwrap_or_default();
+        let mut steps: Vec<Step> = Vec::new();
+        for line in block.lines() {
+            match (line.strip_prefix("$ "), steps.last_mut()) {
+                (Some(command), _) => steps.push(Step {
+                    command: command.to_owned(),
+                    output: Vec::new(),
+                }),
+                (None, Some(step)) => step.output.push(line.to_owned()),
+                (None, None) => {}
+            }
+        }
+        steps
+    }
+
+    /// The shell's variables, and the README's tokens and ids mapped to this run's.
+    #[derive(Debug, Default)]
+    pub struct Walk {
+        variables: HashMap<String, String>,
+        ours: HashMap<String, String>,
+        /// The first `created_at` in the README and in this run, in ms.
+        epochs: Option<(i64, i64)>,
+    }
+
+    impl Walk {
+        pub fn set(&mut self, name: &str, value: &str) {
+            self.variables.insert(name.to_owned(), value.to_owned());
+        }
+
+        pub async fn run(&mut self, api: &Api, step: &Step) {
+            let words = self.words(&step.command);
+            match words.first().map(String::as_str) {
+                Some("curl") => self.curl(api, step, &words[1..]).await,
+                Some(assignment) if assignment.contains('=') => {
+                    let (name, value) = assignment.split_once('=').unwrap();
+                    // `KEY=$(cat data/admin.key)` is set by the test; a `TOKEN=` line names a
+                    // token the README got, which stands for the one this run got.
+                    if !value.starts_with("$(") {
+                        let ours = self.ours.get(value).unwrap_or_else(|| {
+                            panic!("`{}` names a token no earlier answer gave", step.command)
+                        });
+                        let ours = ours.clone();
+                        self.set(name, &ours);
+                    }
+                }
+                _ => panic!(
+                    "the walkthrough has a line the test cannot run: {}",
+                    step.command
+                ),
+            }
+        }
+
+        async fn curl(&mut self, api: &Api, step: &Step, args: &[String]) {
+            let (mut method, mut url, mut headers, mut body) = ("GET", None, Vec::new(), None);
+            let mut args = args.iter();
+            while let Some(arg) = args.next() {
+                match arg.as_str() {
+                    "-s" => {}
+                    "-X" => method = args.next().expect("-X METHOD"),
+                    "-H" => {
+                        let header = args.next().expect("-H HEADER");
+                        let (name, value) = header.split_once(':').expect("Name: value");
+                        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+                    }
+                    "-d" => body = Some(args.next().expect("-d BODY").clone()),
+                    "-w" => {
+                        args.next();
+                    }
+                    other if other.starts_with("localhost:3000") => url = Some(other),
+                    other => panic!("a curl option the test does not know: {other}"),
+                }
+            }
+            // curl sends its own User-Agent, which the session records.
+            headers.push(("user-agent".to_owned(), "curl/8".to_owned()));
+            let path = url.expect("a URL").trim_start_matches("localhost:3000");
+            let headers: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            let reply = api.send(method, path, &headers, body.as_deref()).await;
+            let printed = step.output.join("\n");
+            // `-w ' (%{http_code})\n'` prints the status after the body; without it, 200.
+            let (printed, status) = match printed.rsplit_once(" (") {
+                Some((json, code)) if code.ends_with(')') => {
+                    (json.to_owned(), code.trim_end_matches(')').parse().unwrap())
+                }
+                _ => (printed, 200),
+            };
+            assert_eq!(
+                reply.status,
+                status,
+                "{}\n{}",
+                step.command,
+                reply.report("status")
+            );
+            let expected: Value = serde_json::from_str(&printed)
+                .unwrap_or_else(|err| panic!("README output is not JSON ({err}): {printed}"));
+            self.same(&expected, &reply.json, &step.command, "");
+        }
+
+        /// Whether `ours` is what the README printed, field by field.
+        fn same(&mut self, readme: &Value, ours: &Value, command: &str, at: &str) {
+            match (readme, ours) {
+                (Value::Object(r), Value::Object(o)) => {
+                    let mut keys: Vec<&String> = r.keys().collect();
+                    let mut our_keys: Vec<&String> = o.keys().collect();
+                    keys.sort();
+                    our_keys.sort();
+                    assert_eq!(keys, our_keys, "{command}: fields of {at:?}");
+                    for (key, value) in r {
+                        self.same(value, &o[key], command, key);
+                    }
+                }
+                (Value::Array(r), Value::Array(o)) => {
+                    assert_eq!(r.len(), o.len(), "{command}: length of {at}");
+                    for (r, o) in r.iter().zip(o) {
+                        self.same(r, o, command, at);
+                    }
+                }
+                (Value::String(r), Value::String(o)) => self.same_text(r, o, command, at),
+                _ => assert_eq!(readme, ours, "{command}: {at}"),
+            }
+        }
+
+        fn same_text(&mut self, readme: &str, ours: &str, command: &str, at: &str) {
+            match at {
+                // Set by the client and the connection.
+                "client_addr" | "user_agent" => assert!(!ours.is_empty(), "{command}: {at}"),
+                "id" | "session_id" => {
+                    let mapped = self
+                        .ours
+                        .entry(readme.to_owned())
+                        .or_insert_with(|| ours.to_owned());
+                    assert_eq!(
+                        mapped, ours,
+                        "{command}: {at} is not the one the README had"
+                    );
+                }
+                _ if at.ends_with("_at") || at == "last_activity" => {
+                    let (r, o) = (millis(readme, command), millis(ours, command));
+                    let (r0, o0) = *self.epochs.get_or_insert((r, o));
+                    let drift = ((r - r0) - (o - o0)).abs();
+                    // The README's session took a few seconds to type; this clock stands still.
+                    assert!(drift <= 5_000, "{command}: {at} {readme} vs {ours}");
+                }
+                _ => assert_eq!(readme, ours, "{command}: {at}"),
+            }
+        }
+
+        /// Splits a command line as the shell would: quotes, and `$NAME` expanded outside
+        /// single quotes.
+        fn words(&self, line: &str) -> Vec<String> {
+            let mut words = Vec::new();
+            let mut word: Option<String> = None;
+            let mut chars = line.chars().peekable();
+            let mut quote = None;
+            while let Some(c) = chars.next() {
+                match (quote, c) {
+                    (None, ' ') => words.extend(word.take()),
+                    (None, '\'' | '"') => {
+                        quote = Some(c);
+                        word.get_or_insert_default();
+                    }
+                    (Some(q), c) if c == q => quote = None,
+                    (q, '$')
+                        if q != Some('\'')
+                            && chars.peek().is_some_and(|c| c.is_ascii_uppercase()) =>
+                    {
+                        let mut name = String::new();
+                        while let Some(&c) = chars
+                            .peek()
+                            .filter(|c| c.is_ascii_uppercase() || **c == '_')
+                        {
+                            name.push(c);
+                            chars.next();
+                        }
+                        let value = self.variables.get(&name).map_or("", String::as_str);
+                        word.get_or_insert_default().push_str(value);
+                    }
+                    (_, c) => word.get_or_insert_default().push(c),
+                }
+            }
+            words.extend(word);
+            words
+        }
+    }
+
+    /// An RFC 3339 time (`2026-11-28T12:33:42.647Z`) as milliseconds since the epoch.
+    fn millis(text: &str, command: &str) -> i64 {
+        let bad = || panic!("{command}: {text} is not a timestamp");
+        let digits = |range: std::ops::Range<usize>| -> i64 {
+            text.get(range)
+                .and_then(|t| t.parse().ok())
+                .unwrap_or_else(bad)
+        };
+        // Days since 1970-01-01 (Howard Hinnant's days_from_civil).
+        let (y, m, d) = (digits(0..4), digits(5..7), digits(8..10));
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+        let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+        ((days * 24 + digits(11..13)) * 60 + digits(14..16)) * 60_000
+            + digits(17..19) * 1000
+            + digits(20..23)
+    }
 }
 
 #[tokio::test]
