@@ -125,6 +125,7 @@ suite!(
     migrations_are_idempotent,
     a_newer_schema_is_refused,
     a_deferred_handle_validates_in_one_statement,
+    a_create_below_the_limit_is_one_statement_on_sqlite_and_four_on_postgres,
     a_deferred_handle_migrates_a_fresh_database_when_first_needed,
     a_deferred_handle_refuses_a_newer_schema_on_its_first_write,
     replicas_starting_together_migrate_once,
@@ -836,6 +837,37 @@ fn a_deferred_handle_validates_in_one_statement(store: &Store) {
     let db = Db::open(exec).unwrap();
     engine(&db, &config, soon).validate(&token).unwrap();
     assert_eq!(statements.get(), 2);
+}
+
+fn a_create_below_the_limit_is_one_statement_on_sqlite_and_four_on_postgres(store: &Store) {
+    let config = config(&[("max_per_user", "2")]);
+    // The first create of all claims the cleanup slot, so none is due for the ones counted.
+    engine(&store.db(), &config, T0)
+        .create("bob", None, None)
+        .unwrap();
+    let (exec, statements) = counting(store);
+    let db = Db::open(exec).unwrap();
+    let count = |now, user| {
+        let before = statements.get();
+        let issued = engine(&db, &config, now).create(user, None, None).unwrap();
+        assert!(issued.cleanup_failure.is_none());
+        statements.get() - before
+    };
+    let sqlite = store.name == "sqlite";
+    // SQLite: the guarded insert alone. PostgreSQL: BEGIN, the user's lock, the guarded
+    // insert, COMMIT.
+    assert_eq!(count(T0, "alice"), if sqlite { 1 } else { 4 });
+    assert_eq!(count(T0 + SEC, "alice"), if sqlite { 1 } else { 4 });
+    // A full user costs more, and the counter sees it: the guarded insert finds no room, then
+    // (SQLite: BEGIN IMMEDIATE) the ids by age, one delete, the insert again, COMMIT.
+    assert_eq!(count(T0 + 2 * SEC, "alice"), if sqlite { 6 } else { 7 });
+    assert_eq!(
+        engine(&db, &config, T0 + 3 * SEC)
+            .list_user("alice")
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 fn a_deferred_handle_migrates_a_fresh_database_when_first_needed(store: &Store) {

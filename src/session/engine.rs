@@ -131,6 +131,12 @@ pub struct Issued {
     pub cleanup_failure: Option<EngineError>,
 }
 
+/// What a create's insert did: the sessions it evicted, and the last cleanup time it read.
+struct Created {
+    evicted: Vec<String>,
+    last_cleanup_at: u64,
+}
+
 /// Counters over the whole store.
 pub type Stats = StoreStats;
 
@@ -205,7 +211,7 @@ impl Engine<'_> {
         let expiry =
             policy::initial_expiry(self.now, idle_timeout, *self.config.absolute_lifetime()?);
         let (limit, limit_policy, cleanup_interval) = (
-            *self.config.max_per_user()? as usize,
+            *self.config.max_per_user()?,
             *self.config.limit_policy()?,
             *self.config.cleanup_interval()?,
         );
@@ -225,26 +231,10 @@ impl Engine<'_> {
             client_addr: device.and_then(|d| d.client_addr.clone()),
             user_agent: device.and_then(|d| d.user_agent.clone()),
         };
-        // One transaction per user, serialised with that user's other creates on every
-        // replica, so that concurrent creates never leave more than the limit.
-        let evicted = self.db.user_transaction(user_id, |db| {
-            db.delete_user_expired(user_id, self.now)?;
-            let mut existing = db.user_ids_by_age(user_id, self.now)?;
-            let mut evicted = Vec::new();
-            if existing.len() >= limit {
-                match limit_policy {
-                    LimitPolicy::Reject => return Err(EngineError::LimitReached),
-                    LimitPolicy::EvictOldest => {
-                        evicted = existing.drain(..=existing.len() - limit).collect();
-                        for id in &evicted {
-                            db.delete(id)?;
-                        }
-                    }
-                }
-            }
-            db.insert(&row)?;
-            Ok::<_, EngineError>(evicted)
-        })?;
+        let Created {
+            evicted,
+            last_cleanup_at,
+        } = self.insert_within_limit(&row, limit, limit_policy)?;
         // Recorded once committed: a rolled-back create evicted nothing.
         for session_id in evicted {
             self.events.record(Event::Evicted {
@@ -259,8 +249,60 @@ impl Engine<'_> {
         Ok(Issued {
             session: Session::from_row(row, self.now),
             token,
-            cleanup_failure: self.opportunistic_cleanup(cleanup_interval).err(),
+            cleanup_failure: self
+                .opportunistic_cleanup(last_cleanup_at, cleanup_interval)
+                .err(),
         })
+    }
+
+    /// Inserts `row` within its user's limit, atomically against concurrent creates of that
+    /// user on every replica. The common case, a user below the limit, is one guarded
+    /// `INSERT` that counts and inserts: on its own where one statement is atomic (SQLite),
+    /// else after the user's lock in a transaction (PostgreSQL). A full user is refused, or
+    /// under `evict_oldest` has its least recently active sessions deleted and the row
+    /// inserted, in that same transaction (or, on SQLite, in one opened for it).
+    ///
+    /// Expired rows are left to the periodic cleanup: they do not count against the limit.
+    fn insert_within_limit(
+        &self,
+        row: &SessionRow,
+        limit: u32,
+        limit_policy: LimitPolicy,
+    ) -> Result<Created> {
+        let make_room = |db: &Db| {
+            let existing = db.user_ids_by_age(&row.user_id, self.now)?;
+            let excess = (existing.len() + 1).saturating_sub(limit as usize);
+            let evicted: Vec<String> = existing.into_iter().take(excess).collect();
+            for id in &evicted {
+                db.delete(id)?;
+            }
+            // Under the user's lock, with room made: no count needed.
+            let last_cleanup_at = db.insert(row)?;
+            Ok::<_, EngineError>(Created {
+                evicted,
+                last_cleanup_at,
+            })
+        };
+        let first_try = |db: &Db| match db.insert_within_limit(row, self.now, limit)? {
+            Some(last_cleanup_at) => Ok(Some(Created {
+                evicted: Vec::new(),
+                last_cleanup_at,
+            })),
+            None if limit_policy == LimitPolicy::Reject => Err(EngineError::LimitReached),
+            None => Ok(None),
+        };
+        if self.db.dialect().single_statement_limit {
+            match first_try(self.db)? {
+                Some(created) => Ok(created),
+                None => self.db.user_transaction(&row.user_id, make_room),
+            }
+        } else {
+            self.db
+                .user_transaction(&row.user_id, |db| match first_try(db)? {
+                    Some(created) => Ok(created),
+                    None => make_room(db),
+                })
+        }
     }
 
     /// Checks a token; with `auto_update`, records activity (throttled).
@@ -581,9 +623,15 @@ impl Engine<'_> {
     }
 
     /// Spin has no background threads, so `create` cleans up a bounded number of expired rows
-    /// whenever `cleanup_interval` has passed since the last cleanup.
-    fn opportunistic_cleanup(&self, cleanup_interval: u32) -> Result<()> {
+    /// whenever `cleanup_interval` has passed since the last cleanup. `last_cleanup_at` is
+    /// what the create's insert read: only when that makes a cleanup due is the slot claimed,
+    /// and the claim, a conditional write, is what decides which of several creates (on any
+    /// replica) cleans up.
+    fn opportunistic_cleanup(&self, last_cleanup_at: u64, cleanup_interval: u32) -> Result<()> {
         let interval_ms = u64::from(cleanup_interval) * 1000;
+        if last_cleanup_at > self.now.saturating_sub(interval_ms) {
+            return Ok(());
+        }
         if self.db.claim_cleanup(self.now, interval_ms)? {
             let deleted = self.delete_expired(OPPORTUNISTIC_CLEANUP_ROWS)?;
             // A create that found nothing to clean up is not worth a line.

@@ -8,7 +8,8 @@
 //!   `native-postgres`), for the engine's native tests and benchmarks.
 //!
 //! Every statement is parameterised. Write paths that must be atomic run inside
-//! [`Db::transaction`] or [`Db::user_transaction`].
+//! [`Db::transaction`] or [`Db::user_transaction`], or are one statement where the dialect
+//! makes one statement enough ([`Dialect::single_statement_limit`]).
 
 pub mod executor;
 mod schema;
@@ -233,6 +234,13 @@ impl Db {
         self.watch(self.exec.execute(sql, params))
     }
 
+    /// Runs a statement that writes and returns rows (`… RETURNING`); the schema is brought
+    /// up to date before the first, as for [`Db::change`].
+    fn write_query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
+        self.check_schema()?;
+        self.watch(self.exec.query(sql, params))
+    }
+
     fn watch<T>(&self, result: Result<T>) -> Result<T> {
         if matches!(result, Err(StoreError::Unavailable(_))) {
             self.unsettled.set(true);
@@ -305,9 +313,28 @@ impl Db {
         rows.into_iter().next().map(session_row).transpose()
     }
 
-    pub fn insert(&self, row: &SessionRow) -> Result<()> {
-        self.change(
-            self.dialect().insert,
+    /// Inserts `row` whatever its user holds, for a caller that holds the user's lock and has
+    /// made room; returns the last cleanup time as [`Db::insert_within_limit`] does.
+    pub fn insert(&self, row: &SessionRow) -> Result<u64> {
+        self.insert_within_limit(row, row.created_at, u32::MAX)?
+            .ok_or(StoreError::Shape(
+                "an insert without a limit inserted nothing",
+            ))
+    }
+
+    /// Inserts `row` provided its user holds fewer than `limit` sessions unexpired at `now`,
+    /// in one statement. `Some(last cleanup time)` (0 for never) when it inserted, so a create
+    /// learns whether a cleanup is due without another statement; `None` when the user was
+    /// full. Atomic on its own only under [`Dialect::single_statement_limit`]; otherwise run
+    /// it inside [`Db::user_transaction`].
+    pub fn insert_within_limit(
+        &self,
+        row: &SessionRow,
+        now: u64,
+        limit: u32,
+    ) -> Result<Option<u64>> {
+        let rows = self.write_query(
+            self.dialect().insert_within_limit,
             &[
                 Param::Text(&row.id),
                 Param::Bytes(&row.secret_hash),
@@ -320,9 +347,13 @@ impl Db {
                 Param::Text(&row.metadata),
                 opt_text(row.client_addr.as_deref()),
                 opt_text(row.user_agent.as_deref()),
+                int(now),
+                Param::Int(i64::from(limit)),
             ],
         )?;
-        Ok(())
+        rows.first()
+            .map(|row| Ok(row.opt_uint(0)?.unwrap_or(0)))
+            .transpose()
     }
 
     /// Records activity, but only if the session still has the secret the caller verified:
@@ -434,14 +465,6 @@ impl Db {
         .into_iter()
         .map(|row| row.text(0).map(str::to_owned))
         .collect()
-    }
-
-    /// Deletes the user's expired rows (they no longer count against the limit).
-    pub fn delete_user_expired(&self, user_id: &str, now: u64) -> Result<u64> {
-        self.change(
-            self.dialect().delete_user_expired,
-            &[Param::Text(user_id), int(now)],
-        )
     }
 
     /// Deletes at most `limit` expired rows in one statement.

@@ -23,6 +23,12 @@ pub struct Dialect {
     /// id), so that such transactions of one user run one at a time. `None` when
     /// [`Dialect::begin`] already serialises every writer.
     pub lock_user: Option<&'static str>,
+    /// Whether [`Dialect::insert_within_limit`] alone, outside a transaction, keeps the
+    /// per-user limit against concurrent creates: true where every write statement holds the
+    /// database's one write lock from its start (SQLite), false where a statement counts in a
+    /// snapshot other writers may have moved past (PostgreSQL, which runs it after
+    /// [`Dialect::lock_user`] in a transaction).
+    pub single_statement_limit: bool,
     /// Run first inside the migration transaction, so that replicas starting together
     /// migrate one at a time. `None` when [`Dialect::begin`] already does that.
     pub lock_migrations: Option<&'static str>,
@@ -39,8 +45,10 @@ pub struct Dialect {
 
     /// `1`: id.
     pub find: &'static str,
-    /// `1..=9`: the [`SESSION_COLUMNS`].
-    pub insert: &'static str,
+    /// Inserts a session provided its user holds fewer than `13` unexpired ones at `12` (now):
+    /// `1..=9`: the [`SESSION_COLUMNS`], `10`: client address, `11`: user agent. One row when
+    /// it inserted, holding the last cleanup time (or null); none when the user was full.
+    pub insert_within_limit: &'static str,
     /// `1`: id, `2`: secret hash, `3`: now, `4`: expires at.
     pub record_activity: &'static str,
     /// `1`: id, `2`: secret hash, `3`: expires at.
@@ -60,8 +68,6 @@ pub struct Dialect {
     pub list_user: &'static str,
     /// `1`: user id, `2`: now; one column, the id.
     pub user_ids_by_age: &'static str,
-    /// `1`: user id, `2`: now.
-    pub delete_user_expired: &'static str,
     /// `1`: now, `2`: most rows to delete.
     pub delete_expired: &'static str,
     /// `1`: now; one row: active sessions, active users, expired rows, last cleanup (or null).
@@ -95,7 +101,7 @@ mod tests {
     fn statements(d: &Dialect) -> Vec<&'static str> {
         vec![
             d.find,
-            d.insert,
+            d.insert_within_limit,
             d.record_activity,
             d.set_expiry,
             d.replace_secret,
@@ -104,7 +110,6 @@ mod tests {
             d.delete_user,
             d.list_user,
             d.user_ids_by_age,
-            d.delete_user_expired,
             d.delete_expired,
             d.stats,
             d.users_in_range,

@@ -2,8 +2,11 @@
 //! BIGINT milliseconds, BYTEA hashes, and locks that hold across replicas.
 //!
 //! Per-user limit. A create runs, inside one READ COMMITTED transaction,
-//! `pg_advisory_xact_lock(class, hashtext(user_id))` and only then counts, evicts and
-//! inserts. The lock, not a row lock, because there is nothing to lock before a user's
+//! `pg_advisory_xact_lock(class, hashtext(user_id))` and only then the guarded insert that
+//! counts and inserts (evicting first, in the same transaction, when it finds the user full):
+//! four statements, `BEGIN`, the lock, the insert and `COMMIT`. The lock needs a statement of
+//! its own, before the count's, for READ COMMITTED takes a snapshot per statement and the
+//! count must be taken after the lock is granted. The lock, not a row lock, because there is nothing to lock before a user's
 //! first session: `SELECT … FOR UPDATE` over the user's rows locks no row when there are
 //! none, so two first creates would both pass, and a per-user row would need its own table,
 //! upsert and cleanup. The advisory lock needs no row, is held only by that user's creates
@@ -32,6 +35,7 @@ pub static POSTGRES: Dialect = Dialect {
     // The first key of the two-key form is a class of our own: 5918533 is "ZOE" in ASCII
     // (0x5A4F45), 5918534 the next, so neither meets another application's locks.
     lock_user: Some("SELECT pg_advisory_xact_lock(5918533, hashtext($1))"),
+    single_statement_limit: false,
     lock_migrations: Some("SELECT pg_advisory_xact_lock(5918534, 0)"),
     create_version_table: "CREATE TABLE IF NOT EXISTS zoe_schema (version BIGINT NOT NULL)",
     schema_version: "SELECT coalesce(max(version), 0)::BIGINT FROM zoe_schema",
@@ -75,9 +79,17 @@ pub static POSTGRES: Dialect = Dialect {
            absolute_expires_at, idle_timeout, metadata, previous_secret_hash, rotated_at, \
            client_addr, user_agent \
            FROM sessions WHERE id = $1",
-    insert: "INSERT INTO sessions (id, secret_hash, user_id, created_at, last_activity, \
-             expires_at, absolute_expires_at, idle_timeout, metadata, client_addr, user_agent) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    // The casts give each parameter its column's type, which a `SELECT` list cannot infer.
+    insert_within_limit: "INSERT INTO sessions (id, secret_hash, user_id, created_at, \
+                          last_activity, expires_at, absolute_expires_at, idle_timeout, \
+                          metadata, client_addr, user_agent) \
+                          SELECT $1::TEXT, $2::BYTEA, $3::TEXT, $4::BIGINT, $5::BIGINT, \
+                          $6::BIGINT, $7::BIGINT, $8::BIGINT, $9::TEXT, $10::TEXT, $11::TEXT \
+                          WHERE (SELECT count(*) FROM sessions \
+                                 WHERE user_id = $3::TEXT AND expires_at > $12::BIGINT) \
+                                < $13::BIGINT \
+                          RETURNING (SELECT value FROM zoe_state \
+                                     WHERE key = 'last_cleanup_at') AS last_cleanup_at",
     record_activity: "UPDATE sessions SET last_activity = $3, expires_at = $4, \
                       client_addr = coalesce($5, client_addr), \
                       user_agent = coalesce($6, user_agent) \
@@ -100,7 +112,6 @@ pub static POSTGRES: Dialect = Dialect {
                 ORDER BY last_activity DESC, created_at DESC",
     user_ids_by_age: "SELECT id FROM sessions WHERE user_id = $1 AND expires_at > $2 \
                       ORDER BY last_activity ASC, created_at ASC",
-    delete_user_expired: "DELETE FROM sessions WHERE user_id = $1 AND expires_at <= $2",
     delete_expired: "DELETE FROM sessions WHERE id IN \
                      (SELECT id FROM sessions WHERE expires_at <= $1 \
                       LIMIT $2 FOR UPDATE SKIP LOCKED)",

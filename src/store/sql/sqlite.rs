@@ -1,7 +1,9 @@
 //! SQLite (`spin:sqlite`, and rusqlite natively): `?N` placeholders, and `BEGIN IMMEDIATE`,
 //! which takes the database's single write lock up front, so concurrent writers queue
 //! (behind `busy_timeout`) instead of deadlocking on a lock upgrade. With one writer at a
-//! time no per-user lock is needed.
+//! time no per-user lock is needed, and a create below the limit is one guarded `INSERT`
+//! without a transaction: a write statement takes the write lock at its start, so its count
+//! and its insert see no other writer in between.
 //!
 //! No connection set-up statement: the 5 s busy timeout that makes concurrent writers queue
 //! is already set on every connection by each host that runs us: Spin's SQLite opens its
@@ -15,6 +17,7 @@ pub static SQLITE: Dialect = Dialect {
     name: "sqlite",
     begin: "BEGIN IMMEDIATE",
     lock_user: None,
+    single_statement_limit: true,
     lock_migrations: None,
     create_version_table: "CREATE TABLE IF NOT EXISTS zoe_schema (version INTEGER NOT NULL)",
     schema_version: "SELECT coalesce(max(version), 0) FROM zoe_schema",
@@ -55,9 +58,17 @@ pub static SQLITE: Dialect = Dialect {
            absolute_expires_at, idle_timeout, metadata, previous_secret_hash, rotated_at, \
            client_addr, user_agent \
            FROM sessions WHERE id = ?1",
-    insert: "INSERT INTO sessions (id, secret_hash, user_id, created_at, last_activity, \
-             expires_at, absolute_expires_at, idle_timeout, metadata, client_addr, user_agent) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    // One statement reads the count and writes the row under the write lock it takes at its
+    // start (as `BEGIN IMMEDIATE` does, behind the same busy timeout), so it is atomic without
+    // a transaction.
+    insert_within_limit: "INSERT INTO sessions (id, secret_hash, user_id, created_at, \
+                          last_activity, expires_at, absolute_expires_at, idle_timeout, \
+                          metadata, client_addr, user_agent) \
+                          SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 \
+                          WHERE (SELECT count(*) FROM sessions \
+                                 WHERE user_id = ?3 AND expires_at > ?12) < ?13 \
+                          RETURNING (SELECT value FROM zoe_state \
+                                     WHERE key = 'last_cleanup_at')",
     record_activity: "UPDATE sessions SET last_activity = ?3, expires_at = ?4, \
                       client_addr = coalesce(?5, client_addr), \
                       user_agent = coalesce(?6, user_agent) \
@@ -80,7 +91,6 @@ pub static SQLITE: Dialect = Dialect {
                 ORDER BY last_activity DESC, created_at DESC",
     user_ids_by_age: "SELECT id FROM sessions WHERE user_id = ?1 AND expires_at > ?2 \
                       ORDER BY last_activity ASC, created_at ASC",
-    delete_user_expired: "DELETE FROM sessions WHERE user_id = ?1 AND expires_at <= ?2",
     // One bounded statement: the write lock is held for one batch, not for the whole cleanup.
     delete_expired: "DELETE FROM sessions WHERE rowid IN \
                      (SELECT rowid FROM sessions WHERE expires_at <= ?1 LIMIT ?2)",
