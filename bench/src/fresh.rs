@@ -67,7 +67,7 @@ impl Rate {
 /// The routes measured, and how to ask for each.
 const ROUTES: &[&str] = &["/health", "validate", "/openapi.json", "404", "create"];
 
-fn route_request(route: &str, token: &str, n: usize) -> Vec<u8> {
+pub(crate) fn route_request(route: &str, token: &str, n: usize) -> Vec<u8> {
     match route {
         "validate" => request("GET", "/sessions/validate", &[("x-session-id", token)], ""),
         "404" => request("GET", "/no/such/route", &[], ""),
@@ -119,7 +119,7 @@ fn log_len(log: &Path) -> usize {
 }
 
 /// A validate token, made through the server's own API.
-async fn token(server: &Server) -> anyhow::Result<String> {
+pub(crate) async fn token(server: &Server) -> anyhow::Result<String> {
     let mut conn = Conn::connect(server.addr).await?;
     let (status, body) = conn.send(&create_request("fresh-token")).await?;
     let body: serde_json::Value = serde_json::from_slice(&body)
@@ -167,7 +167,7 @@ async fn count(server: &Server, log: &Path) -> anyhow::Result<Vec<Calls>> {
 
 /// `serve --spin-costs` with `extra` arguments on the database `dir/fresh-<db>.db`, its
 /// stderr in `dir/fresh-<tag>.log`.
-fn start(
+pub(crate) fn start(
     host_bin: &Path,
     dir: &Path,
     name: &'static str,

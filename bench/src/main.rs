@@ -15,13 +15,17 @@
 //! `--wal-seconds S`, default 60), `--fresh` (only the fresh-instance section of issue 18: host
 //! calls per request and `serve --spin-costs` throughput beside a trivial component; with
 //! `--baseline-component PATH`, an older build of the component beside the current one),
-//! `--skip-fresh`. Never run by `cargo test`: this is a binary, not a test.
+//! `--skip-fresh`, `--keepalive` (only issue 28's cells: one keep-alive connection to `serve
+//! --spin-costs --no-tcp-nodelay`, zoe-session beside the trivial component, and 32 connections
+//! with and without `TCP_NODELAY`; `--baseline-component` applies here too), `--skip-keepalive`.
+//! Never run by `cargo test`: this is a binary, not a test.
 
 mod client;
 mod contention;
 mod fresh;
 mod http;
 mod inproc;
+mod keepalive;
 mod native;
 mod native_server;
 mod scale;
@@ -43,6 +47,7 @@ struct Options {
     contention: bool,
     wal_seconds: f64,
     fresh: bool,
+    keepalive: bool,
     baseline_component: Option<std::path::PathBuf>,
 }
 
@@ -58,6 +63,7 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
         contention: false,
         wal_seconds: 60.0,
         fresh: true,
+        keepalive: true,
         baseline_component: None,
     };
     let mut args = args.iter();
@@ -93,6 +99,15 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
                 options.http = false;
                 options.scale = false;
                 options.scale_out = false;
+                options.keepalive = false;
+            }
+            "--skip-keepalive" => options.keepalive = false,
+            "--keepalive" => {
+                options.inproc = false;
+                options.http = false;
+                options.scale = false;
+                options.scale_out = false;
+                options.fresh = false;
             }
             "--baseline-component" => {
                 let path = args
@@ -107,6 +122,7 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
                 options.scale = false;
                 options.scale_out = false;
                 options.fresh = false;
+                options.keepalive = false;
             }
             "--wal-seconds" => {
                 let text = args
@@ -185,6 +201,16 @@ fn main() -> anyhow::Result<()> {
         if options.fresh {
             let bin = http::host_binary()?;
             fresh::run(
+                dir.path(),
+                &bin,
+                options.http_seconds,
+                options.baseline_component.as_deref(),
+            )
+            .await?;
+        }
+        if options.keepalive {
+            let bin = http::host_binary()?;
+            keepalive::run(
                 dir.path(),
                 &bin,
                 options.http_seconds,

@@ -37,6 +37,12 @@ impl Samples {
     pub fn max_us(&self) -> f64 {
         self.0.iter().max().map_or(f64::NAN, |&n| n as f64 / 1000.0)
     }
+
+    /// How many took `limit` or longer.
+    pub fn at_least(&self, limit: Duration) -> usize {
+        let limit = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
+        self.0.iter().filter(|&&n| n >= limit).count()
+    }
 }
 
 /// The median of a few per-round figures: robust against a round disturbed by other load.
