@@ -137,3 +137,29 @@ fn the_node_package_maps_the_same_environment_variables() {
     );
     assert!(source.contains(&format!("variable: \"{}\"", REQUEST_SETTINGS.variable)));
 }
+
+/// Where the settings table of the documentation lives.
+const SETTINGS_DOC: &str = "README.md";
+
+/// The documentation's table of settings is the one `markdown_table` renders from the
+/// `settings!` table, between its two markers: a setting added, renamed or given another
+/// default or meaning in `config/src/lib.rs` fails here until the docs say the same.
+#[test]
+fn the_documented_settings_table_is_the_code_s() {
+    let path = format!("{}/{SETTINGS_DOC}", env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(&path).expect("the settings document");
+    let table = doc
+        .split_once("<!-- settings table: generated from config/src/lib.rs -->\n")
+        .and_then(|(_, rest)| rest.split_once("<!-- end of settings table -->"))
+        .map(|(table, _)| table)
+        .unwrap_or_else(|| panic!("{SETTINGS_DOC} has no settings table markers"));
+    let expected = zoe_session::config::markdown_table();
+    assert!(
+        table == expected,
+        "{SETTINGS_DOC}'s settings table differs from the code's; replace it with:\n{expected}"
+    );
+    // The check sees a table: every setting has its row.
+    for setting in SETTINGS {
+        assert!(table.contains(&format!("| `{}`", setting.name)));
+    }
+}

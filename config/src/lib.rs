@@ -386,6 +386,28 @@ settings! {
     allowed_origins: Vec<String> = "" from SESSION_ALLOWED_ORIGINS, origins;
 }
 
+/// The settings as a Markdown table (variable, environment variable, default, meaning), one
+/// row per setting in [`SETTINGS`] order: the documentation's table is this text, and a test
+/// holds it equal, so the docs cannot drift from the code.
+pub fn markdown_table() -> String {
+    let mut table =
+        String::from("| Spin variable | host env var | default | meaning |\n|---|---|---|---|\n");
+    for setting in SETTINGS {
+        let secret = if setting.secret { " (secret)" } else { "" };
+        let default = if setting.default.is_empty() {
+            "(empty)".to_owned()
+        } else {
+            format!("`{}`", setting.default)
+        };
+        let doc = setting.doc.trim().replace('|', "\\|");
+        table.push_str(&format!(
+            "| `{}`{secret} | `{}` | {default} | {doc} |\n",
+            setting.name, setting.env
+        ));
+    }
+    table
+}
+
 /// Every variable the component reads, in the order of DESIGN.md's table.
 pub const VARIABLE_NAMES: [&str; SETTINGS.len()] = {
     let mut names = [""; SETTINGS.len()];
