@@ -177,10 +177,13 @@ impl SessionHost {
                 },
             )?,
             // Only the configured URL may be opened; the pool connects on the first `open`.
-            postgres: Arc::new(Postgres::new(
-                config.variables.get(DATABASE_URL_VARIABLE),
-                PoolOptions::default(),
-            )),
+            postgres: Arc::new(
+                Postgres::new(
+                    config.variables.get(DATABASE_URL_VARIABLE),
+                    PoolOptions::default(),
+                )
+                .with_compat(config.spin_compat),
+            ),
             variables: Arc::new(config.variables),
             clock,
             guest_stderr: None,

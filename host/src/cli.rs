@@ -107,6 +107,12 @@ enum Command {
         /// SQLite connection per `open` in rollback-journal mode (slower; BENCHMARKS.md).
         #[arg(long, conflicts_with = "requests_per_instance")]
         spin_costs: bool,
+        /// Test mode: answer `spin:postgres` as Spin 4.0.x does where later Spin differs. A
+        /// query that matches no rows, which Spin 4.0.x never answers (spinframework/spin#3671),
+        /// fails the request with an error naming the issue. Overrides SESSION_SPIN_COMPAT;
+        /// default `current`.
+        #[arg(long, value_name = "4.0|current")]
+        spin_compat: Option<crate::postgres::SpinCompat>,
         /// Log the host calls (variable reads, SQLite and PostgreSQL statements) and response
         /// body writes of every request, one JSON line each on stderr.
         #[arg(long)]
@@ -163,6 +169,7 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
         no_instance_reuse,
         synchronous,
         spin_costs,
+        spin_compat,
         count_host_calls,
         metrics_listen,
         no_tcp_nodelay,
@@ -170,6 +177,9 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
     {
         if let Some(synchronous) = synchronous {
             config.synchronous = synchronous;
+        }
+        if let Some(spin_compat) = spin_compat {
+            config.spin_compat = spin_compat;
         }
         config.connection_per_open = spin_costs;
         let limits = ServeOptions {
@@ -445,6 +455,7 @@ fn timestamp_or_null(unix_ms: u64) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::postgres::SpinCompat;
     use crate::sqlite::Synchronous;
 
     fn serve_synchronous(args: &[&str]) -> Result<Option<Synchronous>, clap::Error> {
@@ -453,6 +464,32 @@ mod tests {
             Command::Serve { synchronous, .. } => Ok(synchronous),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn serve_takes_spin_compat_and_refuses_a_bad_value() {
+        let parse = |args: &[&str]| {
+            let cli = Cli::try_parse_from(["zoe-session-host", "serve"].iter().chain(args))?;
+            match cli.command {
+                Command::Serve { spin_compat, .. } => Ok(spin_compat),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(parse(&[]).unwrap(), None);
+        assert_eq!(
+            parse(&["--spin-compat", "4.0"]).unwrap(),
+            Some(SpinCompat::V4_0)
+        );
+        assert_eq!(
+            parse(&["--spin-compat", "current"]).unwrap(),
+            Some(SpinCompat::Current)
+        );
+        let err: clap::Error = parse(&["--spin-compat", "4.1"]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("spin compatibility must be `4.0` or `current`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The host's configuration: where the database lives and the Spin variables it hands the
 //! component, read from the seed's `SESSION_*` environment variables.
 
+use crate::postgres::{SpinCompat, SpinCompatError};
 use crate::sqlite::{Location, Synchronous, SynchronousError};
 use crate::variables::Variables;
 
@@ -23,12 +24,18 @@ pub fn env_to_variable() -> impl Iterator<Item = (&'static str, &'static str)> {
 /// The environment variable that sets [`HostConfig::synchronous`].
 pub const SYNCHRONOUS_ENV: &str = "SESSION_SYNCHRONOUS";
 
+/// The environment variable that sets [`HostConfig::spin_compat`] (`4.0` or `current`).
+pub const SPIN_COMPAT_ENV: &str = "SESSION_SPIN_COMPAT";
+
 /// A host setting in the environment has a value the host cannot use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// `SESSION_SYNCHRONOUS` is neither `normal` nor `full`.
     #[error("{SYNCHRONOUS_ENV}: {0}")]
     Synchronous(#[from] SynchronousError),
+    /// `SESSION_SPIN_COMPAT` is neither `4.0` nor `current`.
+    #[error("{SPIN_COMPAT_ENV}: {0}")]
+    SpinCompat(#[from] SpinCompatError),
     /// A component setting is invalid (the host checks them all before it starts); named by
     /// its environment variable and its Spin variable.
     #[error("{}", describe_setting(.0))]
@@ -61,6 +68,9 @@ pub struct HostConfig {
     /// new connection per guest `open`, in rollback-journal mode. See
     /// [`crate::sqlite::DatabaseOptions::connection_per_open`].
     pub connection_per_open: bool,
+    /// Which Spin's `spin:postgres` answers to present (`SESSION_SPIN_COMPAT`, `serve
+    /// --spin-compat`; default: current Spin). Tests run PostgreSQL in [`SpinCompat::V4_0`].
+    pub spin_compat: SpinCompat,
     /// Spin variables for the component. Unset ones take the component's defaults.
     pub variables: Variables,
 }
@@ -71,6 +81,7 @@ impl Default for HostConfig {
             database: Location::File(DEFAULT_DB_PATH.into()),
             synchronous: Synchronous::default(),
             connection_per_open: false,
+            spin_compat: SpinCompat::default(),
             variables: Variables::default(),
         }
     }
@@ -83,17 +94,19 @@ impl HostConfig {
             database: Location::Memory,
             synchronous: Synchronous::default(),
             connection_per_open: false,
+            spin_compat: SpinCompat::default(),
             variables: Variables::default(),
         }
     }
 
-    /// Reads `SESSION_DB_PATH`, `SESSION_SYNCHRONOUS` and the variables of
-    /// [`env_to_variable`] from the environment.
+    /// Reads `SESSION_DB_PATH`, `SESSION_SYNCHRONOUS`, `SESSION_SPIN_COMPAT` and the
+    /// variables of [`env_to_variable`] from the environment.
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] when `SESSION_SYNCHRONOUS` is set to anything but `normal` or `full`
-    /// (an empty value means the default). The component's variables are checked by the
+    /// [`ConfigError`] when `SESSION_SYNCHRONOUS` is set to anything but `normal` or `full`,
+    /// or `SESSION_SPIN_COMPAT` to anything but `4.0` or `current` (an empty value means the
+    /// default). The component's variables are checked by the
     /// component itself.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -111,6 +124,9 @@ impl HostConfig {
         }
         if let Some(value) = lookup(SYNCHRONOUS_ENV).filter(|v| !v.trim().is_empty()) {
             config.synchronous = value.parse()?;
+        }
+        if let Some(value) = lookup(SPIN_COMPAT_ENV).filter(|v| !v.trim().is_empty()) {
+            config.spin_compat = value.parse()?;
         }
         for (env, variable) in env_to_variable() {
             if let Some(value) = lookup(env) {
@@ -197,6 +213,32 @@ mod tests {
         let config = HostConfig::from_lookup(|_| None).unwrap();
         assert_eq!(config.database, Location::File(DEFAULT_DB_PATH.into()));
         assert_eq!(config.synchronous, Synchronous::Normal);
+    }
+
+    #[test]
+    fn spin_compat_is_read_from_the_environment_and_a_bad_value_is_refused() {
+        let with = |value: &str| {
+            let value = value.to_owned();
+            HostConfig::from_lookup(move |name| (name == SPIN_COMPAT_ENV).then(|| value.clone()))
+        };
+        assert_eq!(with("").unwrap().spin_compat, SpinCompat::Current);
+        assert_eq!(with("current").unwrap().spin_compat, SpinCompat::Current);
+        for v4_0 in ["4.0", "4.0.x", "4.0.2", " 4.0 "] {
+            assert_eq!(
+                with(v4_0).unwrap().spin_compat,
+                SpinCompat::V4_0,
+                "{v4_0:?}"
+            );
+        }
+        for bad in ["4", "4.1", "4.0.", "4.0.2a", "latest"] {
+            let err = with(bad).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "SESSION_SPIN_COMPAT: spin compatibility must be `4.0` or `current`, not {bad:?}"
+                )
+            );
+        }
     }
 
     #[test]

@@ -27,6 +27,9 @@
 //! Connections are plain TCP (no TLS implementation is linked): `sslmode=prefer`, the default,
 //! connects without TLS, and `sslmode=require` fails with `connection-failed`.
 //!
+//! [`SpinCompat::V4_0`] answers as Spin 4.0.x does where that differs from later Spin: a
+//! `query` that matches no rows, which Spin 4.0.x never answers, traps instead of returning.
+//!
 //! Types, as Spin converts them: parameters `boolean`, `int8`…`int64`, `floating32/64`,
 //! `str`, `binary`, `jsonb`, `array-int32/int64/str` and `db-null`; result columns of type
 //! `bool`, `int2/4/8`, `float4/8`, `text`/`varchar`/`bpchar`, `bytea`, `jsonb`, `int4[]`,
@@ -71,12 +74,72 @@ impl Default for PoolOptions {
     }
 }
 
+/// Which Spin's `spin:postgres` this host answers as, where Spin releases differ in a way a
+/// guest can see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SpinCompat {
+    /// Spin before 4.0 and from 4.1 on: a `query` that matches no rows answers an empty row
+    /// set (the default).
+    #[default]
+    Current,
+    /// Spin 4.0.x: the synchronous `query` never returns when its statement matches no rows
+    /// (spinframework/spin#3671, a regression of 4.0.0 fixed in 4.1 by #3673; `execute` is
+    /// not affected). The guest waits forever there, so this host traps instead of answering,
+    /// and the trap names the issue: a test in this mode fails at once where Spin 4.0.x
+    /// would hang. For tests (`serve --spin-compat 4.0`).
+    V4_0,
+}
+
+/// A [`SpinCompat`] value that is neither `4.0` nor `current`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("spin compatibility must be `4.0` or `current`, not {0:?}")]
+pub struct SpinCompatError(String);
+
+impl std::str::FromStr for SpinCompat {
+    type Err = SpinCompatError;
+
+    /// `4.0` (also `4.0.x` or a `4.0.N` release) or `current`, in any case.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let value = text.trim().to_ascii_lowercase();
+        let release = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
+        match value.as_str() {
+            "current" => Ok(Self::Current),
+            "4.0" | "4.0.x" => Ok(Self::V4_0),
+            _ if value.strip_prefix("4.0.").is_some_and(release) => Ok(Self::V4_0),
+            _ => Err(SpinCompatError(text.to_owned())),
+        }
+    }
+}
+
+impl SpinCompat {
+    /// A `query`'s answer as this Spin gives it: Spin 4.0.x gives none for an empty result,
+    /// which here is a trap naming the issue (a hang would stall the caller instead).
+    fn query_answer(self, statement: &str, rows: RowSet) -> wasmtime::Result<RowSet> {
+        if self == Self::V4_0 && rows.rows.is_empty() {
+            const SHOWN: usize = 200;
+            let shown: String = statement.chars().take(SHOWN).collect();
+            let more = if shown.len() < statement.len() {
+                "…"
+            } else {
+                ""
+            };
+            return Err(wasmtime::Error::msg(format!(
+                "spin:postgres query matched no rows, which Spin 4.0.x never answers (the \
+                 guest would hang: spinframework/spin#3671, fixed in Spin 4.1); this host, in \
+                 Spin 4.0 mode, traps instead. Statement: {shown}{more}"
+            )));
+        }
+        Ok(rows)
+    }
+}
+
 /// The one PostgreSQL database this host lets the component open, with its pool.
 ///
 /// Creating it connects to nothing, so a host starts while PostgreSQL is down; the first
 /// `open` connects.
 pub struct Postgres {
     allowed: Option<Allowed>,
+    compat: SpinCompat,
 }
 
 struct Allowed {
@@ -90,7 +153,10 @@ struct Allowed {
 impl Default for Postgres {
     /// No URL: every `open` is refused, as Spin refuses a host not in `allowed_outbound_hosts`.
     fn default() -> Self {
-        Self { allowed: None }
+        Self {
+            allowed: None,
+            compat: SpinCompat::Current,
+        }
     }
 }
 
@@ -123,7 +189,15 @@ impl Postgres {
                 pool,
                 options,
             }),
+            compat: SpinCompat::Current,
         }
+    }
+
+    /// Answers as `compat` says (see [`SpinCompat`]); a builder-style helper.
+    #[must_use]
+    pub fn with_compat(mut self, compat: SpinCompat) -> Self {
+        self.compat = compat;
+        self
     }
 
     /// Why the configured URL cannot be used, if it cannot (never the URL itself).
@@ -164,6 +238,7 @@ impl Postgres {
             shown: allowed.shown.clone(),
             options: allowed.options,
             transaction: Transaction::None,
+            compat: self.compat,
         })
     }
 }
@@ -391,6 +466,7 @@ pub struct Connection {
     shown: String,
     options: PoolOptions,
     transaction: Transaction,
+    compat: SpinCompat,
 }
 
 impl std::fmt::Debug for Connection {
@@ -753,10 +829,10 @@ impl wit::HostConnection for HostState {
     ) -> wasmtime::Result<Result<RowSet, wit::Error>> {
         self.calls.postgres_statement();
         let connection = self.table.get_mut(&connection)?;
-        Ok(connection
-            .query(&statement, params)
-            .await
-            .map_err(wit::Error::from))
+        match connection.query(&statement, params).await {
+            Ok(rows) => Ok(Ok(connection.compat.query_answer(&statement, rows)?)),
+            Err(err) => Ok(Err(err.into())),
+        }
     }
 
     async fn execute(

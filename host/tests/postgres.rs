@@ -11,7 +11,7 @@ use zoe_session_host::HostState;
 use zoe_session_host::postgres::wit::{
     self, DbDataType, DbValue, HostConnection, ParameterValue, QueryError, RowSet,
 };
-use zoe_session_host::postgres::{Connection, PoolOptions, Postgres};
+use zoe_session_host::postgres::{Connection, PoolOptions, Postgres, SpinCompat};
 use zoe_session_host::sqlite::{Database, Location};
 use zoe_test_postgres::{PgServer, shared};
 
@@ -338,6 +338,41 @@ async fn only_the_configured_url_may_be_opened() {
     assert_eq!(
         connection_failed(&err),
         format!("address postgres://127.0.0.1:{port} is not permitted")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn as_spin_4_0_a_query_that_matches_no_rows_traps_naming_the_issue() {
+    let url = shared().fresh_database().unwrap();
+    let empty = "SELECT 1 WHERE false";
+    // By default the answer is an empty row set, as Spin 4.1 and later give it.
+    let current = postgres(&url, PoolOptions::default());
+    let mut current_state = state(&current);
+    let conn = open(&mut current_state, &url).await;
+    assert!(query(&mut current_state, &conn, empty).await.rows.is_empty());
+
+    let v4_0 =
+        Arc::new(Postgres::new(Some(&url), PoolOptions::default()).with_compat(SpinCompat::V4_0));
+    let mut v4_0_state = state(&v4_0);
+    let conn = open(&mut v4_0_state, &url).await;
+    let trap = HostConnection::query(&mut v4_0_state, borrow(&conn), empty.to_owned(), vec![])
+        .await
+        .expect_err("a trap, not an answer");
+    let text = format!("{trap:#}");
+    assert!(text.contains("spinframework/spin#3671"), "{text}");
+    assert!(text.contains(empty), "the statement is named: {text}");
+    // Only an empty answer traps: rows, errors and `execute` answer as before.
+    assert_eq!(int(&mut v4_0_state, &conn, "SELECT 7").await, 7);
+    assert!(matches!(
+        try_query(&mut v4_0_state, &conn, "SELECT * FROM missing", vec![]).await,
+        Err(wit::Error::QueryFailed(_))
+    ));
+    execute(&mut v4_0_state, &conn, "CREATE TABLE e (n int)", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        execute(&mut v4_0_state, &conn, "DELETE FROM e", vec![]).await,
+        Ok(0)
     );
 }
 

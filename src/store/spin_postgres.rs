@@ -4,6 +4,11 @@
 //! connection that began it. Failures that mean "the server cannot be reached now" become
 //! [`StoreError::Unavailable`] here, once, so that callers answer 503 and the handle is
 //! replaced on the next call.
+//!
+//! Every `query` goes to the host inside an envelope that always yields at least one row (see
+//! [`enveloped`]), because on Spin 4.0.x a `query` that matches no rows never returns
+//! (spinframework/spin#3671), and matching no rows is ordinary here: a user's first session,
+//! an unknown id. `execute` needs none: it is not affected.
 
 use super::sql::{Dialect, POSTGRES, unavailable_code};
 use super::{Executor, Param, Row, StoreError, Value};
@@ -36,22 +41,76 @@ impl Executor for SpinPostgres {
 
     fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
         let params: Vec<ParameterValue> = params.iter().map(parameter).collect();
-        let set = self.conn.query(sql, &params).map_err(store_error)?;
-        set.rows
-            .into_iter()
-            .map(|row| {
-                row.into_iter()
-                    .map(column)
-                    .collect::<Result<_, _>>()
-                    .map(Row)
-            })
-            .collect()
+        let set = self
+            .conn
+            .query(&enveloped(sql), &params)
+            .map_err(store_error)?;
+        unwrap_envelope(set.rows)
     }
 
     fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, StoreError> {
         let params: Vec<ParameterValue> = params.iter().map(parameter).collect();
         self.conn.execute(sql, &params).map_err(store_error)
     }
+}
+
+/// `statement` (one `SELECT`, or an `INSERT`/`UPDATE`/`DELETE … RETURNING`) inside an
+/// envelope that yields its rows with their row number in front, in its order, or, when it
+/// matches none, one row whose number is NULL.
+///
+/// Why: Spin 4.0.0 to 4.0.x (the synchronous `query` of every `spin:postgres` version, ours
+/// `@4.0.0` included) never returns when the statement matches no rows
+/// (spinframework/spin#3671, fixed in Spin 4.1 by #3673): the guest blocks in the host call
+/// for good, with its transaction left open on the server. `execute` takes another path and is
+/// not affected. A statement that always yields a row is never sent, so the service works on
+/// every Spin 4.0.x as well as on 4.1 and later; the native host's `--spin-compat 4.0` traps
+/// on an empty answer, so the component tests would see a statement sent bare.
+///
+/// How: the statement is a CTE (the one place PostgreSQL admits data-modifying statements in
+/// a query), numbered with `row_number()` and joined to a one-row `VALUES` with `LEFT JOIN …
+/// ON true`, which yields the CTE's rows, or a single row of NULLs when there are none. Each
+/// column keeps the statement's own type (bytea, bigint, text, NULLs round-trip as before),
+/// and `ORDER BY` the number keeps the statement's order. The cost, measured on PostgreSQL 15
+/// through the native host: BENCHMARKS.md, issue 28. The native executors send statements
+/// bare: only Spin's transport needs this.
+fn enveloped(statement: &str) -> String {
+    let statement = statement.trim_end().trim_end_matches(';');
+    format!(
+        "WITH zoe_q AS ({statement}) \
+         SELECT zoe_r.* FROM (VALUES (1)) AS zoe_one (n) \
+         LEFT JOIN (SELECT row_number() OVER () AS zoe_n, * FROM zoe_q) AS zoe_r ON true \
+         ORDER BY 1"
+    )
+}
+
+/// The statement's own rows from the rows of [`enveloped`]: each without its number, none for
+/// the lone row numbered NULL.
+///
+/// # Errors
+///
+/// [`StoreError::Shape`] when the rows are not numbered 1, 2, … in order (or are one NULL
+/// row), which only a host that does not run the envelope as sent would answer.
+fn unwrap_envelope(rows: Vec<Vec<DbValue>>) -> Result<Vec<Row>, StoreError> {
+    if let [row] = rows.as_slice()
+        && matches!(row.first(), Some(DbValue::DbNull))
+    {
+        return Ok(Vec::new());
+    }
+    if rows.is_empty() {
+        return Err(StoreError::Shape("enveloped query answered no row"));
+    }
+    rows.into_iter()
+        .zip(1_i64..)
+        .map(|(row, expected)| {
+            let mut values = row.into_iter();
+            match values.next() {
+                Some(DbValue::Int64(number)) if number == expected => {
+                    values.map(column).collect::<Result<_, _>>().map(Row)
+                }
+                _ => Err(StoreError::Shape("enveloped query rows out of order")),
+            }
+        })
+        .collect()
 }
 
 fn parameter(param: &Param<'_>) -> ParameterValue {

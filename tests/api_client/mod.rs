@@ -17,7 +17,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use std::net::SocketAddr;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use zoe_session_host::{Clock, Runtime, ServeOptions, Server, SessionHost};
+use zoe_session_host::{Clock, HostConfig, Runtime, ServeOptions, Server, SessionHost};
 pub use zoe_test_support::{ADMIN_KEY, START_MS, admin};
 use zoe_test_support::{DATABASE_FILE, exchange_report, file_config, serve_runtime};
 
@@ -106,6 +106,16 @@ pub async fn start_on(
     admin_key: Option<&str>,
     variables: &[(&str, &str)],
 ) -> Api {
+    start_configured(runtime, admin_key, variables, |_| {}).await
+}
+
+/// Like [`start_on`], with host settings beyond the variables set by `configure`.
+pub async fn start_configured(
+    runtime: &Runtime,
+    admin_key: Option<&str>,
+    variables: &[(&str, &str)],
+    configure: impl FnOnce(&mut HostConfig),
+) -> Api {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = file_config(&dir);
     if let Some(key) = admin_key {
@@ -114,6 +124,7 @@ pub async fn start_on(
     for (name, value) in variables {
         config.variables.set(*name, *value);
     }
+    configure(&mut config);
     let clock = Clock::manual(START_MS);
     let log = MemoryOutputPipe::new(1 << 20);
     let host = SessionHost::open_with_clock(runtime, config, clock.clone())
