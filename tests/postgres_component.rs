@@ -135,15 +135,23 @@ async fn two_hosts_on_one_database_share_every_session() {
 }
 
 #[tokio::test]
-async fn reads_that_match_no_rows_answer_as_on_spin_4_0() {
+async fn statements_that_match_no_rows_answer_as_on_spin_4_0() {
     let (url, _) = database();
-    let host = host_on(&url).await;
+    let mut config = HostConfig::in_memory()
+        .with("max_per_user", "1")
+        .with("limit_policy", "reject");
+    spin_4_0(&mut config, &url);
+    let host = common::open(config).await;
     let mut sessions = host.sessions().await.unwrap();
-    // A user's first session: the user has no sessions to count or evict.
     let issued = sessions
         .create("alice", CreateOptions::default())
         .await
         .unwrap();
+    // A full user's create inserts nothing, so its `INSERT … RETURNING` yields no row.
+    assert!(matches!(
+        session_error(sessions.create("alice", CreateOptions::default()).await),
+        SessionError::LimitReached
+    ));
     sessions.invalidate(&issued.session.id).await.unwrap();
     // An id that is not there.
     assert!(matches!(
