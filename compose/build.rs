@@ -25,6 +25,9 @@ fn main() {
         .expect("compose/ lives in the workspace");
     for input in [
         "src",
+        "core",
+        "config",
+        "wire",
         "wit",
         "Cargo.toml",
         "Cargo.lock",

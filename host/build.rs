@@ -18,6 +18,9 @@ fn main() {
         .expect("host/ lives in the workspace root");
     for input in [
         "src",
+        "core",
+        "config",
+        "wire",
         "wit",
         "Cargo.toml",
         "Cargo.lock",

@@ -1,15 +1,14 @@
-//! zoe-session: session management as one WebAssembly component.
+//! zoe-session: session management as one WebAssembly component — the WASIp2 shell (spin-sdk
+//! 5.2) around the core crate `zoe-session-core`, whose modules it re-exports.
 //!
-//! The component exports `zoe:session/sessions` (the trusted in-process API) and stores
-//! sessions in Spin's SQLite, or in PostgreSQL when `database_url` is set. Layers, each with
-//! its own error type converted once at the boundary above it:
+//! The component exports `zoe:session/sessions` (the trusted in-process API) and
+//! `wasi:http/incoming-handler`, and stores sessions in Spin's SQLite, or in PostgreSQL when
+//! `database_url` is set. What is here binds the core to spin-sdk and nothing more:
 //!
-//! - [`store`]: SQL over an executor per backend ([`store::StoreError`]);
-//! - [`session`]: tokens, policy and the engine ([`session::engine::EngineError`]);
 //! - `component`: the WIT exports, which read the clock and configuration once per call and
-//!   turn engine errors into the WIT `error` variant;
-//! - [`http`]: the REST API over `wasi:http/incoming-handler`, calling the engine directly and
-//!   turning engine errors into HTTP statuses ([`http::ApiError`]).
+//!   turn engine errors into the WIT `error` variant; the instance's database handle;
+//! - `http_entry`: the `wasi:http` export, reading the request and writing the reply;
+//! - `spin_sqlite`, `spin_postgres`: the store executors on Spin's interfaces.
 
 // The WIT exports exist only in the wasm build: a native build (unit tests) would otherwise
 // try to export symbols named like `zoe:session/sessions@0.2.0#create`, which no native
@@ -18,7 +17,11 @@
 mod bindings;
 #[cfg(target_arch = "wasm32")]
 mod component;
-pub mod config;
-pub mod http;
-pub mod session;
-pub mod store;
+#[cfg(target_arch = "wasm32")]
+mod http_entry;
+#[cfg(target_arch = "wasm32")]
+mod spin_postgres;
+#[cfg(target_arch = "wasm32")]
+mod spin_sqlite;
+
+pub use zoe_session_core::{config, http, session, store};

@@ -206,7 +206,7 @@ fn padded_head(start: &str, end: &str, len: usize) -> Vec<u8> {
     head
 }
 
-/// The guest's body cap (`MAX_BODY_BYTES` in src/http/request.rs).
+/// The guest's body cap (`MAX_BODY_BYTES` in core/src/http/request.rs).
 const BODY_CAP: usize = 64 * 1024;
 
 #[test]

@@ -10,7 +10,7 @@
 import { createServer as createHttpServer } from "node:http";
 import { hostRequest, hostResponse } from "./wasi/http.js";
 
-/** The most of a request body the component accepts (src/http/request.rs, MAX_BODY_BYTES). */
+/** The most of a request body the component accepts (core/src/http/request.rs, MAX_BODY_BYTES). */
 export const MAX_BODY_BYTES = 64 * 1024;
 
 const decoder = new TextDecoder();

@@ -39,7 +39,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 /// The OpenAPI document the component serves at `/openapi.json`.
-const OPENAPI: &str = include_str!("../../../src/http/openapi.json");
+const OPENAPI: &str = include_str!("../../../core/src/http/openapi.json");
 
 /// Connections the metrics listener serves at once: a scraper or two, with room to spare.
 pub const MAX_CONNECTIONS: usize = 16;

@@ -18,7 +18,7 @@
 //! safe because the component keeps no request state between calls. All the guest remembers is
 //! request-independent: the configuration parsed from the variables (`src/component.rs`;
 //! variables are fixed for the server's life), that the schema is current
-//! (`src/store/schema.rs`), and its database handle — which holds no connection between
+//! (`core/src/store/schema.rs`), and its database handle — which holds no connection between
 //! statements (`host/src/sqlite.rs` lends a pooled one per statement or transaction), and which
 //! the guest replaces if a transaction on it might not have ended. The typed API has always
 //! reused one instance for many calls on the same grounds. An instance that trapped, overran its

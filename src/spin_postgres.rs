@@ -1,6 +1,6 @@
 //! [`Executor`] on Spin's PostgreSQL (`spin:postgres/postgres@4.0.0`, spin-sdk's `pg4`).
 //!
-//! One connection resource per [`Db`](super::Db): the host keeps a transaction on the
+//! One connection resource per [`Db`](crate::store::Db): the host keeps a transaction on the
 //! connection that began it. Failures that mean "the server cannot be reached now" become
 //! [`StoreError::Unavailable`] here, once, so that callers answer 503 and the handle is
 //! replaced on the next call.
@@ -10,8 +10,8 @@
 //! (spinframework/spin#3671), and matching no rows is ordinary here: a user's first session,
 //! an unknown id. `execute` needs none: it is not affected.
 
-use super::sql::{Dialect, POSTGRES, unavailable_code};
-use super::{Executor, Param, Row, StoreError, Value};
+use crate::store::sql::{Dialect, POSTGRES, unavailable_code};
+use crate::store::{Executor, Param, Row, StoreError, Value};
 use spin_sdk::pg4::{Connection, DbValue, ParameterValue, PgError, QueryError};
 
 /// A connection to the database at `database_url`.

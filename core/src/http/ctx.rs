@@ -4,8 +4,8 @@
 use super::{ApiError, Request, auth, strict_json};
 use crate::config::{Config, LogLevel};
 use crate::session::audit::Events;
-use crate::session::engine::Engine;
-use crate::store::{Db, Device};
+use crate::session::engine::{Engine, EngineError};
+use crate::store::{Db, Device, StoreError};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::cell::OnceCell;
@@ -21,17 +21,25 @@ pub struct Ctx<'a> {
     /// The request's audit events: the engines it creates record here, and so does the
     /// admin check; the pipeline writes them once the reply is known.
     pub events: Events,
+    open: OpenDb,
     db: OnceCell<Rc<Db>>,
     client_addr: OnceCell<Option<String>>,
 }
 
 impl<'a> Ctx<'a> {
-    /// A context for `req`; the database is opened only when a handler asks for the engine.
+    /// A context for `req` without storage ([`no_store`]).
     pub fn new(req: &'a Request, config: &'a Config, now: u64) -> Self {
+        Self::opening(req, config, now, no_store)
+    }
+
+    /// A context for `req`; the database is opened with `open` only when a handler asks for
+    /// the engine.
+    pub fn opening(req: &'a Request, config: &'a Config, now: u64, open: OpenDb) -> Self {
         Self {
             req,
             config,
             now,
+            open,
             events: Events::default(),
             db: OnceCell::new(),
             client_addr: OnceCell::new(),
@@ -45,7 +53,7 @@ impl Ctx<'_> {
         let db = match self.db.get() {
             Some(db) => db,
             None => {
-                let db = open_db(self.config)?;
+                let db = (self.open)(self.config)?;
                 self.db.get_or_init(|| db)
             }
         };
@@ -183,15 +191,14 @@ impl Ctx<'_> {
     }
 }
 
-/// The request's database connection (the Spin backends exist only inside the component).
-#[cfg(target_arch = "wasm32")]
-fn open_db(config: &Config) -> Result<Rc<Db>, ApiError> {
-    Ok(crate::component::db(config)?)
-}
+/// How a shell opens the instance's database handle: the component opens Spin's SQLite or
+/// PostgreSQL; the core names no backend of its own.
+pub type OpenDb = fn(&Config) -> Result<Rc<Db>, EngineError>;
 
-#[cfg(not(target_arch = "wasm32"))]
-fn open_db(_config: &Config) -> Result<Rc<Db>, ApiError> {
-    Err(ApiError::Internal(
-        "storage is only available inside the component".to_owned(),
-    ))
+/// The opener of a build without storage (the core's own tests): every database access is a
+/// fault, and `/health` and the other routes without storage still answer.
+pub fn no_store(_: &Config) -> Result<Rc<Db>, EngineError> {
+    Err(EngineError::Storage(StoreError::Shape(
+        "no store: this build serves no database",
+    )))
 }

@@ -1,4 +1,6 @@
-//! The REST API of DESIGN.md, served through `wasi:http/incoming-handler`.
+//! The REST API of DESIGN.md, independent of any WASI version: a shell reads the request
+//! from its `wasi:http` (the WASIp2 component's `http_entry`), calls [`handle`] with the way
+//! it opens the store, and writes the [`Reply`].
 //!
 //! Files by concern: `request` (the request and reply types, percent-decoding), `ctx` (what a
 //! handler sees), `router` ([`ROUTES`], the one route table: the dispatcher reads it, and a
@@ -13,9 +15,6 @@ pub mod auth;
 mod console;
 pub mod cookies;
 mod ctx;
-// The `wasi:http` export exists only in the wasm build, like the WIT exports.
-#[cfg(target_arch = "wasm32")]
-mod entry;
 mod error;
 mod handlers;
 pub mod json;
@@ -26,7 +25,7 @@ mod request;
 mod router;
 mod strict_json;
 
-pub use ctx::Ctx;
+pub use ctx::{Ctx, OpenDb, no_store};
 pub use error::ApiError;
 pub use request::{MAX_BODY_BYTES, Reply, Request, percent_decode, percent_decoded};
 pub use router::{Handler, ROUTES, Route, find_route};
@@ -41,7 +40,7 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 /// Serves one request. `now` is the request's time (the clock is read once, by the caller);
 /// `started` only measures the duration for the log line. Settings are read as the request
 /// needs them; one that is bad answers 500 naming it.
-pub fn handle(req: &Request, now: u64, config: &Config, started: Instant) -> Reply {
+pub fn handle(req: &Request, now: u64, config: &Config, open: OpenDb, started: Instant) -> Reply {
     // Routing follows the request target's path as the host matched it (`spin-path-info` on
     // Spin: the path below the component's route), never a URL rebuilt from `Host`, which a
     // client can fill with a path of its own (issue 27).
@@ -56,7 +55,7 @@ pub fn handle(req: &Request, now: u64, config: &Config, started: Instant) -> Rep
         }
         _ => req,
     };
-    let ctx = Ctx::new(req, config, now);
+    let ctx = Ctx::opening(req, config, now, open);
     let request_id = request_id(req);
     // Every request ends with its log line, so both logging settings are needed first.
     let request_line = config
@@ -271,7 +270,7 @@ mod tests {
             ..Request::default()
         };
         let config = Config::from_pairs(&[("session_header", "X Session")]);
-        let reply = handle(&req, 0, &config, Instant::now());
+        let reply = handle(&req, 0, &config, no_store, Instant::now());
         assert_eq!(reply.status, 500);
         let body: Value = serde_json::from_slice(&reply.body).unwrap();
         assert_eq!(body["error"], "config");
@@ -282,10 +281,16 @@ mod tests {
             ..req
         };
         let config = Config::from_pairs(&[("log_level", "loud")]);
-        assert_eq!(handle(&health, 0, &config, Instant::now()).status, 500);
+        assert_eq!(
+            handle(&health, 0, &config, no_store, Instant::now()).status,
+            500
+        );
         // Positive control: a bad setting /health does not read leaves it answering.
         let config = Config::from_pairs(&[("max_timeout", "soon")]);
-        assert_eq!(handle(&health, 0, &config, Instant::now()).status, 200);
+        assert_eq!(
+            handle(&health, 0, &config, no_store, Instant::now()).status,
+            200
+        );
     }
 
     #[test]
@@ -295,7 +300,7 @@ mod tests {
             path: "/health".into(),
             ..Request::default()
         };
-        let reply = handle(&req, 0, &Config::default(), Instant::now());
+        let reply = handle(&req, 0, &Config::default(), no_store, Instant::now());
         assert_eq!(reply.status, 200);
         assert_eq!(reply.header("cache-control"), Some("no-store"));
     }
@@ -316,7 +321,7 @@ mod tests {
                 path: path.into(),
                 ..Request::default()
             };
-            let reply = handle(&req, 0, &Config::default(), Instant::now());
+            let reply = handle(&req, 0, &Config::default(), no_store, Instant::now());
             let values: Vec<&str> = reply
                 .headers
                 .iter()
@@ -343,12 +348,19 @@ mod tests {
             &request(Some("/sessions/validate")),
             0,
             &Config::default(),
+            no_store,
             Instant::now(),
         );
         assert_eq!(reply.status, 401);
         assert_eq!(reply.header("content-type"), Some("application/json"));
         // Positive control: without Spin's header the path itself is routed.
-        let reply = handle(&request(None), 0, &Config::default(), Instant::now());
+        let reply = handle(
+            &request(None),
+            0,
+            &Config::default(),
+            no_store,
+            Instant::now(),
+        );
         assert_eq!(reply.status, 200);
         assert!(
             reply
@@ -387,7 +399,13 @@ mod tests {
             ..Request::default()
         };
         for query in ["permissions=admin", "Role=admin", "role=a&x", "%zz=1"] {
-            let reply = handle(&request(query), 0, &Config::default(), Instant::now());
+            let reply = handle(
+                &request(query),
+                0,
+                &Config::default(),
+                no_store,
+                Instant::now(),
+            );
             assert_eq!(reply.status, 400, "{query}");
             let body: Value = serde_json::from_slice(&reply.body).unwrap();
             assert_eq!(body["error"], "unknown_parameter", "{query}");
@@ -397,6 +415,7 @@ mod tests {
                 &request("permissions=admin"),
                 0,
                 &Config::default(),
+                no_store,
                 Instant::now(),
             )
             .body,
@@ -406,7 +425,13 @@ mod tests {
         // Positive control: the known parameters (and an empty query) reach the handler,
         // which asks for a token.
         for query in ["", "role=admin", "permission=read&", "role=a&permission=b"] {
-            let reply = handle(&request(query), 0, &Config::default(), Instant::now());
+            let reply = handle(
+                &request(query),
+                0,
+                &Config::default(),
+                no_store,
+                Instant::now(),
+            );
             assert_eq!(reply.status, 401, "{query}");
         }
         let health = Request {
@@ -415,7 +440,7 @@ mod tests {
             ..request("")
         };
         assert_eq!(
-            handle(&health, 0, &Config::default(), Instant::now()).status,
+            handle(&health, 0, &Config::default(), no_store, Instant::now()).status,
             400
         );
     }

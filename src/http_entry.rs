@@ -1,10 +1,10 @@
 //! The `wasi:http/incoming-handler` export (spin-sdk's `#[http_component]`): reads the clock
 //! once, reads the request (headers, then the body up to the cap; a GET's or HEAD's body is
-//! never opened), hands it to [`super::handle`] and writes the reply ([`respond`]). Nothing
+//! never opened), hands it to [`crate::http::handle`] and writes the reply ([`respond`]). Nothing
 //! here decides anything.
 
-use super::{ApiError, MAX_BODY_BYTES, Reply, Request};
 use crate::config::LogLevel;
+use crate::http::{ApiError, MAX_BODY_BYTES, Reply, Request};
 use futures::StreamExt as _;
 use spin_sdk::http::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
 use spin_sdk::http_component;
@@ -15,7 +15,13 @@ async fn handle_http(incoming: IncomingRequest, out: ResponseOutparam) {
     let started = Instant::now();
     let now = crate::component::now_ms();
     let request = read(incoming).await;
-    let reply = super::handle(&request, now, &crate::component::config(), started);
+    let reply = crate::http::handle(
+        &request,
+        now,
+        &crate::component::config(),
+        crate::component::db,
+        started,
+    );
     respond(out, reply, request.method == "HEAD", now);
 }
 

@@ -1,7 +1,7 @@
 //! [`Executor`] on Spin's SQLite (`spin:sqlite/sqlite@3.0.0`), database `default`.
 
-use super::sql::{Dialect, SQLITE};
-use super::{Executor, Param, Row, StoreError, Value};
+use crate::store::sql::{Dialect, SQLITE};
+use crate::store::{Executor, Param, Row, StoreError, Value};
 use spin_sdk::sqlite3::{Connection, Error as SqliteError, Value as SqliteValue};
 
 /// The instance's connection to the `default` database.

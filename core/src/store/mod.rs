@@ -19,10 +19,6 @@ pub mod sql;
 pub mod native_postgres;
 #[cfg(all(feature = "native-sqlite", not(target_arch = "wasm32")))]
 pub mod native_sqlite;
-#[cfg(target_arch = "wasm32")]
-pub(crate) mod spin_postgres;
-#[cfg(target_arch = "wasm32")]
-pub(crate) mod spin_sqlite;
 
 pub use executor::{Executor, Param, Row, Value};
 pub use sql::Dialect;
