@@ -139,7 +139,7 @@ fn the_node_package_maps_the_same_environment_variables() {
 }
 
 /// Where the settings table of the documentation lives.
-const SETTINGS_DOC: &str = "README.md";
+const SETTINGS_DOC: &str = "docs/configuration.md";
 
 /// The documentation's table of settings is the one `markdown_table` renders from the
 /// `settings!` table, between its two markers: a setting added, renamed or given another
