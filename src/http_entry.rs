@@ -37,7 +37,7 @@ async fn read(incoming: IncomingRequest) -> Request {
         .map(|(mut name, value)| {
             // Both arrive owned and, from Spin and our host, already lowercase and UTF-8:
             // kept in place rather than copied (header handling was a good part of a fresh
-            // `/health`'s guest work, BENCHMARKS.md).
+            // `/health`'s guest work, docs/benchmarks-history.md).
             name.make_ascii_lowercase();
             let value = String::from_utf8(value)
                 .unwrap_or_else(|bad| String::from_utf8_lossy(bad.as_bytes()).into_owned());
@@ -91,7 +91,8 @@ async fn read(incoming: IncomingRequest) -> Request {
 /// is set, in the connection's task, while the guest goes on in a task of its own; whenever
 /// hyper polls the body in between, the head, the chunk and the final `0\r\n\r\n` reach the
 /// socket in separate writes, and without `TCP_NODELAY` (Spin sets none) each write after the
-/// first waits ~40 ms for the client's delayed ACK (issue 28; BENCHMARKS.md, 2026-12-06).
+/// first waits ~40 ms for the client's delayed ACK (issue 28; docs/benchmarks-history.md,
+/// 2026-12-06).
 /// Written this way round there is no such window, and a known length needs no chunk framing.
 ///
 /// Before the head is handed over, only what the stream takes without waiting is written, as

@@ -1,6 +1,6 @@
 //! Which requests the gate checks: pure functions over the path and the settings.
 //!
-//! The rule, as documented in the README:
+//! The rule, as documented in docs/composition.md:
 //!
 //! - paths are compared after normalisation: percent-decoding, `.` and empty segments
 //!   dropped, `..` resolved. So `/public/../api/chat` and `/api//chat` are judged as

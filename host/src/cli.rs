@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// Session management for web and AI applications, run natively.
 ///
-/// Configuration comes from the SESSION_* environment variables (see the README); the
+/// Configuration comes from the SESSION_* environment variables (docs/configuration.md); the
 /// database is SESSION_DB_PATH (default data/sessions.db, or `:memory:`).
 #[derive(Debug, Parser)]
 #[command(name = "zoe-session-host", version)]
@@ -118,7 +118,7 @@ enum Command {
         #[arg(long)]
         count_host_calls: bool,
         /// Serve Prometheus metrics at http://ADDR/metrics, on a listener of their own (bind
-        /// it where only your scraper reaches; README, "Metrics").
+        /// it where only your scraper reaches; docs/operations.md, "Metrics").
         #[arg(long, value_name = "ADDR")]
         metrics_listen: Option<std::net::SocketAddr>,
         /// Leave Nagle's algorithm on for client connections, as Spin's HTTP server does

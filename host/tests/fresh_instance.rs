@@ -215,7 +215,8 @@ fn every_answer_is_whole_with_its_length_when_its_head_is_handed_over() {
     // client's delayed ACK. So every answer must be written and finished before its head is
     // set, and carry its length. No time is measured: the host records the body's state at
     // that moment. (Positive control: the component built as spin-sdk's `IntoResponse` path
-    // does it, setting the head first, fails here on every request; BENCHMARKS.md, 2026-12-06.)
+    // does it, setting the head first, fails here on every request;
+    // docs/benchmarks-history.md, 2026-12-06.)
     let (harness, reports) = counted_on(
         serve_runtime(),
         ServeOptions {

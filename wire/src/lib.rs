@@ -77,7 +77,7 @@ pub fn rfc3339(unix_ms: u64) -> String {
     }
     // Digit by digit into a fixed template: every log line and every session in an answer
     // carries timestamps, and `format!`'s padding machinery was a measurable share of a
-    // fresh request's guest work (BENCHMARKS.md, issue 18).
+    // fresh request's guest work (docs/benchmarks-history.md, issue 18).
     let mut text = *b"0000-00-00T00:00:00.000Z";
     for (at, width, mut n) in fields {
         for digit in text[at..at + width].iter_mut().rev() {
@@ -121,7 +121,7 @@ pub fn log_line(now_ms: u64, level: &str, message: &str, fields: Value) -> Strin
 /// Writes `line` and a newline to stderr in one write. Stderr is unbuffered, and `eprintln!`
 /// of a JSON value writes every formatted fragment separately: dozens of host calls (and
 /// write syscalls) per line, which made request logging the largest cost of a fresh
-/// instance's `GET /health` (BENCHMARKS.md, issue 18).
+/// instance's `GET /health` (docs/benchmarks-history.md, issue 18).
 pub fn write_line(line: String) {
     use std::io::Write as _;
     let mut line = escape_separators(line);
