@@ -21,6 +21,7 @@ pub mod json;
 pub mod log;
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod properties;
+mod redact;
 mod request;
 mod router;
 mod strict_json;
@@ -86,7 +87,7 @@ pub fn handle(req: &Request, now: u64, config: &Config, open: OpenDb, started: I
                     now,
                     "request failed",
                     json!({"kind": err.kind(), "cause": err.to_string(),
-                           "path": log::redact_path(&req.path, config)}),
+                           "path": redact::redact_path(&req.path, config)}),
                 );
             }
             err.into_reply()
@@ -134,7 +135,7 @@ pub fn handle(req: &Request, now: u64, config: &Config, open: OpenDb, started: I
             now,
             &log::RequestLine {
                 method: &req.method,
-                path: &log::redact_path(&req.path, config),
+                path: &redact::redact_path(&req.path, config),
                 status: reply.status,
                 request_id: &request_id,
                 duration_ms: started.elapsed().as_secs_f64() * 1000.0,

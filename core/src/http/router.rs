@@ -121,7 +121,7 @@ const fn shape(pattern: &str) -> (usize, usize) {
     (segments, segments - parameters)
 }
 
-/// Every literal segment of the route table, for logging paths (`redact_path`): a test holds
+/// Every literal segment of the route table, for logging paths (`redact::redact_path`): a test holds
 /// it equal to the words of [`ROUTES`].
 pub const ROUTE_WORDS: &[&str] = &[
     "sessions",
