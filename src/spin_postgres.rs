@@ -7,8 +7,8 @@
 //!
 //! Every `query` goes to the host inside an envelope that always yields at least one row (see
 //! [`enveloped`]), because on Spin 4.0.x a `query` that matches no rows never returns
-//! (spinframework/spin#3671), and matching no rows is ordinary here: a user's first session,
-//! an unknown id. `execute` needs none: it is not affected.
+//! (spinframework/spin#3671), and matching no rows is ordinary here: an unknown id, a user
+//! without sessions, a full user's refused create. `execute` needs none: it is not affected.
 
 use crate::store::sql::{Dialect, POSTGRES, unavailable_code};
 use crate::store::{Executor, Param, Row, StoreError, Value};
@@ -70,9 +70,10 @@ impl Executor for SpinPostgres {
 /// a query), numbered with `row_number()` and joined to a one-row `VALUES` with `LEFT JOIN …
 /// ON true`, which yields the CTE's rows, or a single row of NULLs when there are none. Each
 /// column keeps the statement's own type (bytea, bigint, text, NULLs round-trip as before),
-/// and `ORDER BY` the number keeps the statement's order. The cost, measured on PostgreSQL 15
-/// through the native host: BENCHMARKS.md, issue 28. The native executors send statements
-/// bare: only Spin's transport needs this.
+/// and `ORDER BY` the number keeps the statement's order. Its cost, measured on PostgreSQL 15
+/// over loopback: 3–5 µs for a one-row lookup and 10–20 µs for a ten-row list at the server,
+/// 12–22 µs on a validate of ~360 µs through the native host, a create's within noise. The
+/// native executors send statements bare: only Spin's transport needs this.
 fn enveloped(statement: &str) -> String {
     let statement = statement.trim_end().trim_end_matches(';');
     format!(
