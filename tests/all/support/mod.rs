@@ -1,12 +1,9 @@
-//! Shared set-up for the tests that drive the component through the typed API: hosts over
-//! fresh databases with a manual clock, on the component compiled once per test binary
-//! ([`zoe_test_support::runtime`]).
+//! What the test modules share, defined once: hosts over fresh databases with a manual clock
+//! on the component compiled once for the binary ([`zoe_test_support::runtime`]), fresh
+//! PostgreSQL databases on the one server of the run, and the HTTP client with the `serve`
+//! instances it talks to ([`http`]).
 
-#![allow(
-    dead_code,
-    unused_imports,
-    reason = "each test binary uses a different part of this module"
-)]
+pub mod http;
 
 use std::time::Duration;
 use zoe_session_host::{Clock, HostConfig, HostError, SessionError, SessionHost};
@@ -22,11 +19,6 @@ pub async fn host_with(variables: &[(&str, &str)]) -> SessionHost {
         config.variables.set(*name, *value);
     }
     open(config).await
-}
-
-/// A host over a fresh in-memory database with default settings.
-pub async fn host() -> SessionHost {
-    host_with(&[]).await
 }
 
 /// A host over `config` with a manual clock at [`START_MS`].

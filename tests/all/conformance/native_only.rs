@@ -7,8 +7,6 @@
 //! Each case is a function taking a [`Store`]; `suite!` makes one `#[test]` per backend, named
 //! `sqlite::<case>` and `postgres::<case>`.
 
-#![cfg(not(target_arch = "wasm32"))]
-
 use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;

@@ -2,8 +2,6 @@
 //! it: the host's environment map, and spin.toml's variables (declared with the table's
 //! defaults and secrecy, and handed to the component one by one or in the request bundle).
 
-#![cfg(not(target_arch = "wasm32"))]
-
 use std::collections::BTreeMap;
 use zoe_session::config::{REQUEST_SETTINGS, SETTINGS};
 use zoe_session_host::config::env_to_variable;
@@ -11,7 +9,7 @@ use zoe_session_host::config::env_to_variable;
 /// The `key = value` lines of `[section]` in spin.toml (the file keeps one per line), values
 /// as written.
 fn spin_toml_section(section: &str) -> BTreeMap<String, String> {
-    let manifest = include_str!("../spin.toml");
+    let manifest = include_str!("../../spin.toml");
     let header = format!("[{section}]");
     let mut entries = BTreeMap::new();
     let mut inside = false;
@@ -44,7 +42,7 @@ fn spin_toml_declares_every_setting_with_its_default_and_secrecy() {
     // Spin cannot read out of the (secret) URL.
     assert!(declared.remove("database_host").is_some());
     assert!(
-        include_str!("../spin.toml")
+        include_str!("../../spin.toml")
             .contains(r#"allowed_outbound_hosts = ["postgres://{{ database_host }}"]"#),
         "database_host feeds allowed_outbound_hosts"
     );
@@ -106,7 +104,7 @@ fn the_spin_toml_reader_sees_what_it_compares() {
 /// this table, entry for entry, with the same request bundle.
 #[test]
 fn the_node_package_maps_the_same_environment_variables() {
-    let source = include_str!("../node/src/config.js");
+    let source = include_str!("../../node/src/config.js");
     let entries: Vec<(String, String)> = source
         .lines()
         .map(str::trim)

@@ -2,8 +2,6 @@
 //! workspace, built only for `wasm32-wasip2` inside the root build, so its native unit tests
 //! run here, through cargo, to keep the README's one test command running every test.
 
-#![cfg(not(target_arch = "wasm32"))]
-
 use std::path::PathBuf;
 use std::process::Command;
 

@@ -6,11 +6,7 @@
 //! `node_modules` is missing, then `node --test` with the server's URL and the admin key in
 //! the environment, and keeps the screenshots under `target/console-screenshots/`.
 
-#![cfg(not(target_arch = "wasm32"))]
-
-mod api_client;
-
-use self::api_client::{ADMIN_KEY, admin, start};
+use crate::support::http::{ADMIN_KEY, admin, start};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use zoe_test_support::{describe_output, log_tail};

@@ -4,11 +4,8 @@
 //! the gate admits, refuses and resists spoofing as documented.
 
 // The tests run natively and drive the component through the host.
-#![cfg(not(target_arch = "wasm32"))]
 
-mod api_client;
-
-use self::api_client::{Api, Reply};
+use crate::support::http::{Api, Reply};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::ops::Deref;
@@ -50,7 +47,7 @@ impl Deref for App {
 
 async fn serve(path: &str, variables: &[(&str, &str)]) -> App {
     App {
-        api: api_client::start_on(&runtime(path), None, variables).await,
+        api: crate::support::http::start_on(&runtime(path), None, variables).await,
     }
 }
 

@@ -8,8 +8,6 @@
 //! then `npm test` with `ZOE_SESSION_WASM` naming a copy of
 //! `zoe_session_host::runtime::EMBEDDED_COMPONENT`.
 
-#![cfg(not(target_arch = "wasm32"))]
-
 use std::path::Path;
 use std::process::{Command, Output};
 use zoe_test_support::describe_output;

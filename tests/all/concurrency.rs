@@ -2,9 +2,7 @@
 //! database file: nothing deleted comes back, a rotation leaves one valid token, the per-user
 //! limit holds, and lock contention never surfaces as a storage error.
 
-#![cfg(not(target_arch = "wasm32"))]
-
-mod common;
+use crate::support as common;
 
 use common::{file_config, open};
 use std::collections::HashSet;

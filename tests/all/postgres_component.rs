@@ -8,10 +8,8 @@
 //! that matches no rows, which Spin 4.0.x never answers (spinframework/spin#3671), traps. So
 //! these tests fail on any statement the component sends without its envelope.
 
-#![cfg(not(target_arch = "wasm32"))]
-
-mod api_client;
-mod common;
+use crate::support as common;
+use crate::support::http as api_client;
 
 use common::{MINUTE, START_MS, host_with, session_error};
 use zoe_session_host::postgres::SpinCompat;

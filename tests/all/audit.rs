@@ -3,11 +3,7 @@
 //! a wrong admin key — leaves its audit lines in order, with the documented fields and no
 //! secret.
 
-#![cfg(not(target_arch = "wasm32"))]
-
-mod api_client;
-
-use self::api_client::{ADMIN_KEY, Api, admin, start};
+use crate::support::http::{ADMIN_KEY, Api, admin, start};
 use serde_json::Value;
 use std::time::Duration;
 

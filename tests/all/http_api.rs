@@ -1,11 +1,7 @@
 //! The REST API over real loopback HTTP against `serve`: every row of the API table with its
 //! success and refusal paths, every bad-input status, cookies, HTTPS, and what reaches logs.
 
-#![cfg(not(target_arch = "wasm32"))]
-
-mod api_client;
-
-use self::api_client::{ADMIN_KEY, admin, start, start_with};
+use crate::support::http::{ADMIN_KEY, admin, start, start_with};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -44,7 +40,7 @@ async fn the_readme_walkthrough_runs_as_written() {
 }
 
 mod readme_walkthrough {
-    use super::api_client::Api;
+    use crate::support::http::Api;
     use serde_json::Value;
     use std::collections::HashMap;
 

@@ -1,9 +1,7 @@
 //! The built component's outer shape: what it exports and the only things it imports. This is
 //! what `wasm-tools component wit` shows, checked on every test run.
 
-#![cfg(not(target_arch = "wasm32"))]
-
-mod common;
+use crate::support as common;
 
 use std::collections::BTreeSet;
 

@@ -2,9 +2,7 @@
 //! function's success and failure paths, expiry with a manual clock, limits, concurrency and
 //! bad input.
 
-#![cfg(not(target_arch = "wasm32"))]
-
-mod common;
+use crate::support as common;
 
 use common::{HOUR, MINUTE, START_MS, file_config, host_with, open, session_error};
 use serde_json::json;

@@ -5,12 +5,6 @@
 //! Shared by the API tests and the composition tests (which serve other components through
 //! [`start_on`]).
 
-#![allow(
-    dead_code,
-    unused_imports,
-    reason = "each test binary uses a different part of this module"
-)]
-
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -238,7 +232,6 @@ impl Api {
     }
 
     /// The SQLite file the server keeps its sessions in.
-    #[allow(dead_code)] // Only some test binaries reach into the database.
     pub fn database_path(&self) -> std::path::PathBuf {
         self._dir.path().join(DATABASE_FILE)
     }

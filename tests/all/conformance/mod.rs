@@ -1,0 +1,2 @@
+mod component_only;
+mod native_only;

@@ -1,0 +1,20 @@
+//! The root crate's integration tests, one binary (as wasmtime's `tests/all`): one link, one
+//! compile of the component per runtime, one PostgreSQL server for the whole run. A module per
+//! area; what they share (the HTTP client, hosts with a manual clock, servers) is in
+//! [`support`].
+
+#![cfg(not(target_arch = "wasm32"))]
+
+mod support;
+
+mod admin_console;
+mod audit;
+mod component_shape;
+mod composition;
+mod concurrency;
+mod configuration;
+mod conformance;
+mod gate_unit;
+mod http_api;
+mod node;
+mod postgres_component;
