@@ -19,81 +19,20 @@
 use crate::bindings::Engine as EngineBindings;
 use crate::bindings::exports::zoe::session::sessions as wit;
 use crate::clock::Clock;
-use crate::config::{ConfigError, DATABASE_URL_VARIABLE, HostConfig};
+use crate::config::{DATABASE_URL_VARIABLE, HostConfig};
+use crate::host_calls::{CountingStderr, HostCalls};
 use crate::postgres::{PoolOptions, Postgres};
 use crate::runtime::Runtime;
-use crate::sqlite::{Database, DatabaseOptions, OpenError};
-use crate::state::{CountingStderr, HostCalls, HostState};
+use crate::sqlite::{Database, DatabaseOptions};
+use crate::state::HostState;
 use crate::variables::Variables;
 use std::sync::Arc;
 use wasmtime::Store;
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
+pub use crate::error::{HostError, describe};
 pub use wit::{CreateOptions, Error as SessionError, Issued, Requirement, Session, SessionStats};
-
-/// Why a host call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum HostError {
-    /// The component answered with an error value (bad token, expired, bad input, …).
-    #[error("{}", describe(.0))]
-    Session(SessionError),
-    /// The database could not be opened.
-    #[error(transparent)]
-    Open(#[from] OpenError),
-    /// A host setting has a value the host cannot use.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// `serve` could not start: the address is taken or not ours, or the component does not
-    /// serve HTTP.
-    #[error(transparent)]
-    Serve(#[from] crate::serve::ServeError),
-    /// The generated admin key file could not be read or written.
-    #[error("admin key file {}: {source}", path.display())]
-    AdminKeyFile {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
-    /// Wasmtime failed or the guest trapped: a bug, not bad input.
-    #[error("component runtime failure: {0:#}")]
-    Runtime(anyhow::Error),
-}
-
-impl HostError {
-    /// The component's error value, if that is what this is.
-    pub fn session(&self) -> Option<&SessionError> {
-        match self {
-            Self::Session(err) => Some(err),
-            _ => None,
-        }
-    }
-}
-
-/// A sentence describing a session error, for people (the generated `Display` is terse).
-pub fn describe(err: &SessionError) -> String {
-    match err {
-        SessionError::NotFound => "session not found".to_owned(),
-        SessionError::Expired => "session expired".to_owned(),
-        SessionError::InvalidToken => "invalid session token".to_owned(),
-        SessionError::InvalidInput(detail) => format!("invalid input: {detail}"),
-        SessionError::Forbidden(detail) => format!("forbidden: {detail}"),
-        SessionError::LimitReached => "session limit reached for this user".to_owned(),
-        SessionError::Storage(detail) => format!("storage failure: {detail}"),
-        SessionError::Config(detail) => format!("configuration error: {detail}"),
-    }
-}
-
-impl From<wasmtime::Error> for HostError {
-    fn from(err: wasmtime::Error) -> Self {
-        Self::Runtime(err.into())
-    }
-}
-
-impl From<anyhow::Error> for HostError {
-    fn from(err: anyhow::Error) -> Self {
-        Self::Runtime(err)
-    }
-}
 
 #[expect(
     clippy::derivable_impls,

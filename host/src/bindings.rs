@@ -25,14 +25,18 @@ wasmtime::component::bindgen!({
     world: "zoe:host/engine",
     imports: {
         "spin:postgres/postgres": async | trappable,
-        // SQLite runs on tokio's blocking pool (host/src/sqlite.rs), so its calls yield.
+        // SQLite runs on tokio's blocking pool (host/src/sqlite/statements.rs), so its calls yield.
         "spin:sqlite/sqlite": async | trappable,
         default: trappable,
     },
     exports: { default: async },
     additional_derives: [PartialEq],
+    // Each interface is implemented once, for any store that has its view
+    // (`impl<T: SqliteView> HostConnection for T`); bindgen's own `&mut T` forwarding would
+    // overlap with that, and the views forward `&mut T` instead.
+    skip_mut_forwarding_impls: true,
     with: {
-        "spin:sqlite/sqlite.connection": crate::sqlite::Connection,
+        "spin:sqlite/sqlite.connection": crate::sqlite::handle::Connection,
         "spin:postgres/postgres.connection": crate::postgres::Connection,
     },
 });

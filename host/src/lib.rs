@@ -17,6 +17,9 @@ mod bindings;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod error;
+pub mod host_calls;
+mod outgoing_http;
 pub mod postgres;
 mod private_fs;
 pub mod runtime;
@@ -26,14 +29,14 @@ mod state;
 pub mod variables;
 
 pub use api::{
-    CreateOptions, HostError, Issued, Requirement, Session, SessionError, SessionHost,
-    SessionStats, Sessions,
+    CreateOptions, Issued, Requirement, Session, SessionError, SessionHost, SessionStats, Sessions,
 };
 pub use clock::Clock;
 pub use config::HostConfig;
+pub use error::{HostError, ServeError};
+pub use host_calls::HostCallCounts;
 pub use postgres::Postgres;
 pub use runtime::{Allocation, Metering, Runtime, RuntimeOptions};
-pub use serve::{BodyAtHead, HostCallSink, RequestCosts, ServeError, ServeOptions, Server};
+pub use serve::{BodyAtHead, HostCallSink, RequestCosts, ServeOptions, Server};
 pub use sqlite::Location;
-pub use state::HostCallCounts;
 pub use state::HostState;

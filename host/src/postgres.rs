@@ -38,13 +38,14 @@
 
 pub use crate::bindings::spin::postgres::postgres as wit;
 
-use crate::state::HostState;
+use crate::host_calls::HostCalls;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::config::Host;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type};
 use tokio_postgres::{NoTls, Row, Statement};
-use wasmtime::component::Resource;
+use wasmtime::component::{Resource, ResourceTable};
 use wit::{Column, DbDataType, DbValue, ParameterValue, QueryError, RowSet};
 
 /// Prepared statements cached per connection before the cache is emptied: the guest uses a
@@ -802,21 +803,60 @@ fn value(row: &Row, index: usize) -> Result<DbValue, PgError> {
     }
 }
 
-impl wit::Host for HostState {}
+/// One instance's `spin:postgres` state: the pool its `open` lends connections of, and the
+/// counter its calls are counted in.
+#[derive(Debug)]
+pub struct PostgresCtx {
+    postgres: Arc<Postgres>,
+    calls: Arc<HostCalls>,
+}
 
-impl wit::HostConnection for HostState {
+impl PostgresCtx {
+    pub fn new(postgres: Arc<Postgres>, calls: Arc<HostCalls>) -> Self {
+        Self { postgres, calls }
+    }
+
+    /// The one database this instance may open.
+    pub fn postgres(&self) -> &Arc<Postgres> {
+        &self.postgres
+    }
+}
+
+/// What `spin:postgres` needs of a store: its [`PostgresCtx`] and the resource table that
+/// holds the guest's connections.
+#[derive(Debug)]
+pub struct PostgresCtxView<'a> {
+    pub ctx: &'a mut PostgresCtx,
+    pub table: &'a mut ResourceTable,
+}
+
+/// A store whose guest may import `spin:postgres`.
+pub trait PostgresView: Send {
+    fn postgres(&mut self) -> PostgresCtxView<'_>;
+}
+
+// The linker hands the host `&mut T` (`HasSelf`).
+impl<T: PostgresView + ?Sized> PostgresView for &mut T {
+    fn postgres(&mut self) -> PostgresCtxView<'_> {
+        T::postgres(self)
+    }
+}
+
+impl<T: PostgresView> wit::Host for T {}
+
+impl<T: PostgresView> wit::HostConnection for T {
     async fn open(
         &mut self,
         address: String,
     ) -> wasmtime::Result<Result<Resource<Connection>, wit::Error>> {
-        self.calls.postgres_open();
-        let connection = match self.postgres.open(&address).await {
+        let PostgresCtxView { ctx, table } = self.postgres();
+        ctx.calls.postgres_open();
+        let connection = match ctx.postgres.open(&address).await {
             Ok(connection) => connection,
             Err(err) => return Ok(Err(err.into())),
         };
         // A full resource table is the guest holding too many handles: Spin's answer.
-        Ok(self
-            .table
+        Ok(table
             .push(connection)
             .map_err(|_| wit::Error::ConnectionFailed("too many connections".to_owned())))
     }
@@ -827,8 +867,9 @@ impl wit::HostConnection for HostState {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<RowSet, wit::Error>> {
-        self.calls.postgres_statement();
-        let connection = self.table.get_mut(&connection)?;
+        let PostgresCtxView { ctx, table } = self.postgres();
+        ctx.calls.postgres_statement();
+        let connection = table.get_mut(&connection)?;
         match connection.query(&statement, params).await {
             Ok(rows) => Ok(Ok(connection.compat.query_answer(&statement, rows)?)),
             Err(err) => Ok(Err(err.into())),
@@ -841,8 +882,9 @@ impl wit::HostConnection for HostState {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<u64, wit::Error>> {
-        self.calls.postgres_statement();
-        let connection = self.table.get_mut(&connection)?;
+        let PostgresCtxView { ctx, table } = self.postgres();
+        ctx.calls.postgres_statement();
+        let connection = table.get_mut(&connection)?;
         Ok(connection
             .execute(&statement, params)
             .await
@@ -850,7 +892,7 @@ impl wit::HostConnection for HostState {
     }
 
     async fn drop(&mut self, connection: Resource<Connection>) -> wasmtime::Result<()> {
-        self.table.delete(connection)?;
+        self.postgres().table.delete(connection)?;
         Ok(())
     }
 }

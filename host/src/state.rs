@@ -1,101 +1,31 @@
-//! What each guest instance's store holds: WASI and wasi-http contexts, the resource table,
-//! and shared handles to the databases and variables.
+//! What each guest instance's store holds: one context per imported interface, composed.
+//!
+//! Each interface reaches its own part through its own view, as wasmtime-wasi's `WasiView`
+//! does: WASI through [`WasiView`], wasi-http through [`WasiHttpView`], `spin:sqlite` through
+//! [`SqliteView`], `spin:postgres` through [`PostgresView`] and `fermyon:spin/variables`
+//! through [`VariablesView`]. The resource table is the one thing they share, as WASI and
+//! wasi-http share it.
 
-use crate::postgres::Postgres;
-use crate::sqlite::Database;
-use crate::variables::Variables;
+use crate::host_calls::HostCalls;
+use crate::outgoing_http::NoOutgoingHttp;
+use crate::postgres::{Postgres, PostgresCtx, PostgresCtxView, PostgresView};
+use crate::sqlite::{Database, SqliteCtx, SqliteCtxView, SqliteView};
+use crate::variables::{Variables, VariablesCtx, VariablesView};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Per-instance host state.
 pub struct HostState {
-    pub(crate) wasi: WasiCtx,
-    pub(crate) http: WasiHttpCtx,
-    pub(crate) http_hooks: NoOutgoingHttp,
-    pub(crate) table: ResourceTable,
-    pub(crate) database: Arc<Database>,
-    pub(crate) postgres: Arc<Postgres>,
-    pub(crate) variables: Arc<Variables>,
-    pub(crate) calls: Arc<HostCalls>,
-}
-
-/// The host calls a guest has made through Spin's interfaces, counted for
-/// `serve --count-host-calls` (BENCHMARKS.md, issue 18): under Spin every one of them is paid
-/// on every request, so they are the figure to drive down.
-#[derive(Debug, Default)]
-pub struct HostCalls {
-    variable_reads: AtomicU32,
-    sqlite_opens: AtomicU32,
-    sqlite_statements: AtomicU32,
-    postgres_opens: AtomicU32,
-    postgres_statements: AtomicU32,
-    stderr_writes: AtomicU32,
-    request_body_reads: AtomicU32,
-}
-
-/// A snapshot of [`HostCalls`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct HostCallCounts {
-    pub variable_reads: u32,
-    pub sqlite_opens: u32,
-    pub sqlite_statements: u32,
-    pub postgres_opens: u32,
-    pub postgres_statements: u32,
-    /// Writes to the guest's stderr (its log lines).
-    pub stderr_writes: u32,
-    /// Reads of the request body that reached the host (`serve` only): the guest opened the
-    /// body stream and pulled a frame or its end from it.
-    pub request_body_reads: u32,
-}
-
-impl HostCalls {
-    pub(crate) fn variable_read(&self) {
-        self.variable_reads.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn sqlite_open(&self) {
-        self.sqlite_opens.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn sqlite_statement(&self) {
-        self.sqlite_statements.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn postgres_open(&self) {
-        self.postgres_opens.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn stderr_write(&self) {
-        self.stderr_writes.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn request_body_read(&self) {
-        self.request_body_reads.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(crate) fn postgres_statement(&self) {
-        self.postgres_statements.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The counts so far, setting them back to zero (a reused instance starts each request
-    /// from zero).
-    pub fn take(&self) -> HostCallCounts {
-        let take = |counter: &AtomicU32| counter.swap(0, Ordering::Relaxed);
-        HostCallCounts {
-            variable_reads: take(&self.variable_reads),
-            sqlite_opens: take(&self.sqlite_opens),
-            sqlite_statements: take(&self.sqlite_statements),
-            postgres_opens: take(&self.postgres_opens),
-            postgres_statements: take(&self.postgres_statements),
-            stderr_writes: take(&self.stderr_writes),
-            request_body_reads: take(&self.request_body_reads),
-        }
-    }
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    http_hooks: NoOutgoingHttp,
+    table: ResourceTable,
+    sqlite: SqliteCtx,
+    postgres: PostgresCtx,
+    variables: VariablesCtx,
+    calls: Arc<HostCalls>,
 }
 
 impl HostState {
@@ -112,7 +42,8 @@ impl HostState {
     }
 
     /// Like [`HostState::new`], counting the guest's host calls in `calls` (whose stderr
-    /// stream, if it is a [`CountingStderr`] on the same counter, counts its writes).
+    /// stream, if it is a [`CountingStderr`](crate::host_calls::CountingStderr) on the same
+    /// counter, counts its writes).
     pub fn counted(
         wasi: WasiCtx,
         database: Arc<Database>,
@@ -125,80 +56,25 @@ impl HostState {
             http: WasiHttpCtx::new(),
             http_hooks: NoOutgoingHttp,
             table: ResourceTable::new(),
-            database,
-            postgres,
-            variables,
+            sqlite: SqliteCtx::new(database, calls.clone()),
+            postgres: PostgresCtx::new(postgres, calls.clone()),
+            variables: VariablesCtx::new(variables, calls.clone()),
             calls,
         }
     }
-}
 
-/// A guest stderr that counts its writes in a [`HostCalls`] and passes them on to `inner`.
-#[derive(Debug)]
-pub struct CountingStderr<S> {
-    inner: S,
-    calls: Arc<HostCalls>,
-}
-
-impl<S> CountingStderr<S> {
-    pub fn new(inner: S, calls: Arc<HostCalls>) -> Self {
-        Self { inner, calls }
-    }
-}
-
-impl<S: IsTerminal> IsTerminal for CountingStderr<S> {
-    fn is_terminal(&self) -> bool {
-        self.inner.is_terminal()
-    }
-}
-
-impl<S: StdoutStream> StdoutStream for CountingStderr<S> {
-    fn p2_stream(&self) -> Box<dyn OutputStream> {
-        Box::new(CountingOutput {
-            inner: self.inner.p2_stream(),
-            calls: self.calls.clone(),
-        })
-    }
-
-    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
-        // Only WASIp3 guests use this; ours are p2.
-        self.inner.async_stream()
-    }
-}
-
-struct CountingOutput {
-    inner: Box<dyn OutputStream>,
-    calls: Arc<HostCalls>,
-}
-
-impl OutputStream for CountingOutput {
-    fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
-        self.calls.stderr_write();
-        self.inner.write(bytes)
-    }
-
-    fn flush(&mut self) -> StreamResult<()> {
-        self.inner.flush()
-    }
-
-    fn check_write(&mut self) -> StreamResult<usize> {
-        self.inner.check_write()
-    }
-}
-
-#[async_trait::async_trait]
-impl Pollable for CountingOutput {
-    async fn ready(&mut self) {
-        self.inner.ready().await;
+    /// The counter of this instance's host calls.
+    pub(crate) fn calls(&self) -> &Arc<HostCalls> {
+        &self.calls
     }
 }
 
 impl std::fmt::Debug for HostState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostState")
-            .field("database", &self.database.location())
-            .field("postgres", &self.postgres)
-            .field("variables", &self.variables)
+            .field("database", &self.sqlite.database().location())
+            .field("postgres", self.postgres.postgres())
+            .field("variables", self.variables.variables())
             .finish_non_exhaustive()
     }
 }
@@ -222,31 +98,26 @@ impl WasiHttpView for HostState {
     }
 }
 
-/// Refuses every outgoing HTTP request: a session service has no business calling out, and a
-/// guest that tries gets an error instead of network access.
-#[derive(Debug, Default)]
-pub struct NoOutgoingHttp;
+impl SqliteView for HostState {
+    fn sqlite(&mut self) -> SqliteCtxView<'_> {
+        SqliteCtxView {
+            ctx: &mut self.sqlite,
+            table: &mut self.table,
+        }
+    }
+}
 
-type ResponseFuture = Box<
-    dyn Future<
-            Output = wasmtime_wasi_http::Result<(
-                http::Response<wasmtime_wasi_http::WasiBody>,
-                Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-            )>,
-        > + Send,
->;
+impl PostgresView for HostState {
+    fn postgres(&mut self) -> PostgresCtxView<'_> {
+        PostgresCtxView {
+            ctx: &mut self.postgres,
+            table: &mut self.table,
+        }
+    }
+}
 
-impl WasiHttpHooks for NoOutgoingHttp {
-    fn send_request(
-        &mut self,
-        _request: http::Request<wasmtime_wasi_http::WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-    ) -> ResponseFuture {
-        Box::new(async {
-            Err(wasmtime_wasi_http::Error::InternalError(Some(
-                "outgoing HTTP requests are not allowed".to_owned(),
-            )))
-        })
+impl VariablesView for HostState {
+    fn variables(&mut self) -> &mut VariablesCtx {
+        &mut self.variables
     }
 }

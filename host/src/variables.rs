@@ -6,8 +6,9 @@
 //! from the settings it holds, as Spin renders spin.toml's template.
 
 use crate::bindings::fermyon::spin::variables::{self as wit, Error};
-use crate::state::HostState;
+use crate::host_calls::HostCalls;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use zoe_session_config::REQUEST_SETTINGS;
 
 /// Variable values by Spin variable name.
@@ -57,10 +58,42 @@ impl Variables {
     }
 }
 
-impl wit::Host for HostState {
+/// One instance's `fermyon:spin/variables` state: the values, and the counter its reads are
+/// counted in.
+#[derive(Debug)]
+pub struct VariablesCtx {
+    variables: Arc<Variables>,
+    calls: Arc<HostCalls>,
+}
+
+impl VariablesCtx {
+    pub fn new(variables: Arc<Variables>, calls: Arc<HostCalls>) -> Self {
+        Self { variables, calls }
+    }
+
+    /// The values this instance sees.
+    pub fn variables(&self) -> &Arc<Variables> {
+        &self.variables
+    }
+}
+
+/// A store whose guest may import `fermyon:spin/variables`.
+pub trait VariablesView: Send {
+    fn variables(&mut self) -> &mut VariablesCtx;
+}
+
+// The linker hands the host `&mut T` (`HasSelf`).
+impl<T: VariablesView + ?Sized> VariablesView for &mut T {
+    fn variables(&mut self) -> &mut VariablesCtx {
+        T::variables(self)
+    }
+}
+
+impl<T: VariablesView> wit::Host for T {
     fn get(&mut self, name: String) -> wasmtime::Result<Result<String, Error>> {
-        self.calls.variable_read();
-        Ok(self.variables.lookup(&name))
+        let ctx = self.variables();
+        ctx.calls.variable_read();
+        Ok(ctx.variables.lookup(&name))
     }
 }
 

@@ -1,7 +1,7 @@
 //! Counting what a request costs its host (`serve --count-host-calls`, issue 18), and what its
 //! response body held when the guest handed the head over (issue 28).
 
-use crate::state::{HostCallCounts, HostCalls};
+use crate::host_calls::{HostCallCounts, HostCalls};
 use bytes::Bytes;
 use http::Response;
 use http_body_util::BodyExt;
@@ -60,7 +60,7 @@ impl HostCallSink {
     pub fn log() -> Self {
         Self::new(|costs| {
             let calls = costs.calls;
-            super::host_line(
+            super::log::host_line(
                 "INFO",
                 "host calls",
                 serde_json::json!({

@@ -1,14 +1,14 @@
 //! Running one request in a guest: an instance (reused or fresh), its deadline, and every way
 //! that can fail, each with its own answer.
 
-use super::costs::{CountedBody, PendingReport, count_body_writes};
-use super::pool::{Instance, Running};
+use super::costs::{CountedBody, HostCallSink, PendingReport, count_body_writes};
+use super::errors::RequestError;
+use super::metrics::Metrics;
+use super::pool::{Instance, InstancePool, Running};
 use super::spin_request::{GuestRequest, present_like_spin, read_body};
-use super::{Shared, log_line};
-use bytes::Bytes;
-use http::header::{CONNECTION, CONTENT_TYPE, RETRY_AFTER};
-use http::{HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use crate::api::SessionHost;
+use crate::state::HostState;
+use http::{Request, Response};
 use hyper::body::Incoming;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,9 +17,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::sync::OwnedSemaphorePermit;
-use wasmtime::{PoolConcurrencyLimitError, Trap};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
@@ -27,96 +27,23 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 /// runs out; what is left after the handler returns says what it used.
 const FUEL_BUDGET: u64 = u64::MAX / 2;
 
-/// Why a request got no answer from the guest. Each maps once, in [`RequestError::response`],
-/// to a status and a JSON body, so none of them can come out as a 500 by accident.
-#[derive(Debug, thiserror::Error)]
-pub(super) enum RequestError {
-    #[error("the request line or headers cannot be presented to the guest: {0}")]
-    BadRequest(&'static str),
-    #[error("the request body did not arrive within {0:?}")]
-    BodyTimedOut(Duration),
-    #[error("the request body could not be read: {0}")]
-    BodyUnreadable(hyper::Error),
-    #[error("the server is shutting down")]
-    ShuttingDown,
-    #[error("no instance is free: {0:#}")]
-    NoInstance(wasmtime::Error),
-    #[error("the guest did not answer within its deadline")]
-    Overran,
-    #[error("the guest failed: {0:#}")]
-    Guest(anyhow::Error),
-}
-
-impl RequestError {
-    /// Sorts out what a guest task ended with: an epoch interrupt is an overrun and a full
-    /// pool is a busy server, both 503; anything else is a fault (500).
-    fn from_guest(err: wasmtime::Error) -> Self {
-        if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            Self::Overran
-        } else if err.is::<PoolConcurrencyLimitError>() {
-            Self::NoInstance(err)
-        } else {
-            Self::Guest(anyhow::Error::from(err).context("the guest trapped"))
-        }
-    }
-
-    fn response(&self) -> Response<HyperOutgoingBody> {
-        match self {
-            // The client's doing, like hyper's own 408 for a slow head: not logged, so that a
-            // flood of slow clients cannot flood the log either.
-            Self::BadRequest(detail) => plain_error(StatusCode::BAD_REQUEST, "bad_request", detail),
-            Self::BodyUnreadable(_) => plain_error(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                "the request body could not be read",
-            ),
-            Self::BodyTimedOut(_) => {
-                let mut response = plain_error(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "request_timeout",
-                    "the request body did not arrive in time",
-                );
-                // The rest of the body may still come; it must not be read as a request.
-                response
-                    .headers_mut()
-                    .insert(CONNECTION, HeaderValue::from_static("close"));
-                response
-            }
-            Self::ShuttingDown => plain_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting_down",
-                "the server is shutting down",
-            ),
-            Self::NoInstance(_) => {
-                log_line("WARN", "no instance is free", &self.to_string());
-                let mut response = plain_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "overloaded",
-                    "the server has no free instance; retry later",
-                );
-                response
-                    .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-                response
-            }
-            Self::Overran => {
-                log_line("ERROR", "request timed out", &self.to_string());
-                plain_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "timeout",
-                    "the request took too long",
-                )
-            }
-            Self::Guest(err) => {
-                log_line("ERROR", "guest failed to answer", &format!("{err:#}"));
-                plain_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error; see the server log",
-                )
-            }
-        }
-    }
+/// What every request a server handles shares: the host, the limits, the instances kept for
+/// reuse and the counters.
+pub(super) struct Shared {
+    pub(super) host: SessionHost,
+    pub(super) pre: ProxyPre<HostState>,
+    pub(super) deadline_ticks: u64,
+    pub(super) request_timeout: Duration,
+    pub(super) permits: Arc<Semaphore>,
+    pub(super) listen: SocketAddr,
+    pub(super) connections: Arc<Semaphore>,
+    pub(super) header_read_timeout: Duration,
+    pub(super) body_read_timeout: Duration,
+    pub(super) max_header_bytes: usize,
+    pub(super) instances: Arc<InstancePool>,
+    pub(super) count_host_calls: Option<HostCallSink>,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) tcp_nodelay: bool,
 }
 
 impl Shared {
@@ -183,7 +110,7 @@ impl Shared {
         // A reused instance starts each request's count from zero, and a fresh fuel budget
         // when the runtime meters fuel (`set_fuel` fails when it does not).
         let counting = self.count_host_calls.clone().map(|sink| {
-            let calls = store.data().calls.clone();
+            let calls = store.data().calls().clone();
             calls.take();
             Arc::new(PendingReport::new(calls, sink))
         });
@@ -356,23 +283,4 @@ pub(super) async fn refuse_connection(mut stream: tokio::net::TcpStream) {
         while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
     })
     .await;
-}
-
-/// A JSON error made by the host itself, for when the guest could not answer.
-pub(super) fn plain_error(
-    status: StatusCode,
-    kind: &str,
-    detail: &str,
-) -> Response<HyperOutgoingBody> {
-    let body = serde_json::json!({"error": kind, "detail": detail}).to_string();
-    let mut response = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
 }

@@ -1,6 +1,6 @@
 //! The cleanup timer: expired sessions deleted on a schedule, the WAL kept bounded.
 
-use super::log_line;
+use super::log::log_line;
 use crate::api::SessionHost;
 use std::time::Duration;
 

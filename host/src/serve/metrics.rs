@@ -19,7 +19,7 @@
 //! (`GET /metrics` has none, and hyper closes a connection whose body was left unread), so no
 //! body timeout is needed. Accept errors back off as the API's accept loop does.
 
-use super::log_line;
+use super::log::log_line;
 use super::pool::InstancePool;
 use crate::api::SessionHost;
 use bytes::Bytes;

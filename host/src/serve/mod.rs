@@ -6,9 +6,31 @@
 //!
 //! This file holds the options, the server and its accept loop; the parts have files of their
 //! own: `spin_request` (the request as Spin presents it, body read within its deadline),
-//! `guest` (running a request in an instance, and every failure's answer), `pool` (instances
-//! kept for reuse), `costs` (host calls counted per request) and `maintenance` (the cleanup
-//! timer).
+//! `guest` (running a request in an instance), `errors` (every way a request can get no answer
+//! from its guest, and the answer it gets instead), `pool` (instances kept for reuse), `costs`
+//! (host calls counted per request), `maintenance` (the cleanup timer), `metrics` and `log`
+//! (the host's own log lines). `serve` uses the embedding API ([`SessionHost`],
+//! [`crate::runtime`]); nothing there uses `serve`.
+//!
+//! # Why not wasmtime-wasi-http's `ProxyHandler`
+//!
+//! wasmtime-wasi-http 48 has a serving loop of its own, `handler::ProxyHandler` (behind its
+//! `component-model-async` feature): a `HandlerState` makes stores and instances, a
+//! `WorkerState` decides per instance how many requests it takes in all and at once
+//! (`should_accept_request`, which would carry Spin's 128-and-16 or our reuse count) and when a
+//! request expires (`on_request_start`, where an epoch deadline could be set), and each
+//! instance runs in a worker task of its own, so a handler runs to its end whoever hangs up.
+//! The body read before an instance is taken, the connection cap and Spin's headers all happen
+//! before `ProxyHandler::handle`, so they would stay ours unchanged. What it cannot carry is
+//! the per-request costs: it makes the response-outparam itself, so the body cannot be looked
+//! at when the head is set (`RequestCosts::body_at_head`), and a `WorkerState` hears of a
+//! request only at its start and of the store only when the worker exits, so a reused
+//! instance's host calls and fuel cannot be taken when each handler returns. It also runs every
+//! call through `Store::run_concurrent`, which needs the component-model-async runtime on
+//! every store of the engine the typed API shares, and hands every request to a worker task
+//! through a queue and a channel — the thread wake-ups this loop avoids by running the guest in
+//! the connection's own task until its head is set (BENCHMARKS.md). So the loop stays ours;
+//! it is worth another look once `ProxyHandler` reports each request's end to its state.
 //!
 //! # Instance reuse
 //!
@@ -19,7 +41,7 @@
 //! request-independent: the configuration parsed from the variables (`src/component.rs`;
 //! variables are fixed for the server's life), that the schema is current
 //! (`core/src/store/schema.rs`), and its database handle — which holds no connection between
-//! statements (`host/src/sqlite.rs` lends a pooled one per statement or transaction), and which
+//! statements (`host/src/sqlite/` lends a pooled one per statement or transaction), and which
 //! the guest replaces if a transaction on it might not have ended. The typed API has always
 //! reused one instance for many calls on the same grounds. An instance that trapped, overran its
 //! deadline or failed in the host is dropped, never reused, so a guest left half-way through a
@@ -39,7 +61,9 @@
 //! and when no instance can be had the answer is 503, not a trap.
 
 mod costs;
+mod errors;
 mod guest;
+mod log;
 mod maintenance;
 pub mod metrics;
 mod pool;
@@ -47,7 +71,10 @@ mod spin_request;
 
 pub use costs::{BodyAtHead, HostCallSink, RequestCosts};
 
-use self::guest::refuse_connection;
+pub use crate::error::ServeError;
+
+use self::guest::{Shared, refuse_connection};
+use self::log::log_line;
 use self::maintenance::cleanup_timer;
 use self::metrics::Metrics;
 use self::pool::InstancePool;
@@ -146,18 +173,6 @@ impl ServeOptions {
     }
 }
 
-/// Why the server could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("the component does not export wasi:http/incoming-handler@0.2.x: {0:#}")]
-    NotAnHttpComponent(anyhow::Error),
-}
-
 /// A running server; dropping it without [`Server::shutdown`] leaves it running.
 #[derive(Debug)]
 pub struct Server {
@@ -167,23 +182,6 @@ pub struct Server {
     cleanup: Option<JoinHandle<()>>,
     instances: Arc<InstancePool>,
     metrics: Option<(SocketAddr, JoinHandle<()>)>,
-}
-
-struct Shared {
-    host: SessionHost,
-    pre: ProxyPre<crate::HostState>,
-    deadline_ticks: u64,
-    request_timeout: Duration,
-    permits: Arc<Semaphore>,
-    listen: SocketAddr,
-    connections: Arc<Semaphore>,
-    header_read_timeout: Duration,
-    body_read_timeout: Duration,
-    max_header_bytes: usize,
-    instances: Arc<InstancePool>,
-    count_host_calls: Option<HostCallSink>,
-    metrics: Arc<Metrics>,
-    tcp_nodelay: bool,
 }
 
 impl Server {
@@ -362,20 +360,4 @@ async fn accept_loop(
     }
     drop(listener);
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
-}
-
-/// The host's own log lines, in the component's JSON-lines shape (`zoe_session_wire`),
-/// marked `"source":"host"`.
-pub(super) fn log_line(level: &str, message: &str, detail: &str) {
-    host_line(
-        level,
-        message,
-        serde_json::json!({"detail": detail, "source": "host"}),
-    );
-}
-
-/// A host log line with `fields`, stamped with the wall clock (a log timestamp only).
-pub(super) fn host_line(level: &str, message: &str, fields: serde_json::Value) {
-    let now = crate::clock::Clock::system().now_ms();
-    zoe_session_wire::write_line(zoe_session_wire::log_line(now, level, message, fields));
 }

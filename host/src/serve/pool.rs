@@ -1,5 +1,6 @@
 //! Instances kept for reuse, and the count of guests still running.
 
+use crate::state::HostState;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -36,7 +37,7 @@ impl Drop for Running {
 }
 
 pub(super) struct Instance {
-    pub(super) store: Store<crate::HostState>,
+    pub(super) store: Store<HostState>,
     pub(super) proxy: Proxy,
     pub(super) served: u32,
 }

@@ -1,7 +1,7 @@
 //! The request as Spin hands it to a component: Spin's headers, an absolute URI, and the body
 //! already read within its deadline.
 
-use super::guest::RequestError;
+use super::errors::RequestError;
 use bytes::Bytes;
 use http::header::HOST;
 use http::{HeaderName, HeaderValue, Request};
