@@ -1,7 +1,9 @@
 //! The floor of a fresh instance under a host: a spin-sdk component that reads nothing and
 //! answers `{"status":"ok"}` and a newline (16 bytes), as `GET /health` does with more work
 //! behind it; and, for `GET /sessions/validate`, the least a validate can do: open the
-//! `default` database and look the token's id up in `sessions` with one statement.
+//! `default` database and look the token's id up in `sessions` with one statement; and, for
+//! `POST /sessions/create`, the least a create can do: read the body, insert one row with one
+//! statement.
 //! `zoe-session-bench --fresh` runs it beside zoe-session in the same host mode, on the same
 //! database file.
 
@@ -11,6 +13,17 @@ use spin_sdk::sqlite3::{Connection, Value};
 
 #[http_component]
 async fn handle(request: IncomingRequest) -> Response {
+    if request.path_with_query().as_deref() == Some("/sessions/create") {
+        let user = request.into_body().await.unwrap_or_default();
+        return match insert(String::from_utf8_lossy(&user).into_owned()) {
+            Ok(id) => Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .body(format!("{{\"id\":\"{id}\"}}\n"))
+                .build(),
+            Err(err) => Response::new(500, format!("{err:?}\n")),
+        };
+    }
     let body = if request.path_with_query().as_deref() == Some("/sessions/validate") {
         let token = request
             .headers()
@@ -40,4 +53,29 @@ fn lookup(id: String) -> Result<bool, spin_sdk::sqlite3::Error> {
         &[Value::Text(id)],
     )?;
     Ok(!result.rows.is_empty())
+}
+
+/// Inserts a session row for `user` (its body, as sent) with an id unique in this process.
+fn insert(user: String) -> Result<String, spin_sdk::sqlite3::Error> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let id = format!("{:x}-{n:x}", now.as_nanos());
+    let ms = i64::try_from(now.as_millis()).unwrap_or(i64::MAX);
+    let db = Connection::open_default()?;
+    db.execute(
+        "INSERT INTO sessions (id, secret_hash, user_id, created_at, last_activity, \
+         expires_at, absolute_expires_at, idle_timeout, metadata) \
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?5, 3600, '{}')",
+        &[
+            Value::Text(id.clone()),
+            Value::Blob(vec![0; 32]),
+            Value::Text(user),
+            Value::Integer(ms),
+            Value::Integer(ms + 3_600_000),
+        ],
+    )?;
+    Ok(id)
 }
