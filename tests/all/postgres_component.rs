@@ -11,16 +11,9 @@
 use crate::support as common;
 use crate::support::http as api_client;
 
-use common::{MINUTE, START_MS, host_with, session_error};
-use zoe_session_host::postgres::SpinCompat;
+use common::{MINUTE, START_MS, host_with, session_error, spin_4_0};
 use zoe_session_host::{Clock, CreateOptions, HostConfig, HostError, SessionError, SessionHost};
 use zoe_test_postgres::PgServer;
-
-/// Host settings for the component on the database at `url`, answering as Spin 4.0.x.
-fn spin_4_0(config: &mut HostConfig, url: &str) {
-    config.variables.set("database_url", url);
-    config.spin_compat = SpinCompat::V4_0;
-}
 
 /// A host on the database at `url` (see [`spin_4_0`]), with a manual clock.
 async fn host_on(url: &str) -> SessionHost {
@@ -42,9 +35,7 @@ async fn api_on(url: &str) -> api_client::Api {
 
 /// A fresh database and its name.
 fn database() -> (String, String) {
-    let url = zoe_test_postgres::shared()
-        .fresh_database()
-        .expect("a fresh PostgreSQL database");
+    let url = common::fresh_database();
     let name = url.rsplit('/').next().expect("a database name").to_owned();
     (url, name)
 }

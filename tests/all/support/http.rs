@@ -161,44 +161,7 @@ impl Api {
         headers: &[(&str, &str)],
         body: Option<Vec<u8>>,
     ) -> Reply {
-        let stream = tokio::net::TcpStream::connect(self.addr)
-            .await
-            .expect("connect");
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .expect("handshake");
-        tokio::spawn(conn);
-        let mut request = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", self.addr.to_string());
-        let has_body = body.is_some();
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        if has_body
-            && !headers
-                .iter()
-                .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-        {
-            request = request.header("content-type", "application/json");
-        }
-        let request = request
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .expect("request");
-        let response = sender
-            .send_request(request)
-            .await
-            .unwrap_or_else(|err| panic!("{method} {path}: {err}"));
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let (status, headers, text) = exchange(self.addr, method, path, headers, body).await;
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
         Reply {
             status,
@@ -246,4 +209,52 @@ impl Api {
             server.shutdown().await;
         }
     }
+}
+
+/// Sends one request to `addr` on a fresh HTTP/1 connection; answers the status, the headers
+/// and the body as text.
+pub async fn exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<Vec<u8>>,
+) -> (u16, http::HeaderMap, String) {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
+    let has_body = body.is_some();
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if has_body
+        && !headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+    {
+        request = request.header("content-type", "application/json");
+    }
+    let request = request
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .expect("request");
+    let response = sender
+        .send_request(request)
+        .await
+        .unwrap_or_else(|err| panic!("{method} {path}: {err}"));
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    (status, headers, text)
 }

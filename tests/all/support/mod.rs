@@ -6,11 +6,11 @@
 pub mod http;
 
 use std::time::Duration;
+use zoe_session_host::postgres::SpinCompat;
 use zoe_session_host::{Clock, HostConfig, HostError, SessionError, SessionHost};
 pub use zoe_test_support::{START_MS, file_config, runtime};
 
 pub const MINUTE: Duration = Duration::from_secs(60);
-pub const HOUR: Duration = Duration::from_secs(3600);
 
 /// A host over a fresh in-memory database, the given variables, and a manual clock.
 pub async fn host_with(variables: &[(&str, &str)]) -> SessionHost {
@@ -35,4 +35,20 @@ pub fn session_error<T: std::fmt::Debug>(result: Result<T, HostError>) -> Sessio
         Err(HostError::Session(err)) => err,
         other => panic!("expected a session error value, got {other:?}"),
     }
+}
+
+/// A fresh database on the PostgreSQL server that the whole run shares, as a URL.
+pub fn fresh_database() -> String {
+    zoe_test_postgres::shared()
+        .fresh_database()
+        .expect("a fresh PostgreSQL database")
+}
+
+/// Host settings for the component on the PostgreSQL database at `url`, answering
+/// `spin:postgres` as Spin 4.0.x does ([`SpinCompat::V4_0`]): a query that matches no rows,
+/// which Spin 4.0.x never answers (spinframework/spin#3671), traps, so a test fails on any
+/// statement the component sends without its envelope.
+pub fn spin_4_0(config: &mut HostConfig, url: &str) {
+    config.variables.set("database_url", url);
+    config.spin_compat = SpinCompat::V4_0;
 }
