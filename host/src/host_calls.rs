@@ -7,8 +7,8 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 /// The host calls a guest has made through Spin's interfaces, counted for
-/// `serve --count-host-calls` (BENCHMARKS.md, issue 18): under Spin every one of them is paid
-/// on every request, so they are the figure to drive down.
+/// `serve --count-host-calls` (docs/benchmarks-history.md, issue 18): under Spin every one of
+/// them is paid on every request, so they are the figure to drive down.
 #[derive(Debug, Default)]
 pub struct HostCalls {
     variable_reads: AtomicU32,

@@ -81,8 +81,8 @@ pub fn request(threshold: LogLevel, now: u64, line: &RequestLine<'_>) {
 /// The request line as [`emit`] would write it from a `json!` object of the same fields (a
 /// test holds the two equal), built straight into its text: this line is written for every
 /// request, and the map of owned strings in between was a good part of a fresh `/health`'s
-/// own work (BENCHMARKS.md, issue 18). The keys are in byte order, as serde_json's map
-/// writes them.
+/// own work (docs/benchmarks-history.md, issue 18). The keys are in byte order, as
+/// serde_json's map writes them.
 fn request_line(now: u64, line: &RequestLine<'_>) -> String {
     /// `key` is one of the names below: plain ASCII, nothing to escape.
     fn push(text: &mut Vec<u8>, key: &str, value: &impl serde::Serialize) {

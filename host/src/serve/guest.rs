@@ -93,9 +93,9 @@ impl Shared {
     /// The guest runs in the connection's own task until its response head is set. Most
     /// handlers finish there, their short body already in the body's channel, so no second
     /// task is spawned and none has to be woken (thread wake-ups were a large part of the
-    /// host's profile; BENCHMARKS.md has what this saved). A guest still running once its head is
-    /// set — streaming a body larger than the channel holds, say — moves to a task of its
-    /// own, so the head goes out while it writes. Either way it runs to its end, even when the
+    /// host's profile; docs/benchmarks-history.md has what this saved). A guest still running
+    /// once its head is set — streaming a body larger than the channel holds, say — moves to a
+    /// task of its own, so the head goes out while it writes. Either way it runs to its end, even when the
     /// client hangs up first ([`RunToEnd`]).
     async fn run_guest(
         &self,

@@ -94,7 +94,7 @@ pub(super) fn present_like_spin<B>(
     parts.uri = full_url.parse().map_err(|_| BAD_TARGET)?;
     let path = parts.uri.path().to_owned();
     // Names made once, at compile time: parsing them again on every request was 2.6% of a
-    // trivial component's request under `serve` (BENCHMARKS.md, fifth session).
+    // trivial component's request under `serve` (docs/benchmarks-history.md, 2026-12-02).
     const FULL_URL: HeaderName = HeaderName::from_static("spin-full-url");
     const PATH_INFO: HeaderName = HeaderName::from_static("spin-path-info");
     const MATCHED_ROUTE: HeaderName = HeaderName::from_static("spin-matched-route");

@@ -114,8 +114,8 @@ impl Connection {
         // A read-only statement with a reader free runs here: in WAL mode a reader never
         // waits for the writer, so it cannot hold this thread behind a write, and the trip
         // to the blocking pool costs more than the read itself (tens of µs against a few;
-        // BENCHMARKS.md, issue 18). Whatever may wait (a write, a transaction, a wait for a
-        // free connection, a statement not yet classified) goes to the blocking pool.
+        // docs/benchmarks-history.md, issue 18). Whatever may wait (a write, a transaction, a
+        // wait for a free connection, a statement not yet classified) goes to the blocking pool.
         if held.is_none()
             && let Some(reader) = database.idle_reader_for(&statement)
         {
