@@ -11,7 +11,6 @@ mod admin_console;
 mod audit;
 mod component_shape;
 mod composition;
-mod concurrency;
 mod configuration;
 mod conformance;
 mod gate_unit;

@@ -1,8 +1,10 @@
 //! The component on PostgreSQL, through the host: with `database_url` naming a fresh database
 //! on a real server (`zoe-test-postgres`), the same component that uses SQLite by default
-//! creates, validates and rotates against Postgres, two hosts share one session truth, a bad
-//! URL is a configuration error naming the setting, and an unreachable server is a storage
-//! error (503 `storage_unavailable` over HTTP) from which the service recovers by itself.
+//! keeps its rows in Postgres in the schema's types, answers empty results as on Spin 4.0.x,
+//! keeps every value and order through lists, a bad URL is a configuration error naming the
+//! setting, and an unreachable server is a storage error (503 `storage_unavailable` over HTTP)
+//! from which the service recovers by itself. Every session rule runs on this path too, in the
+//! conformance suite (`conformance::component_postgres`).
 //!
 //! Every host here answers `spin:postgres` as Spin 4.0.x does ([`SpinCompat::V4_0`]): a query
 //! that matches no rows, which Spin 4.0.x never answers (spinframework/spin#3671), traps. So
@@ -97,30 +99,6 @@ async fn the_component_creates_validates_and_rotates_on_postgres() {
         "bigint\nbytea"
     );
     assert_eq!(rows(&name, "SELECT version FROM zoe_schema"), "3");
-}
-
-#[tokio::test]
-async fn two_hosts_on_one_database_share_every_session() {
-    let (url, _) = database();
-    let one = host_on(&url).await;
-    let two = host_on(&url).await;
-    let mut first = one.sessions().await.unwrap();
-    let mut second = two.sessions().await.unwrap();
-    let issued = first
-        .create("alice", CreateOptions::default())
-        .await
-        .unwrap();
-    assert!(second.validate(&issued.token).await.is_ok());
-    let rotated = second.rotate(&issued.token).await.unwrap();
-    assert!(matches!(
-        session_error(first.validate(&issued.token).await),
-        SessionError::InvalidToken
-    ));
-    first.invalidate(&rotated.session.id).await.unwrap();
-    assert!(matches!(
-        session_error(second.validate(&rotated.token).await),
-        SessionError::NotFound
-    ));
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 //! which only the HTTP API offers, is asked of `serve` on the same host.
 
 use super::{Answer, Backend, Call, Outcome, UserPage, event_of};
-use super::{CreateOptions, Issued, Requirement, Session, SessionStats};
+use super::{CreateOptions, Issued, Requirement, Session, SessionError, SessionStats};
 use crate::support::{START_MS, file_config, fresh_database, http, runtime, spin_4_0};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -17,6 +17,8 @@ use zoe_test_support::{ADMIN, ADMIN_KEY};
 
 /// The component on `spin:sqlite` (`POSTGRES = false`) or `spin:postgres` (`true`).
 pub struct Component<const POSTGRES: bool> {
+    /// What [`Backend::another`] opens a second host with.
+    config: HostConfig,
     host: SessionHost,
     sessions: Sessions,
     log: MemoryOutputPipe,
@@ -81,12 +83,13 @@ impl<const POSTGRES: bool> Backend for Component<POSTGRES> {
             config.variables.set(*name, *value);
         }
         let log = MemoryOutputPipe::new(1 << 24);
-        let host = SessionHost::open_with_clock(runtime(), config, Clock::manual(START_MS))
+        let host = SessionHost::open_with_clock(runtime(), config.clone(), Clock::manual(START_MS))
             .await
             .expect("host opens")
             .with_guest_stderr(log.clone());
         let sessions = host.sessions().await.expect("an instance");
         Self {
+            config,
             host,
             sessions,
             log,
@@ -96,10 +99,17 @@ impl<const POSTGRES: bool> Backend for Component<POSTGRES> {
         }
     }
 
+    /// A second host on the same database and clock, as a replica of the service is.
     async fn another(&self) -> Self {
+        let clock = self.host.clock().clone();
+        let host = SessionHost::open_with_clock(runtime(), self.config.clone(), clock)
+            .await
+            .expect("a second host opens")
+            .with_guest_stderr(self.log.clone());
         Self {
-            host: self.host.clone(),
-            sessions: self.host.sessions().await.expect("an instance"),
+            config: self.config.clone(),
+            sessions: host.sessions().await.expect("an instance"),
+            host,
             log: self.log.clone(),
             taken: self.log.contents().len(),
             server: None,
@@ -188,7 +198,7 @@ impl<const POSTGRES: bool> Backend for Component<POSTGRES> {
                     .collect(),
                 next_after: json["next_after"].as_str().map(str::to_owned),
             }),
-            (400 | 422, Some("invalid_input")) => Err(super::SessionError::InvalidInput(
+            (400 | 422, Some("invalid_input")) => Err(SessionError::InvalidInput(
                 json["detail"].as_str().unwrap_or_default().to_owned(),
             )),
             _ => panic!("GET {path}: {status} {text}"),
@@ -225,15 +235,32 @@ impl<const POSTGRES: bool> Backend for Component<POSTGRES> {
             .zip(instances)
             .map(|(call, mut s)| {
                 tokio::spawn(async move {
+                    let session = |r: Result<Session, HostError>| r.map(|_| Answer::Session);
                     outcome(match call {
                         Call::Create(user) => s
                             .create(&user, CreateOptions::default())
                             .await
                             .map(Answer::Issued),
-                        Call::Validate(token) => {
-                            s.validate(&token).await.map(|_| Answer::Validated)
+                        Call::CreateThenValidate(user) => {
+                            match s.create(&user, CreateOptions::default()).await {
+                                Ok(created) => match s.validate(&created.token).await {
+                                    Ok(_) => Ok(Answer::Issued(created)),
+                                    Err(HostError::Session(SessionError::NotFound)) => {
+                                        Ok(Answer::Issued(created))
+                                    }
+                                    Err(err) => Err(err),
+                                },
+                                Err(err) => Err(err),
+                            }
                         }
+                        Call::Validate(token) => session(s.validate(&token).await),
+                        Call::Get(id_or_token) => session(s.get(&id_or_token).await),
+                        Call::Touch(token) => session(s.touch(&token).await),
+                        Call::Extend(token, by) => session(s.extend(&token, by).await),
                         Call::Rotate(token) => s.rotate(&token).await.map(Answer::Issued),
+                        Call::Invalidate(id_or_token) => {
+                            s.invalidate(&id_or_token).await.map(|()| Answer::Done)
+                        }
                         Call::Cleanup(max_rows) => s.cleanup(max_rows).await.map(Answer::Count),
                     })
                 })

@@ -46,8 +46,15 @@ pub struct UserPage {
 #[derive(Debug, Clone)]
 pub enum Call {
     Create(String),
+    /// A create for the user, then a validate of its token (which a later create for the
+    /// same user may already have evicted).
+    CreateThenValidate(String),
     Validate(String),
+    Get(String),
+    Touch(String),
+    Extend(String, u32),
     Rotate(String),
+    Invalidate(String),
     Cleanup(u32),
 }
 
@@ -55,8 +62,10 @@ pub enum Call {
 #[derive(Debug)]
 pub enum Answer {
     Issued(Issued),
-    /// A validate that held (the rules only count these).
-    Validated,
+    /// A session the call read or changed (the rules only count these).
+    Session,
+    /// An invalidate that deleted.
+    Done,
     Count(u32),
 }
 
@@ -84,8 +93,8 @@ pub trait Backend: Sized {
     /// A fresh, empty database with `settings` (as Spin variables name them), the clock at
     /// [`START_MS`](crate::support::START_MS).
     async fn open(settings: &[(&str, &str)]) -> Self;
-    /// Another connection (native) or instance (component) on the same database, settings and
-    /// clock.
+    /// A replica on the same database, settings and clock: another connection (native), another
+    /// host (component).
     async fn another(&self) -> Self;
     /// Moves the shared clock forward.
     fn advance(&self, by: Duration);
@@ -216,7 +225,9 @@ conformance!(
     forty_concurrent_creates_never_exceed_the_limit,
     forty_concurrent_creates_under_reject_admit_exactly_the_limit,
     rotate_issues_a_new_token_and_kills_the_old_one,
-    racing_rotates_leave_exactly_one_valid_token,
+    racing_rotations_and_validations_leave_exactly_one_valid_token,
+    a_deleted_session_never_comes_back_whatever_races_with_the_delete,
+    many_writers_never_see_a_storage_error_and_limits_hold_per_user,
     racing_requests_with_the_old_token_right_after_a_rotate_revoke_nothing,
     a_rotated_token_presented_after_the_grace_revokes_the_session,
     within_the_grace_the_old_token_is_refused_and_the_session_lives,
@@ -234,7 +245,7 @@ conformance!(
     cleanup_deletes_expired_rows_in_bounded_batches,
     create_cleans_up_once_per_interval,
     concurrent_cleanups_delete_each_expired_row_once,
-    another_connection_sees_every_change_at_once,
+    two_hosts_on_one_database_share_every_session,
     a_session_s_life_is_told_by_its_events_in_order,
     a_session_records_its_device_at_create_within_the_length_caps,
     with_record_devices_off_no_device_is_kept,

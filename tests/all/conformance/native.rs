@@ -160,11 +160,21 @@ fn requirement(requirement: &Requirement) -> policy::Requirement {
 fn run(engine: &Engine<'_>, call: &Call) -> Result<Answer, EngineError> {
     Ok(match call {
         Call::Create(user) => Answer::Issued(issued(engine.create(user, None, None)?)),
-        Call::Validate(token) => {
-            engine.validate(token)?;
-            Answer::Validated
+        Call::CreateThenValidate(user) => {
+            let created = engine.create(user, None, None)?;
+            match engine.validate(&created.token.expose()) {
+                Ok(_) | Err(EngineError::NotFound) => Answer::Issued(issued(created)),
+                Err(err) => return Err(err),
+            }
         }
+        Call::Validate(token) => engine.validate(token).map(|_| Answer::Session)?,
+        Call::Get(id_or_token) => engine.get(id_or_token).map(|_| Answer::Session)?,
+        Call::Touch(token) => engine.touch(token.as_str()).map(|_| Answer::Session)?,
+        Call::Extend(token, by) => engine
+            .extend(token.as_str(), *by)
+            .map(|_| Answer::Session)?,
         Call::Rotate(token) => Answer::Issued(issued(engine.rotate(token.as_str())?)),
+        Call::Invalidate(id_or_token) => engine.invalidate(id_or_token).map(|()| Answer::Done)?,
         Call::Cleanup(max_rows) => Answer::Count(engine.cleanup(*max_rows)?),
     })
 }

@@ -567,25 +567,103 @@ pub async fn rotate_issues_a_new_token_and_kills_the_old_one<B: Backend>() {
     assert_eq!(b.list_user("alice").await.unwrap().len(), 1);
 }
 
-pub async fn racing_rotates_leave_exactly_one_valid_token<B: Backend>() {
+/// A race may refuse a call with one of these; anything else (a storage error above all) is
+/// a failure.
+#[track_caller]
+fn assert_expected_refusal(err: &SessionError) {
+    assert!(
+        matches!(err, SessionError::NotFound | SessionError::InvalidToken),
+        "unexpected failure in a race: {err:?}"
+    );
+}
+
+pub async fn racing_rotations_and_validations_leave_exactly_one_valid_token<B: Backend>() {
     let mut b = B::open(&[]).await;
-    let issued = alice(&mut b).await;
-    b.advance(secs(1));
-    let outcomes = b.race(vec![Call::Rotate(issued.token.clone()); 8]).await;
-    let mut winners = Vec::new();
-    for outcome in outcomes {
-        match outcome {
-            Ok(answer) => winners.push(answer.token().expect("a token").to_owned()),
-            Err(err) => assert_eq!(err, SessionError::InvalidToken),
+    for round in 0..10 {
+        let issued = b.create("bob", options()).await.unwrap();
+        b.advance(secs(1));
+        let calls = (0..10)
+            .map(|n| match n % 2 {
+                0 => Call::Rotate(issued.token.clone()),
+                _ => Call::Validate(issued.token.clone()),
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for outcome in b.race(calls).await {
+            match outcome {
+                Ok(answer) => winners.extend(answer.token().map(str::to_owned)),
+                Err(err) => assert_expected_refusal(&err),
+            }
+        }
+        assert_eq!(
+            winners.len(),
+            1,
+            "round {round}: one rotation wins: {winners:?}"
+        );
+        b.advance(secs(1));
+        b.validate(&winners[0]).await.unwrap();
+        assert_eq!(
+            b.validate(&issued.token).await.unwrap_err(),
+            SessionError::InvalidToken
+        );
+    }
+}
+
+pub async fn a_deleted_session_never_comes_back_whatever_races_with_the_delete<B: Backend>() {
+    let mut b = B::open(&[]).await;
+    for round in 0..10 {
+        let issued = alice(&mut b).await;
+        let (token, id) = (&issued.token, &issued.session.id);
+        let calls = (0..12)
+            .map(|n| match n % 6 {
+                0 => Call::Validate(token.clone()),
+                1 => Call::Touch(token.clone()),
+                2 => Call::Extend(token.clone(), 600),
+                3 => Call::Rotate(token.clone()),
+                4 if n == 4 => Call::Invalidate(id.clone()),
+                _ => Call::Get(token.clone()),
+            })
+            .collect();
+        let mut tokens = vec![token.clone()];
+        for outcome in b.race(calls).await {
+            match outcome {
+                Ok(answer) => tokens.extend(answer.token().map(str::to_owned)),
+                Err(err) => assert_expected_refusal(&err),
+            }
+        }
+        assert_eq!(
+            b.get(id).await.unwrap_err(),
+            SessionError::NotFound,
+            "round {round}: the deleted session is back"
+        );
+        for token in &tokens {
+            assert!(
+                b.validate(token).await.is_err(),
+                "round {round}: a token of a deleted session still validates"
+            );
         }
     }
-    assert_eq!(winners.len(), 1, "{winners:?}");
-    b.advance(secs(1));
-    b.validate(&winners[0]).await.unwrap();
-    assert_eq!(
-        b.validate(&issued.token).await.unwrap_err(),
-        SessionError::InvalidToken
-    );
+}
+
+pub async fn many_writers_never_see_a_storage_error_and_limits_hold_per_user<B: Backend>() {
+    let mut b = B::open(&[("max_per_user", "3")]).await;
+    let calls = (0..40)
+        .map(|n| Call::CreateThenValidate(format!("user{}", n % 10)))
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    for outcome in b.race(calls).await {
+        let answer = outcome.expect("no write fails under contention");
+        ids.insert(answer.token().expect("a token")[..36].to_owned());
+    }
+    assert_eq!(ids.len(), 40, "every create got its own id");
+    for user in 0..10 {
+        assert_eq!(
+            b.list_user(&format!("user{user}")).await.unwrap().len(),
+            3,
+            "user{user}"
+        );
+    }
+    assert_eq!(b.stats().await.unwrap().active_sessions, 30);
 }
 
 pub async fn racing_requests_with_the_old_token_right_after_a_rotate_revoke_nothing<B: Backend>() {
@@ -1103,9 +1181,9 @@ pub async fn concurrent_cleanups_delete_each_expired_row_once<B: Backend>() {
     );
 }
 
-// --- other connections and instances ---------------------------------------------------------------
+// --- replicas: other connections and hosts ---------------------------------------------------------------
 
-pub async fn another_connection_sees_every_change_at_once<B: Backend>() {
+pub async fn two_hosts_on_one_database_share_every_session<B: Backend>() {
     let mut one = B::open(&[]).await;
     let mut two = one.another().await;
     let issued = alice(&mut one).await;
