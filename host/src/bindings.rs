@@ -37,6 +37,6 @@ wasmtime::component::bindgen!({
     skip_mut_forwarding_impls: true,
     with: {
         "spin:sqlite/sqlite.connection": crate::sqlite::handle::Connection,
-        "spin:postgres/postgres.connection": crate::postgres::Connection,
+        "spin:postgres/postgres.connection": crate::postgres::handle::Connection,
     },
 });

@@ -1,10 +1,12 @@
 //! The operator command line: small commands on the `SESSION_DB_PATH` database, each with
 //! readable output or `--json`.
 
-use crate::{
-    Allocation, CreateOptions, HostCallSink, HostConfig, HostError, Issued, Location, Metering,
-    Runtime, RuntimeOptions, ServeOptions, Server, Session, SessionHost,
-};
+use crate::api::{CreateOptions, Issued, Session, SessionHost};
+use crate::config::HostConfig;
+use crate::error::HostError;
+use crate::runtime::{Allocation, Metering, Runtime, RuntimeOptions};
+use crate::serve::{HostCallSink, ServeOptions, Server};
+use crate::sqlite::Location;
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 use std::process::ExitCode;

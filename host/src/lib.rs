@@ -10,6 +10,40 @@
 //! - [`Server`]: the component's HTTP API served over real HTTP ([`serve`]).
 //!
 //! See [`api`] for an example.
+//!
+//! # Modules
+//!
+//! One module per imported interface, each with its own context and view, as wasmtime-wasi
+//! splits WASI and wasi-http: [`sqlite`] (`SqliteView`), [`postgres`] (`PostgresView`),
+//! [`variables`] (`VariablesView`); `outgoing_http` refuses outgoing `wasi:http`. [`HostState`]
+//! only composes their contexts with WASI's and wasi-http's, and hands each its own view;
+//! [`host_calls`] is the counter they all report to. `bindings` is the generated code and
+//! nothing else. Above them: [`runtime`] (the compiled component and its linker), [`api`] (the
+//! typed API), [`error`], [`serve`] and [`cli`].
+//!
+//! An arrow is "uses"; every module uses only modules to its right or below, so no two use each
+//! other (shortcuts, such as `api → sqlite` or `serve → state`, are left out):
+//!
+//! ```text
+//! main ─► cli ─┬─► serve/ ─► api ─┬─► runtime ─► state ─┬──────────────► outgoing_http
+//!              │                  │                     ├──────────────► host_calls
+//!              │                  │                     ├─► sqlite/ ───┐
+//!              │                  └─► error ─► config ──┼─► postgres/ ─┼─► bindings ─► sqlite/handle
+//!              │                                        └─► variables ─┘               postgres/handle
+//!              └─► admin_key ─► private_fs
+//!
+//! serve/:    mod ─► {guest, maintenance}; guest ─► {pool, costs, metrics, spin_request, errors}
+//!            spin_request ─► errors; {costs, errors, metrics, maintenance} ─► log
+//! sqlite/:   mod ─► statements ─► {routing, wal, values, errors, handle} ─► pool ─► connection
+//!            ─► options
+//! postgres/: mod ─► statements ─► pool ─► handle ─► {transactions, compat, options}
+//!            {statements, pool, values} ─► errors; statements ─► values
+//! ```
+//!
+//! `config` uses the three interface modules for their settings' types (not `state`); `error`
+//! uses `config`, `sqlite` and `bindings`. `bindings` names the guests' two resource types
+//! (bindgen's `with:`), so their files, `sqlite/handle` and `postgres/handle`, and all they use,
+//! use no bindings.
 
 pub mod admin_key;
 pub mod api;

@@ -26,11 +26,12 @@
 //! at when the head is set (`RequestCosts::body_at_head`), and a `WorkerState` hears of a
 //! request only at its start and of the store only when the worker exits, so a reused
 //! instance's host calls and fuel cannot be taken when each handler returns. It also runs every
-//! call through `Store::run_concurrent`, which needs the component-model-async runtime on
-//! every store of the engine the typed API shares, and hands every request to a worker task
-//! through a queue and a channel — the thread wake-ups this loop avoids by running the guest in
-//! the connection's own task until its head is set (BENCHMARKS.md). So the loop stays ours;
-//! it is worth another look once `ProxyHandler` reports each request's end to its state.
+//! call through `Store::run_concurrent`, which needs Wasmtime's `component-model-async`
+//! feature (this crate builds without it) and the concurrent-execution state that feature sets
+//! up in every store, the typed API's included; and it hands every request to a worker task
+//! through a queue and a channel, the thread wake-ups this loop avoids by running the guest in
+//! the connection's own task until its head is set (BENCHMARKS.md). So the loop stays ours; it
+//! is worth another look once `ProxyHandler` reports each request's end to its state.
 //!
 //! # Instance reuse
 //!
