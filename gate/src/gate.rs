@@ -29,7 +29,7 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     match admit(&request) {
         Ok(()) => app::handle(request, response_out.into_inner()),
         Err(Refusal(status, kind, detail)) => {
-            let body = json!({"error": kind, "detail": detail}).to_string();
+            let body = zoe_session_wire::error_body(kind, &detail);
             let headers =
                 Fields::from_list(&[("content-type".to_owned(), b"application/json".to_vec())])
                     .unwrap_or_else(|_| Fields::new());

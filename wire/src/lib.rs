@@ -53,6 +53,13 @@ pub fn issued(s: &SessionFields<'_>, token: &str) -> Value {
     value
 }
 
+/// An error's body, the one shape every refusal has wherever it is written (the component,
+/// the gate, the native host's own answers): `{"error": kind, "detail": sentence}`. `kind` is
+/// a stable machine-readable word; `detail` a sentence for people, never internals.
+pub fn error_body(kind: &str, detail: &str) -> String {
+    json!({"error": kind, "detail": detail}).to_string()
+}
+
 /// Milliseconds since the epoch as RFC 3339 UTC with milliseconds, e.g.
 /// `2026-11-28T04:38:25.123Z`.
 pub fn rfc3339(unix_ms: u64) -> String {

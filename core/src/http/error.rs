@@ -8,7 +8,6 @@
 use crate::config::ConfigError;
 use crate::session::engine::EngineError;
 use crate::store::StoreError;
-use serde_json::json;
 
 /// Why a request was refused.
 #[derive(Debug, thiserror::Error)]
@@ -169,9 +168,9 @@ impl ApiError {
 
     /// The JSON body and any headers the status requires.
     pub fn into_reply(self) -> super::Reply {
-        let mut reply = super::Reply::json(
+        let mut reply = super::Reply::json_text(
             self.status(),
-            &json!({"error": self.kind(), "detail": self.detail()}),
+            zoe_session_wire::error_body(self.kind(), &self.detail()),
         );
         match &self {
             Self::MethodNotAllowed(allow) => reply.set_header("allow", allow.join(", ")),

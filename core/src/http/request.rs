@@ -68,6 +68,15 @@ impl Reply {
         }
     }
 
+    /// A JSON response whose body is already text.
+    pub fn json_text(status: u16, text: String) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: text.into_bytes(),
+        }
+    }
+
     /// 200 with a JSON body.
     pub fn ok(value: &Value) -> Self {
         Self::json(200, value)
@@ -76,11 +85,7 @@ impl Reply {
     /// 200 with a JSON document that is already text (the OpenAPI document, `/health`'s
     /// constant body).
     pub fn ok_json_text(text: &str) -> Self {
-        Self {
-            status: 200,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: text.as_bytes().to_vec(),
-        }
+        Self::json_text(200, text.to_owned())
     }
 
     /// Adds a header.
