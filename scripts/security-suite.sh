@@ -2,7 +2,8 @@
 # The whole reliability and security suite in one command (SECURITY.md, "Test and fuzz suite"):
 #   1. property tests of every parser (tokens, configuration, expiry, cookies, credentials, bodies,
 #      routes, query strings) and the engine's unit tests;
-#   2. races on one session and limits under concurrent creates (tests/concurrency.rs);
+#   2. races on one session and limits under concurrent creates, on every backend (the race
+#      rules of tests/all/conformance/rules.rs);
 #   3. SIGKILL mid-load, restart, nothing acknowledged lost, integrity ok (host/tests/crash.rs);
 #   4. abuse of `serve` (floods, header/body/connection caps, slow and idle clients, epoch
 #      deadline) and the invalid-token flood latency ratio, which it prints;
@@ -26,7 +27,8 @@ export SCHEMATHESIS_MODE FUZZ_SECONDS
 echo "=== 1. property and unit tests (component crate, native)"
 cargo test -p zoe-session --lib
 echo "=== 2. concurrency"
-cargo test --test concurrency
+cargo test -p zoe-session --test all -- racing_ a_deleted_session_never_comes_back \
+  many_writers_never_see_a_storage_error forty_concurrent_creates concurrent_cleanups
 echo "=== 3. crash safety"
 cargo test -p zoe-session-host --test crash
 echo "=== 4. abuse, then the flood latency ratio"
