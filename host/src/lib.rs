@@ -40,6 +40,9 @@
 //!            {statements, pool, values} ─► errors; statements ─► values
 //! ```
 //!
+//! `sqlite/routing` and `postgres/transactions` both use `transaction_sql`, where a guest
+//! statement's effect on the transaction (`BEGIN`, `COMMIT`, savepoints) is recognised once.
+//!
 //! `config` uses the three interface modules for their settings' types (not `state`); `error`
 //! uses `config`, `sqlite` and `bindings`. `bindings` names the guests' two resource types
 //! (bindgen's `with:`), so their files, `sqlite/handle` and `postgres/handle`, and all they use,
@@ -60,6 +63,7 @@ pub mod runtime;
 pub mod serve;
 pub mod sqlite;
 mod state;
+mod transaction_sql;
 pub mod variables;
 
 pub use api::{

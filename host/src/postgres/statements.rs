@@ -62,7 +62,7 @@ impl Connection {
             // server rolled it back.
             Effect::Ends => self.transaction = Transaction::None,
             Effect::Begins if succeeded => self.transaction = Transaction::Open,
-            Effect::Begins | Effect::Neither => {}
+            Effect::Begins | Effect::Savepoint | Effect::Neither => {}
         }
     }
 

@@ -107,7 +107,7 @@ pub(super) fn plain_error(
     kind: &str,
     detail: &str,
 ) -> Response<HyperOutgoingBody> {
-    let body = serde_json::json!({"error": kind, "detail": detail}).to_string();
+    let body = zoe_session_wire::error_body(kind, detail);
     let mut response = Response::new(
         Full::new(Bytes::from(body))
             .map_err(|never| match never {})

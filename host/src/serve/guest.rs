@@ -268,7 +268,10 @@ where
 /// Answers a connection over the limit with 503 and closes it, without reading its request.
 pub(super) async fn refuse_connection(mut stream: tokio::net::TcpStream) {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let body = r#"{"error":"too_many_connections","detail":"the server has too many open connections; retry later"}"#;
+    let body = zoe_session_wire::error_body(
+        "too_many_connections",
+        "the server has too many open connections; retry later",
+    );
     let response = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
          content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",

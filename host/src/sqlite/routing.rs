@@ -3,6 +3,7 @@
 
 use super::connection::Role;
 use super::pool::{Database, Lease, PoolError, lock};
+use crate::transaction_sql::{Effect, classify};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -79,12 +80,5 @@ impl Database {
 /// `sqlite3_stmt_readonly` reports as read-only although they open or close a transaction (and
 /// so must run on the writer, where the transaction's writes will go).
 fn is_transaction_control(statement: &str) -> bool {
-    let word: String = statement
-        .trim_start()
-        .chars()
-        .take_while(char::is_ascii_alphabetic)
-        .collect();
-    ["BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"]
-        .iter()
-        .any(|w| word.eq_ignore_ascii_case(w))
+    classify(statement) != Effect::Neither
 }
