@@ -19,7 +19,7 @@
 use crate::bindings::Engine as EngineBindings;
 use crate::bindings::exports::zoe::session::sessions as wit;
 use crate::clock::Clock;
-use crate::config::{DATABASE_URL_VARIABLE, HostConfig};
+use crate::config::HostConfig;
 use crate::host_calls::{CountingStderr, HostCalls};
 use crate::postgres::{PoolOptions, Postgres};
 use crate::runtime::Runtime;
@@ -30,6 +30,7 @@ use std::sync::Arc;
 use wasmtime::Store;
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use zoe_session_config::Database as SettingsDatabase;
 
 pub use crate::error::{HostError, describe};
 pub use wit::{CreateOptions, Error as SessionError, Issued, Requirement, Session, SessionStats};
@@ -105,6 +106,12 @@ impl SessionHost {
         config: HostConfig,
         clock: Clock,
     ) -> Result<Self, HostError> {
+        // The URL is read as the component reads it, through the parsed settings: a value the
+        // settings refuse opens nothing (and the start-up check below names it).
+        let postgres_url = match config.settings().database_url() {
+            Ok(SettingsDatabase::Postgres(url)) => Some(url.clone()),
+            Ok(SettingsDatabase::Sqlite) | Err(_) => None,
+        };
         let host = Self {
             runtime: runtime.clone(),
             database: Database::open_with(
@@ -117,11 +124,8 @@ impl SessionHost {
             )?,
             // Only the configured URL may be opened; the pool connects on the first `open`.
             postgres: Arc::new(
-                Postgres::new(
-                    config.variables.get(DATABASE_URL_VARIABLE),
-                    PoolOptions::default(),
-                )
-                .with_compat(config.spin_compat),
+                Postgres::new(postgres_url.as_deref(), PoolOptions::default())
+                    .with_compat(config.spin_compat),
             ),
             variables: Arc::new(config.variables),
             clock,
