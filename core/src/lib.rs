@@ -11,6 +11,21 @@
 //! - [`session`]: tokens, policy and the engine ([`session::engine::EngineError`]);
 //! - [`http`]: the REST API, calling the engine directly and turning engine errors into HTTP
 //!   statuses ([`http::ApiError`]).
+//!
+//! An arrow is "uses"; no two modules use each other (the parent of a folder only declares and
+//! re-exports its children, or, as `store`'s `Db`, owns the type a child's `impl` extends):
+//!
+//! ```text
+//! http ─► session ─► store ─► config
+//!
+//! http/:    mod ─► router ─► handlers ─► auth ─► ctx ─► peer ─► request
+//!           mod ─► redact ─► {router, log};  router ─► console ─► ctx
+//!           {handlers, auth, ctx, console} ─► error ─► request;  ctx ─► strict_json
+//!           handlers ─► {cookies, json, log};  auth ─► cookies
+//! session/: engine ─► {audit, policy, token}
+//! store/:   mod (Db) ◄─ schema (impl Db);  mod ─► {executor, sql, error};  executor ─► {sql, error}
+//!           native_sqlite, native_postgres ─► {executor, sql, error}
+//! ```
 
 pub mod config;
 pub mod http;

@@ -1,7 +1,7 @@
 //! What a handler sees: the request, the configuration, the request's time, and the database
 //! opened on first use.
 
-use super::{ApiError, Request, auth, strict_json};
+use super::{ApiError, Request, peer, strict_json};
 use crate::config::{Config, LogLevel};
 use crate::session::audit::Events;
 use crate::session::engine::{Engine, EngineError};
@@ -69,11 +69,11 @@ impl Ctx<'_> {
         })
     }
 
-    /// The client's address ([`auth::client_addr`]), worked out once per request for the
+    /// The client's address ([`peer::client_addr`]), worked out once per request for the
     /// device and the audit lines.
     pub fn client_addr(&self) -> Option<&str> {
         self.client_addr
-            .get_or_init(|| auth::client_addr(self.req, self.config))
+            .get_or_init(|| peer::client_addr(self.req, self.config))
             .as_deref()
     }
 
@@ -177,7 +177,7 @@ impl Ctx<'_> {
                 None => return Ok(None),
             },
         };
-        let scheme = if auth::is_https(self.req, self.config)? {
+        let scheme = if peer::is_https(self.req, self.config)? {
             "https"
         } else {
             "http"

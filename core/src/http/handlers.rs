@@ -5,11 +5,14 @@
 
 use super::auth::{self, Access, Caller, Source};
 use super::error::ApiError;
-use super::{Ctx, OPENAPI, Reply, cookies, json, log};
+use super::{Ctx, Reply, cookies, json, log};
 use crate::session::engine::{DEFAULT_USER_PAGE, Issued, MAX_USER_PAGE};
 use crate::session::policy::Requirement;
 use serde::Deserialize;
 use serde_json::{Value, json as j};
+
+/// The OpenAPI 3 document of this API, served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// Rows a `POST /sessions/cleanup` deletes when the body does not say.
 const DEFAULT_CLEANUP_ROWS: u32 = 100_000;

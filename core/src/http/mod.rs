@@ -19,6 +19,7 @@ mod error;
 mod handlers;
 pub mod json;
 pub mod log;
+pub mod peer;
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod properties;
 mod redact;
@@ -28,15 +29,13 @@ mod strict_json;
 
 pub use ctx::{Ctx, OpenDb, no_store};
 pub use error::ApiError;
+pub use handlers::OPENAPI;
 pub use request::{MAX_BODY_BYTES, Reply, Request, percent_decode, percent_decoded};
 pub use router::{Handler, ROUTES, Route, find_route};
 
 use crate::config::{Config, LogLevel};
 use serde_json::json;
 use std::time::Instant;
-
-/// The OpenAPI 3 document of this API, served at `/openapi.json`.
-pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// Serves one request. `now` is the request's time (the clock is read once, by the caller);
 /// `started` only measures the duration for the log line. Settings are read as the request
@@ -174,7 +173,7 @@ fn dispatch(ctx: &Ctx<'_>) -> Result<Reply, ApiError> {
     // Health stays reachable over plain HTTP so that probes inside the cluster keep working.
     if ctx.req.path != "/health"
         && *ctx.config.require_https()?
-        && !auth::is_https(ctx.req, ctx.config)?
+        && !peer::is_https(ctx.req, ctx.config)?
     {
         return Err(ApiError::forbidden(
             "https_required",

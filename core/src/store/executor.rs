@@ -4,7 +4,7 @@
 //! where they happen; everything above speaks only these types and the backend's
 //! [`Dialect`](super::sql::Dialect).
 
-use super::StoreError;
+use super::error::StoreError;
 use super::sql::Dialect;
 
 /// A statement parameter.

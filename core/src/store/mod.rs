@@ -11,6 +11,7 @@
 //! [`Db::transaction`] or [`Db::user_transaction`], or are one statement where the dialect
 //! makes one statement enough ([`Dialect::single_statement_limit`]).
 
+mod error;
 pub mod executor;
 mod schema;
 pub mod sql;
@@ -20,26 +21,10 @@ pub mod native_postgres;
 #[cfg(all(feature = "native-sqlite", not(target_arch = "wasm32")))]
 pub mod native_sqlite;
 
+pub use error::StoreError;
 pub use executor::{Executor, Param, Row, Value};
 pub use sql::Dialect;
 use std::cell::Cell;
-
-/// A failure of the database; the text is for operators, never for clients.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    #[error("sqlite: {0}")]
-    Sqlite(String),
-    #[error("postgres: {0}")]
-    Postgres(String),
-    /// The database cannot be reached (refused, dropped, restarting, out of connections):
-    /// a passing condition that clients may retry, unlike the other variants.
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
-    #[error("unexpected row shape: {0}")]
-    Shape(&'static str),
-    #[error("database schema version {found} is newer than this build understands ({known})")]
-    FutureSchema { found: i64, known: i64 },
-}
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -203,7 +188,7 @@ impl Db {
         if self.migrated.replace(true) {
             return Ok(());
         }
-        schema::migrate(self).inspect_err(|_| self.migrated.set(false))
+        self.migrate().inspect_err(|_| self.migrated.set(false))
     }
 
     /// The SQL of this handle's backend.

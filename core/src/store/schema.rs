@@ -6,6 +6,13 @@
 
 use super::{Db, Param, StoreError};
 
+impl Db {
+    /// Applies pending migrations (see the module documentation).
+    pub(super) fn migrate(&self) -> Result<(), StoreError> {
+        migrate(self)
+    }
+}
+
 pub(super) fn migrate(db: &Db) -> Result<(), StoreError> {
     let dialect = db.dialect();
     let current = dialect.current_version();
