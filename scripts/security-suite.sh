@@ -4,7 +4,7 @@
 #      routes, query strings) and the engine's unit tests;
 #   2. races on one session and limits under concurrent creates, on every backend (the race
 #      rules of tests/all/conformance/rules.rs);
-#   3. SIGKILL mid-load, restart, nothing acknowledged lost, integrity ok (host/tests/crash.rs);
+#   3. SIGKILL mid-load, restart, nothing acknowledged lost, integrity ok (host/tests/all/crash.rs);
 #   4. abuse of `serve` (floods, header/body/connection caps, slow and idle clients, epoch
 #      deadline) and the invalid-token flood latency ratio, which it prints;
 #   5. schemathesis against /openapi.json without credentials, with the admin key and with a
@@ -30,10 +30,10 @@ echo "=== 2. concurrency"
 cargo test -p zoe-session --test all -- racing_ a_deleted_session_never_comes_back \
   many_writers_never_see_a_storage_error forty_concurrent_creates concurrent_cleanups
 echo "=== 3. crash safety"
-cargo test -p zoe-session-host --test crash
+cargo test -p zoe-session-host --test all -- crash::
 echo "=== 4. abuse, then the flood latency ratio"
-cargo test -p zoe-session-host --test abuse
-cargo test -p zoe-session-host --test abuse -- --ignored --nocapture invalid_token_flood_latency_ratio
+cargo test -p zoe-session-host --test all -- abuse::
+cargo test -p zoe-session-host --test all -- --ignored --nocapture abuse::invalid_token_flood_latency_ratio
 echo "=== 5. schemathesis ($SCHEMATHESIS_MODE)"
 scripts/schemathesis.sh
 echo "=== 6. fuzzing (${FUZZ_SECONDS}s per target)"

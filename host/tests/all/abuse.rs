@@ -9,16 +9,14 @@
 //! client's own 30 s safety timeout. The latency cost of a flood is measured, not asserted, by
 //! the ignored test `invalid_token_flood_latency_ratio` (run by `scripts/security-suite.sh`).
 
-mod support;
-
+use crate::support::in_process::Harness;
+use crate::support::{ADMIN, ADMIN_KEY, Response, Serve, get, read_response, send_head};
 use serde_json::json;
 use std::io::{ErrorKind, Read as _, Write as _};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use support::in_process::Harness;
-use support::{ADMIN, ADMIN_KEY, Response, Serve, get, read_response, request, send_head};
 use zoe_session_host::{Allocation, Runtime, ServeOptions};
 
 /// Whether the server closes `stream` (EOF or reset) before the client's safety timeout.
@@ -452,28 +450,12 @@ fn two_servers_on_one_runtime_keep_the_configured_deadline() {
     assert_eq!(get(second.addr, "/health", &[]).unwrap().status, 200);
     // A guest kept waiting for 70% of its deadline finishes: with a second ticker on the
     // engine, the epoch ran twice as fast and cut it at half the deadline.
-    let within = create_with_write_lock_held(&first, DEADLINE * 7 / 10);
+    let within = first.create_with_write_lock_held(DEADLINE * 7 / 10);
     assert_eq!(within.status, 200, "{:?}", within.json());
     // Positive control: a guest kept waiting for 150% of its deadline is cut.
-    let beyond = create_with_write_lock_held(&first, DEADLINE * 3 / 2);
+    let beyond = first.create_with_write_lock_held(DEADLINE * 3 / 2);
     assert_eq!(beyond.status, 503, "{:?}", beyond.json());
     assert_eq!(beyond.json()["error"], "timeout");
-}
-
-/// Sends an admin create to `harness` while this test holds its database's write lock for
-/// `hold`: the guest waits in the host's SQLite call for that long, wall time during which
-/// its epoch deadline keeps counting, and carries on (or is cut) once the lock is released.
-fn create_with_write_lock_held(harness: &Harness, hold: Duration) -> Response {
-    let lock = rusqlite::Connection::open(harness.database_path()).unwrap();
-    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
-    let addr = harness.addr;
-    let create = std::thread::spawn(move || {
-        let body = json!({"user_id": "kept-waiting"});
-        request(addr, "POST", "/sessions/create", &[ADMIN], Some(&body)).expect("an answer")
-    });
-    std::thread::sleep(hold);
-    lock.execute_batch("ROLLBACK").unwrap();
-    create.join().unwrap()
 }
 
 /// Opens a connection and writes an admin `POST /sessions/create` head whose remaining headers

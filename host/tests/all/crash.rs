@@ -6,15 +6,13 @@
 //! The kill waits for a number of acknowledgements rather than a time, so what the test
 //! asserts does not depend on the machine's speed.
 
-mod support;
-
+use crate::support::{ADMIN, Serve, request};
 use serde_json::json;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use support::{ADMIN, Serve, request};
 
 /// Kill-and-restart rounds; the database carries over, so later rounds re-check earlier ones.
 const ROUNDS: usize = 5;

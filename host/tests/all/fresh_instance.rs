@@ -5,14 +5,12 @@
 //! So is the shape of each response when the guest hands its head over (issue 28): under Spin,
 //! which leaves Nagle's algorithm on, a body still being written then costs a delayed ACK.
 
-mod support;
-
+use crate::support::in_process::Harness;
+use crate::support::{ADMIN, ADMIN_KEY, Response, get, read_response, request};
 use std::io::Write as _;
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::in_process::Harness;
-use support::{ADMIN, ADMIN_KEY, get, read_response, request};
 use zoe_session_host::{
     Allocation, HostCallSink, Metering, RequestCosts, Runtime, RuntimeOptions, ServeOptions,
 };
@@ -50,8 +48,8 @@ fn counted_on(
 /// which may be just after the client has the answer).
 fn costs_of(
     reports: &Mutex<Vec<RequestCosts>>,
-    send: impl FnOnce() -> support::Response,
-) -> (support::Response, RequestCosts) {
+    send: impl FnOnce() -> Response,
+) -> (Response, RequestCosts) {
     let before = reports.lock().unwrap().len();
     let response = send();
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -1,12 +1,10 @@
 //! `serve --metrics-listen`: the exposition parses with a real Prometheus text parser
 //! (`prometheus-parse`), and its counters and gauges move as requests are made.
 
-mod support;
-
+use crate::support::{ADMIN, Serve, get, request};
 use prometheus_parse::{Scrape, Value};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
-use support::{ADMIN, Serve, free_port, get, request};
 use zoe_session_host::SessionHost;
 use zoe_session_host::serve::{ServeOptions, Server};
 use zoe_test_support::{ADMIN_KEY, file_config, serve_runtime};
@@ -164,13 +162,13 @@ async fn the_exposition_parses_and_its_counters_move_with_requests() {
 #[test]
 fn idle_metrics_connections_leave_the_api_its_file_descriptors() {
     let dir = tempfile::tempdir().unwrap();
-    let metrics = free_port();
     let serve = Serve::start_with(
         &dir.path().join("sessions.db"),
         &[],
-        &["--metrics-listen", &metrics.to_string()],
+        &["--metrics-listen", "127.0.0.1:0"],
         Some(256),
     );
+    let metrics = serve.metrics_addr.expect("metrics are served");
     get(metrics, "/metrics", &[]).unwrap().expect(200);
     let idle: Vec<TcpStream> = (0..300)
         .map(|_| TcpStream::connect(metrics).expect("connect"))

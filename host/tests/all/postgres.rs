@@ -349,7 +349,12 @@ async fn as_spin_4_0_a_query_that_matches_no_rows_traps_naming_the_issue() {
     let current = postgres(&url, PoolOptions::default());
     let mut current_state = state(&current);
     let conn = open(&mut current_state, &url).await;
-    assert!(query(&mut current_state, &conn, empty).await.rows.is_empty());
+    assert!(
+        query(&mut current_state, &conn, empty)
+            .await
+            .rows
+            .is_empty()
+    );
 
     let v4_0 =
         Arc::new(Postgres::new(Some(&url), PoolOptions::default()).with_compat(SpinCompat::V4_0));

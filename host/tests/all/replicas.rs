@@ -5,15 +5,13 @@
 //! answer and both replicas recover by themselves. Both answer `spin:postgres` as Spin 4.0.x
 //! does (`SESSION_SPIN_COMPAT=4.0`), where a query that matches no rows fails the request.
 
-mod support;
-
+use crate::support::{ADMIN, Response, Serve, request};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{ADMIN, Response, Serve, request};
 use zoe_session_host::config::SPIN_COMPAT_ENV;
 use zoe_test_postgres::PgServer;
 

@@ -3,12 +3,11 @@
 //! requests, and `requests_per_instance: 1` gives every request a fresh instance as Spin does.
 //! Instances are counted through [`Server::instances_created`], never inferred from timing.
 
-mod support;
-
+use crate::support::in_process::Harness;
+use crate::support::{ADMIN, get, request};
 use serde_json::json;
-use support::in_process::Harness;
-use support::{ADMIN, get, request};
-use zoe_session_host::{Allocation, Runtime, ServeOptions};
+use std::time::Duration;
+use zoe_session_host::ServeOptions;
 
 /// A `/health` request that must succeed, then waits until its guest has finished, so the
 /// instance is back in the pool (or dropped) before the next request: a guest may still be
@@ -103,23 +102,30 @@ fn credentials_of_one_request_do_not_reach_the_next_on_the_same_instance() {
     );
 }
 
+/// The request deadline of [`an_instance_that_overran_its_deadline_is_never_reused`].
+const DEADLINE: Duration = Duration::from_secs(1);
+
 #[test]
 fn an_instance_that_overran_its_deadline_is_never_reused() {
-    let runtime = Runtime::new(Allocation::Pooling { max_instances: 8 }).unwrap();
-    let harness = Harness::with_one_tick_deadline(&runtime);
-    // Settling after each answer keeps one instance at a time, so the one that overruns is
-    // the only one there is.
-    let overrun = harness.health_until_overrun(&runtime, || settle(&harness));
-    assert!(
-        overrun.is_some(),
-        "a request overran the spinning epoch within 100 tries"
-    );
-    let before = harness.server().instances_created();
-    // The trapped instance was dropped, so the next request that succeeds needs a new one.
-    let healthy = (0..20).any(|_| get(harness.addr, "/health", &[]).is_ok_and(|r| r.status == 200));
-    assert!(healthy, "the server answers again after the overrun");
-    assert!(
-        harness.server().instances_created() > before,
+    let harness = Harness::start(ServeOptions {
+        request_timeout: DEADLINE,
+        ..ServeOptions::default()
+    });
+    health_ok(&harness);
+    assert_eq!(harness.server().instances_created(), 1);
+    // The create runs on that instance, the only one there is, and overruns its deadline
+    // waiting for the write lock: a wait, not a race against a spinning epoch, so it overruns
+    // however busy the other tests keep the machine.
+    let overrun = harness.create_with_write_lock_held(DEADLINE * 3 / 2);
+    assert_eq!(overrun.status, 503, "{:?}", overrun.json());
+    assert_eq!(overrun.json()["error"], "timeout");
+    settle(&harness);
+    assert_eq!(harness.server().instances_created(), 1);
+    // The trapped instance was dropped, so the next request needs a new one.
+    health_ok(&harness);
+    assert_eq!(
+        harness.server().instances_created(),
+        2,
         "a fresh instance replaced the one that trapped"
     );
 }

@@ -130,6 +130,23 @@ impl Harness {
         overrun
     }
 
+    /// Sends an admin create while this test holds the database's write lock for `hold`: the
+    /// guest waits in the host's SQLite call for that long, wall time during which its epoch
+    /// deadline keeps counting, and carries on (or is cut) once the lock is released. Unlike a
+    /// spinning epoch, the wait overruns a shorter deadline however busy the machine is.
+    pub fn create_with_write_lock_held(&self, hold: Duration) -> Response {
+        let lock = rusqlite::Connection::open(&self.database).unwrap();
+        lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let addr = self.addr;
+        let create = std::thread::spawn(move || {
+            let body = json!({"user_id": "kept-waiting"});
+            request(addr, "POST", "/sessions/create", &[ADMIN], Some(&body)).expect("an answer")
+        });
+        std::thread::sleep(hold);
+        lock.execute_batch("ROLLBACK").unwrap();
+        create.join().unwrap()
+    }
+
     /// The server's database file, e.g. for a test that holds its write lock.
     pub fn database_path(&self) -> &std::path::Path {
         &self.database

@@ -5,19 +5,16 @@
 //! `serve` child knows the request it answers and the child's log, so [`Response::expect`]
 //! reports the whole exchange and the tail of the server's log.
 
-#![allow(
-    dead_code,
-    reason = "each test binary uses a different part of this module"
-)]
-
 pub mod in_process;
 
 use serde_json::Value;
 use std::collections::HashMap;
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use zoe_test_support::exchange_report;
@@ -32,6 +29,8 @@ const IO_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Serve {
     child: Child,
     pub addr: SocketAddr,
+    /// Where `/metrics` is served, when `--metrics-listen 127.0.0.1:0` was among the arguments.
+    pub metrics_addr: Option<SocketAddr>,
     log: PathBuf,
 }
 
@@ -42,16 +41,20 @@ impl Serve {
         Self::start_with(db, extra, &[], None)
     }
 
-    /// Like [`Serve::start`], with `args` after `serve --listen ADDR`, and with at most
+    /// Like [`Serve::start`], with `args` after `serve --listen 127.0.0.1:0`, and with at most
     /// `max_open_files` file descriptors (the shell's `ulimit -n`) when that is given.
+    ///
+    /// The child binds port 0 and says which port it got: a port picked here and bound there
+    /// could be taken in between by any other test of this process.
     pub fn start_with(
         db: &Path,
         extra: &[(&str, &str)],
         args: &[&str],
         max_open_files: Option<u32>,
     ) -> Self {
-        let addr = free_port();
-        let log = db.with_extension(format!("serve-{}.log", addr.port()));
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let started = STARTED.fetch_add(1, Ordering::Relaxed);
+        let log = db.with_extension(format!("serve-{started}.log"));
         let binary = env!("CARGO_BIN_EXE_zoe-session-host");
         let mut command = match max_open_files {
             Some(limit) => {
@@ -68,17 +71,31 @@ impl Serve {
             .env("SESSION_ADMIN_KEY", ADMIN_KEY)
             .env("SESSION_LOG_REQUESTS", "false")
             .env("SESSION_MAX_PER_USER", "100000")
-            .args(["serve", "--listen", &addr.to_string()])
+            .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("log file"));
         for (name, value) in extra {
             command.env(name, value);
         }
-        let child = command.spawn().expect("the binary starts");
+        let mut child = command.spawn().expect("the binary starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (addr, metrics_addr) = announced_addresses(stdout).unwrap_or_else(|problem| {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "serve {problem}: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        });
         serve_logs().lock().unwrap().insert(addr, log.clone());
-        let mut serve = Self { child, addr, log };
+        let mut serve = Self {
+            child,
+            addr,
+            metrics_addr,
+            log,
+        };
         serve.wait_ready();
         serve
     }
@@ -130,10 +147,35 @@ fn serve_logs() -> &'static Mutex<HashMap<SocketAddr, PathBuf>> {
     LOGS.get_or_init(Mutex::default)
 }
 
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr")
+/// The API's address and, when it is served, the metrics' address, as `serve` prints them on
+/// stdout once it listens (`metrics on http://ADDR/metrics`, then `zoe-session listening on
+/// http://ADDR`); an error when it exits first or says nothing for 60 s. A thread drains the
+/// rest of stdout until the child exits.
+fn announced_addresses(stdout: ChildStdout) -> Result<(SocketAddr, Option<SocketAddr>), String> {
+    let (send, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = send.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut metrics = None;
+    loop {
+        let line = match lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) => line,
+            Err(RecvTimeoutError::Timeout) => return Err("did not listen within 60 s".into()),
+            Err(RecvTimeoutError::Disconnected) => return Err("exited before listening".into()),
+        };
+        let parse = |addr: &str| {
+            addr.parse::<SocketAddr>()
+                .map_err(|_| format!("printed an address that does not parse: {line:?}"))
+        };
+        if let Some(rest) = line.strip_prefix("metrics on http://") {
+            metrics = Some(parse(rest.trim_end_matches("/metrics"))?);
+        } else if let Some(rest) = line.strip_prefix("zoe-session listening on http://") {
+            return Ok((parse(rest)?, metrics));
+        }
+    }
 }
 
 /// A response: status, lowercase headers, body; and, when [`request`] sent it, the request it
