@@ -14,7 +14,7 @@ use std::time::Duration;
 /// The most of a request body the host reads; one byte more than the guest accepts is enough
 /// for the guest to refuse it with its own 413. The guest's cap is `MAX_BODY_BYTES` in
 /// core/src/http/request.rs, a crate the host does not depend on; `oversized_bodies_are_refused_with_413`
-/// (host/tests/abuse.rs) fails if the two disagree.
+/// (host/tests/all/abuse.rs) fails if the two disagree.
 pub(super) const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The request as the guest gets it: the body already read.
