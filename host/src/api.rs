@@ -124,8 +124,12 @@ impl SessionHost {
             )?,
             // Only the configured URL may be opened; the pool connects on the first `open`.
             postgres: Arc::new(
-                Postgres::new(postgres_url.as_deref(), PoolOptions::default())
-                    .with_compat(config.spin_compat),
+                Postgres::with_root_cert(
+                    postgres_url.as_deref(),
+                    PoolOptions::default(),
+                    config.postgres_root_cert.as_deref(),
+                )
+                .with_compat(config.spin_compat),
             ),
             variables: Arc::new(config.variables),
             clock,

@@ -4,6 +4,7 @@
 use crate::postgres::{SpinCompat, SpinCompatError};
 use crate::sqlite::{Location, Synchronous, SynchronousError};
 use crate::variables::Variables;
+use std::path::PathBuf;
 
 /// Default database file, relative to the working directory (as in the seed).
 pub const DEFAULT_DB_PATH: &str = "data/sessions.db";
@@ -26,6 +27,9 @@ pub const SYNCHRONOUS_ENV: &str = "SESSION_SYNCHRONOUS";
 
 /// The environment variable that sets [`HostConfig::spin_compat`] (`4.0` or `current`).
 pub const SPIN_COMPAT_ENV: &str = "SESSION_SPIN_COMPAT";
+
+/// The environment variable that sets [`HostConfig::postgres_root_cert`].
+pub const POSTGRES_ROOT_CERT_ENV: &str = zoe_postgres_tls::ROOT_CERT_ENV;
 
 /// A host setting in the environment has a value the host cannot use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,6 +75,9 @@ pub struct HostConfig {
     /// Which Spin's `spin:postgres` answers to present (`SESSION_SPIN_COMPAT`, `serve
     /// --spin-compat`; default: current Spin). Tests run PostgreSQL in [`SpinCompat::V4_0`].
     pub spin_compat: SpinCompat,
+    /// A PEM file of root certificates that `spin:postgres` trusts besides the system's when
+    /// the URL says `sslmode=verify-ca` or `verify-full` (`SESSION_POSTGRES_ROOT_CERT`).
+    pub postgres_root_cert: Option<PathBuf>,
     /// Spin variables for the component. Unset ones take the component's defaults.
     pub variables: Variables,
 }
@@ -82,6 +89,7 @@ impl Default for HostConfig {
             synchronous: Synchronous::default(),
             connection_per_open: false,
             spin_compat: SpinCompat::default(),
+            postgres_root_cert: None,
             variables: Variables::default(),
         }
     }
@@ -95,11 +103,13 @@ impl HostConfig {
             synchronous: Synchronous::default(),
             connection_per_open: false,
             spin_compat: SpinCompat::default(),
+            postgres_root_cert: None,
             variables: Variables::default(),
         }
     }
 
-    /// Reads `SESSION_DB_PATH`, `SESSION_SYNCHRONOUS`, `SESSION_SPIN_COMPAT` and the
+    /// Reads `SESSION_DB_PATH`, `SESSION_SYNCHRONOUS`, `SESSION_SPIN_COMPAT`,
+    /// `SESSION_POSTGRES_ROOT_CERT` and the
     /// variables of [`env_to_variable`] from the environment.
     ///
     /// # Errors
@@ -127,6 +137,9 @@ impl HostConfig {
         }
         if let Some(value) = lookup(SPIN_COMPAT_ENV).filter(|v| !v.trim().is_empty()) {
             config.spin_compat = value.parse()?;
+        }
+        if let Some(path) = lookup(POSTGRES_ROOT_CERT_ENV).filter(|p| !p.is_empty()) {
+            config.postgres_root_cert = Some(PathBuf::from(path));
         }
         for (env, variable) in env_to_variable() {
             if let Some(value) = lookup(env) {

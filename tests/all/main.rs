@@ -15,5 +15,6 @@ mod configuration;
 mod conformance;
 mod gate_unit;
 mod http_api;
+mod native_postgres_tls;
 mod node;
 mod postgres_component;

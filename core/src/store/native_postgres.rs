@@ -1,6 +1,11 @@
 //! [`Executor`] on the synchronous `postgres` crate (feature `native-postgres`): the same SQL
 //! as `spin:postgres`, run natively, so the conformance suite runs against a real server
 //! and the benchmarks can measure the engine's native limit on PostgreSQL.
+//!
+//! TLS follows the URL's `sslmode` with libpq's meanings, as the host's `spin:postgres` does,
+//! through the same code ([`zoe_postgres_tls`]): TLS for every mode but `disable`, certificates
+//! checked by `verify-ca` and `verify-full` against the system's roots and the root
+//! certificate in `SESSION_POSTGRES_ROOT_CERT`.
 
 use super::sql::{Dialect, POSTGRES, unavailable_code};
 use super::{Executor, Param, Row, StoreError, Value};
@@ -8,10 +13,10 @@ use postgres::types::{ToSql, Type};
 use postgres::{Client, NoTls, Statement};
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::str::FromStr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// One connection, without TLS (a loopback or otherwise trusted network).
+/// One connection, over TLS unless the URL says `sslmode=disable`.
 pub struct NativePostgres {
     client: RefCell<Client>,
     statements: RefCell<HashMap<String, Statement>>,
@@ -28,20 +33,43 @@ impl std::fmt::Debug for NativePostgres {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl NativePostgres {
-    /// Connects to `url` (`postgres://user:password@host:port/database`).
+    /// Connects to `url` (`postgres://user:password@host:port/database`), trusting the root
+    /// certificate named by `SESSION_POSTGRES_ROOT_CERT` when it is set.
     ///
     /// # Errors
     ///
-    /// [`StoreError::Unavailable`] when the server cannot be reached,
-    /// [`StoreError::Postgres`] for a URL that does not parse or a refused login.
+    /// As [`NativePostgres::connect_with_root_cert`].
     pub fn connect(url: &str) -> Result<Self, StoreError> {
-        let mut config = postgres::Config::from_str(url)
-            .map_err(|err| StoreError::Postgres(format!("invalid database url: {err}")))?;
+        let root_cert = std::env::var_os(zoe_postgres_tls::ROOT_CERT_ENV)
+            .filter(|path| !path.is_empty())
+            .map(PathBuf::from);
+        Self::connect_with_root_cert(url, root_cert.as_deref())
+    }
+
+    /// Connects to `url`, trusting the root certificates in the PEM file `root_cert` besides
+    /// the system's when the URL's `sslmode` verifies the server (`verify-ca`, `verify-full`).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] when the server cannot be reached, [`StoreError::Postgres`]
+    /// for a URL that does not parse, an unreadable root certificate, a refused server
+    /// certificate (the message says why) or a refused login. No message carries the URL.
+    pub fn connect_with_root_cert(url: &str, root_cert: Option<&Path>) -> Result<Self, StoreError> {
+        let (mut config, mode) =
+            zoe_postgres_tls::parse(url).map_err(|err| StoreError::Postgres(err.to_string()))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
+        let config = postgres::Config::from(config);
+        let client = if mode == zoe_postgres_tls::SslMode::Disable {
+            config.connect(NoTls)
+        } else {
+            let tls = zoe_postgres_tls::connector(mode, root_cert)
+                .map_err(|err| StoreError::Postgres(err.to_string()))?;
+            config.connect(tls)
+        };
         Ok(Self {
-            client: RefCell::new(config.connect(NoTls).map_err(store_error)?),
+            client: RefCell::new(client.map_err(store_error)?),
             statements: RefCell::new(HashMap::new()),
         })
     }
@@ -149,8 +177,15 @@ fn store_error(err: postgres::Error) -> StoreError {
         };
     }
     let io = std::error::Error::source(&err).is_some_and(|source| source.is::<std::io::Error>());
-    let text = err.to_string();
-    if err.is_closed() || io || text.starts_with("error connecting") || text.contains("timeout") {
+    let text = zoe_postgres_tls::error_text(&err);
+    // A refused certificate is a setting to fix, not an outage to wait out.
+    if text.starts_with("error performing TLS handshake") {
+        StoreError::Postgres(text)
+    } else if err.is_closed()
+        || io
+        || text.starts_with("error connecting")
+        || text.contains("timeout")
+    {
         StoreError::Unavailable(text)
     } else {
         StoreError::Postgres(text)

@@ -20,7 +20,7 @@ pub(super) enum PgError {
     PoolFull(Duration),
     #[error("timed out connecting to {shown} after {after:?}")]
     ConnectTimeout { shown: String, after: Duration },
-    #[error("cannot connect to {shown}: {source}")]
+    #[error("cannot connect to {shown}: {}", zoe_postgres_tls::error_text(.source))]
     Connect {
         shown: String,
         source: tokio_postgres::Error,

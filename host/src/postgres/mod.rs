@@ -24,8 +24,12 @@
 //! (so an instance that keeps a handle across requests recovers after a restart too), and
 //! statements are prepared once per connection and cached.
 //!
-//! Connections are plain TCP (no TLS implementation is linked): `sslmode=prefer`, the default,
-//! connects without TLS, and `sslmode=require` fails with `connection-failed`.
+//! As in Spin, connections speak TLS for every `sslmode` but `disable`, with libpq's meanings
+//! (rustls, through [`zoe_postgres_tls`]): `prefer`, the default, falls back to plain TCP when
+//! the server offers no TLS; `require` checks no certificate; `verify-ca` checks the chain
+//! against the system's roots and the configured root certificate (`SESSION_POSTGRES_ROOT_CERT`,
+//! [`crate::HostConfig::postgres_root_cert`]); `verify-full` checks the host name too. A refused
+//! certificate is `connection-failed` saying why.
 //!
 //! [`SpinCompat::V4_0`] answers as Spin 4.0.x does where that differs from later Spin: a
 //! `query` that matches no rows, which Spin 4.0.x never answers, traps instead of returning.

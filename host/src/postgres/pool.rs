@@ -7,9 +7,11 @@ use super::handle::Connection;
 use super::options::PoolOptions;
 use super::transactions::Transaction;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod};
+use std::path::Path;
 use std::time::Duration;
 use tokio_postgres::NoTls;
 use tokio_postgres::config::Host;
+use zoe_postgres_tls::SslMode;
 
 /// The one PostgreSQL database this host lets the component open, with its pool.
 ///
@@ -53,13 +55,24 @@ impl Postgres {
     /// `options`. A URL that is not a valid PostgreSQL connection string is accepted here and
     /// reported by every `open` (see [`Postgres::config_error`]), so start-up never fails.
     pub fn new(url: Option<&str>, options: PoolOptions) -> Self {
+        Self::with_root_cert(url, options, None)
+    }
+
+    /// Like [`Postgres::new`], trusting the root certificates in the PEM file `root_cert`
+    /// besides the system's when the URL's `sslmode` verifies the server's certificate
+    /// (`verify-ca`, `verify-full`; see [`zoe_postgres_tls`] for every mode). A root
+    /// certificate that cannot be read is reported like a bad URL, by every `open`.
+    pub fn with_root_cert(
+        url: Option<&str>,
+        options: PoolOptions,
+        root_cert: Option<&Path>,
+    ) -> Self {
         let Some(url) = url.filter(|url| !url.is_empty()) else {
             return Self::default();
         };
-        let pool = url
-            .parse::<tokio_postgres::Config>()
-            .map_err(|_| "database_url is not a valid PostgreSQL connection string".to_owned())
-            .and_then(|config| build_pool(config, options));
+        let pool = zoe_postgres_tls::parse(url)
+            .map_err(|err| format!("database_url: {err}"))
+            .and_then(|(config, mode)| build_pool(config, mode, root_cert, options));
         Self {
             allowed: Some(Allowed {
                 url: url.to_owned(),
@@ -121,20 +134,28 @@ impl Postgres {
     }
 }
 
-fn build_pool(mut config: tokio_postgres::Config, options: PoolOptions) -> Result<Pool, String> {
+fn build_pool(
+    mut config: tokio_postgres::Config,
+    mode: SslMode,
+    root_cert: Option<&Path>,
+    options: PoolOptions,
+) -> Result<Pool, String> {
     config.connect_timeout(options.connect_timeout);
     // A server that vanishes without closing the socket (a network partition) is noticed in
     // about a minute instead of the kernel's two hours.
     config.keepalives_idle(Duration::from_secs(30));
-    let manager = Manager::from_config(
-        config,
-        NoTls,
-        ManagerConfig {
-            // Checking out a connection costs no round trip; a connection the server closed
-            // (restart, crash) is seen as closed and replaced.
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
+    let manager_config = ManagerConfig {
+        // Checking out a connection costs no round trip; a connection the server closed
+        // (restart, crash) is seen as closed and replaced.
+        recycling_method: RecyclingMethod::Fast,
+    };
+    // As Spin: TLS for every sslmode but `disable`.
+    let manager = if mode == SslMode::Disable {
+        Manager::from_config(config, NoTls, manager_config)
+    } else {
+        let tls = zoe_postgres_tls::connector(mode, root_cert).map_err(|err| err.to_string())?;
+        Manager::from_config(config, tls, manager_config)
+    };
     Pool::builder(manager)
         .max_size(options.max_connections)
         .wait_timeout(Some(options.wait_timeout))
@@ -169,9 +190,7 @@ pub(super) async fn checkout(
 /// `postgres://HOST:PORT` of an address, as Spin names it when refusing one: the first host
 /// and its port, without user, password or database.
 pub(super) fn describe(address: &str) -> Result<String, PgError> {
-    let config = address
-        .parse::<tokio_postgres::Config>()
-        .map_err(|_| PgError::InvalidAddress)?;
+    let (config, _) = zoe_postgres_tls::parse(address).map_err(|_| PgError::InvalidAddress)?;
     let ports = config.get_ports();
     match config.get_hosts().first() {
         Some(Host::Tcp(host)) => {

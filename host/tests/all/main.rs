@@ -9,6 +9,7 @@ mod crash;
 mod fresh_instance;
 mod metrics;
 mod postgres;
+mod postgres_tls;
 mod replicas;
 mod reuse;
 mod support;

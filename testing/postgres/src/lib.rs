@@ -7,6 +7,10 @@
 //! Dropping the server stops it and removes its directory. [`shared`] gives one server per
 //! test process (stopped at exit) and [`PgServer::fresh_database`] a new database on it, so a
 //! test binary pays the ~2 s start once.
+//!
+//! [`PgServer::start_tls`] starts a server that accepts TCP connections over TLS only, with a
+//! certificate for `localhost` signed by a [`TestCa`] made for the test; [`shared_tls`] gives
+//! one such server per test process.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -35,7 +39,61 @@ pub struct PgServer {
     dir: tempfile::TempDir,
     port: u16,
     as_postgres_user: bool,
+    tls: bool,
     databases: AtomicU32,
+}
+
+/// A certificate authority made for one test process, and a server certificate it signed
+/// that names `localhost` only (not `127.0.0.1`).
+#[derive(Debug)]
+pub struct TestCa {
+    dir: tempfile::TempDir,
+    server_cert_pem: String,
+    server_key_pem: String,
+}
+
+impl TestCa {
+    /// Makes the authority and the server certificate.
+    ///
+    /// # Errors
+    ///
+    /// When a key or a certificate cannot be made, or the CA's file cannot be written.
+    pub fn new() -> Result<Self> {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+        };
+        let failed = |e: rcgen::Error| PgError(format!("cannot make a test certificate: {e}"));
+        let ca_key = KeyPair::generate().map_err(failed)?;
+        let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(failed)?;
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "zoe-session test CA");
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_cert = ca.self_signed(&ca_key).map_err(failed)?;
+        let issuer = Issuer::new(ca, ca_key);
+        let server_key = KeyPair::generate().map_err(failed)?;
+        let mut server = CertificateParams::new(vec!["localhost".to_owned()]).map_err(failed)?;
+        server
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        let server_cert = server.signed_by(&server_key, &issuer).map_err(failed)?;
+        let dir = tempfile::Builder::new()
+            .prefix("zoe-ca-")
+            .tempdir()
+            .map_err(|e| PgError(format!("cannot create a temporary directory: {e}")))?;
+        std::fs::write(dir.path().join("ca.crt"), ca_cert.pem())
+            .map_err(|e| PgError(format!("cannot write the CA certificate: {e}")))?;
+        Ok(Self {
+            dir,
+            server_cert_pem: server_cert.pem(),
+            server_key_pem: server_key.serialize_pem(),
+        })
+    }
+
+    /// The CA's certificate, a PEM file: the root a client must trust.
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
 }
 
 impl PgServer {
@@ -46,6 +104,20 @@ impl PgServer {
     /// When the PostgreSQL binaries are missing (install Debian's `postgresql`), or
     /// `initdb`/`pg_ctl` fail; the message carries their output.
     pub fn start() -> Result<Self> {
+        Self::start_with(None)
+    }
+
+    /// Like [`PgServer::start`], with `ssl = on` and the server certificate of `ca`; TCP
+    /// connections without TLS are refused (`hostssl` only in `pg_hba.conf`).
+    ///
+    /// # Errors
+    ///
+    /// As [`PgServer::start`], and when the certificate cannot be written.
+    pub fn start_tls(ca: &TestCa) -> Result<Self> {
+        Self::start_with(Some(ca))
+    }
+
+    fn start_with(ca: Option<&TestCa>) -> Result<Self> {
         let bin = find_bin_dir()?;
         let as_postgres_user = is_root();
         let dir = tempfile::Builder::new()
@@ -63,6 +135,7 @@ impl PgServer {
             dir,
             port: free_port()?,
             as_postgres_user,
+            tls: ca.is_some(),
             databases: AtomicU32::new(0),
         };
         server.tool(
@@ -79,8 +152,37 @@ impl PgServer {
                 "UTF8",
             ],
         )?;
+        if let Some(ca) = ca {
+            server.install_tls(ca)?;
+        }
         server.restart()?;
         Ok(server)
+    }
+
+    /// Writes the server's key and certificate into the data directory (mode 0600, owned by
+    /// the server's user, as PostgreSQL requires) and lets TCP clients in over TLS only.
+    fn install_tls(&self, ca: &TestCa) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let data = PathBuf::from(self.data_dir());
+        let files = [
+            ("server.crt", ca.server_cert_pem.as_str()),
+            ("server.key", ca.server_key_pem.as_str()),
+            (
+                "pg_hba.conf",
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n",
+            ),
+        ];
+        for (name, text) in files {
+            let path = data.join(name);
+            let written = std::fs::write(&path, text).and_then(|()| {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            });
+            written.map_err(|e| PgError(format!("cannot write {}: {e}", path.display())))?;
+            if self.as_postgres_user {
+                run(Command::new("chown").arg("postgres:postgres").arg(&path))?;
+            }
+        }
+        Ok(())
     }
 
     /// A `postgres://` URL of the `postgres` database.
@@ -162,11 +264,15 @@ impl PgServer {
     ///
     /// When `pg_ctl start` fails; the server log is in the message.
     pub fn restart(&self) -> Result<()> {
-        let options = format!(
+        let mut options = format!(
             "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=200",
             self.port,
             self.dir.path().display()
         );
+        if self.tls {
+            // Relative to the data directory.
+            options.push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+        }
         let log = self.dir.path().join("log");
         let result = self.tool(
             "pg_ctl",
@@ -222,16 +328,45 @@ impl Drop for PgServer {
 /// message says what is missing.
 pub fn shared() -> &'static PgServer {
     static SERVER: OnceLock<PgServer> = OnceLock::new();
-    static AT_EXIT: Mutex<bool> = Mutex::new(false);
     let server = SERVER.get_or_init(|| match PgServer::start() {
         Ok(server) => server,
         Err(err) => panic!("cannot start PostgreSQL for the tests: {err}"),
     });
-    let mut registered = AT_EXIT.lock().unwrap_or_else(|e| e.into_inner());
-    if !*registered {
-        *registered = true;
-        extern "C" fn stop_shared() {
-            if let Some(server) = SERVER_FOR_EXIT.get() {
+    stop_at_exit(server);
+    server
+}
+
+/// One TLS-only server ([`PgServer::start_tls`]) for the whole test process, with the
+/// [`TestCa`] whose certificate it presents; started on first use and stopped at exit.
+///
+/// # Panics
+///
+/// As [`shared`].
+pub fn shared_tls() -> (&'static PgServer, &'static TestCa) {
+    static SERVER: OnceLock<(PgServer, TestCa)> = OnceLock::new();
+    let (server, ca) = SERVER.get_or_init(|| {
+        let started = TestCa::new().and_then(|ca| Ok((PgServer::start_tls(&ca)?, ca)));
+        match started {
+            Ok(started) => started,
+            Err(err) => panic!("cannot start PostgreSQL with TLS for the tests: {err}"),
+        }
+    });
+    stop_at_exit(server);
+    (server, ca)
+}
+
+/// Stops `server` and removes its directory when the process exits (statics are never
+/// dropped); once per server.
+fn stop_at_exit(server: &'static PgServer) {
+    static SERVERS: Mutex<Vec<&'static PgServer>> = Mutex::new(Vec::new());
+    let mut servers = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
+    if servers.iter().any(|known| std::ptr::eq(*known, server)) {
+        return;
+    }
+    if servers.is_empty() {
+        extern "C" fn stop_all() {
+            let servers = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
+            for server in servers.iter() {
                 let _ = server.tool(
                     "pg_ctl",
                     &["-D", &server.data_dir(), "-m", "immediate", "stop"],
@@ -239,15 +374,13 @@ pub fn shared() -> &'static PgServer {
                 let _ = std::fs::remove_dir_all(server.dir.path());
             }
         }
-        static SERVER_FOR_EXIT: OnceLock<&'static PgServer> = OnceLock::new();
-        let _ = SERVER_FOR_EXIT.set(server);
-        // SAFETY: `stop_shared` is a plain function with no unwinding; libc runs it once when
+        // SAFETY: `stop_all` is a plain function with no unwinding; libc runs it once when
         // the process exits (the test harness exits through `std::process::exit`).
         unsafe {
-            libc::atexit(stop_shared);
+            libc::atexit(stop_all);
         }
     }
-    server
+    servers.push(server);
 }
 
 fn find_bin_dir() -> Result<PathBuf> {
@@ -336,5 +469,15 @@ mod tests {
         );
         server.restart().unwrap();
         assert_eq!(server.psql(name, "SELECT sum(x) FROM t").unwrap(), "42");
+    }
+
+    #[test]
+    fn a_tls_server_speaks_tls_to_psql() {
+        let ca = TestCa::new().unwrap();
+        let server = PgServer::start_tls(&ca).expect("server starts");
+        let ssl = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+        assert_eq!(server.psql("postgres", ssl).unwrap(), "t");
+        let plain = PgServer::start().unwrap();
+        assert_eq!(plain.psql("postgres", ssl).unwrap(), "f");
     }
 }
