@@ -17,4 +17,5 @@ mod gate_unit;
 mod http_api;
 mod native_postgres_tls;
 mod node;
+mod postgres_collation;
 mod postgres_component;

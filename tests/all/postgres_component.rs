@@ -98,7 +98,7 @@ async fn the_component_creates_validates_and_rotates_on_postgres() {
         ),
         "bigint\nbytea"
     );
-    assert_eq!(rows(&name, "SELECT version FROM zoe_schema"), "3");
+    assert_eq!(rows(&name, "SELECT version FROM zoe_schema"), "4");
 }
 
 #[tokio::test]

@@ -134,7 +134,7 @@ async fn migrations_are_idempotent_and_recorded() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(versions, [3]);
+    assert_eq!(versions, [4]);
     let indexes: Vec<String> = db
         .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'sessions'")
         .unwrap()

@@ -220,7 +220,7 @@ fn migrations_are_idempotent(store: &Store) {
         assert!(engine(&db, &config, T0 + SEC).validate(&token).is_ok());
     }
     assert_eq!(store.count("SELECT count(*) FROM zoe_schema"), 1);
-    assert_eq!(store.count("SELECT max(version) FROM zoe_schema"), 3);
+    assert_eq!(store.count("SELECT max(version) FROM zoe_schema"), 4);
     assert_eq!(store.count("SELECT count(*) FROM zoe_state"), 1);
 }
 
@@ -231,7 +231,7 @@ fn a_newer_schema_is_refused(store: &Store) {
         .execute("UPDATE zoe_schema SET version = version + 1", &[])
         .unwrap();
     match Db::open(store.raw()) {
-        Err(StoreError::FutureSchema { found: 4, known: 3 }) => {}
+        Err(StoreError::FutureSchema { found: 5, known: 4 }) => {}
         other => panic!("{other:?}"),
     }
 }
@@ -334,7 +334,7 @@ fn a_deferred_handle_migrates_a_fresh_database_when_first_needed(store: &Store) 
         engine(&db, &config, T0).validate(&stranger),
         Err(EngineError::NotFound)
     ));
-    assert_eq!(store.count("SELECT max(version) FROM zoe_schema"), 3);
+    assert_eq!(store.count("SELECT max(version) FROM zoe_schema"), 4);
     // A handle whose first call writes migrates before it (here: nothing left to do).
     let db = Db::open_deferred(store.raw());
     let token = engine(&db, &config, T0)
@@ -358,7 +358,7 @@ fn a_deferred_handle_refuses_a_newer_schema_on_its_first_write(store: &Store) {
     assert!(engine(&db, &config, T0 + SEC).validate(&token).is_ok());
     // ...and the first write checks the version and refuses.
     match engine(&db, &config, T0 + SEC).create("bob", None, None) {
-        Err(EngineError::Storage(StoreError::FutureSchema { found: 4, known: 3 })) => {}
+        Err(EngineError::Storage(StoreError::FutureSchema { found: 5, known: 4 })) => {}
         other => panic!("{other:?}"),
     }
 }
@@ -412,7 +412,7 @@ fn an_older_schema_gains_the_rotation_columns(store: &Store) {
     // A deferred handle's first read fails on the missing columns, migrates and answers.
     let db = Db::open_deferred(store.raw());
     assert!(engine(&db, &config, T0 + SEC).validate(&token).is_ok());
-    assert_eq!(store.count("SELECT max(version) FROM zoe_schema"), 3);
+    assert_eq!(store.count("SELECT max(version) FROM zoe_schema"), 4);
     let new = engine(&db, &config, T0 + SEC).rotate(&token).unwrap();
     assert!(
         engine(&db, &config, T0 + SEC)

@@ -73,6 +73,11 @@ pub static POSTGRES: Dialect = Dialect {
             "ALTER TABLE sessions ADD COLUMN IF NOT EXISTS client_addr TEXT",
             "ALTER TABLE sessions ADD COLUMN IF NOT EXISTS user_agent TEXT",
         ],
+        // 4: the users-in-range scan (a prefix search) compares in byte order, `COLLATE "C"`;
+        // `sessions_by_user` is in the database's collation, so under any other (en_US, ICU)
+        // it cannot serve that range and the scan read the whole table. Equality on user_id
+        // keeps using `sessions_by_user`.
+        &["CREATE INDEX IF NOT EXISTS sessions_by_user_bytes ON sessions (user_id COLLATE \"C\")"],
     ],
 
     find: "SELECT id, secret_hash, user_id, created_at, last_activity, expires_at, \
@@ -121,9 +126,8 @@ pub static POSTGRES: Dialect = Dialect {
               (SELECT count(*) FROM sessions WHERE expires_at <= $1), \
               (SELECT value FROM zoe_state WHERE key = 'last_cleanup_at')",
     // Byte order (`COLLATE "C"`), as in SQLite: in a linguistic collation a prefix is not
-    // one range (`Alice` sorts between `al` and `am` under en_US). The `sessions_by_user`
-    // index serves the range when the database's collation is C; under another collation
-    // the answer is the same and PostgreSQL reads more of the table to find it.
+    // one range (`Alice` sorts between `al` and `am` under en_US). `sessions_by_user_bytes`
+    // (migration 4) serves the range under any database collation.
     users_in_range: "SELECT user_id, count(*), max(last_activity) FROM sessions \
                      WHERE user_id COLLATE \"C\" >= $1 AND user_id COLLATE \"C\" < $2 \
                      AND user_id <> $3 AND expires_at > $4 \

@@ -52,6 +52,9 @@ pub static SQLITE: Dialect = Dialect {
             "ALTER TABLE sessions ADD COLUMN client_addr TEXT",
             "ALTER TABLE sessions ADD COLUMN user_agent TEXT",
         ],
+        // 4: nothing here. PostgreSQL's byte-order index for the users-in-range scan; SQLite
+        // compares text in byte order (BINARY) already, so `sessions_by_user` serves it.
+        &[],
     ],
 
     find: "SELECT id, secret_hash, user_id, created_at, last_activity, expires_at, \
