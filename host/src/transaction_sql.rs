@@ -24,12 +24,7 @@ pub enum Effect {
 
 /// Classifies a statement's effect on the transaction state (see [`Effect`]).
 pub fn classify(statement: &str) -> Effect {
-    let words: Vec<String> = strip_comments(statement)
-        .split(|c: char| c.is_whitespace() || c == ';')
-        .filter(|word| !word.is_empty())
-        .take(8)
-        .map(str::to_ascii_uppercase)
-        .collect();
+    let words = keywords(statement);
     let has = |word: &str| words.iter().any(|w| w == word);
     match words.first().map(String::as_str) {
         Some("BEGIN" | "START") => Effect::Begins,
@@ -39,7 +34,7 @@ pub fn classify(statement: &str) -> Effect {
             let chained = words
                 .windows(2)
                 .any(|pair| pair[1] == "CHAIN" && pair[0] != "NO");
-            if has("TO") || has("PREPARED") || chained {
+            if has("PREPARED") || chained {
                 Effect::Neither
             } else {
                 Effect::Ends
@@ -65,13 +60,22 @@ fn strip_comments(mut text: &str) -> &str {
     }
 }
 
+/// Whether the statement is a `ROLLBACK` or `ABORT` of any kind.
 pub fn statement_is_rollback(statement: &str) -> bool {
-    let first = strip_comments(statement)
+    keywords(statement)
+        .first()
+        .is_some_and(|first| first == "ROLLBACK" || first == "ABORT")
+}
+
+/// The statement's first keywords, upper-cased, after any leading comments: enough to tell
+/// every transaction-control form apart.
+fn keywords(statement: &str) -> Vec<String> {
+    strip_comments(statement)
         .split(|c: char| c.is_whitespace() || c == ';')
-        .next()
-        .unwrap_or_default()
-        .to_ascii_uppercase();
-    first == "ROLLBACK" || first == "ABORT"
+        .filter(|word| !word.is_empty())
+        .take(8)
+        .map(str::to_ascii_uppercase)
+        .collect()
 }
 
 #[cfg(test)]
