@@ -7,6 +7,8 @@ pub enum StoreError {
     Sqlite(String),
     #[error("postgres: {0}")]
     Postgres(String),
+    #[error("key-value: {0}")]
+    KeyValue(String),
     /// The database cannot be reached (refused, dropped, restarting, out of connections):
     /// a passing condition that clients may retry, unlike the other variants.
     #[error("database unavailable: {0}")]

@@ -13,6 +13,7 @@
 
 mod error;
 pub mod executor;
+pub mod key_value;
 mod schema;
 pub mod sql;
 
@@ -23,6 +24,7 @@ pub mod native_sqlite;
 
 pub use error::StoreError;
 pub use executor::{Executor, Param, Row, Value};
+pub use key_value::KeyValue;
 pub use sql::Dialect;
 use std::cell::Cell;
 
