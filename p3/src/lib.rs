@@ -1,0 +1,1 @@
+//! zoe-session as a WASIp3 component (spin-sdk 7): the shell is being built (issue 30).
