@@ -142,6 +142,17 @@ impl fmt::Debug for Database {
     }
 }
 
+/// Where sessions are stored, from `database_url` and `key_value_store` together
+/// ([`Config::backend`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend<'a> {
+    /// A SQL database: Spin's SQLite, or the PostgreSQL server of `database_url`.
+    Sql(&'a Database),
+    /// The Spin key-value store with this label (`spin:key-value`), which Spin maps onto its
+    /// local file, Redis or the platform's store by runtime configuration.
+    KeyValue(&'a str),
+}
+
 /// A secret setting's value (the admin key): shown as `<redacted>` by `Debug`, so no log or
 /// panic message can carry it by accident.
 #[derive(Clone, PartialEq, Eq)]
@@ -376,6 +387,8 @@ settings! {
     trusted_proxies: TrustedProxies = "" from SESSION_TRUSTED_PROXIES, |_, value| TrustedProxies::parse(value);
     /// Empty for SQLite, or a `postgres://` URL for PostgreSQL.
     database_url: Database = "" from SESSION_DATABASE_URL [secret], database;
+    /// Empty for the SQL store, or a Spin key-value store's label (`default`): sessions live there; not with `database_url`.
+    key_value_store: Option<String> = "" from SESSION_KEY_VALUE_STORE, store_label;
     /// A rotated-away token presented again 30 s or more after the rotate revokes its session.
     token_reuse_detection: bool = "true" from SESSION_TOKEN_REUSE_DETECTION, boolean;
     /// One JSON line per session lifecycle event on stderr (`session.created`, …).
@@ -476,7 +489,29 @@ impl Config {
     /// policy or level, or `min_timeout <= default_timeout <= max_timeout` violated.
     pub fn check_all(&self) -> Result<(), ConfigError> {
         self.read_each()?;
+        self.backend()?;
         self.timeouts().map(drop)
+    }
+
+    /// The store sessions live in: the key-value store `key_value_store` names, else the SQL
+    /// database of `database_url` (SQLite when it is empty).
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the bad variable, or naming `key_value_store` when both it and
+    /// a PostgreSQL `database_url` are set: sessions live in one store, and guessing which one
+    /// was meant would split them between two.
+    pub fn backend(&self) -> Result<Backend<'_>, ConfigError> {
+        let database = self.database_url()?;
+        match (self.key_value_store()?, database) {
+            (None, database) => Ok(Backend::Sql(database)),
+            (Some(label), Database::Sqlite) => Ok(Backend::KeyValue(label)),
+            (Some(_), Database::Postgres(_)) => Err(rule(
+                "key_value_store",
+                "cannot be set together with `database_url`: sessions live in one store; \
+                 clear one of the two",
+            )),
+        }
     }
 
     /// The idle-timeout bounds, which must satisfy `min <= default <= max`.
@@ -709,6 +744,30 @@ fn database(name: &'static str, url: &str) -> Result<Database, ConfigError> {
             "must be empty (SQLite) or a PostgreSQL URL such as \
              postgres://user:password@host:5432/database",
         )),
+    }
+}
+
+/// Empty (the SQL store), or a Spin key-value store label: 1-64 letters, digits, `-`, `_` or
+/// `.`, as in spin.toml's `key_value_stores` and a runtime config's `[key_value_store.LABEL]`.
+fn store_label(name: &'static str, value: &str) -> Result<Option<String>, ConfigError> {
+    let label = value.trim();
+    if label.is_empty() {
+        return Ok(None);
+    }
+    let valid = label.len() <= 64
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if valid {
+        Ok(Some(label.to_owned()))
+    } else {
+        Err(rule(
+            name,
+            format!(
+                "must be empty or a key-value store label (1-64 letters, digits, `-`, `_` or \
+                 `.`, e.g. `default`), got {value:?}"
+            ),
+        ))
     }
 }
 
@@ -1018,6 +1077,48 @@ mod tests {
                     .unwrap(),
                 &Database::Postgres(url.to_owned()),
                 "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn key_value_store_chooses_the_key_value_backend_and_refuses_database_url_beside_it() {
+        let backend = |vars: &[(&'static str, &str)]| {
+            Config::from_pairs(vars).backend().map(|b| format!("{b:?}"))
+        };
+        assert_eq!(backend(&[]).unwrap(), "Sql(Sqlite)");
+        assert_eq!(
+            backend(&[("key_value_store", " default ")]).unwrap(),
+            "KeyValue(\"default\")"
+        );
+        assert_eq!(
+            backend(&[("key_value_store", ""), ("database_url", "postgres://h/db")]).unwrap(),
+            "Sql(Postgres(<redacted>))"
+        );
+        let both = [
+            ("key_value_store", "default"),
+            ("database_url", "postgres://u:hunter2@h/db"),
+        ];
+        let err = backend(&both).unwrap_err();
+        assert_eq!(err.name, "key_value_store");
+        assert!(err.rule.contains("`database_url`"), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        // The start-up check sees the pair too, not only the backend choice.
+        assert_eq!(parse(&both).unwrap_err(), err);
+        for bad in [
+            "two words",
+            "x".repeat(65).leak(),
+            "sessions/1",
+            "caf\u{e9}",
+        ] {
+            let err = backend(&[("key_value_store", bad)]).unwrap_err();
+            assert_eq!(err.name, "key_value_store", "{bad:?}");
+            assert!(err.rule.contains("key-value store label"), "{err}");
+        }
+        for good in ["default", "sessions-eu_1", "a.b", "x".repeat(64).leak()] {
+            assert_eq!(
+                backend(&[("key_value_store", good)]).unwrap(),
+                format!("KeyValue({good:?})")
             );
         }
     }
