@@ -260,7 +260,8 @@ impl Engine<'_> {
     /// `INSERT` that counts and inserts: on its own where one statement is atomic (SQLite),
     /// else after the user's lock in a transaction (PostgreSQL). A full user is refused, or
     /// under `evict_oldest` has its least recently active sessions deleted and the row
-    /// inserted, in that same transaction (or, on SQLite, in one opened for it).
+    /// inserted, in that same transaction (or, on SQLite, in one opened for it). A key-value
+    /// store has no transaction: it takes one of the user's slots ([`Db::insert_key_value`]).
     ///
     /// Expired rows are left to the periodic cleanup: they do not count against the limit.
     fn insert_within_limit(
@@ -291,7 +292,17 @@ impl Engine<'_> {
             None if limit_policy == LimitPolicy::Reject => Err(EngineError::LimitReached),
             None => Ok(None),
         };
-        if self.db.dialect().single_statement_limit {
+        if self.db.is_key_value() {
+            let evict = limit_policy == LimitPolicy::EvictOldest;
+            return match self.db.insert_key_value(row, self.now, limit, evict)? {
+                Some(created) => Ok(Created {
+                    evicted: created.evicted,
+                    last_cleanup_at: created.last_cleanup_at,
+                }),
+                None => Err(EngineError::LimitReached),
+            };
+        }
+        if self.db.dialect().is_some_and(|d| d.single_statement_limit) {
             match first_try(self.db)? {
                 Some(created) => Ok(created),
                 None => self.db.user_transaction(&row.user_id, make_room),

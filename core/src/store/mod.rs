@@ -5,7 +5,10 @@
 //! - `spin:sqlite/sqlite@3.0.0`, database `default` (inside the component, the default);
 //! - `spin:postgres/postgres@4.0.0` (inside the component, when `database_url` is set);
 //! - rusqlite natively (feature `native-sqlite`) and the `postgres` crate natively (feature
-//!   `native-postgres`), for the engine's native tests and benchmarks.
+//!   `native-postgres`), for the engine's native tests and benchmarks;
+//! - a key-value store ([`KeyValue`]: Spin's `key-value`, on its local file, Redis or
+//!   Akamai's store), on the layout of module [`kv`] instead of SQL
+//!   ([`Db::open_key_value`]); [`kv::memory`] is one in memory for native tests.
 //!
 //! Every statement is parameterised. Write paths that must be atomic run inside
 //! [`Db::transaction`] or [`Db::user_transaction`], or are one statement where the dialect
@@ -14,6 +17,7 @@
 mod error;
 pub mod executor;
 pub mod key_value;
+pub mod kv;
 mod schema;
 pub mod sql;
 
@@ -142,7 +146,7 @@ pub struct UserRow {
 /// A connection to the session store, and whether its schema is known to be current.
 #[derive(Debug)]
 pub struct Db {
-    exec: Box<dyn Executor>,
+    backend: Backend,
     // Set when the connection should not serve another call: a transaction may not have
     // ended (its ROLLBACK failed) or the database was unreachable. Whoever keeps this handle
     // between calls opens a fresh one instead, which is how the service recovers by itself.
@@ -150,6 +154,18 @@ pub struct Db {
     // Whether the migrations have been checked (and applied) on this handle.
     migrated: Cell<bool>,
 }
+
+/// What a [`Db`] runs on: SQL through an executor, or the key-value layout.
+#[derive(Debug)]
+enum Backend {
+    Sql(Box<dyn Executor>),
+    KeyValue(KvStore),
+}
+
+/// What a create on a key-value store did: the session it evicted, if any, and the last
+/// cleanup time it read.
+pub use kv::KvCreated;
+use kv::KvStore;
 
 impl Db {
     /// Takes over `exec` and applies pending migrations at once.
@@ -175,10 +191,49 @@ impl Db {
     /// first write, as [`Db::open`] refuses it at once.
     pub fn open_deferred(exec: Box<dyn Executor>) -> Self {
         Self {
-            exec,
+            backend: Backend::Sql(exec),
             unsettled: Cell::new(false),
             migrated: Cell::new(false),
         }
+    }
+
+    /// Takes over a key-value store, for users of at most `max_per_user` sessions (the
+    /// setting in force; see [`KvStore::new`]). Nothing is run: a key-value store has no
+    /// schema, and the first call reads what it needs.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::KeyValue`] when `max_per_user` is over [`kv::MAX_SLOTS`].
+    pub fn open_key_value(kv: Box<dyn KeyValue>, max_per_user: u32) -> Result<Self> {
+        Ok(Self {
+            backend: Backend::KeyValue(KvStore::new(kv, max_per_user)?),
+            unsettled: Cell::new(false),
+            // Nothing to migrate.
+            migrated: Cell::new(true),
+        })
+    }
+
+    /// The key-value layout this handle runs on, if it does.
+    fn key_value(&self) -> Option<&KvStore> {
+        match &self.backend {
+            Backend::KeyValue(kv) => Some(kv),
+            Backend::Sql(_) => None,
+        }
+    }
+
+    /// The executor this handle runs SQL on.
+    fn exec(&self) -> Result<&dyn Executor> {
+        match &self.backend {
+            Backend::Sql(exec) => Ok(exec.as_ref()),
+            Backend::KeyValue(_) => Err(StoreError::KeyValue(
+                "a SQL statement was sent to a key-value store".into(),
+            )),
+        }
+    }
+
+    /// Whether this handle runs on a key-value store.
+    pub fn is_key_value(&self) -> bool {
+        self.key_value().is_some()
     }
 
     /// Applies pending migrations unless this handle already has.
@@ -193,18 +248,26 @@ impl Db {
         self.migrate().inspect_err(|_| self.migrated.set(false))
     }
 
-    /// The SQL of this handle's backend.
-    pub fn dialect(&self) -> &'static Dialect {
-        self.exec.dialect()
+    /// The SQL of this handle's backend; `None` on a key-value store.
+    pub fn dialect(&self) -> Option<&'static Dialect> {
+        match &self.backend {
+            Backend::Sql(exec) => Some(exec.dialect()),
+            Backend::KeyValue(_) => None,
+        }
+    }
+
+    /// The SQL dialect, for the statements only a SQL handle runs.
+    fn sql(&self) -> Result<&'static Dialect> {
+        Ok(self.exec()?.dialect())
     }
 
     /// Runs a statement that returns rows. A failure before the schema was checked may mean
     /// there is no schema yet: migrate, then try once more.
     fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
-        match self.watch(self.exec.query(sql, params)) {
+        match self.watch(self.exec()?.query(sql, params)) {
             Err(err) if !self.migrated.get() && !matches!(err, StoreError::Unavailable(_)) => {
                 self.check_schema()?;
-                self.watch(self.exec.query(sql, params))
+                self.watch(self.exec()?.query(sql, params))
             }
             result => result,
         }
@@ -214,14 +277,14 @@ impl Db {
     /// schema is brought up to date before the first.
     fn change(&self, sql: &str, params: &[Param<'_>]) -> Result<u64> {
         self.check_schema()?;
-        self.watch(self.exec.execute(sql, params))
+        self.watch(self.exec()?.execute(sql, params))
     }
 
     /// Runs a statement that writes and returns rows (`… RETURNING`); the schema is brought
     /// up to date before the first, as for [`Db::change`].
     fn write_query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>> {
         self.check_schema()?;
-        self.watch(self.exec.query(sql, params))
+        self.watch(self.exec()?.query(sql, params))
     }
 
     fn watch<T>(&self, result: Result<T>) -> Result<T> {
@@ -241,9 +304,9 @@ impl Db {
         work: impl FnOnce(&Self) -> Result<T, E>,
     ) -> Result<T, E> {
         self.check_schema()?;
-        self.watch(self.exec.begin())?;
+        self.watch(self.exec()?.begin())?;
         match work(self) {
-            Ok(value) => match self.watch(self.exec.commit()) {
+            Ok(value) => match self.watch(self.exec()?.commit()) {
                 Ok(()) => Ok(value),
                 Err(err) => {
                     self.rollback();
@@ -269,7 +332,7 @@ impl Db {
         work: impl FnOnce(&Self) -> Result<T, E>,
     ) -> Result<T, E> {
         self.transaction(|db| {
-            if let Some(lock) = db.dialect().lock_user {
+            if let Some(lock) = db.sql()?.lock_user {
                 db.change(lock, &[Param::Text(user_id)])?;
             }
             work(db)
@@ -280,7 +343,7 @@ impl Db {
         // A failed rollback usually means the backend already rolled back (COMMIT or a
         // statement failed fatally); if it did not, the handle must not be used for another
         // call.
-        if self.exec.rollback().is_err() {
+        if self.exec().and_then(|exec| exec.rollback()).is_err() {
             self.unsettled.set(true);
         }
     }
@@ -292,7 +355,10 @@ impl Db {
     }
 
     pub fn find(&self, id: &str) -> Result<Option<SessionRow>> {
-        let rows = self.query(self.dialect().find, &[Param::Text(id)])?;
+        if let Some(kv) = self.key_value() {
+            return self.watch(kv.find(id));
+        }
+        let rows = self.query(self.sql()?.find, &[Param::Text(id)])?;
         rows.into_iter().next().map(session_row).transpose()
     }
 
@@ -317,7 +383,7 @@ impl Db {
         limit: u32,
     ) -> Result<Option<u64>> {
         let rows = self.write_query(
-            self.dialect().insert_within_limit,
+            self.sql()?.insert_within_limit,
             &[
                 Param::Text(&row.id),
                 Param::Bytes(&row.secret_hash),
@@ -339,6 +405,30 @@ impl Db {
             .transpose()
     }
 
+    /// Inserts `row` on a key-value store within its user's `limit` (evicting the least
+    /// recently active session under `evict`, else `None` when the user is full): the whole
+    /// create on that backend, which has no transaction to run [`Db::insert_within_limit`]
+    /// in. See [`KvStore::insert`] for what holds under concurrent creates.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::KeyValue`] on a SQL handle, which creates through
+    /// [`Db::insert_within_limit`].
+    pub fn insert_key_value(
+        &self,
+        row: &SessionRow,
+        now: u64,
+        limit: u32,
+        evict: bool,
+    ) -> Result<Option<KvCreated>> {
+        match self.key_value() {
+            Some(kv) => self.watch(kv.insert(row, now, limit, evict)),
+            None => Err(StoreError::KeyValue(
+                "a key-value create was sent to a SQL database".into(),
+            )),
+        }
+    }
+
     /// Records activity, but only if the session still has the secret the caller verified:
     /// a concurrent rotate or delete wins, and nothing deleted comes back. The device, when
     /// given, replaces the recorded one (a part left out keeps its old value).
@@ -350,8 +440,11 @@ impl Db {
         expires_at: u64,
         device: Option<&Device>,
     ) -> Result<bool> {
+        if let Some(kv) = self.key_value() {
+            return self.watch(kv.record_activity(id, secret_hash, now, expires_at, device));
+        }
         let changed = self.change(
-            self.dialect().record_activity,
+            self.sql()?.record_activity,
             &[
                 Param::Text(id),
                 Param::Bytes(secret_hash),
@@ -366,8 +459,11 @@ impl Db {
 
     /// Sets a new expiry under the same guard as [`Db::record_activity`].
     pub fn set_expiry(&self, id: &str, secret_hash: &[u8], expires_at: u64) -> Result<bool> {
+        if let Some(kv) = self.key_value() {
+            return self.watch(kv.set_expiry(id, secret_hash, expires_at));
+        }
         let changed = self.change(
-            self.dialect().set_expiry,
+            self.sql()?.set_expiry,
             &[Param::Text(id), Param::Bytes(secret_hash), int(expires_at)],
         )?;
         Ok(changed == 1)
@@ -385,8 +481,11 @@ impl Db {
         expires_at: u64,
         device: Option<&Device>,
     ) -> Result<bool> {
+        if let Some(kv) = self.key_value() {
+            return self.watch(kv.replace_secret(id, (old, new), retired, now, expires_at, device));
+        }
         let changed = self.change(
-            self.dialect().replace_secret,
+            self.sql()?.replace_secret,
             &[
                 Param::Text(id),
                 Param::Bytes(old),
@@ -404,36 +503,51 @@ impl Db {
     /// Deletes the session one of whose rotated-away secrets was presented again, provided
     /// its chain is still `retired` (a rotate since moved on, and the caller decides anew).
     pub fn delete_reused(&self, id: &str, retired: &RetiredSecrets) -> Result<bool> {
+        if let Some(kv) = self.key_value() {
+            return self.watch(kv.delete_reused(id, retired));
+        }
         let Some(chain) = retired.stored() else {
             return Ok(false);
         };
         let changed = self.change(
-            self.dialect().delete_reused,
+            self.sql()?.delete_reused,
             &[Param::Text(id), Param::Bytes(chain)],
         )?;
         Ok(changed == 1)
     }
 
     pub fn delete(&self, id: &str) -> Result<bool> {
-        Ok(self.change(self.dialect().delete, &[Param::Text(id)])? == 1)
+        if let Some(kv) = self.key_value() {
+            return self.watch(kv.delete(id));
+        }
+        Ok(self.change(self.sql()?.delete, &[Param::Text(id)])? == 1)
     }
 
     /// Deletes all of a user's rows (expired ones too) except `keep`.
     pub fn delete_user(&self, user_id: &str, keep: Option<&str>) -> Result<u64> {
+        if let Some(kv) = self.key_value() {
+            return self.watch(kv.delete_user(user_id, keep));
+        }
         self.change(
-            self.dialect().delete_user,
+            self.sql()?.delete_user,
             &[Param::Text(user_id), keep.map_or(Param::Null, Param::Text)],
         )
     }
 
     /// Deletes every row, expired or not.
     pub fn delete_all(&self) -> Result<u64> {
-        self.change(self.dialect().delete_all, &[])
+        if let Some(kv) = self.key_value() {
+            return self.watch(kv.delete_all());
+        }
+        self.change(self.sql()?.delete_all, &[])
     }
 
     /// The user's unexpired sessions, most recently active first.
     pub fn list_user(&self, user_id: &str, now: u64) -> Result<Vec<SessionRow>> {
-        self.query(self.dialect().list_user, &[Param::Text(user_id), int(now)])?
+        if let Some(kv) = self.key_value() {
+            return self.watch(kv.list_user(user_id, now));
+        }
+        self.query(self.sql()?.list_user, &[Param::Text(user_id), int(now)])?
             .into_iter()
             .map(session_row)
             .collect()
@@ -442,7 +556,7 @@ impl Db {
     /// Ids of the user's unexpired sessions, least recently active first.
     pub fn user_ids_by_age(&self, user_id: &str, now: u64) -> Result<Vec<String>> {
         self.query(
-            self.dialect().user_ids_by_age,
+            self.sql()?.user_ids_by_age,
             &[Param::Text(user_id), int(now)],
         )?
         .into_iter()
@@ -452,14 +566,20 @@ impl Db {
 
     /// Deletes at most `limit` expired rows in one statement.
     pub fn delete_expired(&self, now: u64, limit: u32) -> Result<u64> {
+        if let Some(kv) = self.key_value() {
+            return self.watch(kv.delete_expired(now, limit));
+        }
         self.change(
-            self.dialect().delete_expired,
+            self.sql()?.delete_expired,
             &[int(now), Param::Int(i64::from(limit))],
         )
     }
 
     pub fn stats(&self, now: u64) -> Result<StoreStats> {
-        let rows = self.query(self.dialect().stats, &[int(now)])?;
+        if let Some(kv) = self.key_value() {
+            return self.watch(kv.stats(now));
+        }
+        let rows = self.query(self.sql()?.stats, &[int(now)])?;
         let row = rows
             .first()
             .ok_or(StoreError::Shape("stats returned no row"))?;
@@ -481,8 +601,11 @@ impl Db {
         now: u64,
         limit: u32,
     ) -> Result<Vec<UserRow>> {
+        if let Some(kv) = self.key_value() {
+            return self.watch(kv.users_in_range(from, below, except, now, limit));
+        }
         self.query(
-            self.dialect().users_in_range,
+            self.sql()?.users_in_range,
             &[
                 Param::Text(from),
                 Param::Text(below),
@@ -505,8 +628,11 @@ impl Db {
     /// Claims the cleanup slot if `interval_ms` has passed since the last cleanup: only one
     /// of several concurrent callers gets `true`.
     pub fn claim_cleanup(&self, now: u64, interval_ms: u64) -> Result<bool> {
+        if let Some(kv) = self.key_value() {
+            return self.watch(kv.claim_cleanup(now, interval_ms));
+        }
         let changed = self.change(
-            self.dialect().claim_cleanup,
+            self.sql()?.claim_cleanup,
             &[int(now), int(now.saturating_sub(interval_ms))],
         )?;
         Ok(changed == 1)
@@ -514,7 +640,10 @@ impl Db {
 
     /// Records that a cleanup ran at `now`.
     pub fn mark_cleanup(&self, now: u64) -> Result<()> {
-        self.change(self.dialect().mark_cleanup, &[int(now)])?;
+        if let Some(kv) = self.key_value() {
+            return self.watch(kv.mark_cleanup(now));
+        }
+        self.change(self.sql()?.mark_cleanup, &[int(now)])?;
         Ok(())
     }
 }

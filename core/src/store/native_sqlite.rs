@@ -135,7 +135,7 @@ mod tests {
     #[test]
     fn an_in_memory_database_gets_the_schema() {
         let db = Db::open(Box::new(NativeSqlite::in_memory().unwrap())).unwrap();
-        assert_eq!(db.dialect().name, "sqlite");
+        assert_eq!(db.dialect().map(|d| d.name), Some("sqlite"));
         assert_eq!(db.stats(0).unwrap().active_sessions, 0);
     }
 

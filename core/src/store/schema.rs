@@ -14,7 +14,7 @@ impl Db {
 }
 
 pub(super) fn migrate(db: &Db) -> Result<(), StoreError> {
-    let dialect = db.dialect();
+    let dialect = db.sql()?;
     let current = dialect.current_version();
     // The common case: already current, one read and no lock. A failure here (a fresh
     // database has no version table yet) sends us down the locked path, which reports any
@@ -49,7 +49,7 @@ pub(super) fn migrate(db: &Db) -> Result<(), StoreError> {
 
 /// The recorded schema version (0 for none).
 pub(super) fn version(db: &Db) -> Result<i64, StoreError> {
-    let rows = db.query(db.dialect().schema_version, &[])?;
+    let rows = db.query(db.sql()?.schema_version, &[])?;
     rows.first()
         .ok_or(StoreError::Shape("no version row"))?
         .int(0)

@@ -1,0 +1,713 @@
+//! The session store on a [`KeyValue`] store: the operations of [`Db`](super::Db) on the
+//! layout of [`layout`], with only get, set, delete and a full key listing: no transaction,
+//! no compare-and-swap, no expiry.
+//!
+//! The rules that must hold under any interleaving rest on three facts (docs/key-value.md
+//! has the whole argument and the per-backend guarantee table):
+//!
+//! - a session is live only while slot `n` of its user names it: `invalidate-user` deletes
+//!   the slots, a create overwrites one, and nothing else writes a slot or writes an old id
+//!   into one, so the per-user limit holds at every instant and no invalidated session can
+//!   come back;
+//! - the session record is written once, by the create, and a delete removes it; the writes
+//!   that follow a session's life (activity in `zs:a:`, the secret in `zs:r:`) are in keys of
+//!   their own, and without the session record they are dead weight for the cleanup, so a
+//!   late write never resurrects a deleted session and an activity write never restores a
+//!   rotated secret;
+//! - `invalidate-all` writes a fresh random store generation that every live session must
+//!   carry: one write, whatever the number of sessions.
+//!
+//! What is weaker than on SQL, and measured by the races in the conformance suite: a create
+//! may be told it succeeded while a concurrent create of the same user took its slot a moment
+//! later (the session is then dead, never over the limit); two racing rotates may both answer
+//! a token, of which only the later write validates; concurrent cleanups may count a row twice.
+
+pub mod layout;
+pub mod memory;
+
+use super::{Device, KeyValue, RetiredSecrets, SessionRow, StoreError, StoreStats, UserRow};
+use layout::{
+    ActivityRecord, CleanupRecord, GenRecord, KeyKind, SecretRecord, SessionRecord, SlotRecord,
+};
+use std::collections::{BTreeMap, BTreeSet};
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A create that lost its slot to a concurrent create tries again this many times before
+/// giving up with an error (each try reads the user's slots afresh).
+const CREATE_ATTEMPTS: u32 = 64;
+
+/// A session record whose slot does not name it is left alone by the cleanup for this long:
+/// a create writes the record before it takes the slot.
+const DEAD_GRACE_MS: u64 = 5 * 60 * 1000;
+
+/// Slots a user may hold on a key-value store: creates and listings read a user's slots one
+/// key at a time.
+pub const MAX_SLOTS: u32 = 1_000;
+
+/// The store's operations on one key-value store, for users of at most `slots` sessions.
+#[derive(Debug)]
+pub struct KvStore {
+    kv: Box<dyn KeyValue>,
+    slots: u32,
+}
+
+/// What a create did: the session it evicted, if any, and the last cleanup time it read.
+#[derive(Debug)]
+pub struct KvCreated {
+    pub evicted: Vec<String>,
+    pub last_cleanup_at: u64,
+}
+
+/// Keys known to exist (from one `get_keys`), so a scan skips reading keys that are absent.
+type Known = BTreeSet<String>;
+
+impl KvStore {
+    /// The store on `kv` for users of at most `max_per_user` sessions (the setting in force:
+    /// a session in a slot at or above it is no longer live, so lowering the setting ends
+    /// the sessions beyond it).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::KeyValue`] when `max_per_user` is over [`MAX_SLOTS`].
+    pub fn new(kv: Box<dyn KeyValue>, max_per_user: u32) -> Result<Self> {
+        if max_per_user > MAX_SLOTS {
+            return Err(StoreError::KeyValue(format!(
+                "max_per_user is {max_per_user}, over the {MAX_SLOTS} sessions per user a \
+                 key-value store keeps"
+            )));
+        }
+        Ok(Self {
+            kv,
+            slots: max_per_user,
+        })
+    }
+
+    fn get<T: for<'de> serde::Deserialize<'de>>(&self, key: &str) -> Result<Option<T>> {
+        self.kv
+            .get(key)?
+            .map(|value| layout::decode(key, &value))
+            .transpose()
+    }
+
+    /// `get`, skipping the call when a scan showed the key absent.
+    fn get_known<T: for<'de> serde::Deserialize<'de>>(
+        &self,
+        key: &str,
+        known: Option<&Known>,
+    ) -> Result<Option<T>> {
+        match known {
+            Some(keys) if !keys.contains(key) => Ok(None),
+            _ => self.get(key),
+        }
+    }
+
+    fn put<T: serde::Serialize>(&self, key: &str, record: &T) -> Result<()> {
+        if key.len() > layout::MAX_KEY_BYTES {
+            return Err(StoreError::KeyValue(format!(
+                "a key of {} bytes is over the {} bytes a key-value store accepts",
+                key.len(),
+                layout::MAX_KEY_BYTES
+            )));
+        }
+        self.kv.set(key, &layout::encode(key, record)?)
+    }
+
+    fn generation(&self) -> Result<String> {
+        Ok(self
+            .get::<GenRecord>(layout::GEN_KEY)?
+            .map(|g| g.generation)
+            .unwrap_or_default())
+    }
+
+    fn slot_holder(&self, user_id: &str, n: u32) -> Result<Option<String>> {
+        Ok(self
+            .get::<SlotRecord>(&layout::slot_key(user_id, n))?
+            .map(|slot| slot.session_id))
+    }
+
+    /// The session `id` if it is live: its record, its slot naming it, the store's
+    /// generation; with its secret and activity resolved. `slot_checked` when the caller has
+    /// just read the slot naming `id`.
+    fn live(
+        &self,
+        id: &str,
+        generation: &str,
+        slot_checked: bool,
+        known: Option<&Known>,
+    ) -> Result<Option<SessionRow>> {
+        let key = layout::session_key(id);
+        let Some(record) = self.get_known::<SessionRecord>(&key, known)? else {
+            return Ok(None);
+        };
+        if !self.holds_slot(id, &record, slot_checked)? || record.generation != generation {
+            return Ok(None);
+        }
+        self.row(id, record, known).map(Some)
+    }
+
+    fn holds_slot(&self, id: &str, record: &SessionRecord, slot_checked: bool) -> Result<bool> {
+        Ok(record.slot < self.slots
+            && (slot_checked
+                || self.slot_holder(&record.user_id, record.slot)?.as_deref() == Some(id)))
+    }
+
+    /// The row of a session whose record is `record`: the latest of the create's, the last
+    /// rotate's and the last activity write's activity, ties going to the later kind.
+    fn row(&self, id: &str, record: SessionRecord, known: Option<&Known>) -> Result<SessionRow> {
+        let secret_key = layout::secret_key(id);
+        let secret: Option<SecretRecord> = self.get_known(&secret_key, known)?;
+        let activity: Option<ActivityRecord> =
+            self.get_known(&layout::activity_key(id), known)?;
+        let session_key = layout::session_key(id);
+        let mut latest = ActivityRecord {
+            last_activity: record.created_at,
+            expires_at: record.expires_at,
+            client_addr: record.client_addr,
+            user_agent: record.user_agent,
+        };
+        let (mut secret_hash, mut retired, mut rotated_at) = (
+            layout::hash_bytes(&session_key, &record.secret_hash)?,
+            RetiredSecrets::default(),
+            0,
+        );
+        if let Some(secret) = secret {
+            secret_hash = layout::hash_bytes(&secret_key, &secret.secret_hash)?;
+            retired = layout::retired_from(&secret_key, &secret.retired)?;
+            rotated_at = secret.rotated_at;
+            if secret.activity.last_activity >= latest.last_activity {
+                latest = secret.activity;
+            }
+        }
+        if let Some(activity) = activity
+            && activity.last_activity >= latest.last_activity
+        {
+            latest = activity;
+        }
+        Ok(SessionRow {
+            id: id.to_owned(),
+            secret_hash,
+            user_id: record.user_id,
+            created_at: record.created_at,
+            last_activity: latest.last_activity,
+            expires_at: latest.expires_at,
+            absolute_expires_at: record.absolute_expires_at,
+            idle_timeout: record.idle_timeout,
+            metadata: record.metadata,
+            retired_secrets: retired,
+            rotated_at,
+            client_addr: latest.client_addr,
+            user_agent: latest.user_agent,
+        })
+    }
+
+    /// As [`Db::find`](super::Db::find): the live session `id`, expired or not.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] from the store, or for a malformed record.
+    pub fn find(&self, id: &str) -> Result<Option<SessionRow>> {
+        let generation = self.generation()?;
+        self.live(id, &generation, false, None)
+    }
+
+    fn last_cleanup_at(&self) -> Result<u64> {
+        Ok(self
+            .get::<CleanupRecord>(layout::CLEANUP_KEY)?
+            .map_or(0, |c| c.last_cleanup_at))
+    }
+
+    /// Inserts `row` into a free slot of its user, or under `evict` into the slot of the
+    /// least recently active of `limit` live sessions; `None` when the user is full and
+    /// `evict` is off. The session record is written before the slot, so the session is
+    /// never live without it; a create that reads the slot back and finds another id lost a
+    /// race for it and tries again.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] from the store, or [`StoreError::KeyValue`] when every attempt lost.
+    pub fn insert(
+        &self,
+        row: &SessionRow,
+        now: u64,
+        limit: u32,
+        evict: bool,
+    ) -> Result<Option<KvCreated>> {
+        let limit = limit.min(self.slots);
+        let generation = self.generation()?;
+        for attempt in 0..CREATE_ATTEMPTS {
+            let (mut free, mut live) = (Vec::new(), Vec::new());
+            for n in 0..limit {
+                match self.slot_holder(&row.user_id, n)? {
+                    None => free.push(n),
+                    Some(id) => match self.live(&id, &generation, true, None)? {
+                        Some(session) if session.expires_at > now => live.push((n, session)),
+                        _ => free.push(n),
+                    },
+                }
+                // The first free slot is enough on a first try: no need to read the rest.
+                if attempt == 0 && !free.is_empty() {
+                    break;
+                }
+            }
+            let (slot, evicted) = if let Some(&first) = free.first() {
+                (pick(attempt, &free).unwrap_or(first), None)
+            } else if evict {
+                live.sort_by_key(|(_, s)| (s.last_activity, s.created_at));
+                // After a lost race the choice is spread over the oldest half, so the losers
+                // of one race do not all go for the same slot again.
+                let oldest: Vec<u32> = live
+                    .iter()
+                    .take(live.len().div_ceil(2))
+                    .map(|(n, _)| *n)
+                    .collect();
+                let Some(slot) = pick(attempt, &oldest).or(oldest.first().copied()) else {
+                    return Ok(None);
+                };
+                let id = live
+                    .iter()
+                    .find(|(n, _)| *n == slot)
+                    .map(|(_, s)| s.id.clone());
+                (slot, id)
+            } else {
+                return Ok(None);
+            };
+            self.put(
+                &layout::session_key(&row.id),
+                &session_record(row, slot, &generation),
+            )?;
+            let slot_key = layout::slot_key(&row.user_id, slot);
+            self.put(
+                &slot_key,
+                &SlotRecord {
+                    session_id: row.id.clone(),
+                },
+            )?;
+            if self.slot_holder(&row.user_id, slot)?.as_deref() == Some(row.id.as_str()) {
+                return Ok(Some(KvCreated {
+                    evicted: evicted.into_iter().collect(),
+                    last_cleanup_at: self.last_cleanup_at()?,
+                }));
+            }
+        }
+        // The record is not live (no slot names it); the cleanup removes it.
+        Err(StoreError::KeyValue(format!(
+            "a create lost the race for a slot {CREATE_ATTEMPTS} times: too many concurrent \
+             creates for one user"
+        )))
+    }
+
+    /// As [`Db::record_activity`](super::Db::record_activity): one write to the activity key,
+    /// after reading the session to check that it is live with `secret_hash` and to keep the
+    /// parts of the device `device` leaves out.
+    ///
+    /// # Errors
+    ///
+    /// As [`KvStore::find`].
+    pub fn record_activity(
+        &self,
+        id: &str,
+        secret_hash: &[u8],
+        now: u64,
+        expires_at: u64,
+        device: Option<&Device>,
+    ) -> Result<bool> {
+        self.write_activity(id, secret_hash, |row| {
+            activity_of(row, now, expires_at).with_device(device)
+        })
+    }
+
+    /// As [`Db::set_expiry`](super::Db::set_expiry).
+    ///
+    /// # Errors
+    ///
+    /// As [`KvStore::find`].
+    pub fn set_expiry(&self, id: &str, secret_hash: &[u8], expires_at: u64) -> Result<bool> {
+        self.write_activity(id, secret_hash, |row| {
+            activity_of(row, row.last_activity, expires_at)
+        })
+    }
+
+    fn write_activity(
+        &self,
+        id: &str,
+        secret_hash: &[u8],
+        activity: impl FnOnce(&SessionRow) -> ActivityRecord,
+    ) -> Result<bool> {
+        let Some(row) = self.find(id)? else {
+            return Ok(false);
+        };
+        if row.secret_hash != secret_hash {
+            return Ok(false);
+        }
+        self.put(&layout::activity_key(id), &activity(&row))?;
+        Ok(true)
+    }
+
+    /// As [`Db::replace_secret`](super::Db::replace_secret): one write of the secret key,
+    /// then a read back; `false` when the session is gone, no longer has `old`, or a
+    /// concurrent rotate's write landed after this one.
+    ///
+    /// # Errors
+    ///
+    /// As [`KvStore::find`].
+    pub fn replace_secret(
+        &self,
+        id: &str,
+        (old, new): (&[u8], &[u8]),
+        retired: &RetiredSecrets,
+        now: u64,
+        expires_at: u64,
+        device: Option<&Device>,
+    ) -> Result<bool> {
+        let Some(row) = self.find(id)? else {
+            return Ok(false);
+        };
+        if row.secret_hash != old {
+            return Ok(false);
+        }
+        let key = layout::secret_key(id);
+        let new_hex = layout::hash_hex(new);
+        self.put(
+            &key,
+            &SecretRecord {
+                secret_hash: new_hex.clone(),
+                retired: layout::retired_hex(retired),
+                rotated_at: now,
+                activity: activity_of(&row, now, expires_at).with_device(device),
+            },
+        )?;
+        Ok(self
+            .get::<SecretRecord>(&key)?
+            .is_some_and(|secret| secret.secret_hash == new_hex))
+    }
+
+    /// As [`Db::delete_reused`](super::Db::delete_reused).
+    ///
+    /// # Errors
+    ///
+    /// As [`KvStore::find`].
+    pub fn delete_reused(&self, id: &str, retired: &RetiredSecrets) -> Result<bool> {
+        match self.find(id)? {
+            Some(row) if row.retired_secrets == *retired => {
+                self.kv.delete(&layout::session_key(id))?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// As [`Db::delete`](super::Db::delete): deletes the session record (one write); whether
+    /// the session was live. Its other keys are the cleanup's.
+    ///
+    /// # Errors
+    ///
+    /// As [`KvStore::find`].
+    pub fn delete(&self, id: &str) -> Result<bool> {
+        let key = layout::session_key(id);
+        let Some(record) = self.get::<SessionRecord>(&key)? else {
+            return Ok(false);
+        };
+        let live = self.holds_slot(id, &record, false)? && record.generation == self.generation()?;
+        self.kv.delete(&key)?;
+        Ok(live)
+    }
+
+    /// As [`Db::delete_user`](super::Db::delete_user): deletes every slot of the user but
+    /// `keep`'s, which ends those sessions at once; counts the ones that were live.
+    ///
+    /// # Errors
+    ///
+    /// As [`KvStore::find`].
+    pub fn delete_user(&self, user_id: &str, keep: Option<&str>) -> Result<u64> {
+        let generation = self.generation()?;
+        let mut deleted = 0;
+        for n in 0..self.slots {
+            let Some(id) = self.slot_holder(user_id, n)? else {
+                continue;
+            };
+            if keep == Some(id.as_str()) {
+                continue;
+            }
+            let record: Option<SessionRecord> = self.get(&layout::session_key(&id))?;
+            if record.is_some_and(|r| r.generation == generation && r.user_id == user_id) {
+                deleted += 1;
+            }
+            self.kv.delete(&layout::slot_key(user_id, n))?;
+        }
+        Ok(deleted)
+    }
+
+    /// As [`Db::delete_all`](super::Db::delete_all): counts the live sessions, then writes a
+    /// fresh store generation, which ends every one of them in one write. Their keys are
+    /// the cleanup's.
+    ///
+    /// # Errors
+    ///
+    /// As [`KvStore::find`].
+    pub fn delete_all(&self) -> Result<u64> {
+        let generation = self.generation()?;
+        let mut count = 0;
+        for key in self.kv.get_keys()? {
+            if let KeyKind::Session(id) = KeyKind::of(&key)
+                && let Some(record) = self.get::<SessionRecord>(&key)?
+                && record.generation == generation
+                && self.holds_slot(&id, &record, false)?
+            {
+                count += 1;
+            }
+        }
+        self.put(
+            layout::GEN_KEY,
+            &GenRecord {
+                generation: layout::random_tag()?,
+            },
+        )?;
+        Ok(count)
+    }
+
+    /// As [`Db::list_user`](super::Db::list_user): the live sessions in the user's slots.
+    ///
+    /// # Errors
+    ///
+    /// As [`KvStore::find`].
+    pub fn list_user(&self, user_id: &str, now: u64) -> Result<Vec<SessionRow>> {
+        let generation = self.generation()?;
+        let mut rows = self.user_sessions(user_id, now, &generation, 0..self.slots)?;
+        rows.sort_by(|a, b| {
+            (b.last_activity, b.created_at).cmp(&(a.last_activity, a.created_at))
+        });
+        Ok(rows)
+    }
+
+    fn user_sessions(
+        &self,
+        user_id: &str,
+        now: u64,
+        generation: &str,
+        slots: impl IntoIterator<Item = u32>,
+    ) -> Result<Vec<SessionRow>> {
+        let mut rows = Vec::new();
+        for n in slots {
+            if let Some(id) = self.slot_holder(user_id, n)?
+                && let Some(row) = self.live(&id, generation, true, None)?
+                && row.expires_at > now
+                && row.user_id == user_id
+            {
+                rows.push(row);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// As [`Db::delete_expired`](super::Db::delete_expired): deletes at most `limit` expired
+    /// live sessions (counted), and on the way the keys of dead sessions and orphans (not
+    /// counted). A scan starts at a random key, so concurrent cleanups mostly meet different
+    /// sessions; the record is deleted first, so a session is never seen without its secret
+    /// key (which would bring its first secret back).
+    ///
+    /// # Errors
+    ///
+    /// As [`KvStore::find`].
+    pub fn delete_expired(&self, now: u64, limit: u32) -> Result<u64> {
+        let keys = self.kv.get_keys()?;
+        let known: Known = keys.iter().cloned().collect();
+        let generation = self.generation()?;
+        let start = usize::from(random_u16()?) % keys.len().max(1);
+        let mut deleted = 0u64;
+        for key in keys[start..].iter().chain(&keys[..start]) {
+            if deleted >= u64::from(limit) {
+                break;
+            }
+            match KeyKind::of(key) {
+                KeyKind::Session(id) => {
+                    let Some(record) = self.get::<SessionRecord>(key)? else {
+                        continue;
+                    };
+                    let created_at = record.created_at;
+                    let live = record.generation == generation
+                        && self.holds_slot(&id, &record, false)?;
+                    if live {
+                        if self.row(&id, record, Some(&known))?.expires_at <= now {
+                            self.delete_session_keys(&id, &known)?;
+                            deleted += 1;
+                        }
+                    } else if created_at.saturating_add(DEAD_GRACE_MS) <= now {
+                        self.delete_session_keys(&id, &known)?;
+                    }
+                }
+                KeyKind::Secret(id) | KeyKind::Activity(id)
+                    if !known.contains(&layout::session_key(&id))
+                        && self.kv.get(&layout::session_key(&id))?.is_none() =>
+                {
+                    self.kv.delete(key)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(deleted)
+    }
+
+    fn delete_session_keys(&self, id: &str, known: &Known) -> Result<()> {
+        self.kv.delete(&layout::session_key(id))?;
+        for key in [layout::secret_key(id), layout::activity_key(id)] {
+            if known.contains(&key) {
+                self.kv.delete(&key)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// As [`Db::stats`](super::Db::stats), over one scan of the store.
+    ///
+    /// # Errors
+    ///
+    /// As [`KvStore::find`].
+    pub fn stats(&self, now: u64) -> Result<StoreStats> {
+        let keys = self.kv.get_keys()?;
+        let known: Known = keys.iter().cloned().collect();
+        let generation = self.generation()?;
+        let (mut active, mut expired, mut users) = (0, 0, BTreeSet::new());
+        for key in &keys {
+            if let KeyKind::Session(id) = KeyKind::of(key)
+                && let Some(row) = self.live(&id, &generation, false, Some(&known))?
+            {
+                if row.expires_at > now {
+                    active += 1;
+                    users.insert(row.user_id);
+                } else {
+                    expired += 1;
+                }
+            }
+        }
+        Ok(StoreStats {
+            active_sessions: active,
+            active_users: users.len() as u64,
+            expired,
+            last_cleanup_at: self.last_cleanup_at()?,
+        })
+    }
+
+    /// As [`Db::users_in_range`](super::Db::users_in_range): the users are found in the slot
+    /// keys' names (the hex keeps byte order), then their slots are read.
+    ///
+    /// # Errors
+    ///
+    /// As [`KvStore::find`].
+    pub fn users_in_range(
+        &self,
+        from: &str,
+        below: &str,
+        except: &str,
+        now: u64,
+        limit: u32,
+    ) -> Result<Vec<UserRow>> {
+        let mut slots: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for key in self.kv.get_keys()? {
+            if let KeyKind::Slot(user, n) = KeyKind::of(&key)
+                && user.as_str() >= from
+                && user.as_str() < below
+                && user != except
+                && n < self.slots
+            {
+                slots.entry(user).or_default().push(n);
+            }
+        }
+        let generation = self.generation()?;
+        let mut users = Vec::new();
+        for (user_id, user_slots) in slots {
+            if users.len() >= limit as usize {
+                break;
+            }
+            let rows = self.user_sessions(&user_id, now, &generation, user_slots)?;
+            if let Some(last_activity) = rows.iter().map(|r| r.last_activity).max() {
+                users.push(UserRow {
+                    user_id,
+                    sessions: rows.len() as u64,
+                    last_activity,
+                });
+            }
+        }
+        Ok(users)
+    }
+
+    /// As [`Db::claim_cleanup`](super::Db::claim_cleanup): writes a random claim and reads
+    /// it back; of concurrent claimers, those whose write another's overwrote before their
+    /// read back lose.
+    ///
+    /// # Errors
+    ///
+    /// As [`KvStore::find`].
+    pub fn claim_cleanup(&self, now: u64, interval_ms: u64) -> Result<bool> {
+        if self.last_cleanup_at()? > now.saturating_sub(interval_ms) {
+            return Ok(false);
+        }
+        let claim = layout::random_tag()?;
+        self.put(
+            layout::CLEANUP_KEY,
+            &CleanupRecord {
+                last_cleanup_at: now,
+                claim: claim.clone(),
+            },
+        )?;
+        Ok(self
+            .get::<CleanupRecord>(layout::CLEANUP_KEY)?
+            .is_some_and(|c| c.claim == claim))
+    }
+
+    /// As [`Db::mark_cleanup`](super::Db::mark_cleanup).
+    ///
+    /// # Errors
+    ///
+    /// As [`KvStore::find`].
+    pub fn mark_cleanup(&self, now: u64) -> Result<()> {
+        self.put(
+            layout::CLEANUP_KEY,
+            &CleanupRecord {
+                last_cleanup_at: now,
+                claim: String::new(),
+            },
+        )
+    }
+}
+
+fn session_record(row: &SessionRow, slot: u32, generation: &str) -> SessionRecord {
+    SessionRecord {
+        user_id: row.user_id.clone(),
+        slot,
+        generation: generation.to_owned(),
+        created_at: row.created_at,
+        expires_at: row.expires_at,
+        absolute_expires_at: row.absolute_expires_at,
+        idle_timeout: row.idle_timeout,
+        metadata: row.metadata.clone(),
+        secret_hash: layout::hash_hex(&row.secret_hash),
+        client_addr: row.client_addr.clone(),
+        user_agent: row.user_agent.clone(),
+    }
+}
+
+fn activity_of(row: &SessionRow, last_activity: u64, expires_at: u64) -> ActivityRecord {
+    ActivityRecord {
+        last_activity,
+        expires_at,
+        client_addr: row.client_addr.clone(),
+        user_agent: row.user_agent.clone(),
+    }
+}
+
+/// On a retry, one of `choices` at random (`None` on a first try, or with no choice).
+fn pick(attempt: u32, choices: &[u32]) -> Option<u32> {
+    if attempt == 0 || choices.is_empty() {
+        return None;
+    }
+    let n = random_u16().ok()?;
+    choices.get(usize::from(n) % choices.len()).copied()
+}
+
+fn random_u16() -> Result<u16> {
+    let mut bytes = [0u8; 2];
+    getrandom::fill(&mut bytes)
+        .map_err(|err| StoreError::KeyValue(format!("no randomness: {err}")))?;
+    Ok(u16::from_le_bytes(bytes))
+}
