@@ -78,6 +78,14 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("the component does not export wasi:http/incoming-handler@0.2.x: {0:#}")]
+    #[error(
+        "the component exports neither wasi:http/incoming-handler@0.2.x nor \
+         wasi:http/handler@0.3.0: {0:#}"
+    )]
     NotAnHttpComponent(anyhow::Error),
+    #[error(
+        "--count-host-calls counts the calls of one request per instance, which a WASIp3 \
+         component (many requests at once in one instance) does not have"
+    )]
+    CountingUnsupported,
 }

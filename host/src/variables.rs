@@ -5,6 +5,8 @@
 //! variable Spin's manifest composes from others, [`REQUEST_SETTINGS`], this host renders
 //! from the settings it holds, as Spin renders spin.toml's template.
 
+pub mod v3_0;
+
 use crate::bindings::fermyon::spin::variables::{self as wit, Error};
 use crate::host_calls::HostCalls;
 use std::collections::BTreeMap;

@@ -53,6 +53,7 @@ mod options;
 mod pool;
 mod statements;
 mod transactions;
+pub mod v4_2;
 mod values;
 
 pub use crate::bindings::spin::postgres::postgres as wit;

@@ -20,6 +20,9 @@ use zoe_postgres_tls::SslMode;
 pub struct Postgres {
     allowed: Option<Allowed>,
     compat: SpinCompat,
+    /// The PEM text of the configured root certificates, whitespace removed, for
+    /// `connection-builder.set-ca-root` (see [`Postgres::trusts_root`]).
+    roots: Option<String>,
 }
 
 struct Allowed {
@@ -36,6 +39,7 @@ impl Default for Postgres {
         Self {
             allowed: None,
             compat: SpinCompat::Current,
+            roots: None,
         }
     }
 }
@@ -81,7 +85,23 @@ impl Postgres {
                 options,
             }),
             compat: SpinCompat::Current,
+            // Unreadable, it trusts nothing more; every `open` reports why (see above).
+            roots: root_cert
+                .and_then(|path| std::fs::read_to_string(path).ok())
+                .map(|pem| without_whitespace(&pem)),
         }
+    }
+
+    /// Whether `certificate` (PEM) is among the configured root certificates, which every
+    /// verifying connection trusts already. A guest cannot add a root: which servers to trust
+    /// is the operator's choice.
+    pub(super) fn trusts_root(&self, certificate: &str) -> bool {
+        let wanted = without_whitespace(certificate);
+        !wanted.is_empty()
+            && self
+                .roots
+                .as_ref()
+                .is_some_and(|roots| roots.contains(&wanted))
     }
 
     /// Answers as `compat` says (see [`SpinCompat`]); a builder-style helper.
@@ -132,6 +152,10 @@ impl Postgres {
             compat: self.compat,
         })
     }
+}
+
+fn without_whitespace(text: &str) -> String {
+    text.split_whitespace().collect()
 }
 
 fn build_pool(

@@ -4,6 +4,7 @@
 use super::costs::{CountedBody, HostCallSink, PendingReport, count_body_writes};
 use super::errors::RequestError;
 use super::metrics::Metrics;
+use super::p3::P3Handler;
 use super::pool::{Instance, InstancePool, Running};
 use super::spin_request::{GuestRequest, present_like_spin, read_body};
 use crate::api::SessionHost;
@@ -27,11 +28,20 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 /// runs out; what is left after the handler returns says what it used.
 const FUEL_BUDGET: u64 = u64::MAX / 2;
 
+/// The component's HTTP export, and how its instances are run.
+pub(super) enum GuestKind {
+    /// `wasi:http/incoming-handler@0.2.x`: an instance runs one request at a time, reused up to
+    /// `requests_per_instance` times ([`Shared::run_guest`]).
+    P2(ProxyPre<HostState>),
+    /// `wasi:http/handler@0.3.0`: Spin 4.1's reuse, many requests at once ([`P3Handler`]).
+    P3(P3Handler),
+}
+
 /// What every request a server handles shares: the host, the limits, the instances kept for
 /// reuse and the counters.
 pub(super) struct Shared {
     pub(super) host: SessionHost,
-    pub(super) pre: ProxyPre<HostState>,
+    pub(super) guest: GuestKind,
     pub(super) deadline_ticks: u64,
     pub(super) request_timeout: Duration,
     pub(super) permits: Arc<Semaphore>,
@@ -82,7 +92,10 @@ impl Shared {
             .acquire_owned()
             .await
             .map_err(|_| RequestError::ShuttingDown)?;
-        self.run_guest(req, permit).await
+        match &self.guest {
+            GuestKind::P2(pre) => self.run_guest(pre, req, permit).await,
+            GuestKind::P3(handler) => handler.run(req, permit).await,
+        }
     }
 
     /// Runs `req` on an idle instance or a fresh one and waits for the response head. The
@@ -99,6 +112,7 @@ impl Shared {
     /// client hangs up first ([`RunToEnd`]).
     async fn run_guest(
         &self,
+        pre: &ProxyPre<HostState>,
         req: GuestRequest,
         permit: OwnedSemaphorePermit,
     ) -> Result<Response<HyperOutgoingBody>, RequestError> {
@@ -144,7 +158,7 @@ impl Shared {
             None => store.data_mut().http().new_response_outparam(sender),
         }
         .map_err(RequestError::from_guest)?;
-        let (pre, instances) = (self.pre.clone(), self.instances.clone());
+        let (pre, instances) = (pre.clone(), self.instances.clone());
         // The epoch deadline fires only while guest code runs; this one also covers a guest
         // waiting in the host (e.g. on a response body the client does not read).
         let limit = self.request_timeout + Duration::from_secs(1);

@@ -67,17 +67,23 @@ mod guest;
 mod log;
 mod maintenance;
 pub mod metrics;
+mod p3;
 mod pool;
 mod spin_request;
 
 pub use costs::{BodyAtHead, HostCallSink, RequestCosts};
+pub use p3::{
+    DEFAULT_IDLE_INSTANCE_TIMEOUT, DEFAULT_MAX_INSTANCE_CONCURRENT_REUSE_COUNT,
+    DEFAULT_MAX_INSTANCE_REUSE_COUNT, ReusePolicy,
+};
 
 pub use crate::error::ServeError;
 
-use self::guest::{Shared, refuse_connection};
+use self::guest::{GuestKind, Shared, refuse_connection};
 use self::log::log_line;
 use self::maintenance::cleanup_timer;
 use self::metrics::Metrics;
+use self::p3::P3Handler;
 use self::pool::InstancePool;
 use crate::api::SessionHost;
 use crate::runtime::Allocation;
@@ -95,6 +101,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 /// How long shutdown waits for in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -126,6 +133,10 @@ pub struct ServeOptions {
     /// Requests one instance serves before it is replaced; 1 gives every request a fresh
     /// instance, as Spin does. See the module documentation for why reuse is safe.
     pub requests_per_instance: u32,
+    /// How a WASIp3 component's instances are reused: Spin 4.1's policy and defaults (128
+    /// requests, 16 at once, 1 s idle). A WASIp2 component follows
+    /// [`ServeOptions::requests_per_instance`] instead.
+    pub p3_reuse: ReusePolicy,
     /// Where to report, for every request, the host calls its guest made and the writes of
     /// its response body; `None` counts nothing. For benchmarks (issue 18): each call is a
     /// cost Spin pays per request. [`HostCallSink::log`] writes one JSON line per request.
@@ -153,6 +164,7 @@ impl Default for ServeOptions {
             max_header_bytes: 32 * 1024,
             max_connections: 1024,
             requests_per_instance: 100,
+            p3_reuse: ReusePolicy::default(),
             count_host_calls: None,
             metrics_listen: None,
             tcp_nodelay: true,
@@ -193,8 +205,22 @@ impl Server {
     /// [`ServeError::Bind`] if the address is taken or not ours; [`ServeError::NotAnHttpComponent`]
     /// if the component has no HTTP export.
     pub async fn start(host: SessionHost, options: ServeOptions) -> Result<Self, ServeError> {
-        let pre = ProxyPre::new(host.runtime().instance_pre().clone())
-            .map_err(|err| ServeError::NotAnHttpComponent(anyhow::Error::from(err)))?;
+        // A WASIp2 component, else a WASIp3 one: the two exports Spin 4.1 serves.
+        let pre = host.runtime().instance_pre();
+        let p3 = match ProxyPre::new(pre.clone()) {
+            Ok(p2) => Err(p2),
+            Err(p2_missing) => match ServicePre::new(pre.clone()) {
+                Ok(p3) => Ok(p3),
+                Err(_) => {
+                    return Err(ServeError::NotAnHttpComponent(anyhow::Error::from(
+                        p2_missing,
+                    )));
+                }
+            },
+        };
+        if p3.is_ok() && options.count_host_calls.is_some() {
+            return Err(ServeError::CountingUnsupported);
+        }
         let listener =
             TcpListener::bind(options.listen)
                 .await
@@ -220,6 +246,17 @@ impl Server {
             reused: AtomicU64::new(0),
             running: AtomicUsize::new(0),
         });
+        let guest = match p3 {
+            Err(p2) => GuestKind::P2(p2),
+            Ok(p3) => GuestKind::P3(P3Handler::new(
+                host.clone(),
+                p3,
+                options.p3_reuse,
+                options.request_timeout,
+                deadline_ticks,
+                instances.clone(),
+            )),
+        };
         let metrics = Arc::new(Metrics::new());
         let metrics_server = match options.metrics_listen {
             Some(addr) => {
@@ -242,7 +279,7 @@ impl Server {
         };
         let shared = Arc::new(Shared {
             host,
-            pre,
+            guest,
             deadline_ticks,
             request_timeout: options.request_timeout,
             permits: Arc::new(Semaphore::new(options.max_concurrent.max(1))),

@@ -51,6 +51,7 @@ mod routing;
 mod statements;
 #[cfg(test)]
 mod tests;
+pub mod v3_1;
 mod values;
 mod wal;
 
