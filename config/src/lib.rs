@@ -371,9 +371,9 @@ settings! {
     session_header: String = "X-Session-ID" from SESSION_HEADER, header_name;
     /// Validation records activity (sliding expiry), at most once per 15 s per session.
     auto_update: bool = "true" from SESSION_AUTO_UPDATE, boolean;
-    /// Path prefixes the gate protects (read by the gate component).
+    /// Path prefixes the gate and the middleware protect (a valid session or 401).
     protected_paths: Vec<String> = "/api/chat,/developer,/tasks" from SESSION_PROTECTED_PATHS, paths;
-    /// Path prefixes the gate lets through unauthenticated (read by the gate component).
+    /// Path prefixes the gate and the middleware let through without a session.
     excluded_paths: Vec<String> = "/docs,/health,/sessions/create" from SESSION_EXCLUDED_PATHS, paths;
     /// DEBUG, INFO, WARNING or ERROR.
     log_level: LogLevel = "INFO" from SESSION_LOG_LEVEL, log_level;
@@ -397,6 +397,14 @@ settings! {
     record_devices: bool = "true" from SESSION_RECORD_DEVICES, boolean;
     /// Other origins (`https://app.example`) whose pages may use the session cookie across sites.
     allowed_origins: Vec<String> = "" from SESSION_ALLOWED_ORIGINS, origins;
+    /// Path prefixes where the middleware hands the app the session's identity when there is a valid one, and never refuses.
+    optional_paths: Vec<String> = "" from SESSION_OPTIONAL_PATHS, paths;
+    /// Roles the middleware requires per path prefix: `/admin=admin,/billing=billing` (every matching entry applies; 403 when unmet).
+    required_roles: Vec<PathRule> = "" from SESSION_REQUIRED_ROLES, path_rules;
+    /// Permissions the middleware requires per path prefix: `/reports=reports:read` (every matching entry applies; 403 when unmet).
+    required_permissions: Vec<PathRule> = "" from SESSION_REQUIRED_PERMISSIONS, path_rules;
+    /// Where the middleware sends a browser navigation without a valid session (303, `?next=` the path); empty: 401 JSON.
+    login_url: Option<String> = "" from SESSION_LOGIN_URL, login_url;
 }
 
 /// The settings as a Markdown table (variable, environment variable, default, meaning), one
@@ -800,6 +808,72 @@ fn origins(name: &'static str, list: &str) -> Result<Vec<String>, ConfigError> {
     Ok(origins)
 }
 
+/// One `PATH=NAME` entry of `required_roles` or `required_permissions`: requests at or
+/// below `prefix` need `name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathRule {
+    /// A path starting with `/`.
+    pub prefix: String,
+    /// The role or permission, as sessions carry it in their metadata.
+    pub name: String,
+}
+
+/// `PATH=NAME` entries separated by commas. A name holds no whitespace, `=` or `,`: it is
+/// compared with the session's roles and permissions exactly.
+fn path_rules(name: &'static str, list: &str) -> Result<Vec<PathRule>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let bad = || {
+                rule(
+                    name,
+                    format!(
+                        "must be a comma-separated list of `PATH=NAME` entries (`/admin=admin`), \
+                         with PATH starting with `/` and NAME without spaces, got {entry:?}"
+                    ),
+                )
+            };
+            let (prefix, required) = entry.split_once('=').ok_or_else(bad)?;
+            let (prefix, required) = (prefix.trim(), required.trim());
+            let name_ok = !required.is_empty()
+                && !required
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || c == '=');
+            if !prefix.starts_with('/') || !name_ok {
+                return Err(bad());
+            }
+            Ok(PathRule {
+                prefix: prefix.to_owned(),
+                name: required.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// Empty for none, else a path on this site (`/login`, never `//host`) or an `http(s)://`
+/// URL, without whitespace or control characters: it becomes a `Location` header.
+fn login_url(name: &'static str, value: &str) -> Result<Option<String>, ConfigError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    let lower = value.to_ascii_lowercase();
+    let absolute = ["https://", "http://"].iter().any(|scheme| {
+        lower
+            .strip_prefix(scheme)
+            .is_some_and(|rest| !rest.is_empty())
+    });
+    let local = value.starts_with('/') && !value.starts_with("//") && !value.starts_with("/\\");
+    if stray_characters(value).is_some() || !(absolute || local) {
+        return Err(rule(
+            name,
+            format!("must be a path starting with `/` or an http(s):// URL, got {value:?}"),
+        ));
+    }
+    Ok(Some(value.to_owned()))
+}
+
 fn paths(name: &'static str, list: &str) -> Result<Vec<String>, ConfigError> {
     let paths: Vec<String> = list
         .split(',')
@@ -825,6 +899,65 @@ mod tests {
         let config = Config::from_pairs(vars);
         config.check_all()?;
         Ok(config)
+    }
+
+    #[test]
+    fn required_roles_are_path_name_pairs() {
+        let config = parse(&[
+            (
+                "required_roles",
+                " /admin=admin, /billing = billing ,/admin=ops",
+            ),
+            ("required_permissions", "/reports=reports:read"),
+        ])
+        .unwrap();
+        let rule = |prefix: &str, name: &str| PathRule {
+            prefix: prefix.to_owned(),
+            name: name.to_owned(),
+        };
+        assert_eq!(
+            config.required_roles().unwrap(),
+            &[
+                rule("/admin", "admin"),
+                rule("/billing", "billing"),
+                rule("/admin", "ops")
+            ]
+        );
+        assert_eq!(
+            config.required_permissions().unwrap(),
+            &[rule("/reports", "reports:read")]
+        );
+        assert!(parse(&[]).unwrap().required_roles().unwrap().is_empty());
+        for bad in ["admin=admin", "/admin", "/admin=", "/admin=a b", "/a=b=c"] {
+            let err = parse(&[("required_roles", bad)]).unwrap_err();
+            assert_eq!(err.name, "required_roles", "{bad}");
+            assert!(err.rule.contains("PATH=NAME"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_login_url_is_a_local_path_or_an_http_url() {
+        for good in [
+            "/login",
+            "/auth/login?x=1",
+            "https://id.example/login",
+            "HTTP://a",
+        ] {
+            let config = parse(&[("login_url", good)]).unwrap();
+            assert_eq!(config.login_url().unwrap().as_deref(), Some(good));
+        }
+        assert_eq!(parse(&[]).unwrap().login_url().unwrap(), &None);
+        for bad in [
+            "login",
+            "//evil.example",
+            "/\\evil.example",
+            "javascript:x",
+            "https://",
+            "/a b",
+        ] {
+            let err = parse(&[("login_url", bad)]).unwrap_err();
+            assert_eq!(err.name, "login_url", "{bad}");
+        }
     }
 
     #[test]

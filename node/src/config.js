@@ -28,6 +28,10 @@ export const VARIABLE_TO_ENV = Object.freeze({
   audit_events: "SESSION_AUDIT_EVENTS",
   record_devices: "SESSION_RECORD_DEVICES",
   allowed_origins: "SESSION_ALLOWED_ORIGINS",
+  optional_paths: "SESSION_OPTIONAL_PATHS",
+  required_roles: "SESSION_REQUIRED_ROLES",
+  required_permissions: "SESSION_REQUIRED_PERMISSIONS",
+  login_url: "SESSION_LOGIN_URL",
 });
 
 /**

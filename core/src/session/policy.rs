@@ -264,6 +264,38 @@ pub fn authorizes(metadata: &str, requirement: &Requirement) -> bool {
     }
 }
 
+/// What a session's metadata grants under the rule of [`authorizes`]: its role and its
+/// permissions (the strings of `metadata.permissions`, in order, without repeats). Malformed
+/// metadata grants nothing. The middleware hands these to the app.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    pub role: Option<String>,
+    pub permissions: Vec<String>,
+}
+
+/// The [`Grants`] of a session's metadata (a JSON object as text).
+pub fn grants(metadata: &str) -> Grants {
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(metadata) else {
+        return Grants::default();
+    };
+    let mut permissions: Vec<String> = Vec::new();
+    for permission in map
+        .get("permissions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        if !permissions.iter().any(|seen| seen == permission) {
+            permissions.push(permission.to_owned());
+        }
+    }
+    Grants {
+        role: role_of(&map).map(str::to_owned),
+        permissions,
+    }
+}
+
 fn role_of(map: &Map<String, Value>) -> Option<&str> {
     map.get("role").and_then(Value::as_str)
 }
@@ -277,6 +309,15 @@ mod tests {
     use super::*;
 
     const HOUR: u64 = 3_600_000;
+
+    #[test]
+    fn grants_are_the_role_and_the_string_permissions() {
+        let g = grants(r#"{"role":"editor","permissions":["a",1,"b","a"]}"#);
+        assert_eq!(g.role.as_deref(), Some("editor"));
+        assert_eq!(g.permissions, ["a", "b"]);
+        assert_eq!(grants("[1]"), Grants::default());
+        assert_eq!(grants(r#"{"role":7}"#), Grants::default());
+    }
 
     #[test]
     fn the_prefix_range_holds_exactly_the_ids_with_the_prefix() {

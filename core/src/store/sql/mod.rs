@@ -7,7 +7,7 @@
 mod postgres;
 mod sqlite;
 
-pub use postgres::{POSTGRES, unavailable_code};
+pub use postgres::{POSTGRES, lost_connection, unavailable_code};
 pub use sqlite::SQLITE;
 
 /// Every statement the store runs, in one backend's SQL.

@@ -144,3 +144,24 @@ pub static POSTGRES: Dialect = Dialect {
 pub fn unavailable_code(code: &str) -> bool {
     code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
 }
+
+/// A failure without SQLSTATE that is the host losing its server: hosts pass tokio-postgres
+/// errors on as text, Spin in their `Display` form, ours in their `Debug` form (`kind: Closed`),
+/// and a connection pool's failures as `other`. Shared by the `spin:postgres` executors of
+/// both shells.
+pub fn lost_connection(text: &str) -> bool {
+    [
+        "connection closed",
+        "error communicating with the server",
+        "error connecting",
+        "timeout",
+        "timed out",
+        "kind: Closed",
+        "kind: Io",
+        "kind: Connect",
+        "kind: Timeout",
+        "pool",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
+}
