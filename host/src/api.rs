@@ -21,6 +21,7 @@ use crate::bindings::exports::zoe::session::sessions as wit;
 use crate::clock::Clock;
 use crate::config::HostConfig;
 use crate::host_calls::{CountingStderr, HostCalls};
+use crate::key_value::{KeyValueStores, RedisOptions};
 use crate::postgres::{PoolOptions, Postgres};
 use crate::runtime::Runtime;
 use crate::sqlite::{Database, DatabaseOptions};
@@ -77,6 +78,7 @@ pub struct SessionHost {
     runtime: Runtime,
     database: Arc<Database>,
     postgres: Arc<Postgres>,
+    key_value: Arc<KeyValueStores>,
     variables: Arc<Variables>,
     clock: Clock,
     /// Where guest stderr goes: ours (`None`), or a pipe a test reads.
@@ -90,8 +92,10 @@ impl SessionHost {
     ///
     /// # Errors
     ///
-    /// [`HostError::Open`] if the database cannot be opened; [`HostError::Session`] with
-    /// [`SessionError::Config`] naming the bad setting if a variable is invalid.
+    /// [`HostError::Open`] if the database cannot be opened; [`HostError::Config`] if a
+    /// granted key-value store is not defined or its Redis URL is unusable;
+    /// [`HostError::Session`] with [`SessionError::Config`] naming the bad setting if a
+    /// variable is invalid.
     pub async fn open(runtime: &Runtime, config: HostConfig) -> Result<Self, HostError> {
         Self::open_with_clock(runtime, config, Clock::system()).await
     }
@@ -112,6 +116,14 @@ impl SessionHost {
             Ok(SettingsDatabase::Postgres(url)) => Some(url.clone()),
             Ok(SettingsDatabase::Sqlite) | Err(_) => None,
         };
+        // Nothing opens or connects until the component uses a store.
+        let key_value = KeyValueStores::new(
+            &config.key_value,
+            &config.database,
+            config.synchronous,
+            RedisOptions::default(),
+        )
+        .map_err(crate::config::ConfigError::from)?;
         let host = Self {
             runtime: runtime.clone(),
             database: Database::open_with(
@@ -131,6 +143,7 @@ impl SessionHost {
                 )
                 .with_compat(config.spin_compat),
             ),
+            key_value: Arc::new(key_value),
             variables: Arc::new(config.variables),
             clock,
             guest_stderr: None,
@@ -155,6 +168,11 @@ impl SessionHost {
     /// `database_url` is configured).
     pub fn postgres(&self) -> &Arc<Postgres> {
         &self.postgres
+    }
+
+    /// The key-value stores behind `fermyon:spin/key-value`.
+    pub fn key_value(&self) -> &Arc<KeyValueStores> {
+        &self.key_value
     }
 
     /// The component runtime.
@@ -188,7 +206,8 @@ impl SessionHost {
                 self.postgres.clone(),
                 self.variables.clone(),
                 calls,
-            ),
+            )
+            .with_key_value(self.key_value.clone()),
         );
         // No deadline for the typed API: trusted in-process callers. The deadline is relative
         // to the current epoch, which the runtime's ticker advances, so `u64::MAX` would overflow.

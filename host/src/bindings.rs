@@ -20,11 +20,14 @@ wasmtime::component::bindgen!({
         world engine {
             include zoe:session/engine@0.2.0;
             import spin:postgres/postgres@4.0.0;
+            import fermyon:spin/key-value@2.0.0;
         }
     ",
     world: "zoe:host/engine",
     imports: {
         "spin:postgres/postgres": async | trappable,
+        // Redis is a network round trip, Spin's file a statement on the blocking pool.
+        "fermyon:spin/key-value": async | trappable,
         // SQLite runs on tokio's blocking pool (host/src/sqlite/statements.rs), so its calls yield.
         "spin:sqlite/sqlite": async | trappable,
         default: trappable,
@@ -38,26 +41,6 @@ wasmtime::component::bindgen!({
     with: {
         "spin:sqlite/sqlite.connection": crate::sqlite::handle::Connection,
         "spin:postgres/postgres.connection": crate::postgres::handle::Connection,
+        "fermyon:spin/key-value.store": crate::key_value::handle::Store,
     },
 });
-
-/// The WASIp3-era Spin interfaces (`spin:sqlite@3.1.0`, `spin:postgres@4.2.0`,
-/// `spin:variables@3.0.0`), which spin-sdk 7 guests import. Their WIT `async func`s are bound
-/// as concurrent host functions (an `Accessor`, so many calls of one instance may be in flight);
-/// the functions they keep from the WASIp2 era are bound async, as above. The resources wrap
-/// the WASIp2-era ones (`crate::sqlite::v3_1`, `crate::postgres::v4_2`), which they share the
-/// backends with.
-pub mod p3 {
-    wasmtime::component::bindgen!({
-        path: "wit",
-        world: "zoe:host-p3/spin-p3",
-        imports: { default: async | trappable },
-        additional_derives: [PartialEq],
-        skip_mut_forwarding_impls: true,
-        with: {
-            "spin:sqlite/sqlite.connection": crate::sqlite::v3_1::Connection,
-            "spin:postgres/postgres.connection": crate::postgres::v4_2::Connection,
-            "spin:postgres/postgres.connection-builder": crate::postgres::v4_2::ConnectionBuilder,
-        },
-    });
-}

@@ -23,6 +23,13 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     db: Option<String>,
 
+    /// A runtime config file in Spin's format, for its `[key_value_store.LABEL]` tables
+    /// (e.g. Redis: `type = "redis"`, `url = "redis://…"`); overrides
+    /// SESSION_RUNTIME_CONFIG_FILE. Without one, key-value store `default` is a SQLite file
+    /// beside the database.
+    #[arg(long, global = true, value_name = "PATH")]
+    runtime_config_file: Option<std::path::PathBuf>,
+
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -152,6 +159,9 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
     let mut config = HostConfig::from_env()?;
     if let Some(db) = &cli.db {
         config.database = Location::parse(db);
+    }
+    if let Some(path) = &cli.runtime_config_file {
+        config.read_runtime_config(path)?;
     }
     // Every setting is checked before anything starts, so that a bad one is named by its
     // environment variable as well (the component names only its Spin variable).

@@ -1,6 +1,7 @@
 //! The host's configuration: where the database lives and the Spin variables it hands the
 //! component, read from the seed's `SESSION_*` environment variables.
 
+use crate::key_value::{KeyValueConfig, RuntimeConfigError};
 use crate::postgres::{SpinCompat, SpinCompatError};
 use crate::sqlite::{Location, Synchronous, SynchronousError};
 use crate::variables::Variables;
@@ -31,6 +32,10 @@ pub const SPIN_COMPAT_ENV: &str = "SESSION_SPIN_COMPAT";
 /// The environment variable that sets [`HostConfig::postgres_root_cert`].
 pub const POSTGRES_ROOT_CERT_ENV: &str = zoe_postgres_tls::ROOT_CERT_ENV;
 
+/// The environment variable that names a runtime config file in Spin's format
+/// ([`HostConfig::key_value`]), as `spin up --runtime-config-file` does.
+pub const RUNTIME_CONFIG_FILE_ENV: &str = "SESSION_RUNTIME_CONFIG_FILE";
+
 /// A host setting in the environment has a value the host cannot use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -44,6 +49,10 @@ pub enum ConfigError {
     /// its environment variable and its Spin variable.
     #[error("{}", describe_setting(.0))]
     Setting(#[from] zoe_session_config::ConfigError),
+    /// The runtime config file (`SESSION_RUNTIME_CONFIG_FILE`, `--runtime-config-file`)
+    /// cannot be read or used.
+    #[error(transparent)]
+    RuntimeConfig(#[from] RuntimeConfigError),
 }
 
 /// `invalid setting SESSION_ADMIN_KEY (admin_key): <rule>`: the name an operator set and the
@@ -78,6 +87,10 @@ pub struct HostConfig {
     /// A PEM file of root certificates that `spin:postgres` trusts besides the system's when
     /// the URL says `sslmode=verify-ca` or `verify-full` (`SESSION_POSTGRES_ROOT_CERT`).
     pub postgres_root_cert: Option<PathBuf>,
+    /// The key-value stores `fermyon:spin/key-value` opens: Spin's `default` file beside
+    /// [`HostConfig::database`], and what a runtime config file in Spin's format adds or
+    /// moves (`SESSION_RUNTIME_CONFIG_FILE`, `--runtime-config-file`).
+    pub key_value: KeyValueConfig,
     /// Spin variables for the component. Unset ones take the component's defaults.
     pub variables: Variables,
 }
@@ -90,6 +103,7 @@ impl Default for HostConfig {
             connection_per_open: false,
             spin_compat: SpinCompat::default(),
             postgres_root_cert: None,
+            key_value: KeyValueConfig::default(),
             variables: Variables::default(),
         }
     }
@@ -104,19 +118,21 @@ impl HostConfig {
             connection_per_open: false,
             spin_compat: SpinCompat::default(),
             postgres_root_cert: None,
+            key_value: KeyValueConfig::default(),
             variables: Variables::default(),
         }
     }
 
     /// Reads `SESSION_DB_PATH`, `SESSION_SYNCHRONOUS`, `SESSION_SPIN_COMPAT`,
-    /// `SESSION_POSTGRES_ROOT_CERT` and the
+    /// `SESSION_POSTGRES_ROOT_CERT`, `SESSION_RUNTIME_CONFIG_FILE` and the
     /// variables of [`env_to_variable`] from the environment.
     ///
     /// # Errors
     ///
     /// [`ConfigError`] when `SESSION_SYNCHRONOUS` is set to anything but `normal` or `full`,
     /// or `SESSION_SPIN_COMPAT` to anything but `4.0` or `current` (an empty value means the
-    /// default). The component's variables are checked by the
+    /// default), or when the runtime config file cannot be read or used. The component's
+    /// variables are checked by the
     /// component itself.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -141,6 +157,9 @@ impl HostConfig {
         if let Some(path) = lookup(POSTGRES_ROOT_CERT_ENV).filter(|p| !p.is_empty()) {
             config.postgres_root_cert = Some(PathBuf::from(path));
         }
+        if let Some(path) = lookup(RUNTIME_CONFIG_FILE_ENV).filter(|p| !p.is_empty()) {
+            config.read_runtime_config(std::path::Path::new(&path))?;
+        }
         for (env, variable) in env_to_variable() {
             if let Some(value) = lookup(env) {
                 config.variables.set(variable, value);
@@ -154,6 +173,16 @@ impl HostConfig {
     pub fn settings(&self) -> zoe_session_config::Config {
         let variables = self.variables.clone();
         zoe_session_config::Config::from_lookup(move |name| variables.lookup(name).ok())
+    }
+
+    /// Takes the key-value stores of the runtime config file at `path` (Spin's format).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::RuntimeConfig`] when the file cannot be read or used.
+    pub fn read_runtime_config(&mut self, path: &std::path::Path) -> Result<(), ConfigError> {
+        self.key_value = KeyValueConfig::from_runtime_config_file(path)?;
+        Ok(())
     }
 
     /// Sets one Spin variable; a builder-style helper.

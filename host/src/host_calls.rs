@@ -16,6 +16,9 @@ pub struct HostCalls {
     sqlite_statements: AtomicU32,
     postgres_opens: AtomicU32,
     postgres_statements: AtomicU32,
+    key_value_opens: AtomicU32,
+    key_value_reads: AtomicU32,
+    key_value_writes: AtomicU32,
     stderr_writes: AtomicU32,
     request_body_reads: AtomicU32,
 }
@@ -28,6 +31,11 @@ pub struct HostCallCounts {
     pub sqlite_statements: u32,
     pub postgres_opens: u32,
     pub postgres_statements: u32,
+    pub key_value_opens: u32,
+    /// `get`, `exists` and `get-keys` calls.
+    pub key_value_reads: u32,
+    /// `set` and `delete` calls: what Akamai's 50 writes a second per app is counted in.
+    pub key_value_writes: u32,
     /// Writes to the guest's stderr (its log lines).
     pub stderr_writes: u32,
     /// Reads of the request body that reached the host (`serve` only): the guest opened the
@@ -52,6 +60,18 @@ impl HostCalls {
         self.postgres_opens.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn key_value_open(&self) {
+        self.key_value_opens.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn key_value_read(&self) {
+        self.key_value_reads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn key_value_write(&self) {
+        self.key_value_writes.fetch_add(1, Ordering::Relaxed);
+    }
+
     fn stderr_write(&self) {
         self.stderr_writes.fetch_add(1, Ordering::Relaxed);
     }
@@ -74,6 +94,9 @@ impl HostCalls {
             sqlite_statements: take(&self.sqlite_statements),
             postgres_opens: take(&self.postgres_opens),
             postgres_statements: take(&self.postgres_statements),
+            key_value_opens: take(&self.key_value_opens),
+            key_value_reads: take(&self.key_value_reads),
+            key_value_writes: take(&self.key_value_writes),
             stderr_writes: take(&self.stderr_writes),
             request_body_reads: take(&self.request_body_reads),
         }

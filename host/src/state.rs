@@ -2,11 +2,12 @@
 //!
 //! Each interface reaches its own part through its own view, as wasmtime-wasi's `WasiView`
 //! does: WASI through [`WasiView`], wasi-http through [`WasiHttpView`], `spin:sqlite` through
-//! [`SqliteView`], `spin:postgres` through [`PostgresView`] and `fermyon:spin/variables`
-//! through [`VariablesView`]. The resource table is the one thing they share, as WASI and
+//! [`SqliteView`], `spin:postgres` through [`PostgresView`], `fermyon:spin/key-value` through
+//! [`KeyValueView`] and `fermyon:spin/variables` through [`VariablesView`]. The resource table is the one thing they share, as WASI and
 //! wasi-http share it.
 
 use crate::host_calls::HostCalls;
+use crate::key_value::{KeyValueCtx, KeyValueCtxView, KeyValueStores, KeyValueView};
 use crate::outgoing_http::NoOutgoingHttp;
 use crate::postgres::{Postgres, PostgresCtx, PostgresCtxView, PostgresView};
 use crate::sqlite::{Database, SqliteCtx, SqliteCtxView, SqliteView};
@@ -25,6 +26,7 @@ pub struct HostState {
     sqlite: SqliteCtx,
     postgres: PostgresCtx,
     variables: VariablesCtx,
+    key_value: KeyValueCtx,
     calls: Arc<HostCalls>,
 }
 
@@ -59,8 +61,17 @@ impl HostState {
             sqlite: SqliteCtx::new(database, calls.clone()),
             postgres: PostgresCtx::new(postgres, calls.clone()),
             variables: VariablesCtx::new(variables, calls.clone()),
+            key_value: KeyValueCtx::new(Arc::new(KeyValueStores::none()), calls.clone()),
             calls,
         }
+    }
+
+    /// The key-value `stores` this instance's `fermyon:spin/key-value` opens (without them,
+    /// every `open` is `no-such-store`).
+    #[must_use]
+    pub fn with_key_value(mut self, stores: Arc<KeyValueStores>) -> Self {
+        self.key_value = KeyValueCtx::new(stores, self.calls.clone());
+        self
     }
 
     /// The counter of this instance's host calls.
@@ -111,6 +122,15 @@ impl PostgresView for HostState {
     fn postgres(&mut self) -> PostgresCtxView<'_> {
         PostgresCtxView {
             ctx: &mut self.postgres,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl KeyValueView for HostState {
+    fn key_value(&mut self) -> KeyValueCtxView<'_> {
+        KeyValueCtxView {
+            ctx: &mut self.key_value,
             table: &mut self.table,
         }
     }
