@@ -5,7 +5,7 @@ use crate::api::{CreateOptions, Issued, Session, SessionHost};
 use crate::config::HostConfig;
 use crate::error::HostError;
 use crate::runtime::{Allocation, Metering, Runtime, RuntimeOptions};
-use crate::serve::{HostCallSink, ServeOptions, Server};
+use crate::serve::{HostCallSink, ReusePolicy, ServeOptions, Server};
 use crate::sqlite::Location;
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
@@ -107,6 +107,24 @@ enum Command {
         /// A fresh instance for every request, as Spin does (slower; see BENCHMARKS.md).
         #[arg(long)]
         no_instance_reuse: bool,
+        /// WASIp3 components: requests one instance takes before it is dropped, as Spin 4.1's
+        /// flag (WASIp2 components follow --requests-per-instance).
+        #[arg(long, default_value_t = crate::serve::DEFAULT_MAX_INSTANCE_REUSE_COUNT,
+              value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+        max_instance_reuse_count: u32,
+        /// WASIp3 components: requests one instance runs at once, as Spin 4.1's flag.
+        #[arg(long, default_value_t = crate::serve::DEFAULT_MAX_INSTANCE_CONCURRENT_REUSE_COUNT,
+              value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+        max_instance_concurrent_reuse_count: u32,
+        /// WASIp3 components: how long an idle instance is kept for another request, as Spin
+        /// 4.1's flag, e.g. `1s`.
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        idle_instance_timeout: Duration,
+        /// A WASIp3 HTTP middleware component to put in front of the app, as Spin 4.1's
+        /// `dependencies.middleware`; repeat it for a chain, outermost first. The app (the
+        /// embedded component or --component) must be a WASIp3 one.
+        #[arg(long, value_name = "PATH")]
+        middleware: Vec<std::path::PathBuf>,
         /// SQLite `synchronous`: `normal` (a commit survives a process crash) or `full` (it
         /// survives a power loss too, one fsync per commit). Overrides SESSION_SYNCHRONOUS;
         /// default `normal`. See SECURITY.md, "Durability".
@@ -179,6 +197,10 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
         max_connections,
         requests_per_instance,
         no_instance_reuse,
+        max_instance_reuse_count,
+        max_instance_concurrent_reuse_count,
+        idle_instance_timeout,
+        middleware,
         synchronous,
         spin_costs,
         spin_compat,
@@ -206,12 +228,17 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
             } else {
                 requests_per_instance
             },
+            p3_reuse: ReusePolicy {
+                max_requests: max_instance_reuse_count,
+                max_concurrent: max_instance_concurrent_reuse_count,
+                idle_timeout: idle_instance_timeout,
+            },
             count_host_calls: count_host_calls.then(HostCallSink::log),
             metrics_listen,
             tcp_nodelay: !no_tcp_nodelay,
             ..ServeOptions::default()
         };
-        return serve(config, component, limits).await;
+        return serve(config, component, &middleware, limits).await;
     }
     let runtime = Runtime::new(Allocation::OnDemand)?;
     let host = SessionHost::open(&runtime, config).await?;
@@ -316,6 +343,7 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
 async fn serve(
     mut config: HostConfig,
     component: Option<std::path::PathBuf>,
+    middleware: &[std::path::PathBuf],
     limits: ServeOptions,
 ) -> Result<ExitCode, HostError> {
     if config
@@ -350,10 +378,7 @@ async fn serve(
             Metering::Off
         },
     };
-    let runtime = match &component {
-        Some(path) => Runtime::from_file(path, options)?,
-        None => Runtime::new(options)?,
-    };
+    let runtime = load(component.as_deref(), middleware, options)?;
     let host = SessionHost::open(&runtime, config).await?;
     // The component has checked its settings by now; this reads the one the timer needs.
     let cleanup_interval = *settings
@@ -372,6 +397,45 @@ async fn serve(
     eprintln!("shutting down");
     server.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The component to serve: `component` (else the embedded one) behind the `middleware` chain,
+/// outermost first.
+fn load(
+    component: Option<&std::path::Path>,
+    middleware: &[std::path::PathBuf],
+    options: RuntimeOptions,
+) -> Result<Runtime, HostError> {
+    if middleware.is_empty() {
+        return Ok(match component {
+            Some(path) => Runtime::from_file(path, options)?,
+            None => Runtime::new(options)?,
+        });
+    }
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))
+    };
+    let app = match component {
+        Some(path) => (path.display().to_string(), read(path)?),
+        None => (
+            "the embedded zoe-session".to_owned(),
+            crate::runtime::EMBEDDED_COMPONENT.to_vec(),
+        ),
+    };
+    let chain = middleware
+        .iter()
+        .map(|path| Ok((path.display().to_string(), read(path)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let links: Vec<_> = chain
+        .iter()
+        .map(|(name, bytes)| crate::middleware::Link { name, bytes })
+        .collect();
+    let app = crate::middleware::Link {
+        name: &app.0,
+        bytes: &app.1,
+    };
+    let composed = crate::middleware::compose(&links, app)?;
+    Ok(Runtime::from_bytes(&composed, options)?)
 }
 
 /// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.

@@ -56,6 +56,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod host_calls;
+pub mod middleware;
 pub mod key_value;
 mod outgoing_http;
 pub mod postgres;
