@@ -24,7 +24,7 @@ use crate::host_calls::{CountingStderr, HostCalls};
 use crate::key_value::{KeyValueStores, RedisOptions};
 use crate::postgres::{PoolOptions, Postgres};
 use crate::runtime::Runtime;
-use crate::sqlite::{Database, DatabaseOptions};
+use crate::sqlite::{Database, DatabaseOptions, Location};
 use crate::state::HostState;
 use crate::variables::Variables;
 use std::sync::Arc;
@@ -126,11 +126,18 @@ impl SessionHost {
         .map_err(crate::config::ConfigError::from)?;
         let host = Self {
             runtime: runtime.clone(),
+            // On a platform without SQLite the guest's every `open` is refused, so no file is
+            // made: an empty in-memory database stands in, never reached.
             database: Database::open_with(
-                config.database,
+                if config.platform.grants_sqlite() {
+                    config.database
+                } else {
+                    Location::Memory
+                },
                 DatabaseOptions {
                     synchronous: config.synchronous,
                     connection_per_open: config.connection_per_open,
+                    granted: config.platform.grants_sqlite(),
                     ..DatabaseOptions::default()
                 },
             )?,

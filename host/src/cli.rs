@@ -4,6 +4,7 @@
 use crate::api::{CreateOptions, Issued, Session, SessionHost};
 use crate::config::HostConfig;
 use crate::error::HostError;
+use crate::platform::Platform;
 use crate::runtime::{Allocation, Metering, Runtime, RuntimeOptions};
 use crate::serve::{HostCallSink, ReusePolicy, ServeOptions, Server};
 use crate::sqlite::Location;
@@ -11,6 +12,7 @@ use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 use std::process::ExitCode;
 use std::time::Duration;
+use zoe_session_config::{Backend, Database};
 
 /// Session management for web and AI applications, run natively.
 ///
@@ -86,6 +88,14 @@ enum Command {
         /// Longest a request may run, e.g. `10s`.
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         request_timeout: Duration,
+        /// Run the component as this platform would (docs/deploy-akamai.md). `akamai`: Akamai
+        /// Functions with deploy/akamai/spin.toml: no SQLite (every `open` is refused with
+        /// `access-denied`, as Spin refuses an ungranted database), only the `default`
+        /// key-value store, 128 MiB per instance, 30 s per request, a fresh instance per
+        /// request. Configure the sessions' store to match (SESSION_KEY_VALUE_STORE=default).
+        #[arg(long, value_enum, default_value_t = Platform::Spin,
+              conflicts_with_all = ["request_timeout", "requests_per_instance", "no_instance_reuse", "spin_costs"])]
+        platform: Platform,
         /// Requests served at once (more wait their turn).
         #[arg(long, default_value_t = 64)]
         max_concurrent: u32,
@@ -191,6 +201,7 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
         listen,
         component,
         request_timeout,
+        platform,
         max_concurrent,
         header_timeout,
         body_timeout,
@@ -216,9 +227,10 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
             config.spin_compat = spin_compat;
         }
         config.connection_per_open = spin_costs;
+        config.platform = platform;
         let limits = ServeOptions {
             listen,
-            request_timeout,
+            request_timeout: platform.request_timeout().unwrap_or(request_timeout),
             max_concurrent: max_concurrent as usize,
             header_read_timeout: header_timeout,
             body_read_timeout: body_timeout,
@@ -226,7 +238,9 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
             requests_per_instance: if no_instance_reuse || spin_costs {
                 1
             } else {
-                requests_per_instance
+                platform
+                    .requests_per_instance()
+                    .unwrap_or(requests_per_instance)
             },
             p3_reuse: ReusePolicy {
                 max_requests: max_instance_reuse_count,
@@ -377,9 +391,22 @@ async fn serve(
         } else {
             Metering::Off
         },
+        max_memory_bytes: config.platform.max_memory_bytes(),
     };
     let runtime = load(component.as_deref(), middleware, options)?;
-    let host = SessionHost::open(&runtime, config).await?;
+    let platform = config.platform;
+    let host = SessionHost::open(&runtime, config).await.inspect_err(|_| {
+        // The component's own error says `access denied`; say why, and what to set.
+        if !platform.grants_sqlite()
+            && matches!(settings.backend(), Ok(Backend::Sql(Database::Sqlite)))
+        {
+            eprintln!(
+                "the sessions are configured on SQLite, which this platform does not grant: \
+                 set SESSION_KEY_VALUE_STORE=default (deploy/akamai/spin.toml) or \
+                 SESSION_DATABASE_URL (deploy/akamai/spin-postgres.toml)"
+            );
+        }
+    })?;
     // The component has checked its settings by now; this reads the one the timer needs.
     let cleanup_interval = *settings
         .cleanup_interval()

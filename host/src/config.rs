@@ -2,6 +2,7 @@
 //! component, read from the seed's `SESSION_*` environment variables.
 
 use crate::key_value::{KeyValueConfig, RuntimeConfigError};
+use crate::platform::Platform;
 use crate::postgres::{SpinCompat, SpinCompatError};
 use crate::sqlite::{Location, Synchronous, SynchronousError};
 use crate::variables::Variables;
@@ -77,6 +78,10 @@ pub struct HostConfig {
     pub database: Location,
     /// SQLite's `synchronous` for a file database (`SESSION_SYNCHRONOUS`, default `normal`).
     pub synchronous: Synchronous,
+    /// The platform whose grants the component gets (`serve --platform`): on
+    /// [`Platform::Akamai`] no SQLite database (every `open` is `access-denied`, and no file
+    /// is created) and only the `default` key-value store.
+    pub platform: Platform,
     /// Present SQLite as Spin does, for measuring what Spin pays (`serve --spin-costs`): a
     /// new connection per guest `open`, in rollback-journal mode. See
     /// [`crate::sqlite::DatabaseOptions::connection_per_open`].
@@ -100,6 +105,7 @@ impl Default for HostConfig {
         Self {
             database: Location::File(DEFAULT_DB_PATH.into()),
             synchronous: Synchronous::default(),
+            platform: Platform::default(),
             connection_per_open: false,
             spin_compat: SpinCompat::default(),
             postgres_root_cert: None,
@@ -115,6 +121,7 @@ impl HostConfig {
         Self {
             database: Location::Memory,
             synchronous: Synchronous::default(),
+            platform: Platform::default(),
             connection_per_open: false,
             spin_compat: SpinCompat::default(),
             postgres_root_cert: None,

@@ -53,13 +53,22 @@ pub enum Metering {
 pub struct RuntimeOptions {
     pub allocation: Allocation,
     pub metering: Metering,
+    /// The most linear memory one pooled instance may grow to (a `memory.grow` past it fails,
+    /// and the guest's allocator with it); `None` for [`DEFAULT_MAX_MEMORY_BYTES`]. A platform
+    /// limit (`serve --platform akamai`: 128 MiB) goes here.
+    pub max_memory_bytes: Option<usize>,
 }
+
+/// The linear memory a pooled instance may have unless [`RuntimeOptions::max_memory_bytes`]
+/// says otherwise: far more than the component uses (a few MiB).
+pub const DEFAULT_MAX_MEMORY_BYTES: usize = 64 << 20;
 
 impl From<Allocation> for RuntimeOptions {
     fn from(allocation: Allocation) -> Self {
         Self {
             allocation,
             metering: Metering::Off,
+            max_memory_bytes: None,
         }
     }
 }
@@ -167,6 +176,7 @@ impl Runtime {
         let RuntimeOptions {
             allocation,
             metering,
+            max_memory_bytes,
         } = options.into();
         let mut config = Config::new();
         config.wasm_component_model(true);
@@ -178,7 +188,7 @@ impl Runtime {
             pooling.total_core_instances(max_instances * 4);
             pooling.total_memories(max_instances * 4);
             pooling.total_tables(max_instances * 4);
-            pooling.max_memory_size(64 << 20);
+            pooling.max_memory_size(max_memory_bytes.unwrap_or(DEFAULT_MAX_MEMORY_BYTES));
             // As spin-core sets them, from the same variables with the same defaults: a slot
             // given back keeps up to this much of its linear memory and table resident, reset
             // in place instead of unmapped, so the next instance in it does not fault those

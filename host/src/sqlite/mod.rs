@@ -1,7 +1,8 @@
 //! `spin:sqlite/sqlite@3.0.0` on rusqlite, presented the way Spin presents it.
 //!
 //! Only the database labelled `default` exists; any other label is refused with
-//! `access-denied`, which is what Spin answers for a database the component was not granted.
+//! `access-denied`, which is what Spin answers for a database the component was not granted,
+//! and so is `default` itself on a platform that grants none (`serve --platform akamai`).
 //!
 //! A guest `connection` borrows a pooled rusqlite connection for each statement and gives it
 //! back as soon as the statement leaves the connection in autocommit mode. Inside a
@@ -83,6 +84,12 @@ impl SqliteCtx {
     pub fn database(&self) -> &Arc<Database> {
         &self.database
     }
+
+    /// Whether `open(label)` may proceed: only `default` exists, and only if the component is
+    /// granted it ([`DatabaseOptions::granted`]). Spin answers `access-denied` otherwise.
+    pub fn grants(&self, label: &str) -> bool {
+        label == "default" && self.database.options().granted
+    }
 }
 
 /// What `spin:sqlite` needs of a store: its [`SqliteCtx`] and the resource table that holds the
@@ -114,7 +121,7 @@ impl<T: SqliteView> wit::HostConnection for T {
     ) -> wasmtime::Result<Result<Resource<Connection>, Error>> {
         let SqliteCtxView { ctx, table } = self.sqlite();
         ctx.calls.sqlite_open();
-        if database != "default" {
+        if !ctx.grants(&database) {
             return Ok(Err(Error::AccessDenied));
         }
         let resource = table.push(Connection::new(ctx.database.clone()))?;

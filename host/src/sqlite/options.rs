@@ -87,6 +87,10 @@ pub struct DatabaseOptions {
     /// (a 5 s busy timeout, nothing else), and the file is in rollback-journal mode, as Spin's
     /// `sqlite-inproc` leaves it. Slower than the pool; not for production.
     pub connection_per_open: bool,
+    /// Whether the component is granted this database (Spin's `sqlite_databases =
+    /// ["default"]`). When it is not, as on a platform without SQLite, every `open` is refused
+    /// with `access-denied`, Spin's answer for a database the manifest does not list.
+    pub granted: bool,
 }
 
 impl Default for DatabaseOptions {
@@ -95,6 +99,7 @@ impl Default for DatabaseOptions {
             synchronous: Synchronous::Normal,
             wal_checkpoint_bytes: Some(WAL_CHECKPOINT_BYTES),
             connection_per_open: false,
+            granted: true,
         }
     }
 }

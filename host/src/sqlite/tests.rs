@@ -82,6 +82,30 @@ async fn only_the_default_database_may_be_opened() {
     );
 }
 
+/// A platform without SQLite (Akamai Functions): the manifest grants no database, so Spin
+/// refuses even `default` with `access-denied`.
+#[tokio::test]
+async fn an_ungranted_default_database_is_refused_as_spin_refuses_it() {
+    let ungranted = DatabaseOptions {
+        granted: false,
+        ..DatabaseOptions::default()
+    };
+    let mut state = state_on(Database::open_with(Location::Memory, ungranted).unwrap());
+    let result = HostConnection::open(&mut state, "default".to_owned())
+        .await
+        .unwrap();
+    assert!(matches!(result, Err(Error::AccessDenied)));
+    // Positive control: the same database, granted, opens.
+    let mut state =
+        state_on(Database::open_with(Location::Memory, DatabaseOptions::default()).unwrap());
+    assert!(
+        HostConnection::open(&mut state, "default".to_owned())
+            .await
+            .unwrap()
+            .is_ok()
+    );
+}
+
 async fn open_default(state: &mut HostState) -> Resource<Connection> {
     HostConnection::open(state, "default".into())
         .await

@@ -140,7 +140,7 @@ fn open(
     let SqliteCtxView { ctx, table } = view;
     ctx.calls.sqlite_open();
     // Spin's answer for a database the component was not granted, as in 3.0.0.
-    if database != "default" {
+    if !ctx.grants(&database) {
         return Ok(Err(Error::AccessDenied));
     }
     let handle = Handle::new(ctx.database.clone());

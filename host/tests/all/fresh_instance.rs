@@ -179,6 +179,7 @@ fn a_metered_runtime_reports_the_fuel_each_request_burns_and_it_holds_steady() {
     let metered = Runtime::new(RuntimeOptions {
         allocation: Allocation::Pooling { max_instances: 8 },
         metering: Metering::Fuel,
+        max_memory_bytes: None,
     })
     .expect("component compiles");
     let (harness, reports) = counted_on(&metered, ServeOptions::default());
