@@ -215,7 +215,14 @@ impl WorkerState for Worker {
     }
 
     fn drop(&self, store: Store<HostState>, result: wasmtime::Result<()>) {
-        if let Err(err) = result {
+        // A worker whose task was dropped unfinished (the runtime shutting down) reports
+        // "worker panicked" too; only a real panic unwinds through here.
+        let cancelled = |err: &wasmtime::Error| {
+            !std::thread::panicking() && err.to_string() == "worker panicked"
+        };
+        if let Err(err) = result.as_ref()
+            && !cancelled(err)
+        {
             super::log::log_line(
                 "ERROR",
                 "instance dropped",
