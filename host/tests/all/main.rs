@@ -9,7 +9,6 @@ mod crash;
 mod fresh_instance;
 mod metrics;
 mod p3_serve;
-mod platform;
 mod postgres;
 mod postgres_tls;
 mod replicas;
