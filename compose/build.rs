@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 const SESSIONS: &str = "zoe:session/sessions@0.2.0";
 const INCOMING_HANDLER: &str = "wasi:http/incoming-handler@0.2.0";
+const HANDLER_P3: &str = "wasi:http/handler@0.3.0";
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
@@ -39,6 +40,10 @@ fn main() {
         "examples/chat-app/Cargo.lock",
         "compose/src/plug.rs",
         "build-support/wasm_component.rs",
+        "middleware/src",
+        "middleware/Cargo.toml",
+        "examples/identity-app/src",
+        "examples/identity-app/Cargo.toml",
     ] {
         println!("cargo:rerun-if-changed={}", workspace.join(input).display());
     }
@@ -111,7 +116,32 @@ fn main() {
     let gated_path = composed.join("gated-chat-app.wasm");
     std::fs::write(&gated_path, &gated).expect("write gated-chat-app.wasm");
 
+    // The session middleware and its example app (WASIp3, workspace members): built with
+    // zoe-session's command and target directory, so the three share the core's build.
+    let middleware = wasm_component::build(
+        workspace,
+        &["-p", "zoe-session-middleware", "-p", "zoe-identity-app"],
+        &target.join("component"),
+        "zoe_session_middleware",
+    );
+    let identity_app = middleware.with_file_name("zoe_identity_app.wasm");
+    let guarded = plug::plug(
+        "zoe:session-middleware",
+        &read(&middleware),
+        &[plug::Plug {
+            name: "zoe:identity-app",
+            bytes: &read(&identity_app),
+            provides: &[HANDLER_P3],
+        }],
+    )
+    .unwrap_or_else(|err| panic!("composing the middleware in front of the app failed: {err:#}"));
+    let guarded_path = composed.join("guarded-identity-app.wasm");
+    std::fs::write(&guarded_path, &guarded).expect("write guarded-identity-app.wasm");
+
     for (name, path) in [
+        ("MIDDLEWARE_WASM", &middleware),
+        ("IDENTITY_APP_WASM", &identity_app),
+        ("GUARDED_IDENTITY_APP_WASM", &guarded_path),
         ("ZOE_SESSION_WASM", &zoe),
         ("GATE_WASM", &gate),
         ("CHAT_APP_WASM", &chat),

@@ -30,6 +30,15 @@ pub const CHAT_APP_ALONE_WASM: &str = env!("CHAT_APP_WASM");
 /// The zoe-session component these were composed with.
 pub const ZOE_SESSION_WASM: &str = env!("ZOE_SESSION_WASM");
 
+/// The session middleware alone (WASIp3: imports and exports `wasi:http/handler@0.3.0`).
+pub const MIDDLEWARE_WASM: &str = env!("MIDDLEWARE_WASM");
+
+/// The example WASIp3 app that takes its user from the middleware's identity headers.
+pub const IDENTITY_APP_WASM: &str = env!("IDENTITY_APP_WASM");
+
+/// The session middleware with the example app plugged into its handler import (`wac plug`).
+pub const GUARDED_IDENTITY_APP_WASM: &str = env!("GUARDED_IDENTITY_APP_WASM");
+
 /// The interface name apps import to use sessions.
 pub const SESSIONS: &str = "zoe:session/sessions@0.2.0";
 
