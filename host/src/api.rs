@@ -116,9 +116,16 @@ impl SessionHost {
             Ok(SettingsDatabase::Postgres(url)) => Some(url.clone()),
             Ok(SettingsDatabase::Sqlite) | Err(_) => None,
         };
+        // The platform's manifest says which stores the component may open (Akamai's grants
+        // `default` alone), whatever the runtime config defines.
+        let mut key_value_config = config.key_value.clone();
+        if let Some(grants) = config.platform.key_value_grants() {
+            key_value_config.granted =
+                Some(grants.iter().map(|label| (*label).to_owned()).collect());
+        }
         // Nothing opens or connects until the component uses a store.
         let key_value = KeyValueStores::new(
-            &config.key_value,
+            &key_value_config,
             &config.database,
             config.synchronous,
             RedisOptions::default(),

@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod fresh_instance;
 mod metrics;
+mod platform;
 mod p3_serve;
 mod postgres;
 mod postgres_tls;
