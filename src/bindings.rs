@@ -9,6 +9,7 @@ wit_bindgen::generate!({
     with: {
         "spin:sqlite/sqlite@3.0.0": spin_sdk::wit::sqlite3,
         "spin:postgres/postgres@4.0.0": spin_sdk::wit::pg4,
+        "fermyon:spin/key-value@2.0.0": spin_sdk::wit::v2::key_value,
         "fermyon:spin/variables@2.0.0": spin_sdk::wit::v2::variables,
     },
     pub_export_macro: true,

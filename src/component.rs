@@ -3,7 +3,7 @@
 //! HTTP layer shares its clock, configuration and database handles.
 
 use crate::bindings::exports::zoe::session::sessions as wit;
-use crate::config::{Config, Database, LogLevel};
+use crate::config::{Backend, Config, Database, LogLevel};
 use crate::http::log;
 use crate::session::engine::{Engine, EngineError, Issued, Session};
 use crate::session::policy::Requirement;
@@ -69,7 +69,8 @@ thread_local! {
     static DB: RefCell<Option<Rc<Db>>> = const { RefCell::new(None) };
 }
 
-/// The instance's database handle on the backend `config` names. A failed open is not
+/// The instance's database handle on the backend `config` names (a SQL database, or the
+/// key-value store `key_value_store` labels). A failed open is not
 /// remembered, so the next call tries again; a handle whose transaction may not have ended,
 /// or whose database was unreachable, is replaced by a fresh one.
 pub(crate) fn db(config: &Config) -> Result<Rc<Db>, EngineError> {
@@ -80,13 +81,19 @@ pub(crate) fn db(config: &Config) -> Result<Rc<Db>, EngineError> {
         }
         // Drop a stale handle (and its connection) before opening the next.
         *slot = None;
-        let exec: Box<dyn Executor> = match config.database_url()? {
-            Database::Sqlite => Box::new(SpinSqlite::open()?),
-            Database::Postgres(url) => Box::new(SpinPostgres::open(url)?),
+        let open_sql = |exec: Box<dyn Executor>| {
+            // Migrations wait for the first write or failed read, so that a fresh instance's
+            // validate is one statement.
+            Db::open_deferred(exec)
         };
-        // Migrations wait for the first write or failed read, so that a fresh instance's
-        // validate is one statement.
-        let db = Rc::new(Db::open_deferred(exec));
+        let db = Rc::new(match config.backend()? {
+            Backend::Sql(Database::Sqlite) => open_sql(Box::new(SpinSqlite::open()?)),
+            Backend::Sql(Database::Postgres(url)) => open_sql(Box::new(SpinPostgres::open(url)?)),
+            Backend::KeyValue(label) => Db::open_key_value(
+                crate::spin_key_value::open(label)?,
+                *config.max_per_user()?,
+            )?,
+        });
         *slot = Some(db.clone());
         Ok(db)
     })

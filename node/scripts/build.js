@@ -20,6 +20,7 @@ const dist = join(root, "dist");
 export const MAP = {
   "spin:sqlite/sqlite@3.0.0": "../src/sqlite.js",
   "spin:postgres/postgres@4.0.0": "../src/postgres.js",
+  "fermyon:spin/key-value@2.0.0": "../src/key-value.js",
   "fermyon:spin/variables@2.0.0": "../src/variables.js",
   // WASI, in memory and synchronous on Node's thread (src/wasi/http.js says why this package
   // does not use preview2-shim, whose every stream call goes through a worker thread).

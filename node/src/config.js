@@ -24,6 +24,7 @@ export const VARIABLE_TO_ENV = Object.freeze({
   max_metadata_bytes: "SESSION_MAX_METADATA_BYTES",
   trusted_proxies: "SESSION_TRUSTED_PROXIES",
   database_url: "SESSION_DATABASE_URL",
+  key_value_store: "SESSION_KEY_VALUE_STORE",
   token_reuse_detection: "SESSION_TOKEN_REUSE_DETECTION",
   audit_events: "SESSION_AUDIT_EVENTS",
   record_devices: "SESSION_RECORD_DEVICES",

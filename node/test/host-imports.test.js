@@ -1,6 +1,6 @@
 // The imports this package gives the component, tested directly: spin:sqlite on libsql,
-// Spin variables from SESSION_*, the PostgreSQL refusal, and (through the component, in a
-// child process) what a PostgreSQL URL does under Node.
+// Spin variables from SESSION_*, the PostgreSQL refusal, the key-value store, and (through the
+// component, in a child process) what a PostgreSQL URL and a key-value store do under Node.
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import { REQUEST_SETTINGS, VARIABLE_TO_ENV } from "../src/config.js";
 import { Connection as Postgres, POSTGRES_UNAVAILABLE } from "../src/postgres.js";
+import { KEY_VALUE_FILE, Store } from "../src/key-value.js";
 import { BUSY_TIMEOUT_MS, Connection } from "../src/sqlite.js";
 import { lookup } from "../src/variables.js";
 import { tempDir } from "./helpers.js";
@@ -243,5 +244,78 @@ describe("spin:postgres under Node", () => {
     } finally {
       temp.cleanup();
     }
+  });
+});
+
+describe("fermyon:spin/key-value on libsql", () => {
+  let temp;
+  let savedPath;
+  beforeEach(() => {
+    temp = tempDir();
+    savedPath = process.env.SESSION_DB_PATH;
+    process.env.SESSION_DB_PATH = join(temp.dir, "nested", "db.sqlite");
+  });
+  afterEach(() => {
+    if (savedPath === undefined) {
+      delete process.env.SESSION_DB_PATH;
+    } else {
+      process.env.SESSION_DB_PATH = savedPath;
+    }
+    temp.cleanup();
+  });
+
+  test("only `default` opens; another label is no-such-store", () => {
+    assert.deepEqual(thrown(() => Store.open("sessions")), { tag: "no-such-store" });
+    const store = Store.open("default");
+    assert.ok(store instanceof Store);
+    store[dispose]();
+  });
+
+  test("values round-trip byte for byte in Spin's file beside the database", () => {
+    const store = Store.open("default");
+    const bytes = new Uint8Array([0, 255, 1, 128]);
+    assert.equal(store.get("k"), undefined);
+    assert.equal(store.exists("k"), false);
+    store.set("k", bytes);
+    store.set("other", new Uint8Array([7]));
+    assert.deepEqual([...store.get("k")], [...bytes]);
+    assert.equal(store.exists("k"), true);
+    assert.deepEqual(store.getKeys().sort(), ["k", "other"]);
+    store.set("k", new Uint8Array([9]));
+    assert.deepEqual([...store.get("k")], [9]);
+    store.delete("k");
+    store.delete("k");
+    assert.equal(store.get("k"), undefined);
+    assert.deepEqual(store.getKeys(), ["other"]);
+    store[dispose]();
+    // Spin's own schema, in Spin's own file name, where the next open finds it.
+    assert.ok(statSync(join(temp.dir, "nested", KEY_VALUE_FILE)).isFile());
+    const again = Store.open("default");
+    assert.deepEqual([...again.get("other")], [7]);
+    again[dispose]();
+  });
+
+  test("through the component, key_value_store=default keeps sessions in the store", () => {
+    const script = `
+      import { sessions } from "zoe-session";
+      const issued = sessions.create("alice", {});
+      const session = sessions.validate(issued.token);
+      console.log(JSON.stringify({ user: session.userId }));`;
+    const out = execFileSync(process.execPath, ["--input-type=module", "-e", script], {
+      cwd: fileURLToPath(new URL("..", import.meta.url)),
+      env: {
+        PATH: process.env.PATH,
+        SESSION_DB_PATH: join(temp.dir, "db.sqlite"),
+        SESSION_KEY_VALUE_STORE: "default",
+        SESSION_LOG_LEVEL: "ERROR",
+      },
+      encoding: "utf8",
+    });
+    assert.deepEqual(JSON.parse(out.trim().split("\n").at(-1)), { user: "alice" });
+    // The session is in the key-value file, not in the SQL database.
+    process.env.SESSION_DB_PATH = join(temp.dir, "db.sqlite");
+    const store = Store.open("default");
+    assert.ok(store.getKeys().length > 0, "the store holds the session");
+    store[dispose]();
   });
 });

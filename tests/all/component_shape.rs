@@ -28,7 +28,7 @@ fn exports_the_sessions_interface() {
 }
 
 #[test]
-fn imports_only_spin_sqlite_spin_postgres_spin_variables_and_wasi_0_2() {
+fn imports_only_spin_sqlite_spin_postgres_spin_key_value_spin_variables_and_wasi_0_2() {
     let runtime = common::runtime();
     let ty = runtime.component().component_type();
     let imports = names(ty.imports(runtime.engine()));
@@ -41,9 +41,15 @@ fn imports_only_spin_sqlite_spin_postgres_spin_variables_and_wasi_0_2() {
         imports.contains("fermyon:spin/variables@2.0.0"),
         "{imports:?}"
     );
+    // spin-sdk 5.2's key-value, which Spin 4.0 and later provide.
+    assert!(
+        imports.contains("fermyon:spin/key-value@2.0.0"),
+        "{imports:?}"
+    );
     for name in &imports {
         let allowed = name == "spin:sqlite/sqlite@3.0.0"
             || name == "spin:postgres/postgres@4.0.0"
+            || name == "fermyon:spin/key-value@2.0.0"
             || name == "fermyon:spin/variables@2.0.0"
             || (name.starts_with("wasi:") && name.contains("@0.2."));
         assert!(allowed, "unexpected import {name}");

@@ -1,0 +1,74 @@
+//! [`KeyValue`] on Spin's key-value interface as spin-sdk 5.2 imports it
+//! (`fermyon:spin/key-value@2.0.0`): the store `key_value_store` names, which Spin maps onto its
+//! local file, Redis, Azure Cosmos DB or the platform's store by runtime configuration.
+//!
+//! Each failure is converted here, once. The interface says only `other(text)` when the store
+//! fails (Redis down or too slow, a file that cannot be written), and that is a passing state
+//! of the store, not a fault of ours: it becomes [`StoreError::Unavailable`], which the API
+//! answers with 503 and the instance recovers from by opening the store again. A store the
+//! component may not open (`access-denied`, `no-such-store`) is a deployment mistake that no
+//! retry mends: [`StoreError::KeyValue`], saying what to grant or define.
+
+use crate::store::{KeyValue, StoreError};
+use spin_sdk::key_value::{Error, Store};
+
+/// The store named by a label.
+pub(crate) struct SpinKeyValue {
+    store: Store,
+}
+
+// spin-sdk's `Store` is a bare resource handle with no `Debug`.
+impl std::fmt::Debug for SpinKeyValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpinKeyValue").finish_non_exhaustive()
+    }
+}
+
+/// Opens the store labelled `label`.
+///
+/// # Errors
+///
+/// [`StoreError::KeyValue`] when the component is not granted the store or no store has that
+/// label; [`StoreError::Unavailable`] when the host cannot open it now.
+pub(crate) fn open(label: &str) -> Result<Box<dyn KeyValue>, StoreError> {
+    let store = Store::open(label).map_err(|err| match err {
+        Error::AccessDenied => StoreError::KeyValue(format!(
+            "the component may not open key-value store {label:?}: list it in spin.toml's \
+             key_value_stores"
+        )),
+        Error::NoSuchStore => StoreError::KeyValue(format!(
+            "no key-value store is labelled {label:?}: define it in the runtime config \
+             ([key_value_store.{label}])"
+        )),
+        other => store_error(other),
+    })?;
+    Ok(Box::new(SpinKeyValue { store }))
+}
+
+impl KeyValue for SpinKeyValue {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store.get(key).map_err(store_error)
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.store.set(key, value).map_err(store_error)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.store.delete(key).map_err(store_error)
+    }
+
+    fn get_keys(&self) -> Result<Vec<String>, StoreError> {
+        self.store.get_keys().map_err(store_error)
+    }
+}
+
+/// A failure of an open store: the store cannot serve us now.
+fn store_error(err: Error) -> StoreError {
+    StoreError::Unavailable(match err {
+        Error::Other(text) => format!("key-value store: {text}"),
+        Error::StoreTableFull => "key-value store: too many stores open".to_owned(),
+        Error::AccessDenied => "key-value store: access denied".to_owned(),
+        Error::NoSuchStore => "key-value store: no such store".to_owned(),
+    })
+}
