@@ -1,103 +1,20 @@
-//! The `zoe:session/sessions` export: reads the clock and configuration once per call, runs
-//! the engine, and converts its results into WIT types. Nothing here decides policy. The
-//! HTTP layer shares its clock, configuration and database handles.
+//! The `zoe:session/sessions` export, for both builds (the WASIp3 shell in `p3/` includes this
+//! file): reads the clock and configuration once per call, runs the engine, and converts its
+//! results into WIT types. Nothing here decides policy. The HTTP layer shares its clock,
+//! configuration and database handle (`crate::instance`, `crate::settings`).
 
 use crate::bindings::exports::zoe::session::sessions as wit;
-use crate::config::{Backend, Config, Database, LogLevel};
+use crate::config::LogLevel;
 use crate::http::log;
+use crate::instance::{db, now_ms};
 use crate::session::engine::{Engine, EngineError, Issued, Session};
 use crate::session::policy::Requirement;
-use crate::spin_postgres::SpinPostgres;
-use crate::spin_sqlite::SpinSqlite;
-use crate::store::{Db, Device, Executor};
-use std::cell::RefCell;
-use std::rc::Rc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use crate::settings::config;
+use crate::store::Device;
 
 struct Component;
 
 crate::bindings::export!(Component with_types_in crate::bindings);
-
-/// Milliseconds since the epoch from `wasi:clocks/wall-clock`: the one place the clock is read.
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-thread_local! {
-    // An instance may serve many calls (the native host reuses one); each setting is read on
-    // first use and kept for the instance's life.
-    static CONFIG: Rc<Config> = Rc::new(Config::from_lookup(variable));
-}
-
-/// The configuration from Spin variables, each read when first needed.
-pub(crate) fn config() -> Rc<Config> {
-    CONFIG.with(Rc::clone)
-}
-
-/// One Spin variable. Undeclared or undefined variables take their defaults; a provider
-/// failure also falls back rather than taking the service down, and is logged.
-fn variable(name: &'static str) -> Option<String> {
-    match spin_sdk::variables::get(name) {
-        Ok(value) => Some(value),
-        Err(err) => {
-            if !matches!(
-                err,
-                spin_sdk::variables::Error::Undefined(_)
-                    | spin_sdk::variables::Error::InvalidName(_)
-            ) {
-                // Settings are read lazily, far from the request's entry point, so this line
-                // takes its own time; it is a log timestamp, never a decision.
-                log::write_line(zoe_session_wire::log_line(
-                    now_ms(),
-                    "WARN",
-                    "variable provider failed",
-                    serde_json::json!({"variable": name}),
-                ));
-            }
-            None
-        }
-    }
-}
-
-thread_local! {
-    // The instance's database handle, opened on first use (the schema is checked when first
-    // needed, see `Db::open_deferred`). Keeping it
-    // costs nothing between calls: `spin:sqlite` hosts pool connections per statement or give
-    // each instance its own (Spin gives every request a fresh instance).
-    static DB: RefCell<Option<Rc<Db>>> = const { RefCell::new(None) };
-}
-
-/// The instance's database handle on the backend `config` names (a SQL database, or the
-/// key-value store `key_value_store` labels). A failed open is not
-/// remembered, so the next call tries again; a handle whose transaction may not have ended,
-/// or whose database was unreachable, is replaced by a fresh one.
-pub(crate) fn db(config: &Config) -> Result<Rc<Db>, EngineError> {
-    DB.with(|slot| {
-        let mut slot = slot.borrow_mut();
-        if let Some(db) = slot.as_ref().filter(|db| !db.is_unsettled()) {
-            return Ok(db.clone());
-        }
-        // Drop a stale handle (and its connection) before opening the next.
-        *slot = None;
-        let open_sql = |exec: Box<dyn Executor>| {
-            // Migrations wait for the first write or failed read, so that a fresh instance's
-            // validate is one statement.
-            Db::open_deferred(exec)
-        };
-        let db = Rc::new(match config.backend()? {
-            Backend::Sql(Database::Sqlite) => open_sql(Box::new(SpinSqlite::open()?)),
-            Backend::Sql(Database::Postgres(url)) => open_sql(Box::new(SpinPostgres::open(url)?)),
-            Backend::KeyValue(label) => Db::open_key_value(
-                crate::spin_key_value::open(label)?,
-                *config.max_per_user()?,
-            )?,
-        });
-        *slot = Some(db.clone());
-        Ok(db)
-    })
-}
 
 /// Runs `op` against a fresh engine view at the current time.
 fn with_engine<T>(op: impl FnOnce(&Engine<'_>) -> Result<T, EngineError>) -> Result<T, wit::Error> {

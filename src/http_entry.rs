@@ -3,8 +3,7 @@
 //! never opened), hands it to [`crate::http::handle`] and writes the reply ([`respond`]). Nothing
 //! here decides anything.
 
-use crate::config::LogLevel;
-use crate::http::{ApiError, MAX_BODY_BYTES, Reply, Request};
+use crate::http::{Reply, Request};
 use futures::StreamExt as _;
 use spin_sdk::http::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
 use spin_sdk::http_component;
@@ -13,13 +12,13 @@ use std::time::Instant;
 #[http_component]
 async fn handle_http(incoming: IncomingRequest, out: ResponseOutparam) {
     let started = Instant::now();
-    let now = crate::component::now_ms();
+    let now = crate::instance::now_ms();
     let request = read(incoming).await;
     let reply = crate::http::handle(
         &request,
         now,
-        &crate::component::config(),
-        crate::component::db,
+        &crate::settings::config(),
+        crate::instance::db,
         started,
     );
     respond(out, reply, request.method == "HEAD", now);
@@ -27,58 +26,23 @@ async fn handle_http(incoming: IncomingRequest, out: ResponseOutparam) {
 
 async fn read(incoming: IncomingRequest) -> Request {
     let path_with_query = incoming.path_with_query().unwrap_or_else(|| "/".to_owned());
-    let (path, query) = path_with_query
-        .split_once('?')
-        .map_or((path_with_query.as_str(), ""), |(p, q)| (p, q));
-    let headers: Vec<(String, String)> = incoming
-        .headers()
-        .entries()
-        .into_iter()
-        .map(|(mut name, value)| {
-            // Both arrive owned and, from Spin and our host, already lowercase and UTF-8:
-            // kept in place rather than copied (header handling was a good part of a fresh
-            // `/health`'s guest work, docs/benchmarks-history.md).
-            name.make_ascii_lowercase();
-            let value = String::from_utf8(value)
-                .unwrap_or_else(|bad| String::from_utf8_lossy(bad.as_bytes()).into_owned());
-            (name, value)
-        })
-        .collect();
-    let mut request = Request {
-        method: incoming.method().to_string(),
-        path: path.to_owned(),
-        query: query.to_owned(),
-        headers,
-        body: Vec::new(),
-        body_too_large: false,
-    };
-    let declared = request
-        .header("content-length")
-        .and_then(|len| len.trim().parse::<u64>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
-        request.body_too_large = true;
-        return request;
-    }
-    // No route reads the body of a GET or HEAD (its declared size is still checked above),
-    // so its stream is never opened: on a fresh instance the stream, its pollable and its
-    // reads were host calls that `/health` and a validate paid for nothing.
-    if matches!(request.method.as_str(), "GET" | "HEAD") {
+    let mut request = Request::from_head(
+        incoming.method().to_string(),
+        &path_with_query,
+        incoming.headers().entries(),
+    );
+    if !request.wants_body() {
         return request;
     }
     let mut stream = incoming.into_body_stream();
     while let Some(chunk) = stream.next().await {
-        // A body that breaks off mid-way is treated as empty; the handler then reports
-        // what it needed.
         let Ok(chunk) = chunk else {
-            request.body.clear();
+            request.body_broken();
             break;
         };
-        if request.body.len() + chunk.len() > MAX_BODY_BYTES {
-            request.body.clear();
-            request.body_too_large = true;
+        if !request.push_body(&chunk) {
             break;
         }
-        request.body.extend_from_slice(&chunk);
     }
     request
 }
@@ -104,18 +68,8 @@ async fn read(incoming: IncomingRequest) -> Request {
 fn respond(out: ResponseOutparam, reply: Reply, head: bool, now: u64) {
     let (reply, (response, body)) = match outgoing(&reply, head) {
         Ok(made) => (reply, made),
-        Err(err) => {
-            crate::http::log::emit(
-                LogLevel::Debug,
-                LogLevel::Error,
-                now,
-                "response could not be built",
-                serde_json::json!({"cause": err, "status": reply.status}),
-            );
-            let mut fallback = ApiError::Internal(err).into_reply();
-            if head {
-                fallback.body.clear();
-            }
+        Err(cause) => {
+            let fallback = crate::http::unsendable(&reply, &cause, head, now);
             match outgoing(&fallback, head) {
                 Ok(made) => (fallback, made),
                 // With no response set, the host answers 500 itself.
@@ -164,25 +118,7 @@ fn respond(out: ResponseOutparam, reply: Reply, head: bool, now: u64) {
 ///
 /// A header name or value that `wasi:http` refuses, or a status out of range, described.
 fn outgoing(reply: &Reply, head: bool) -> Result<(OutgoingResponse, OutgoingBody), String> {
-    let mut entries: Vec<(String, Vec<u8>)> = Vec::with_capacity(reply.headers.len() + 1);
-    for (name, value) in &reply.headers {
-        let name = name.to_ascii_lowercase();
-        // The length is the body's, set below; one set by a handler would only disagree.
-        if name == "content-length" {
-            continue;
-        }
-        match entries.iter_mut().find(|(seen, _)| *seen == name) {
-            Some(entry) => entry.1 = value.clone().into_bytes(),
-            None => entries.push((name, value.clone().into_bytes())),
-        }
-    }
-    // RFC 9110 forbids a length on 1xx and 204 answers, and one on a 304 must be the GET's.
-    if !head && !matches!(reply.status, 100..=199 | 204 | 304) {
-        entries.push((
-            "content-length".to_owned(),
-            reply.body.len().to_string().into_bytes(),
-        ));
-    }
+    let entries = reply.wire_headers(head);
     let headers =
         Fields::from_list(&entries).map_err(|err| format!("a response header: {err:?}"))?;
     let response = OutgoingResponse::new(headers);

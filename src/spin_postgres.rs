@@ -1,18 +1,25 @@
-//! [`Executor`] on Spin's PostgreSQL (`spin:postgres/postgres@4.0.0`, spin-sdk's `pg4`).
+//! [`Executor`] on Spin's PostgreSQL: `spin:postgres/postgres@4.0.0` in the WASIp2 build, the
+//! synchronous functions of `@4.2.0` in the WASIp3 build, which includes this file
+//! (`crate::bindings::postgres` is the interface each build imports).
 //!
 //! One connection resource per [`Db`](crate::store::Db): the host keeps a transaction on the
 //! connection that began it. Failures that mean "the server cannot be reached now" become
 //! [`StoreError::Unavailable`] here, once, so that callers answer 503 and the handle is
 //! replaced on the next call.
 //!
-//! Every `query` goes to the host inside an envelope that always yields at least one row (see
-//! [`enveloped`]), because on Spin 4.0.x a `query` that matches no rows never returns
-//! (spinframework/spin#3671), and matching no rows is ordinary here: an unknown id, a user
-//! without sessions, a full user's refused create. `execute` needs none: it is not affected.
+//! In the WASIp2 build every `query` goes to the host inside an envelope that always yields at
+//! least one row (see [`enveloped`]), because on Spin 4.0.x a `query` that matches no rows
+//! never returns (spinframework/spin#3671), and matching no rows is ordinary here: an unknown
+//! id, a user without sessions, a full user's refused create. `execute` needs none: it is not
+//! affected. The WASIp3 build runs only on Spin 4.1 and later, where #3673 fixed it, and sends
+//! statements bare (`crate::bindings::POSTGRES_QUERY_ENVELOPE`).
 
-use crate::store::sql::{Dialect, POSTGRES, unavailable_code};
+use crate::bindings::POSTGRES_QUERY_ENVELOPE;
+use crate::bindings::postgres::{
+    Connection, DbValue, Error as PgError, ParameterValue, QueryError,
+};
+use crate::store::sql::{Dialect, POSTGRES, lost_connection, unavailable_code};
 use crate::store::{Executor, Param, Row, StoreError, Value};
-use spin_sdk::pg4::{Connection, DbValue, ParameterValue, PgError, QueryError};
 
 /// A connection to the database at `database_url`.
 #[derive(Debug)]
@@ -41,6 +48,19 @@ impl Executor for SpinPostgres {
 
     fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
         let params: Vec<ParameterValue> = params.iter().map(parameter).collect();
+        if !POSTGRES_QUERY_ENVELOPE {
+            let set = self.conn.query(sql, &params).map_err(store_error)?;
+            return set
+                .rows
+                .into_iter()
+                .map(|row| {
+                    row.into_iter()
+                        .map(column)
+                        .collect::<Result<_, _>>()
+                        .map(Row)
+                })
+                .collect();
+        }
         let set = self
             .conn
             .query(&enveloped(sql), &params)
@@ -155,24 +175,4 @@ fn store_error(err: PgError) -> StoreError {
         | PgError::ValueConversionFailed(text)
         | PgError::Other(text) => StoreError::Postgres(text),
     }
-}
-
-/// A failure without SQLSTATE that is the host losing its server: hosts pass tokio-postgres
-/// errors on as text, Spin in their `Display` form, ours in their `Debug` form (`kind: Closed`),
-/// and a connection pool's failures as `other`.
-fn lost_connection(text: &str) -> bool {
-    [
-        "connection closed",
-        "error communicating with the server",
-        "error connecting",
-        "timeout",
-        "timed out",
-        "kind: Closed",
-        "kind: Io",
-        "kind: Connect",
-        "kind: Timeout",
-        "pool",
-    ]
-    .iter()
-    .any(|needle| text.contains(needle))
 }

@@ -1,8 +1,10 @@
-//! [`Executor`] on Spin's SQLite (`spin:sqlite/sqlite@3.0.0`), database `default`.
+//! [`Executor`] on Spin's SQLite, database `default`: `spin:sqlite/sqlite@3.0.0` in the WASIp2
+//! build, the synchronous functions of `@3.1.0` in the WASIp3 build, which includes this file
+//! (`crate::bindings::sqlite` is the interface each build imports).
 
+use crate::bindings::sqlite::{Connection, Error as SqliteError, Value as SqliteValue};
 use crate::store::sql::{Dialect, SQLITE};
 use crate::store::{Executor, Param, Row, StoreError, Value};
-use spin_sdk::sqlite3::{Connection, Error as SqliteError, Value as SqliteValue};
 
 /// The instance's connection to the `default` database.
 #[derive(Debug)]
@@ -18,7 +20,7 @@ impl SpinSqlite {
     /// [`StoreError::Sqlite`] when the host refuses it.
     pub(crate) fn open() -> Result<Self, StoreError> {
         Ok(Self {
-            conn: Connection::open_default().map_err(store_error)?,
+            conn: Connection::open("default").map_err(store_error)?,
         })
     }
 

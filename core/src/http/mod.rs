@@ -1,6 +1,7 @@
 //! The REST API of DESIGN.md, independent of any WASI version: a shell reads the request
-//! from its `wasi:http` (the WASIp2 component's `http_entry`), calls [`handle`] with the way
-//! it opens the store, and writes the [`Reply`].
+//! from its `wasi:http` (the WASIp2 and WASIp3 components' `http_entry`, with
+//! [`Request::from_head`]), calls [`handle`] with the way it opens the store, and writes the
+//! [`Reply`] ([`Reply::wire_headers`], or [`unsendable`] when its host refuses it).
 //!
 //! Files by concern: `request` (the request and reply types, percent-decoding), `ctx` (what a
 //! handler sees), `router` ([`ROUTES`], the one route table: the dispatcher reads it, and a
@@ -36,6 +37,24 @@ pub use router::{Handler, ROUTES, Route, find_route};
 use crate::config::{Config, LogLevel};
 use serde_json::json;
 use std::time::Instant;
+
+/// The answer a shell sends instead of `reply` when its host refuses to take `reply` (a header
+/// value `wasi:http` rejects, a status out of range): the cause is logged, and the client gets
+/// a 500 JSON answer (without its body on a HEAD, `head`).
+pub fn unsendable(reply: &Reply, cause: &str, head: bool, now: u64) -> Reply {
+    log::emit(
+        LogLevel::Debug,
+        LogLevel::Error,
+        now,
+        "response could not be built",
+        json!({"cause": cause, "status": reply.status}),
+    );
+    let mut fallback = ApiError::Internal(cause.to_owned()).into_reply();
+    if head {
+        fallback.body.clear();
+    }
+    fallback
+}
 
 /// Serves one request. `now` is the request's time (the clock is read once, by the caller);
 /// `started` only measures the duration for the log line. Settings are read as the request

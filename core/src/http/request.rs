@@ -50,6 +50,75 @@ impl Request {
     }
 }
 
+/// How the shells (WASIp2, WASIp3) turn what `wasi:http` hands them into a [`Request`]: one
+/// copy of the rules, whatever the WASI version's types.
+impl Request {
+    /// A request with the head a shell received and no body yet. Header names are lowercased
+    /// in place and values taken as UTF-8 (lossily: a value that is not is never one we
+    /// accept anyway); both arrive owned, and from Spin and our host already lowercase and
+    /// UTF-8, so nothing is copied (header handling was a good part of a fresh `/health`'s
+    /// guest work, docs/benchmarks-history.md).
+    pub fn from_head(
+        method: String,
+        path_with_query: &str,
+        headers: impl IntoIterator<Item = (String, Vec<u8>)>,
+    ) -> Self {
+        let (path, query) = path_with_query
+            .split_once('?')
+            .unwrap_or((path_with_query, ""));
+        let headers = headers
+            .into_iter()
+            .map(|(mut name, value)| {
+                name.make_ascii_lowercase();
+                let value = String::from_utf8(value)
+                    .unwrap_or_else(|bad| String::from_utf8_lossy(bad.as_bytes()).into_owned());
+                (name, value)
+            })
+            .collect();
+        Self {
+            method,
+            path: path.to_owned(),
+            query: query.to_owned(),
+            headers,
+            body: Vec::new(),
+            body_too_large: false,
+        }
+    }
+
+    /// Whether the shell should read the body. Not when its declared length is over the cap
+    /// (then [`Request::body_too_large`] is set, and the answer is 413 without reading), nor
+    /// for a GET or HEAD: no route reads their body, so its stream is never opened (on a
+    /// fresh instance the stream and its reads were host calls that `/health` and a validate
+    /// paid for nothing).
+    pub fn wants_body(&mut self) -> bool {
+        let declared = self
+            .header("content-length")
+            .and_then(|len| len.trim().parse::<u64>().ok());
+        if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+            self.body_too_large = true;
+            return false;
+        }
+        !matches!(self.method.as_str(), "GET" | "HEAD")
+    }
+
+    /// Appends a chunk of the body; `false` (with the body dropped and
+    /// [`Request::body_too_large`] set) once it passes the cap: stop reading.
+    pub fn push_body(&mut self, chunk: &[u8]) -> bool {
+        if self.body.len() + chunk.len() > MAX_BODY_BYTES {
+            self.body.clear();
+            self.body_too_large = true;
+            return false;
+        }
+        self.body.extend_from_slice(chunk);
+        true
+    }
+
+    /// The body broke off mid-way: it counts as empty, and the handler reports what it needed.
+    pub fn body_broken(&mut self) {
+        self.body.clear();
+    }
+}
+
 /// A response.
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -102,6 +171,34 @@ impl Reply {
     }
 }
 
+impl Reply {
+    /// The head's headers as `wasi:http` takes them: one value per name, the last one set
+    /// winning; the body's own `Content-Length` (one a handler set would only disagree), except
+    /// where RFC 9110 forbids one (1xx, 204; a 304's would have to be the GET's) and on a HEAD
+    /// answer (`head`), whose empty body would misstate the GET's length. A known length needs
+    /// no chunk framing, so the whole answer can leave in one write.
+    pub fn wire_headers(&self, head: bool) -> Vec<(String, Vec<u8>)> {
+        let mut entries: Vec<(String, Vec<u8>)> = Vec::with_capacity(self.headers.len() + 1);
+        for (name, value) in &self.headers {
+            let name = name.to_ascii_lowercase();
+            if name == "content-length" {
+                continue;
+            }
+            match entries.iter_mut().find(|(seen, _)| *seen == name) {
+                Some(entry) => entry.1 = value.clone().into_bytes(),
+                None => entries.push((name, value.clone().into_bytes())),
+            }
+        }
+        if !head && !matches!(self.status, 100..=199 | 204 | 304) {
+            entries.push((
+                "content-length".to_owned(),
+                self.body.len().to_string().into_bytes(),
+            ));
+        }
+        entries
+    }
+}
+
 /// Decodes `%XX` escapes; `None` for a bad escape or invalid UTF-8.
 pub fn percent_decode(text: &str) -> Option<String> {
     percent_decoded(text).map(Cow::into_owned)
@@ -127,4 +224,82 @@ pub fn percent_decoded(text: &str) -> Option<Cow<'_, str>> {
         }
     }
     String::from_utf8(out).ok().map(Cow::Owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_is_split_and_its_header_names_lowercased() {
+        let mut req = Request::from_head(
+            "POST".into(),
+            "/sessions/x/extend?a=1",
+            [
+                ("X-Session-ID".to_owned(), b"tok".to_vec()),
+                ("content-length".to_owned(), b"12".to_vec()),
+            ],
+        );
+        assert_eq!(
+            (req.path.as_str(), req.query.as_str()),
+            ("/sessions/x/extend", "a=1")
+        );
+        assert_eq!(req.header("x-session-id"), Some("tok"));
+        assert_eq!(req.headers[0].0, "x-session-id");
+        assert!(req.wants_body());
+        assert!(!req.body_too_large);
+    }
+
+    #[test]
+    fn a_get_or_an_oversized_declared_body_is_not_read() {
+        let mut get = Request::from_head("GET".into(), "/health", []);
+        assert!(!get.wants_body());
+        assert!(!get.body_too_large);
+        let too_long = (MAX_BODY_BYTES + 1).to_string().into_bytes();
+        let mut big = Request::from_head(
+            "POST".into(),
+            "/x",
+            [("Content-Length".to_owned(), too_long)],
+        );
+        assert!(!big.wants_body());
+        assert!(big.body_too_large);
+    }
+
+    #[test]
+    fn a_body_past_the_cap_is_dropped_and_marked() {
+        let mut req = Request::from_head("POST".into(), "/x", []);
+        assert!(req.push_body(&[b'a'; 10]));
+        assert_eq!(req.body.len(), 10);
+        assert!(!req.push_body(&vec![b'b'; MAX_BODY_BYTES]));
+        assert!(req.body.is_empty());
+        assert!(req.body_too_large);
+    }
+
+    #[test]
+    fn wire_headers_keep_the_last_value_and_the_bodys_length() {
+        let reply = Reply {
+            status: 200,
+            headers: vec![
+                ("Content-Type".into(), "text/plain".into()),
+                ("content-type".into(), "application/json".into()),
+                ("Content-Length".into(), "999".into()),
+            ],
+            body: b"{}".to_vec(),
+        };
+        assert_eq!(
+            reply.wire_headers(false),
+            vec![
+                ("content-type".to_owned(), b"application/json".to_vec()),
+                ("content-length".to_owned(), b"2".to_vec()),
+            ]
+        );
+        // A HEAD answer and a 204 carry no length.
+        assert_eq!(reply.wire_headers(true).len(), 1);
+        let empty = Reply {
+            status: 204,
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        assert!(empty.wire_headers(false).is_empty());
+    }
 }
