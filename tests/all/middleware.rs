@@ -1,0 +1,403 @@
+//! The session middleware in front of the example WASIp3 app, served by the host over
+//! loopback HTTP with Spin's instance policy: the chain as `serve --middleware` composes it
+//! (Spin's `dependencies.middleware`), and once as `wac plug` composes it. The app answers with
+//! the user it was handed and every `x-session-*` header that reached it (`received`), so a
+//! forged header would show; the app alone is the positive control that it would.
+//!
+//! Sessions are created on the served database file by the core's native engine, as the API
+//! would create them: the middleware validates on that same store.
+
+use crate::support::http::{Api, Reply, START_MS, start_on};
+use serde_json::Value;
+use std::sync::OnceLock;
+use std::time::Duration;
+use zoe_session::config::Config;
+use zoe_session::session::engine::Engine;
+use zoe_session::store::Db;
+use zoe_session::store::native_sqlite::NativeSqlite;
+use zoe_session_compose::{GUARDED_IDENTITY_APP_WASM, IDENTITY_APP_WASM, MIDDLEWARE_WASM};
+use zoe_session_host::middleware::{Link, compose};
+use zoe_session_host::{Allocation, Runtime};
+
+/// The rules every test serves under.
+const RULES: &[(&str, &str)] = &[
+    ("protected_paths", "/api,/admin"),
+    ("excluded_paths", "/health,/api/public"),
+    ("optional_paths", "/feed"),
+    ("required_roles", "/admin=admin"),
+    ("required_permissions", "/api/reports=reports:read"),
+    ("login_url", "/login"),
+];
+
+fn read(path: &str) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|err| panic!("{path}: {err}"))
+}
+
+fn runtime_of(bytes: &[u8]) -> Runtime {
+    Runtime::from_bytes(bytes, Allocation::Pooling { max_instances: 64 }).expect("it compiles")
+}
+
+/// The middleware in front of the app, composed as `serve --middleware` composes it.
+fn chain() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        let (middleware, app) = (read(MIDDLEWARE_WASM), read(IDENTITY_APP_WASM));
+        let composed = compose(
+            &[Link {
+                name: "zoe-session-middleware",
+                bytes: &middleware,
+            }],
+            Link {
+                name: "zoe-identity-app",
+                bytes: &app,
+            },
+        )
+        .expect("the chain composes");
+        runtime_of(&composed)
+    })
+}
+
+/// The app alone: no middleware in front.
+fn app_alone() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| runtime_of(&read(IDENTITY_APP_WASM)))
+}
+
+/// The middleware and the app plugged together at build time (`wac plug`).
+fn plugged() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| runtime_of(&read(GUARDED_IDENTITY_APP_WASM)))
+}
+
+async fn serve(runtime: &Runtime, extra: &[(&str, &str)]) -> Api {
+    let mut variables = RULES.to_vec();
+    variables.extend_from_slice(extra);
+    start_on(runtime, None, &variables).await
+}
+
+/// A session of `user` with `metadata` on `api`'s database, created at the start time; its
+/// token.
+fn session(api: &Api, user: &str, metadata: &str) -> String {
+    let db = Db::open(Box::new(
+        NativeSqlite::open(&api.database_path()).expect("open"),
+    ))
+    .expect("migrate");
+    Engine::new(&Config::default(), &db, START_MS)
+        .create(user, None, Some(metadata))
+        .expect("create")
+        .token
+        .expose()
+}
+
+fn revoke(api: &Api, token: &str) {
+    let db = Db::open(Box::new(
+        NativeSqlite::open(&api.database_path()).expect("open"),
+    ))
+    .expect("migrate");
+    Engine::new(&Config::default(), &db, START_MS)
+        .invalidate(token)
+        .expect("revoke");
+}
+
+/// The `x-session-*` headers the app received, by name.
+fn received(reply: &Reply) -> &serde_json::Map<String, Value> {
+    reply.json["received"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{}", reply.report("the app did not answer")))
+}
+
+const FORGED: &[(&str, &str)] = &[
+    ("x-session-user-id", "mallory"),
+    ("X-Session-User-Id", "mallory2"),
+    ("X-SESSION-ROLES", "admin"),
+    ("x-session-permissions", "reports:read"),
+    ("x-session-public-id", "forged"),
+    ("x-session-expires-at", "2099-01-01T00:00:00.000Z"),
+    ("x-session-whatever", "x"),
+];
+
+#[tokio::test]
+async fn forged_identity_headers_never_reach_the_app() {
+    // Positive control: without the middleware, every forged header reaches the app.
+    let alone = serve(app_alone(), &[]).await;
+    let reply = alone.send("GET", "/feed", FORGED, None).await;
+    reply.expect(200);
+    assert_eq!(reply.json["user_id"], "mallory", "{}", reply.text);
+    assert!(received(&reply).contains_key("x-session-whatever"));
+    alone.stop().await;
+
+    let api = serve(chain(), &[]).await;
+    // An open path, an excluded one, an optional one without a session: no identity at all.
+    for path in ["/elsewhere", "/health", "/api/public/x", "/feed"] {
+        let reply = api.send("GET", path, FORGED, None).await;
+        reply.expect(200);
+        assert!(received(&reply).is_empty(), "{path}: {}", reply.text);
+        assert_eq!(reply.json["user_id"], Value::Null);
+    }
+    // With a valid session: only ours, one copy each.
+    let token = session(&api, "alice", r#"{"role":"editor"}"#);
+    let mut headers = FORGED.to_vec();
+    headers.push(("x-session-id", &token));
+    let reply = api.send("GET", "/api/chat", &headers, None).await;
+    reply.expect(200);
+    assert_eq!(reply.json["user_id"], "alice", "{}", reply.text);
+    let got = received(&reply);
+    assert_eq!(got["x-session-user-id"], serde_json::json!(["alice"]));
+    assert_eq!(got["x-session-roles"], serde_json::json!(["editor"]));
+    assert!(!got.contains_key("x-session-whatever"), "{}", reply.text);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn a_valid_header_or_cookie_hands_the_app_its_identity() {
+    let api = serve(chain(), &[]).await;
+    let token = session(
+        &api,
+        "alice",
+        r#"{"role":"editor","permissions":["read","reports:read"]}"#,
+    );
+    let public_id = token.split_once('.').expect("id.secret").0.to_owned();
+    let cookie = format!("zoe_session={token}");
+    for headers in [
+        vec![("x-session-id", token.as_str())],
+        vec![("cookie", cookie.as_str())],
+    ] {
+        let reply = api.send("GET", "/api/reports/2026", &headers, None).await;
+        let body = reply.expect(200);
+        assert_eq!(body["user_id"], "alice");
+        assert_eq!(body["session_id"], public_id.as_str());
+        assert_eq!(body["roles"], serde_json::json!(["editor"]));
+        assert_eq!(
+            body["permissions"],
+            serde_json::json!(["read", "reports:read"])
+        );
+        assert!(
+            body["expires_at"]
+                .as_str()
+                .is_some_and(|t| t.ends_with('Z')),
+            "{}",
+            reply.text
+        );
+        // The token header is passed on as it came; the token never appears in an identity
+        // header.
+        assert!(
+            received(&reply)
+                .iter()
+                .filter(|(name, _)| *name != "x-session-id")
+                .all(|(_, values)| !values.to_string().contains(&token)),
+            "{}",
+            reply.text
+        );
+    }
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_slides_the_session_s_activity_as_the_api_does() {
+    let api = serve(chain(), &[]).await;
+    let token = session(&api, "alice", "{}");
+    let expires = |reply: &Reply| reply.json["expires_at"].as_str().unwrap_or("").to_owned();
+    let first = api
+        .send("GET", "/api/x", &[("x-session-id", &token)], None)
+        .await;
+    first.expect(200);
+    api.clock.advance(Duration::from_secs(600));
+    let later = api
+        .send("GET", "/api/x", &[("x-session-id", &token)], None)
+        .await;
+    later.expect(200);
+    assert!(
+        expires(&later) > expires(&first),
+        "activity moved the idle expiry: {} then {}",
+        expires(&first),
+        expires(&later)
+    );
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_or_revoked_session_is_401_json() {
+    let api = serve(chain(), &[]).await;
+    let token = session(&api, "alice", "{}");
+    api.send("GET", "/api/x", &[("x-session-id", &token)], None)
+        .await
+        .expect(200);
+    api.clock.advance(Duration::from_secs(2 * 3600));
+    let reply = api
+        .send("GET", "/api/x", &[("x-session-id", &token)], None)
+        .await;
+    reply.expect(401);
+    assert_eq!(reply.json["error"], "session_expired", "{}", reply.text);
+
+    let api = serve(chain(), &[]).await;
+    let token = session(&api, "bob", "{}");
+    api.send("GET", "/api/x", &[("x-session-id", &token)], None)
+        .await
+        .expect(200);
+    revoke(&api, &token);
+    let reply = api
+        .send("GET", "/api/x", &[("x-session-id", &token)], None)
+        .await;
+    reply.expect(401);
+    assert_eq!(reply.json["error"], "invalid_session", "{}", reply.text);
+    let reply = api.send("GET", "/api/x", &[], None).await;
+    reply.expect(401);
+    assert_eq!(reply.json["error"], "unauthorized");
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn a_browser_navigation_without_a_session_goes_to_the_login_page() {
+    let api = serve(chain(), &[]).await;
+    let reply = api
+        .send(
+            "GET",
+            "/api/chat?room=1",
+            &[("sec-fetch-mode", "navigate"), ("accept", "text/html")],
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 303, "{}", reply.report("expected a redirect"));
+    assert_eq!(
+        reply.header("location"),
+        Some("/login?next=/api/chat%3Froom%3D1")
+    );
+    // A script's fetch gets the JSON 401 instead.
+    api.send("GET", "/api/chat", &[("sec-fetch-mode", "cors")], None)
+        .await
+        .expect(401);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn an_optional_path_gives_the_identity_when_present_and_never_refuses() {
+    let api = serve(chain(), &[]).await;
+    let token = session(&api, "carol", "{}");
+    let reply = api.send("GET", "/feed", &[], None).await;
+    assert_eq!(reply.expect(200)["greeting"], "hello, guest");
+    let reply = api
+        .send("GET", "/feed", &[("x-session-id", "not.valid")], None)
+        .await;
+    assert_eq!(reply.expect(200)["user_id"], Value::Null);
+    let reply = api
+        .send("GET", "/feed/today", &[("x-session-id", &token)], None)
+        .await;
+    assert_eq!(reply.expect(200)["greeting"], "hello, carol");
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn a_missing_role_or_permission_is_403_and_every_spelling_of_the_path_is_judged() {
+    let api = serve(chain(), &[]).await;
+    let editor = session(&api, "dan", r#"{"role":"editor"}"#);
+    for path in [
+        "/admin",
+        "/admin/",
+        "/ADMIN/users",
+        "//admin",
+        "/%61dmin",
+        "/api/reports/1",
+    ] {
+        let reply = api
+            .send("GET", path, &[("x-session-id", &editor)], None)
+            .await;
+        reply.expect(403);
+        assert_eq!(reply.json["error"], "forbidden", "{path}");
+    }
+    for path in [
+        "/admin/../api/x",
+        "/api/%2e%2e/admin",
+        "/api%2Fadmin",
+        "/admin%5Cx",
+    ] {
+        let reply = api
+            .send("GET", path, &[("x-session-id", &editor)], None)
+            .await;
+        reply.expect(400);
+        assert_eq!(reply.json["error"], "ambiguous_path", "{path}");
+    }
+    // Positive control: the admin passes everywhere, and a lookalike is not admin.
+    let admin = session(&api, "erin", r#"{"role":"admin"}"#);
+    for path in ["/ADMIN/users", "/api/reports/1"] {
+        let reply = api
+            .send("GET", path, &[("x-session-id", &admin)], None)
+            .await;
+        assert_eq!(reply.expect(200)["user_id"], "erin", "{path}");
+    }
+    api.send("GET", "/administrator", &[], None)
+        .await
+        .expect(200);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn a_cross_site_cookie_post_is_403_and_a_same_site_one_passes() {
+    let api = serve(chain(), &[]).await;
+    let token = session(&api, "frank", "{}");
+    let cookie = format!("zoe_session={token}");
+    let reply = api
+        .send(
+            "POST",
+            "/api/chat",
+            &[("cookie", &cookie), ("sec-fetch-site", "cross-site")],
+            Some("{}"),
+        )
+        .await;
+    reply.expect(403);
+    assert_eq!(reply.json["error"], "csrf");
+    let reply = api
+        .send(
+            "POST",
+            "/api/chat",
+            &[("cookie", &cookie), ("sec-fetch-site", "same-origin")],
+            Some("{}"),
+        )
+        .await;
+    assert_eq!(reply.expect(200)["method"], "POST");
+    // The header token is not a cookie: no CSRF check applies to it.
+    api.send(
+        "POST",
+        "/api/chat",
+        &[("x-session-id", &token), ("sec-fetch-site", "cross-site")],
+        Some("{}"),
+    )
+    .await
+    .expect(200);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn a_store_that_cannot_be_reached_is_503_never_a_pass() {
+    // Nothing listens on port 1: every open of the store fails.
+    let api = serve(
+        chain(),
+        &[("database_url", "postgres://zoe@127.0.0.1:1/sessions")],
+    )
+    .await;
+    for path in ["/api/x", "/feed"] {
+        let reply = api
+            .send("GET", path, &[("x-session-id", "a.b")], None)
+            .await;
+        reply.expect(503);
+        assert_eq!(reply.json["error"], "storage_unavailable", "{path}");
+    }
+    // Paths that need no session still pass.
+    api.send("GET", "/health", &[], None).await.expect(200);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn the_wac_plugged_composition_behaves_the_same() {
+    let api = serve(plugged(), &[]).await;
+    let token = session(&api, "grace", r#"{"role":"admin"}"#);
+    let mut headers = FORGED.to_vec();
+    headers.push(("x-session-id", &token));
+    let reply = api.send("GET", "/admin", &headers, None).await;
+    assert_eq!(reply.expect(200)["user_id"], "grace");
+    assert_eq!(
+        received(&reply)["x-session-roles"],
+        serde_json::json!(["admin"])
+    );
+    api.send("GET", "/admin", &[], None).await.expect(401);
+    api.stop().await;
+}
