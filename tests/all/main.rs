@@ -8,6 +8,7 @@
 mod support;
 
 mod admin_console;
+mod akamai_manifests;
 mod audit;
 mod component_shape;
 mod composition;
