@@ -388,3 +388,60 @@ fn counting_host_calls_is_refused_for_a_wasip3_component() {
         "{refused:?}"
     );
 }
+
+/// The probe with `variables` set, e.g. `database_url`.
+fn serve_probe_with(configure: impl FnOnce(&mut zoe_session_host::HostConfig)) -> Harness {
+    Harness::start_configured(probe_runtime(), ServeOptions::default(), configure)
+}
+
+fn body(reply: &crate::support::Response) -> String {
+    String::from_utf8_lossy(&reply.body).into_owned()
+}
+
+#[test]
+fn spin_postgres_4_2_async_functions_reach_the_configured_database() {
+    let url = zoe_test_postgres::shared()
+        .fresh_database()
+        .expect("a fresh database");
+    let harness = serve_probe_with(|config| config.variables.set("database_url", url));
+    let first = get(harness.addr, "/pg", &[]).unwrap();
+    assert_eq!(
+        (first.status, body(&first).as_str()),
+        (200, "inserted=1 rows=1 columns=2 first=7,seven")
+    );
+    // The second request (the same instance, its own connection) sees the first one's row.
+    let second = get(harness.addr, "/pg", &[]).unwrap();
+    assert_eq!(body(&second), "inserted=1 rows=2 columns=2 first=7,seven");
+}
+
+#[test]
+fn a_connection_builder_may_name_a_root_the_host_trusts_and_no_other() {
+    let (server, ca) = zoe_test_postgres::shared_tls();
+    let url = format!(
+        "postgres://postgres@localhost:{}/postgres?sslmode=verify-full",
+        server.port()
+    );
+    let trusted = std::fs::read_to_string(ca.ca_path()).unwrap();
+    let other_ca = zoe_test_postgres::TestCa::new().unwrap();
+    let other = std::fs::read_to_string(other_ca.ca_path()).unwrap();
+    assert_ne!(trusted, other);
+    for (pem, expected_status) in [(trusted, 200), (other, 500)] {
+        let (url, root) = (url.clone(), ca.ca_path());
+        let harness = serve_probe_with(move |config| {
+            config.variables.set("database_url", url);
+            config.variables.set("pg_ca", pem);
+            config.postgres_root_cert = Some(root);
+        });
+        let reply = get(harness.addr, "/pg/ca", &[]).unwrap();
+        let text = body(&reply);
+        assert_eq!(reply.status, expected_status, "{text}");
+        if expected_status == 200 {
+            assert_eq!(text, "opened rows=1");
+        } else {
+            assert!(
+                text.contains("ConnectionFailed") && text.contains("SESSION_POSTGRES_ROOT_CERT"),
+                "{text}"
+            );
+        }
+    }
+}

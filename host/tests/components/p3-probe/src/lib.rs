@@ -6,7 +6,10 @@
 //! test middlewares append to). Routes: `/probe?sleep_ms=N` waits N ms before answering, so
 //! that requests overlap; `/trap` panics, which traps; `/status/500` answers 500 itself;
 //! `/sqlite` runs a statement through `spin:sqlite@3.1.0`'s async functions; `/variable/NAME`
-//! reads a variable through `spin:variables@3.0.0`.
+//! reads a variable through `spin:variables@3.0.0`; `/pg` inserts a row into the PostgreSQL
+//! database of the variable `database_url` and counts the rows, through
+//! `spin:postgres@4.2.0`'s async functions; `/pg/ca` opens that database through a
+//! `connection-builder` given the root certificate in the variable `pg_ca`.
 
 use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::http_service;
@@ -66,6 +69,14 @@ async fn handle(request: Request) -> impl IntoResponse {
             Ok(text) => (200, text),
             Err(text) => (500, text),
         },
+        "/pg" => match pg().await {
+            Ok(text) => (200, text),
+            Err(text) => (500, text),
+        },
+        "/pg/ca" => match pg_with_ca().await {
+            Ok(text) => (200, text),
+            Err(text) => (500, text),
+        },
         _ => match path.strip_prefix("/variable/") {
             Some(name) => match spin_sdk::variables::get(name).await {
                 Ok(value) => (200, value),
@@ -98,4 +109,56 @@ async fn sqlite() -> Result<String, String> {
     let text: &str = first.get(1).ok_or("no text")?;
     let changes = db.changes().await;
     Ok(format!("{sum} {text} columns={columns} rows={} changes={changes}", rows.len()))
+}
+
+async fn pg() -> Result<String, String> {
+    use spin_sdk::pg::{Connection, ParameterValue};
+    let url = spin_sdk::variables::get("database_url")
+        .await
+        .map_err(|e| format!("database_url: {e:?}"))?;
+    let db = Connection::open(url).await.map_err(|e| format!("open: {e:?}"))?;
+    db.execute("CREATE TABLE IF NOT EXISTS p3_probe (n int8, t text)", [])
+        .await
+        .map_err(|e| format!("create: {e:?}"))?;
+    let inserted = db
+        .execute(
+            "INSERT INTO p3_probe VALUES ($1, $2)",
+            [ParameterValue::Int64(7), ParameterValue::Str("seven".to_owned())],
+        )
+        .await
+        .map_err(|e| format!("insert: {e:?}"))?;
+    let rows = db
+        .query("SELECT n, t FROM p3_probe ORDER BY n", [])
+        .await
+        .map_err(|e| format!("query: {e:?}"))?;
+    let columns = rows.columns().len();
+    let rows = rows.collect().await.map_err(|e| format!("rows: {e:?}"))?;
+    let first = rows.first().ok_or("no row")?;
+    let n: i64 = first.get("n").ok_or("no n")?;
+    let t: String = first.get("t").ok_or("no t")?;
+    Ok(format!("inserted={inserted} rows={} columns={columns} first={n},{t}", rows.len()))
+}
+
+async fn pg_with_ca() -> Result<String, String> {
+    use spin_sdk::pg::{Certificate, Connection, OpenOptions};
+    let url = spin_sdk::variables::get("database_url")
+        .await
+        .map_err(|e| format!("database_url: {e:?}"))?;
+    let ca = spin_sdk::variables::get("pg_ca")
+        .await
+        .map_err(|e| format!("pg_ca: {e:?}"))?;
+    let options = OpenOptions {
+        ca_root: Some(Certificate::Text(ca)),
+    };
+    let db = Connection::open_with_options(url, options)
+        .await
+        .map_err(|e| format!("open: {e:?}"))?;
+    let rows = db
+        .query("SELECT 1::int8 AS one", [])
+        .await
+        .map_err(|e| format!("query: {e:?}"))?
+        .collect()
+        .await
+        .map_err(|e| format!("rows: {e:?}"))?;
+    Ok(format!("opened rows={}", rows.len()))
 }
