@@ -93,7 +93,10 @@ impl RedisServer {
             .map_err(|e| RedisError(format!("cannot run {}: {e}", self.bin.display())))?;
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if self.command(&["PING"]).is_ok_and(|answer| answer == "+PONG") {
+            if self
+                .command(&["PING"])
+                .is_ok_and(|answer| answer == "+PONG")
+            {
                 break;
             }
             if let Ok(Some(status)) = child.try_wait() {
@@ -133,7 +136,10 @@ impl RedisServer {
     /// When all [`DATABASES`] have been handed out.
     pub fn fresh_url(&self) -> String {
         let n = self.databases.fetch_add(1, Ordering::Relaxed) + 1;
-        assert!(n < DATABASES, "every Redis database of the test server is in use");
+        assert!(
+            n < DATABASES,
+            "every Redis database of the test server is in use"
+        );
         format!("redis://127.0.0.1:{}/{n}", self.port)
     }
 
@@ -196,7 +202,9 @@ impl RedisServer {
         }
         stream.write_all(request.as_bytes()).map_err(failed)?;
         let mut line = String::new();
-        BufReader::new(stream).read_line(&mut line).map_err(failed)?;
+        BufReader::new(stream)
+            .read_line(&mut line)
+            .map_err(failed)?;
         Ok(line.trim_end().to_owned())
     }
 
@@ -300,7 +308,10 @@ mod tests {
         assert_eq!(server.keys_in(0).unwrap(), 1);
         assert_eq!(server.keys_in(1).unwrap(), 0);
         server.stop();
-        assert!(server.command(&["PING"]).is_err(), "a stopped server answers");
+        assert!(
+            server.command(&["PING"]).is_err(),
+            "a stopped server answers"
+        );
         server.restart().expect("it starts again");
         assert_eq!(server.command(&["PING"]).unwrap(), "+PONG");
         // In memory only: the restart lost the key.
@@ -311,7 +322,10 @@ mod tests {
     fn a_paused_server_answers_nothing_until_resumed() {
         let server = RedisServer::start().expect("redis-server starts");
         server.pause();
-        assert!(server.command(&["PING"]).is_err(), "a paused server answered");
+        assert!(
+            server.command(&["PING"]).is_err(),
+            "a paused server answered"
+        );
         server.resume();
         assert_eq!(server.command(&["PING"]).unwrap(), "+PONG");
     }
