@@ -92,9 +92,11 @@ enum Command {
         /// Functions with deploy/akamai/spin.toml: no SQLite (every `open` is refused with
         /// `access-denied`, as Spin refuses an ungranted database), only the `default`
         /// key-value store, 128 MiB per instance, 30 s per request, a fresh instance per
-        /// request. Configure the sessions' store to match (SESSION_KEY_VALUE_STORE=default).
+        /// request (WASIp2 and WASIp3 alike). Configure the sessions' store to match
+        /// (SESSION_KEY_VALUE_STORE=default).
         #[arg(long, value_enum, default_value_t = Platform::Spin,
-              conflicts_with_all = ["request_timeout", "requests_per_instance", "no_instance_reuse", "spin_costs"])]
+              conflicts_with_all = ["request_timeout", "requests_per_instance", "no_instance_reuse", "spin_costs",
+                                    "max_instance_reuse_count", "max_instance_concurrent_reuse_count"])]
         platform: Platform,
         /// Requests served at once (more wait their turn).
         #[arg(long, default_value_t = 64)]
@@ -242,10 +244,18 @@ async fn execute(cli: Cli) -> Result<ExitCode, HostError> {
                     .requests_per_instance()
                     .unwrap_or(requests_per_instance)
             },
-            p3_reuse: ReusePolicy {
-                max_requests: max_instance_reuse_count,
-                max_concurrent: max_instance_concurrent_reuse_count,
-                idle_timeout: idle_instance_timeout,
+            // A platform that reuses no instance gives a WASIp3 one one request too.
+            p3_reuse: match platform.requests_per_instance() {
+                Some(requests) => ReusePolicy {
+                    max_requests: requests,
+                    max_concurrent: 1,
+                    idle_timeout: idle_instance_timeout,
+                },
+                None => ReusePolicy {
+                    max_requests: max_instance_reuse_count,
+                    max_concurrent: max_instance_concurrent_reuse_count,
+                    idle_timeout: idle_instance_timeout,
+                },
             },
             count_host_calls: count_host_calls.then(HostCallSink::log),
             metrics_listen,

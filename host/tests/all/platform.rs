@@ -87,6 +87,8 @@ fn akamai_limits_cannot_be_mixed_with_the_operator_s() {
         &["--requests-per-instance", "10"],
         &["--no-instance-reuse"],
         &["--spin-costs"],
+        &["--max-instance-reuse-count", "10"],
+        &["--max-instance-concurrent-reuse-count", "4"],
     ] {
         let args: Vec<&str> = ["--platform", "akamai"]
             .iter()
