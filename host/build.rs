@@ -1,6 +1,8 @@
 //! Builds the zoe-session component (the workspace's root package) for `wasm32-wasip2` and
-//! hands its path to the host crate, which embeds it with `include_bytes!`. A fresh clone
-//! therefore needs nothing but the wasm target: `cargo build` or `cargo test` builds both.
+//! hands its path to the host crate, which embeds it with `include_bytes!`; and its WASIp3
+//! build (`p3/`, package zoe-session-p3), whose path the host names for tests, benchmarks and
+//! `serve --component`. A fresh clone therefore needs nothing but the wasm target: `cargo
+//! build` or `cargo test` builds all three.
 //! The nested build is `build-support/wasm_component.rs`, shared with the other build scripts.
 
 #[path = "../build-support/wasm_component.rs"]
@@ -18,6 +20,8 @@ fn main() {
         .expect("host/ lives in the workspace root");
     for input in [
         "src",
+        "p3",
+        "host/wit",
         "core",
         "config",
         "wire",
@@ -28,27 +32,27 @@ fn main() {
     ] {
         println!("cargo:rerun-if-changed={}", workspace.join(input).display());
     }
-    println!("cargo:rerun-if-env-changed=ZOE_SESSION_WASM");
-
-    // Packagers and CI may supply a prebuilt component instead.
-    if let Some(prebuilt) = env::var_os("ZOE_SESSION_WASM") {
-        println!(
-            "cargo:rustc-env=ZOE_SESSION_WASM={}",
-            Path::new(&prebuilt).display()
-        );
-        return;
+    // Packagers and CI may supply prebuilt components instead.
+    for (variable, package, artefact) in [
+        // The same command and target directory as compose/build.rs, so the two share the build.
+        ("ZOE_SESSION_WASM", "zoe-session", "zoe_session"),
+        ("ZOE_SESSION_P3_WASM", "zoe-session-p3", "zoe_session_p3"),
+    ] {
+        println!("cargo:rerun-if-env-changed={variable}");
+        let wasm = match env::var_os(variable) {
+            Some(prebuilt) => PathBuf::from(prebuilt),
+            None => {
+                require_wasm_target();
+                wasm_component::build(
+                    workspace,
+                    &["-p", package],
+                    &wasm_component::target_dir(workspace).join("component"),
+                    artefact,
+                )
+            }
+        };
+        println!("cargo:rustc-env={variable}={}", Path::new(&wasm).display());
     }
-
-    require_wasm_target();
-
-    // The same command and target directory as compose/build.rs, so the two share the build.
-    let wasm = wasm_component::build(
-        workspace,
-        &["-p", "zoe-session"],
-        &wasm_component::target_dir(workspace).join("component"),
-        "zoe_session",
-    );
-    println!("cargo:rustc-env=ZOE_SESSION_WASM={}", wasm.display());
 }
 
 /// Fails early, with the one command that fixes it, when the wasm target is not installed.

@@ -26,6 +26,11 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(50);
 /// The component built into this crate by `build.rs`.
 pub static EMBEDDED_COMPONENT: &[u8] = include_bytes!(env!("ZOE_SESSION_WASM"));
 
+/// Where `build.rs` left zoe-session's WASIp3 build (`p3/`, spin-sdk 7), which Spin >= 4.1
+/// runs: a file of the build tree, not embedded, for tests, benchmarks and
+/// `serve --component`.
+pub const WASIP3_COMPONENT_PATH: &str = env!("ZOE_SESSION_P3_WASM");
+
 /// How instances are allocated.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Allocation {
