@@ -1,8 +1,9 @@
 //! The Akamai Functions manifests (`deploy/akamai/`), read as TOML the way Spin reads them: each
 //! declares every setting of the table (with its default and secrecy, or as required where a
 //! deployment must choose), hands each to the component as spin.toml does, builds and loads the
-//! same `.wasm` as spin.toml, and grants only what Akamai Functions has: the key-value store, or
-//! the one PostgreSQL server; never a SQLite database, which the platform does not offer.
+//! same `.wasm` as spin-wasip2.toml (the WASIp2 build: the WASIp3 build of spin.toml serves no
+//! key-value store yet), and grants only what Akamai Functions has: the key-value store, or the
+//! one PostgreSQL server; never a SQLite database, which the platform does not offer.
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -15,9 +16,10 @@ struct Manifest {
     text: &'static str,
 }
 
+/// spin.toml but for the component's build (`tests/all/configuration.rs` holds them so).
 const ROOT: Manifest = Manifest {
-    path: "spin.toml",
-    text: include_str!("../../spin.toml"),
+    path: "spin-wasip2.toml",
+    text: include_str!("../../spin-wasip2.toml"),
 };
 
 const AKAMAI_KEY_VALUE: Manifest = Manifest {

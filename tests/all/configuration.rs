@@ -76,6 +76,36 @@ fn spin_toml_hands_the_component_every_setting_once() {
     assert_eq!(handed, expected);
 }
 
+/// spin-wasip2.toml (the WASIp2 build, for Spin 4.0) is spin.toml (the WASIp3 build) but for
+/// the component's source and build: the same variables, grants and route, so that the tests
+/// above hold for both.
+#[test]
+fn spin_wasip2_toml_is_spin_toml_but_for_the_build() {
+    fn settings(manifest: &str) -> Vec<&str> {
+        manifest
+            .lines()
+            .filter(|line| !line.trim().is_empty() && !line.trim_start().starts_with('#'))
+            .filter(|line| {
+                !["source =", "command =", "watch ="]
+                    .iter()
+                    .any(|key| line.starts_with(key))
+            })
+            .collect()
+    }
+    let wasip3 = include_str!("../../spin.toml");
+    let wasip2 = include_str!("../../spin-wasip2.toml");
+    assert_eq!(settings(wasip3), settings(wasip2));
+    // Positive control: the build lines, left out above, differ and name each build.
+    assert!(wasip3.contains("\nsource = \"target/wasm32-wasip2/release/zoe_session_p3.wasm\""));
+    assert!(wasip3.contains("--release -p zoe-session-p3\""));
+    assert!(wasip2.contains("\nsource = \"target/wasm32-wasip2/release/zoe_session.wasm\""));
+    assert!(wasip2.contains("--release -p zoe-session\""));
+    assert!(
+        settings(wasip3).len() > 50,
+        "the comparison sees the manifest's lines"
+    );
+}
+
 #[test]
 fn the_host_reads_each_setting_from_its_environment_variable() {
     let host: Vec<(&str, &str)> = env_to_variable().collect();
