@@ -7,19 +7,23 @@
 //!   PostgreSQL server, at a time the test sets ([`native`]);
 //! - `component_sqlite`, `component_postgres`: the real `.wasm` through the host's typed API,
 //!   on its `spin:sqlite` (a database file) and on its `spin:postgres` answering as Spin 4.0.x
-//!   does, with a manual clock ([`component`]).
+//!   does, with a manual clock ([`component`]);
+//! - `native_kv`: the engine over the key-value layout on an in-memory store, whose raced
+//!   handles wait a round trip per call ([`native`]).
 //!
 //! The operations are the WIT interface's, in its types ([`Session`], [`Issued`],
 //! [`SessionError`]); the native backend converts the engine's results as the component does.
 //! A rule added once is tested four times. What is about one layer only stays next to the
 //! suite: [`native_only`] (SQL shapes, migrations, statement counts, the `Db` guards, the
-//! devices of activity writes and trusted ids, which the WIT cannot reach) and
-//! [`component_only`] (database files on disk, host configuration, in-memory hosts).
+//! devices of activity writes and trusted ids, which the WIT cannot reach),
+//! [`component_only`] (database files on disk, host configuration, in-memory hosts) and
+//! [`key_value`] (the key-value layout's write budget, records and invalidation races).
 //!
 //! [`Db`]: zoe_session::store::Db
 
 mod component;
 mod component_only;
+mod key_value;
 mod native;
 mod native_only;
 mod rules;
@@ -90,6 +94,11 @@ impl Answer {
 /// A session store as the rules see it: the `zoe:session/sessions` operations on one
 /// database at a clock the test moves.
 pub trait Backend: Sized {
+    /// Whether this backend is a key-value store: no transaction, no compare-and-swap. The
+    /// rules that need one of those check there the weaker bound docs/key-value.md states
+    /// for it, and say which.
+    const KEY_VALUE: bool = false;
+
     /// A fresh, empty database with `settings` (as Spin variables name them), the clock at
     /// [`START_MS`](crate::support::START_MS).
     async fn open(settings: &[(&str, &str)]) -> Self;
@@ -176,25 +185,43 @@ macro_rules! conformance {
         mod native_sqlite {
             $(#[test]
             fn $rule() {
-                super::block_on(super::rules::$rule::<super::native::Native<false>>());
+                super::block_on(super::rules::$rule::<super::native::Native<{ super::native::SQLITE }>>());
             })*
         }
         mod native_postgres {
             $(#[test]
             fn $rule() {
-                super::block_on(super::rules::$rule::<super::native::Native<true>>());
+                super::block_on(super::rules::$rule::<super::native::Native<{ super::native::POSTGRES }>>());
+            })*
+        }
+        mod native_kv {
+            $(#[test]
+            fn $rule() {
+                super::block_on(super::rules::$rule::<super::native::Native<{ super::native::KEY_VALUE }>>());
             })*
         }
         mod component_sqlite {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $rule() {
-                super::rules::$rule::<super::component::Component<false>>().await;
+                super::rules::$rule::<super::component::Component<{ super::component::SQLITE }>>().await;
             })*
         }
         mod component_postgres {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $rule() {
-                super::rules::$rule::<super::component::Component<true>>().await;
+                super::rules::$rule::<super::component::Component<{ super::component::POSTGRES }>>().await;
+            })*
+        }
+        mod component_kv_local {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $rule() {
+                super::rules::$rule::<super::component::Component<{ super::component::KV_LOCAL }>>().await;
+            })*
+        }
+        mod component_kv_redis {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $rule() {
+                super::rules::$rule::<super::component::Component<{ super::component::KV_REDIS }>>().await;
             })*
         }
     };

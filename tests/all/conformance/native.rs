@@ -1,6 +1,7 @@
 //! The engine as a [`Backend`]: an [`Engine`] per call over a [`Db`] on rusqlite (a file, so
-//! that several connections can share it) or on a fresh database of the run's PostgreSQL
-//! server, at the time of a clock the test moves. Results are converted into the WIT's types
+//! that several connections can share it), on a fresh database of the run's PostgreSQL
+//! server, or on the key-value layout over an in-memory [`MemoryKeyValue`] (its clones are
+//! the replicas), at the time of a clock the test moves. Results are converted into the WIT's types
 //! as the component converts them.
 
 use super::{Answer, Backend, Call, Outcome, UserPage};
@@ -15,14 +16,28 @@ use zoe_session::config::Config;
 use zoe_session::session::audit::Event;
 use zoe_session::session::engine::{self, Engine, EngineError};
 use zoe_session::session::policy;
+use zoe_session::store::kv::memory::MemoryKeyValue;
 use zoe_session::store::native_postgres::NativePostgres;
 use zoe_session::store::native_sqlite::NativeSqlite;
 use zoe_session::store::{Db, Device, Executor, Row, Value as SqlValue};
+
+/// [`Native`] on rusqlite.
+pub const SQLITE: u8 = 0;
+/// [`Native`] on PostgreSQL.
+pub const POSTGRES: u8 = 1;
+/// [`Native`] on the key-value layout in memory.
+pub const KEY_VALUE: u8 = 2;
+
+/// What each call of a raced key-value handle waits, standing in for a round trip to Redis
+/// on loopback: it is what lets the raced calls interleave between their reads and writes.
+const RACE_LATENCY: Duration = Duration::from_micros(100);
 
 /// One empty database on one native backend, and a way to open more connections to it.
 pub struct Store {
     pub name: &'static str,
     raw: Box<dyn Fn() -> Box<dyn Executor> + Send + Sync>,
+    /// Set for the key-value store, whose handles [`Store::db_for`] opens instead.
+    kv: Option<MemoryKeyValue>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -34,6 +49,7 @@ impl Store {
         Self {
             name: "sqlite",
             raw: Box::new(move || Box::new(NativeSqlite::open(&path).expect("open sqlite"))),
+            kv: None,
             _dir: Some(dir),
         }
     }
@@ -44,7 +60,31 @@ impl Store {
         Self {
             name: "postgres",
             raw: Box::new(move || Box::new(NativePostgres::connect(&url).expect("connect"))),
+            kv: None,
             _dir: None,
+        }
+    }
+
+    /// An empty in-memory key-value store.
+    pub fn key_value() -> Self {
+        Self {
+            name: "key-value",
+            raw: Box::new(|| panic!("a key-value store runs no SQL")),
+            kv: Some(MemoryKeyValue::new()),
+            _dir: None,
+        }
+    }
+
+    /// A handle for an engine with `config`: on the key-value store, for its `max_per_user`
+    /// and with `latency` per call.
+    pub fn db_for(&self, config: &Config, latency: Duration) -> Db {
+        match &self.kv {
+            Some(kv) => Db::open_key_value(
+                Box::new(kv.with_latency(latency)),
+                *config.max_per_user().expect("max_per_user"),
+            )
+            .expect("open the key-value store"),
+            None => self.db(),
         }
     }
 
@@ -70,8 +110,9 @@ impl Store {
     }
 }
 
-/// The engine on rusqlite (`POSTGRES = false`) or PostgreSQL (`true`).
-pub struct Native<const POSTGRES: bool> {
+/// The engine on rusqlite ([`SQLITE`]), PostgreSQL ([`POSTGRES`]) or the key-value layout
+/// ([`KEY_VALUE`]).
+pub struct Native<const KIND: u8> {
     store: Arc<Store>,
     settings: Arc<Vec<(String, String)>>,
     config: Config,
@@ -88,7 +129,7 @@ fn config(settings: &[(String, String)]) -> Config {
     Config::from_pairs(&pairs)
 }
 
-impl<const POSTGRES: bool> Native<POSTGRES> {
+impl<const KIND: u8> Native<KIND> {
     /// Runs `op` on an engine at the clock's time for `device`, keeping its audit events.
     fn call<T>(
         &mut self,
@@ -179,21 +220,24 @@ fn run(engine: &Engine<'_>, call: &Call) -> Result<Answer, EngineError> {
     })
 }
 
-impl<const POSTGRES: bool> Backend for Native<POSTGRES> {
+impl<const KIND: u8> Backend for Native<KIND> {
+    const KEY_VALUE: bool = KIND == KEY_VALUE;
+
     async fn open(settings: &[(&str, &str)]) -> Self {
-        let store = Arc::new(if POSTGRES {
-            Store::postgres()
-        } else {
-            Store::sqlite()
+        let store = Arc::new(match KIND {
+            SQLITE => Store::sqlite(),
+            POSTGRES => Store::postgres(),
+            _ => Store::key_value(),
         });
         let settings: Vec<(String, String)> = settings
             .iter()
             .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
             .collect();
+        let config = config(&settings);
         Self {
-            db: store.db(),
+            db: store.db_for(&config, Duration::ZERO),
             store,
-            config: config(&settings),
+            config,
             settings: Arc::new(settings),
             clock: Arc::new(AtomicU64::new(START_MS)),
             events: Vec::new(),
@@ -202,7 +246,7 @@ impl<const POSTGRES: bool> Backend for Native<POSTGRES> {
 
     async fn another(&self) -> Self {
         Self {
-            db: self.store.db(),
+            db: self.store.db_for(&self.config, Duration::ZERO),
             store: self.store.clone(),
             config: config(&self.settings),
             settings: self.settings.clone(),
@@ -325,7 +369,10 @@ impl<const POSTGRES: bool> Backend for Native<POSTGRES> {
         let (store, settings) = (&*self.store, &*self.settings);
         from_one_start_line(
             calls.len(),
-            || (store.db(), config(settings)),
+            || {
+                let config = config(settings);
+                (store.db_for(&config, RACE_LATENCY), config)
+            },
             |n, (db, config)| {
                 run(&Engine::new(&config, &db, now), &calls[n]).map_err(session_error)
             },

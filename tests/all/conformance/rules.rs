@@ -533,15 +533,40 @@ pub async fn forty_concurrent_creates_never_exceed_the_limit<B: Backend>() {
     assert_eq!(b.list_user("alice").await.unwrap().len(), 5);
 }
 
+/// On SQL exactly the limit is admitted. On a key-value store at most the limit is live at any
+/// moment, but a create told it was admitted may have lost its slot to a concurrent create
+/// right after it checked (docs/key-value.md): its token is then refused, as if evicted.
+/// Exactly the limit of the admitted tokens validate, and the rest are counted (`excess`).
 pub async fn forty_concurrent_creates_under_reject_admit_exactly_the_limit<B: Backend>() {
     let mut b = B::open(&[("max_per_user", "5"), ("limit_policy", "reject")]).await;
     let outcomes = b.race(forty_creates()).await;
-    let admitted = outcomes.iter().filter(|o| o.is_ok()).count();
+    let admitted: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| o.as_ref().ok().and_then(|a| a.token()).map(str::to_owned))
+        .collect();
     let refused = outcomes
         .iter()
         .filter(|o| matches!(o, Err(SessionError::LimitReached)))
         .count();
-    assert_eq!((admitted, refused), (5, 35), "{outcomes:?}");
+    assert_eq!(admitted.len() + refused, 40, "{outcomes:?}");
+    let mut live = 0;
+    for token in &admitted {
+        match b.validate(token).await {
+            Ok(_) => live += 1,
+            Err(err) => assert_eq!(err, SessionError::NotFound),
+        }
+    }
+    assert_eq!(live, 5, "exactly the limit is live");
+    if B::KEY_VALUE {
+        eprintln!(
+            "key-value: {} creates admitted, {} of them lost their slot at once",
+            admitted.len(),
+            admitted.len() - live
+        );
+        assert!(admitted.len() >= 5);
+    } else {
+        assert_eq!((admitted.len(), refused), (5, 35), "{outcomes:?}");
+    }
     assert_eq!(b.list_user("alice").await.unwrap().len(), 5);
 }
 
@@ -577,8 +602,13 @@ fn assert_expected_refusal(err: &SessionError) {
     );
 }
 
+/// On SQL one rotate of several racing ones wins. On a key-value store a rotate whose write
+/// another's overwrote before it read it back loses; one that read its own write back before
+/// the other wrote also answers a token (docs/key-value.md), so the rule there is that exactly
+/// one of the answered tokens validates once the race is over, and the old one never does.
 pub async fn racing_rotations_and_validations_leave_exactly_one_valid_token<B: Backend>() {
     let mut b = B::open(&[]).await;
+    let mut extra_winners = 0;
     for round in 0..10 {
         let issued = b.create("bob", options()).await.unwrap();
         b.advance(secs(1));
@@ -595,17 +625,32 @@ pub async fn racing_rotations_and_validations_leave_exactly_one_valid_token<B: B
                 Err(err) => assert_expected_refusal(&err),
             }
         }
-        assert_eq!(
-            winners.len(),
-            1,
-            "round {round}: one rotation wins: {winners:?}"
-        );
         b.advance(secs(1));
-        b.validate(&winners[0]).await.unwrap();
+        if B::KEY_VALUE {
+            assert!(!winners.is_empty(), "round {round}: a rotation wins");
+            extra_winners += winners.len() - 1;
+            let mut valid = Vec::new();
+            for token in &winners {
+                if b.validate(token).await.is_ok() {
+                    valid.push(token);
+                }
+            }
+            assert_eq!(valid.len(), 1, "round {round}: one token of {winners:?}");
+        } else {
+            assert_eq!(
+                winners.len(),
+                1,
+                "round {round}: one rotation wins: {winners:?}"
+            );
+            b.validate(&winners[0]).await.unwrap();
+        }
         assert_eq!(
             b.validate(&issued.token).await.unwrap_err(),
             SessionError::InvalidToken
         );
+    }
+    if B::KEY_VALUE {
+        eprintln!("key-value: {extra_winners} extra rotations answered a dead token in 10 rounds");
     }
 }
 
@@ -656,14 +701,22 @@ pub async fn many_writers_never_see_a_storage_error_and_limits_hold_per_user<B: 
         ids.insert(answer.token().expect("a token")[..36].to_owned());
     }
     assert_eq!(ids.len(), 40, "every create got its own id");
+    // On a key-value store a create told it succeeded may have lost its slot a moment later
+    // (docs/key-value.md): never more than the limit, but a user may be left with fewer.
+    let mut live = 0;
     for user in 0..10 {
-        assert_eq!(
-            b.list_user(&format!("user{user}")).await.unwrap().len(),
-            3,
-            "user{user}"
-        );
+        let listed = b.list_user(&format!("user{user}")).await.unwrap().len();
+        if B::KEY_VALUE {
+            assert!((1..=3).contains(&listed), "user{user}: {listed}");
+        } else {
+            assert_eq!(listed, 3, "user{user}");
+        }
+        live += listed as u64;
     }
-    assert_eq!(b.stats().await.unwrap().active_sessions, 30);
+    if B::KEY_VALUE {
+        eprintln!("key-value: 40 creates for 10 users of 3 sessions left {live} live");
+    }
+    assert_eq!(b.stats().await.unwrap().active_sessions, live);
 }
 
 pub async fn racing_requests_with_the_old_token_right_after_a_rotate_revoke_nothing<B: Backend>() {
@@ -1172,8 +1225,15 @@ pub async fn concurrent_cleanups_delete_each_expired_row_once<B: Backend>() {
         .map(|outcome| outcome.expect("a cleanup").count())
         .sum();
     // Every expired row was counted by exactly one cleaner: a row deleted twice would make
-    // the sum larger, a row skipped by all would leave it in place.
-    assert_eq!(deleted, expiring);
+    // the sum larger, a row skipped by all would leave it in place. A key-value store has no
+    // delete that says whether it deleted: two cleaners that read the same row before
+    // either deleted it both count it (docs/key-value.md), never more than one per cleaner.
+    if B::KEY_VALUE {
+        eprintln!("key-value: 4 cleanups counted {deleted} deletes of {expiring} rows");
+        assert!((expiring..=4 * expiring).contains(&deleted), "{deleted}");
+    } else {
+        assert_eq!(deleted, expiring);
+    }
     let stats = b.stats().await.unwrap();
     assert_eq!(
         (stats.expired_awaiting_cleanup, stats.active_sessions),

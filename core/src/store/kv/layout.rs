@@ -5,7 +5,7 @@
 //! | key | record | written by |
 //! |---|---|---|
 //! | `zs:g` | [`GenRecord`] | `invalidate-all` only (a fresh random value) |
-//! | `zs:s:<id>` | [`SessionRecord`] | `create` only: never rewritten once the session is published |
+//! | `zs:s:<id>` | [`SessionRecord`] | `create`; a delete replaces it with a mark ([`StoredSession`]) |
 //! | `zs:r:<id>` | [`SecretRecord`] | `rotate` only |
 //! | `zs:a:<id>` | [`ActivityRecord`] | activity writes (validate, touch, extend) |
 //! | `zs:u:<hex user>:<n>` | [`SlotRecord`] | `create` (takes or evicts), `invalidate-user` (deletes) |
@@ -13,7 +13,8 @@
 //!
 //! A session is live when its session record exists, slot `n` of its user (`n` below
 //! `max_per_user`) names it, and its generation is the store's. Only a create writes a slot
-//! or a session record, always with a new id, so nothing a delete removed can be written back.
+//! or a session record, always with a new id (the slot first, then the record), so nothing
+//! a delete removed can be written back.
 
 use super::super::{Device, RetiredSecrets, StoreError};
 use serde::{Deserialize, Serialize};
@@ -135,6 +136,19 @@ pub struct SessionRecord {
     pub user_agent: Option<String>,
 }
 
+/// What is stored under `zs:s:<id>`: the session, or the mark a delete leaves in its place
+/// (so that a create can tell a deleted session's slot, which is free, from a slot whose
+/// create has not written its record yet, which is taken). The cleanup removes marks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StoredSession {
+    /// Stored as `{"deleted":true}`.
+    Deleted {
+        deleted: bool,
+    },
+    Live(Box<SessionRecord>),
+}
+
 /// `zs:r:<id>`: the secret after the latest rotate, the secrets rotates retired (newest
 /// first, hex), and the activity the rotate recorded.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -170,10 +184,11 @@ impl ActivityRecord {
     }
 }
 
-/// `zs:u:<hex user>:<n>`: the session holding the slot.
+/// `zs:u:<hex user>:<n>`: the session holding the slot, and when its create took it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SlotRecord {
     pub session_id: String,
+    pub taken_at: u64,
 }
 
 /// `zs:c`: the last cleanup, and the claim of whoever claimed it.
@@ -291,7 +306,7 @@ mod tests {
             matches!(&err, StoreError::KeyValue(text) if text.contains("zs:u:61:0")),
             "{err:?}"
         );
-        let ok: SlotRecord = decode("k", br#"{"session_id":"x"}"#).unwrap();
+        let ok: SlotRecord = decode("k", br#"{"session_id":"x","taken_at":1}"#).unwrap();
         assert_eq!(ok.session_id, "x");
     }
 
@@ -299,9 +314,19 @@ mod tests {
     fn a_record_over_the_value_limit_is_refused() {
         let big = SlotRecord {
             session_id: "x".repeat(MAX_VALUE_BYTES),
+            taken_at: 0,
         };
         let err = encode("zs:u:61:0", &big).unwrap_err();
         assert!(matches!(err, StoreError::KeyValue(text) if text.contains("over")));
-        assert!(encode("k", &SlotRecord { session_id: "x".into() }).is_ok());
+        assert!(
+            encode(
+                "k",
+                &SlotRecord {
+                    session_id: "x".into(),
+                    taken_at: 0,
+                }
+            )
+            .is_ok()
+        );
     }
 }

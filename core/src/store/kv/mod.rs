@@ -28,6 +28,7 @@ pub mod memory;
 use super::{Device, KeyValue, RetiredSecrets, SessionRow, StoreError, StoreStats, UserRow};
 use layout::{
     ActivityRecord, CleanupRecord, GenRecord, KeyKind, SecretRecord, SessionRecord, SlotRecord,
+    StoredSession,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -37,9 +38,10 @@ type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// giving up with an error (each try reads the user's slots afresh).
 const CREATE_ATTEMPTS: u32 = 64;
 
-/// A session record whose slot does not name it is left alone by the cleanup for this long:
-/// a create writes the record before it takes the slot.
-const DEAD_GRACE_MS: u64 = 5 * 60 * 1000;
+/// A slot naming a session without a record counts as taken for this long after it was
+/// taken: the create that took it writes the record next (a request ends within 30 s on
+/// Akamai), and a create that died in between frees its slot after this.
+const CREATE_GRACE_MS: u64 = 60 * 1000;
 
 /// Slots a user may hold on a key-value store: creates and listings read a user's slots one
 /// key at a time.
@@ -113,6 +115,22 @@ impl KvStore {
         self.kv.set(key, &layout::encode(key, record)?)
     }
 
+    /// The session record of `id`: `None` when there is none or a delete left its mark.
+    fn record(&self, id: &str, known: Option<&Known>) -> Result<Option<SessionRecord>> {
+        Ok(match self.get_known(&layout::session_key(id), known)? {
+            Some(StoredSession::Live(record)) => Some(*record),
+            Some(StoredSession::Deleted { .. }) | None => None,
+        })
+    }
+
+    /// Ends session `id` for good: its record is replaced by a deletion mark (one write).
+    fn mark_deleted(&self, id: &str) -> Result<()> {
+        self.put(
+            &layout::session_key(id),
+            &StoredSession::Deleted { deleted: true },
+        )
+    }
+
     fn generation(&self) -> Result<String> {
         Ok(self
             .get::<GenRecord>(layout::GEN_KEY)?
@@ -136,8 +154,7 @@ impl KvStore {
         slot_checked: bool,
         known: Option<&Known>,
     ) -> Result<Option<SessionRow>> {
-        let key = layout::session_key(id);
-        let Some(record) = self.get_known::<SessionRecord>(&key, known)? else {
+        let Some(record) = self.record(id, known)? else {
             return Ok(None);
         };
         if !self.holds_slot(id, &record, slot_checked)? || record.generation != generation {
@@ -156,9 +173,9 @@ impl KvStore {
     /// rotate's and the last activity write's activity, ties going to the later kind.
     fn row(&self, id: &str, record: SessionRecord, known: Option<&Known>) -> Result<SessionRow> {
         let secret_key = layout::secret_key(id);
+        let activity: Option<ActivityRecord> = self.get_known(&layout::activity_key(id), known)?;
+        // The secret last, so that a rotate writes it as soon after reading it as it can.
         let secret: Option<SecretRecord> = self.get_known(&secret_key, known)?;
-        let activity: Option<ActivityRecord> =
-            self.get_known(&layout::activity_key(id), known)?;
         let session_key = layout::session_key(id);
         let mut latest = ActivityRecord {
             last_activity: record.created_at,
@@ -219,9 +236,9 @@ impl KvStore {
 
     /// Inserts `row` into a free slot of its user, or under `evict` into the slot of the
     /// least recently active of `limit` live sessions; `None` when the user is full and
-    /// `evict` is off. The session record is written before the slot, so the session is
-    /// never live without it; a create that reads the slot back and finds another id lost a
-    /// race for it and tries again.
+    /// `evict` is off. The slot is written first and read back: a create that finds another
+    /// id there lost a race for it and tries again; the winner then writes the session
+    /// record, until which the session is not live (nor is its token out).
     ///
     /// # Errors
     ///
@@ -238,10 +255,16 @@ impl KvStore {
         for attempt in 0..CREATE_ATTEMPTS {
             let (mut free, mut live) = (Vec::new(), Vec::new());
             for n in 0..limit {
-                match self.slot_holder(&row.user_id, n)? {
+                match self.get::<SlotRecord>(&layout::slot_key(&row.user_id, n))? {
                     None => free.push(n),
-                    Some(id) => match self.live(&id, &generation, true, None)? {
+                    Some(slot) => match self.live(&slot.session_id, &generation, true, None)? {
                         Some(session) if session.expires_at > now => live.push((n, session)),
+                        // A create between taking the slot and writing the record: taken.
+                        None if slot.taken_at.saturating_add(CREATE_GRACE_MS) > now
+                            && self
+                                .kv
+                                .get(&layout::session_key(&slot.session_id))?
+                                .is_none() => {}
                         _ => free.push(n),
                     },
                 }
@@ -272,25 +295,40 @@ impl KvStore {
             } else {
                 return Ok(None);
             };
-            self.put(
-                &layout::session_key(&row.id),
-                &session_record(row, slot, &generation),
+            // The slot first, straight after reading it free: the less time between the
+            // read and the write, the fewer concurrent creates can both see it free. The
+            // record is encoded before, so one too large for the store takes no slot.
+            let session_key = layout::session_key(&row.id);
+            let record = layout::encode(
+                &session_key,
+                &StoredSession::Live(Box::new(session_record(row, slot, &generation))),
             )?;
-            let slot_key = layout::slot_key(&row.user_id, slot);
             self.put(
-                &slot_key,
+                &layout::slot_key(&row.user_id, slot),
                 &SlotRecord {
                     session_id: row.id.clone(),
+                    taken_at: now,
                 },
             )?;
-            if self.slot_holder(&row.user_id, slot)?.as_deref() == Some(row.id.as_str()) {
+            let ours = |db: &Self| {
+                Ok::<_, StoreError>(
+                    db.slot_holder(&row.user_id, slot)?.as_deref() == Some(row.id.as_str()),
+                )
+            };
+            if !ours(self)? {
+                continue;
+            }
+            self.kv.set(&session_key, &record)?;
+            // Once more, a round trip later: a create that read the slot free just before
+            // this one wrote it has written it by now. Until this answers, nobody holds the
+            // token, so losing here is only another try (which rewrites the record).
+            if ours(self)? {
                 return Ok(Some(KvCreated {
                     evicted: evicted.into_iter().collect(),
                     last_cleanup_at: self.last_cleanup_at()?,
                 }));
             }
         }
-        // The record is not live (no slot names it); the cleanup removes it.
         Err(StoreError::KeyValue(format!(
             "a create lost the race for a slot {CREATE_ATTEMPTS} times: too many concurrent \
              creates for one user"
@@ -390,26 +428,26 @@ impl KvStore {
     pub fn delete_reused(&self, id: &str, retired: &RetiredSecrets) -> Result<bool> {
         match self.find(id)? {
             Some(row) if row.retired_secrets == *retired => {
-                self.kv.delete(&layout::session_key(id))?;
+                self.mark_deleted(id)?;
                 Ok(true)
             }
             _ => Ok(false),
         }
     }
 
-    /// As [`Db::delete`](super::Db::delete): deletes the session record (one write); whether
-    /// the session was live. Its other keys are the cleanup's.
+    /// As [`Db::delete`](super::Db::delete): replaces the session record by a deletion mark
+    /// (one write); whether the session was live. Its other keys are the cleanup's.
     ///
     /// # Errors
     ///
     /// As [`KvStore::find`].
     pub fn delete(&self, id: &str) -> Result<bool> {
-        let key = layout::session_key(id);
-        let Some(record) = self.get::<SessionRecord>(&key)? else {
+        let Some(record) = self.record(id, None)? else {
             return Ok(false);
         };
-        let live = self.holds_slot(id, &record, false)? && record.generation == self.generation()?;
-        self.kv.delete(&key)?;
+        let live =
+            self.holds_slot(id, &record, false)? && record.generation == self.generation()?;
+        self.mark_deleted(id)?;
         Ok(live)
     }
 
@@ -429,7 +467,7 @@ impl KvStore {
             if keep == Some(id.as_str()) {
                 continue;
             }
-            let record: Option<SessionRecord> = self.get(&layout::session_key(&id))?;
+            let record = self.record(&id, None)?;
             if record.is_some_and(|r| r.generation == generation && r.user_id == user_id) {
                 deleted += 1;
             }
@@ -450,7 +488,7 @@ impl KvStore {
         let mut count = 0;
         for key in self.kv.get_keys()? {
             if let KeyKind::Session(id) = KeyKind::of(&key)
-                && let Some(record) = self.get::<SessionRecord>(&key)?
+                && let Some(record) = self.record(&id, None)?
                 && record.generation == generation
                 && self.holds_slot(&id, &record, false)?
             {
@@ -474,9 +512,7 @@ impl KvStore {
     pub fn list_user(&self, user_id: &str, now: u64) -> Result<Vec<SessionRow>> {
         let generation = self.generation()?;
         let mut rows = self.user_sessions(user_id, now, &generation, 0..self.slots)?;
-        rows.sort_by(|a, b| {
-            (b.last_activity, b.created_at).cmp(&(a.last_activity, a.created_at))
-        });
+        rows.sort_by(|a, b| (b.last_activity, b.created_at).cmp(&(a.last_activity, a.created_at)));
         Ok(rows)
     }
 
@@ -501,8 +537,8 @@ impl KvStore {
     }
 
     /// As [`Db::delete_expired`](super::Db::delete_expired): deletes at most `limit` expired
-    /// live sessions (counted), and on the way the keys of dead sessions and orphans (not
-    /// counted). A scan starts at a random key, so concurrent cleanups mostly meet different
+    /// live sessions (counted), and on the way the keys of dead and deleted sessions and
+    /// orphans (not counted). A scan starts at a random key, so concurrent cleanups mostly meet different
     /// sessions; the record is deleted first, so a session is never seen without its secret
     /// key (which would bring its first secret back).
     ///
@@ -520,22 +556,21 @@ impl KvStore {
                 break;
             }
             match KeyKind::of(key) {
-                KeyKind::Session(id) => {
-                    let Some(record) = self.get::<SessionRecord>(key)? else {
-                        continue;
-                    };
-                    let created_at = record.created_at;
-                    let live = record.generation == generation
-                        && self.holds_slot(&id, &record, false)?;
-                    if live {
-                        if self.row(&id, record, Some(&known))?.expires_at <= now {
+                KeyKind::Session(id) => match self.get::<StoredSession>(key)? {
+                    Some(StoredSession::Live(record)) => {
+                        let live = record.generation == generation
+                            && self.holds_slot(&id, &record, false)?;
+                        if !live {
+                            // Evicted, invalidated: nothing can make it live again.
+                            self.delete_session_keys(&id, &known)?;
+                        } else if self.row(&id, *record, Some(&known))?.expires_at <= now {
                             self.delete_session_keys(&id, &known)?;
                             deleted += 1;
                         }
-                    } else if created_at.saturating_add(DEAD_GRACE_MS) <= now {
-                        self.delete_session_keys(&id, &known)?;
                     }
-                }
+                    Some(StoredSession::Deleted { .. }) => self.delete_session_keys(&id, &known)?,
+                    None => {}
+                },
                 KeyKind::Secret(id) | KeyKind::Activity(id)
                     if !known.contains(&layout::session_key(&id))
                         && self.kv.get(&layout::session_key(&id))?.is_none() =>
