@@ -1,9 +1,27 @@
 //! The REST API over real loopback HTTP against `serve`: every row of the API table with its
 //! success and refusal paths, every bad-input status, cookies, HTTPS, and what reaches logs.
+//!
+//! main.rs includes this suite twice: as `http_api`, on the WASIp2 build (a fresh instance per
+//! request), and as `http_api_wasip3`, on the WASIp3 build, which `serve` runs as Spin 4.1
+//! does (an instance reused for 128 requests, 16 at once).
 
-use crate::support::http::{ADMIN_KEY, admin, start, start_with};
+use crate::support::http::{ADMIN_KEY, Api, admin};
 use serde_json::Value;
 use std::time::Duration;
+use zoe_test_support::Build;
+
+/// The build this copy of the suite serves.
+const BUILD: Build = Build::of_module(module_path!());
+
+/// A server of [`BUILD`] with the admin key and `variables`.
+async fn start(variables: &[(&str, &str)]) -> Api {
+    start_with(Some(ADMIN_KEY), variables).await
+}
+
+/// A server of [`BUILD`] with an optional admin key and `variables`.
+async fn start_with(admin_key: Option<&str>, variables: &[(&str, &str)]) -> Api {
+    crate::support::http::start_on(BUILD.serve_runtime(), admin_key, variables).await
+}
 
 const HOUR: Duration = Duration::from_secs(3600);
 

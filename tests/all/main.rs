@@ -16,6 +16,8 @@ mod configuration;
 mod conformance;
 mod gate_unit;
 mod http_api;
+#[path = "http_api.rs"]
+mod http_api_wasip3;
 mod native_postgres_tls;
 mod node;
 mod postgres_collation;

@@ -55,6 +55,68 @@ pub fn serve_runtime() -> &'static Runtime {
     })
 }
 
+/// Which build of zoe-session a test runs. Both builds pass the same suites: the WASIp2 build
+/// (spin-sdk 5.2, embedded in the host) and the WASIp3 build (`p3/`, spin-sdk 7), which `serve`
+/// runs as Spin 4.1 does, reusing instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    Wasip2,
+    Wasip3,
+}
+
+impl Build {
+    /// The build a copy of a suite is for, by the copy's module path: a suite file that the
+    /// test binary includes a second time as a module named `…_wasip3` runs the WASIp3 build.
+    pub const fn of_module(path: &str) -> Self {
+        let (path, suffix) = (path.as_bytes(), b"_wasip3");
+        if path.len() < suffix.len() {
+            return Self::Wasip2;
+        }
+        let mut i = 0;
+        while i < suffix.len() {
+            if path[path.len() - suffix.len() + i] != suffix[i] {
+                return Self::Wasip2;
+            }
+            i += 1;
+        }
+        Self::Wasip3
+    }
+
+    /// This build compiled once for the test binary, instances allocated on demand.
+    pub fn runtime(self) -> &'static Runtime {
+        match self {
+            Self::Wasip2 => runtime(),
+            Self::Wasip3 => {
+                static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+                RUNTIME.get_or_init(|| wasip3(Allocation::OnDemand))
+            }
+        }
+    }
+
+    /// This build compiled once for the test binary with pooling slots, as `serve` runs it.
+    pub fn serve_runtime(self) -> &'static Runtime {
+        match self {
+            Self::Wasip2 => serve_runtime(),
+            Self::Wasip3 => {
+                static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+                RUNTIME.get_or_init(|| {
+                    wasip3(Allocation::Pooling {
+                        max_instances: SERVE_INSTANCES,
+                    })
+                })
+            }
+        }
+    }
+}
+
+fn wasip3(allocation: Allocation) -> Runtime {
+    Runtime::from_file(
+        Path::new(zoe_session_host::runtime::WASIP3_COMPONENT_PATH),
+        allocation,
+    )
+    .expect("the WASIp3 build compiles")
+}
+
 /// The name of a test host's database file inside its directory.
 pub const DATABASE_FILE: &str = "sessions.db";
 
@@ -196,5 +258,17 @@ impl Drop for WriteLockHolder {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Build;
+
+    #[test]
+    fn a_suite_copy_named_wasip3_runs_the_wasip3_build() {
+        assert_eq!(Build::of_module("all::http_api_wasip3"), Build::Wasip3);
+        assert_eq!(Build::of_module("all::http_api"), Build::Wasip2);
+        assert_eq!(Build::of_module("p3"), Build::Wasip2);
     }
 }
