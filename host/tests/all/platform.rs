@@ -106,3 +106,50 @@ fn akamai_limits_cannot_be_mixed_with_the_operator_s() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("possible values: spin, akamai"), "{stderr}");
 }
+
+/// Configured as deploy/akamai/spin.toml configures it, the API works on the `default`
+/// key-value store under Akamai's grants, and the SQLite database is never made.
+#[test]
+fn akamai_serves_sessions_from_the_default_key_value_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sessions.db");
+    let serve = Serve::start_with(
+        &db,
+        // The harness's 100000 is past what a key-value store keeps per user.
+        &[
+            ("SESSION_KEY_VALUE_STORE", "default"),
+            ("SESSION_MAX_PER_USER", "10"),
+        ],
+        &["--platform", "akamai"],
+        None,
+    );
+    let created = request(
+        serve.addr,
+        "POST",
+        "/sessions/create",
+        &[ADMIN],
+        Some(&serde_json::json!({"user_id": "alice"})),
+    )
+    .unwrap();
+    let token = created.expect(200).json()["session_id"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    let valid = request(
+        serve.addr,
+        "GET",
+        "/sessions/validate",
+        &[("x-session-id", &token)],
+        None,
+    )
+    .unwrap();
+    assert_eq!(valid.expect(200).json()["user_id"], "alice");
+    assert!(!db.exists(), "no SQLite file on a platform without SQLite");
+    // Positive control: the sessions are in Spin's key-value file beside where it would be.
+    assert!(
+        dir.path()
+            .join(zoe_session_host::key_value::DEFAULT_FILE_NAME)
+            .exists(),
+        "the key-value store's file is made"
+    );
+}
