@@ -536,7 +536,7 @@ pub async fn forty_concurrent_creates_never_exceed_the_limit<B: Backend>() {
 /// On SQL exactly the limit is admitted. On a key-value store at most the limit is live at any
 /// moment, but a create told it was admitted may have lost its slot to a concurrent create
 /// right after it checked (docs/key-value.md): its token is then refused, as if evicted.
-/// Exactly the limit of the admitted tokens validate, and the rest are counted (`excess`).
+/// Exactly the limit of the admitted tokens validate; the rest are counted and printed.
 pub async fn forty_concurrent_creates_under_reject_admit_exactly_the_limit<B: Backend>() {
     let mut b = B::open(&[("max_per_user", "5"), ("limit_policy", "reject")]).await;
     let outcomes = b.race(forty_creates()).await;

@@ -90,7 +90,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Option<String> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     let bytes: Option<Vec<u8>> = (0..text.len())
@@ -238,7 +238,7 @@ pub fn hash_hex(hash: &[u8]) -> String {
 ///
 /// [`StoreError::KeyValue`] naming the key when it is not hex.
 pub fn hash_bytes(key: &str, text: &str) -> Result<Vec<u8>, StoreError> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return Err(malformed_hash(key));
     }
     (0..text.len())

@@ -512,7 +512,7 @@ impl KvStore {
     pub fn list_user(&self, user_id: &str, now: u64) -> Result<Vec<SessionRow>> {
         let generation = self.generation()?;
         let mut rows = self.user_sessions(user_id, now, &generation, 0..self.slots)?;
-        rows.sort_by(|a, b| (b.last_activity, b.created_at).cmp(&(a.last_activity, a.created_at)));
+        rows.sort_by_key(|row| std::cmp::Reverse((row.last_activity, row.created_at)));
         Ok(rows)
     }
 
