@@ -401,3 +401,80 @@ async fn the_wac_plugged_composition_behaves_the_same() {
     api.send("GET", "/admin", &[], None).await.expect(401);
     api.stop().await;
 }
+
+#[tokio::test]
+async fn concurrent_requests_on_a_reused_instance_each_see_only_their_own_user() {
+    let api = serve(chain(), &[]).await;
+    let tokens: Vec<(String, String)> = (0..16)
+        .map(|n| {
+            let user = format!("user-{n}");
+            let token = session(&api, &user, "{}");
+            (user, token)
+        })
+        .collect();
+    for _round in 0..4 {
+        let requests: Vec<_> = tokens
+            .iter()
+            .map(|(_, token)| [("x-session-id", token.as_str())])
+            .collect();
+        let replies = futures::future::join_all(
+            requests
+                .iter()
+                .map(|headers| api.send("GET", "/api/x", headers, None)),
+        )
+        .await;
+        for ((user, _), reply) in tokens.iter().zip(&replies) {
+            assert_eq!(
+                reply.expect(200)["user_id"],
+                user.as_str(),
+                "{}",
+                reply.text
+            );
+            assert_eq!(
+                received(reply)["x-session-user-id"],
+                serde_json::json!([user]),
+                "{}",
+                reply.text
+            );
+        }
+    }
+    // The 64 requests shared instances (Spin's policy: 16 at once, 128 each), so requests of
+    // different users did run on one instance.
+    let created = api.server.as_ref().expect("serving").instances_created();
+    assert!(
+        created < 64,
+        "{created} instances for 64 requests: no reuse"
+    );
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn a_folded_identity_header_never_reaches_the_app() {
+    let api = serve(chain(), &[]).await;
+    let addr = api.addr;
+    // A raw client: hyper's would never send a folded line.
+    let send_raw = |head: String| async move {
+        tokio::task::spawn_blocking(move || {
+            use std::io::{Read as _, Write as _};
+            let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+            stream.write_all(head.as_bytes()).expect("write");
+            let mut answer = Vec::new();
+            stream.read_to_end(&mut answer).expect("read");
+            String::from_utf8_lossy(&answer).into_owned()
+        })
+        .await
+        .expect("the raw client")
+    };
+    // Positive control: the raw client reaches the app through the middleware.
+    let plain =
+        send_raw("GET /feed HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_owned()).await;
+    assert!(plain.contains("hello, guest"), "{plain}");
+    let folded = send_raw(
+        "GET /feed HTTP/1.1\r\nHost: x\r\nX-Session-User-Id: mallory\r\n  continued\r\n\
+         Connection: close\r\n\r\n"
+            .to_owned(),
+    )
+    .await;
+    assert!(!folded.contains("mallory"), "{folded}");
+    api.stop().await;
+}
