@@ -44,3 +44,25 @@ wasmtime::component::bindgen!({
         "fermyon:spin/key-value.store": crate::key_value::handle::Store,
     },
 });
+
+/// The WASIp3-era Spin interfaces (`spin:sqlite@3.1.0`, `spin:postgres@4.2.0`,
+/// `spin:variables@3.0.0`, `spin:key-value@3.0.0`), which spin-sdk 7 guests import. Their WIT `async func`s are bound
+/// as concurrent host functions (an `Accessor`, so many calls of one instance may be in flight);
+/// the functions they keep from the WASIp2 era are bound async, as above. The resources wrap
+/// the WASIp2-era ones (`crate::sqlite::v3_1`, `crate::postgres::v4_2`), which they share the
+/// backends with.
+pub mod p3 {
+    wasmtime::component::bindgen!({
+        path: "wit",
+        world: "zoe:host-p3/spin-p3",
+        imports: { default: async | trappable },
+        additional_derives: [PartialEq],
+        skip_mut_forwarding_impls: true,
+        with: {
+            "spin:sqlite/sqlite.connection": crate::sqlite::v3_1::Connection,
+            "spin:postgres/postgres.connection": crate::postgres::v4_2::Connection,
+            "spin:postgres/postgres.connection-builder": crate::postgres::v4_2::ConnectionBuilder,
+            "spin:key-value/key-value.store": crate::key_value::handle::Store,
+        },
+    });
+}

@@ -289,6 +289,21 @@ fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         linker,
         |state| state,
     )?;
+    link_p3(linker)
+}
+
+/// The WASIp3 interfaces, beside the WASIp2 ones (their names differ by version, so one linker
+/// serves a WASIp2 component, a WASIp3 one, and a WASIp3 one that also imports WASIp2 WASI, as
+/// spin-sdk 7 guests do): WASI 0.3, `wasi:http@0.3.0`, and the Spin interfaces spin-sdk 7 imports.
+fn link_p3(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    use crate::bindings::p3::spin;
+    use wasmtime::component::HasSelf;
+    wasmtime_wasi::p3::add_to_linker(linker)?;
+    wasmtime_wasi_http::p3::add_to_linker(linker)?;
+    spin::sqlite::sqlite::add_to_linker::<_, HasSelf<_>>(linker, |state| state)?;
+    spin::postgres::postgres::add_to_linker::<_, HasSelf<_>>(linker, |state| state)?;
+    spin::variables::variables::add_to_linker::<_, HasSelf<_>>(linker, |state| state)?;
+    spin::key_value::key_value::add_to_linker::<_, HasSelf<_>>(linker, |state| state)?;
     Ok(())
 }
 

@@ -29,6 +29,7 @@ mod local;
 mod redis;
 mod runtime_config;
 mod stores;
+pub mod v3_0;
 
 pub use handle::Store;
 pub use local::LocalStore;

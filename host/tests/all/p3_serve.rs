@@ -445,3 +445,18 @@ fn a_connection_builder_may_name_a_root_the_host_trusts_and_no_other() {
         }
     }
 }
+
+#[test]
+fn spin_key_value_3_0_reaches_the_hosts_default_store_and_refuses_others() {
+    let harness = serve_probe(ReusePolicy::default());
+    let reply = get(harness.addr, "/kv", &[]).unwrap();
+    assert_eq!(
+        (reply.status, body(&reply).as_str()),
+        (200, "value=p3-value exists=true keys=p3-key gone=true")
+    );
+    // `default` opens (the control); a label the host defines no store for does not.
+    assert_eq!(get(harness.addr, "/kv/default", &[]).unwrap().status, 200);
+    let unknown = get(harness.addr, "/kv/nowhere", &[]).unwrap();
+    assert_eq!(unknown.status, 403);
+    assert!(body(&unknown).contains("NoSuchStore"), "{}", body(&unknown));
+}

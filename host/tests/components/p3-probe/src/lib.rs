@@ -9,7 +9,9 @@
 //! reads a variable through `spin:variables@3.0.0`; `/pg` inserts a row into the PostgreSQL
 //! database of the variable `database_url` and counts the rows, through
 //! `spin:postgres@4.2.0`'s async functions; `/pg/ca` opens that database through a
-//! `connection-builder` given the root certificate in the variable `pg_ca`.
+//! `connection-builder` given the root certificate in the variable `pg_ca`; `/kv` sets, reads,
+//! lists and deletes a key in the `default` store through `spin:key-value@3.0.0`, and
+//! `/kv/NAME` opens store NAME.
 
 use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::http_service;
@@ -73,10 +75,20 @@ async fn handle(request: Request) -> impl IntoResponse {
             Ok(text) => (200, text),
             Err(text) => (500, text),
         },
+        "/kv" => match key_value().await {
+            Ok(text) => (200, text),
+            Err(text) => (500, text),
+        },
         "/pg/ca" => match pg_with_ca().await {
             Ok(text) => (200, text),
             Err(text) => (500, text),
         },
+        _ if path.starts_with("/kv/") => {
+            match spin_sdk::key_value::Store::open(&path["/kv/".len()..]).await {
+                Ok(_) => (200, "opened".to_owned()),
+                Err(err) => (403, format!("{err:?}")),
+            }
+        }
         _ => match path.strip_prefix("/variable/") {
             Some(name) => match spin_sdk::variables::get(name).await {
                 Ok(value) => (200, value),
@@ -161,4 +173,21 @@ async fn pg_with_ca() -> Result<String, String> {
         .await
         .map_err(|e| format!("rows: {e:?}"))?;
     Ok(format!("opened rows={}", rows.len()))
+}
+
+async fn key_value() -> Result<String, String> {
+    let store = spin_sdk::key_value::Store::open_default()
+        .await
+        .map_err(|e| format!("open: {e:?}"))?;
+    store.set("p3-key", b"p3-value").await.map_err(|e| format!("set: {e:?}"))?;
+    let value = store.get("p3-key").await.map_err(|e| format!("get: {e:?}"))?;
+    let exists = store.exists("p3-key").await.map_err(|e| format!("exists: {e:?}"))?;
+    let keys = store.get_keys().await.collect().await.map_err(|e| format!("keys: {e:?}"))?;
+    store.delete("p3-key").await.map_err(|e| format!("delete: {e:?}"))?;
+    let gone = !store.exists("p3-key").await.map_err(|e| format!("exists: {e:?}"))?;
+    Ok(format!(
+        "value={} exists={exists} keys={} gone={gone}",
+        String::from_utf8_lossy(&value.unwrap_or_default()),
+        keys.join(",")
+    ))
 }
