@@ -46,11 +46,11 @@ wasmtime::component::bindgen!({
 });
 
 /// The WASIp3-era Spin interfaces (`spin:sqlite@3.1.0`, `spin:postgres@4.2.0`,
-/// `spin:variables@3.0.0`, `spin:key-value@3.0.0`), which spin-sdk 7 guests import. Their WIT `async func`s are bound
-/// as concurrent host functions (an `Accessor`, so many calls of one instance may be in flight);
-/// the functions they keep from the WASIp2 era are bound async, as above. The resources wrap
-/// the WASIp2-era ones (`crate::sqlite::v3_1`, `crate::postgres::v4_2`), which they share the
-/// backends with.
+/// `spin:variables@3.0.0`, `spin:key-value@3.0.0`), which spin-sdk 7 guests import. Their WIT
+/// `async func`s are bound as concurrent host functions (an `Accessor`, so many calls of one
+/// instance may be in flight); the functions they keep from the WASIp2 era are bound async, as
+/// above. Their resources are, or wrap, the WASIp2-era ones (`crate::sqlite::v3_1`,
+/// `crate::postgres::v4_2`, `crate::key_value::v3_0`), whose backends they share.
 pub mod p3 {
     wasmtime::component::bindgen!({
         path: "wit",
