@@ -153,3 +153,60 @@ fn akamai_serves_sessions_from_the_default_key_value_store() {
         "the key-value store's file is made"
     );
 }
+
+/// A core module with one page of memory and `grow(pages) -> previous pages or -1`, written
+/// out byte by byte (this crate builds Wasmtime without its text parser).
+const GROWER: &[u8] = &[
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
+    0x01, 0x06, 0x01, 0x60, 0x01, 0x7f, 0x01, 0x7f, // types: (i32) -> i32
+    0x03, 0x02, 0x01, 0x00, // functions: one of type 0
+    0x05, 0x03, 0x01, 0x00, 0x01, // memories: one, at least 1 page
+    0x07, 0x0c, 0x02, // exports: two
+    0x04, b'g', b'r', b'o', b'w', 0x00, 0x00, // "grow": function 0
+    0x01, b'm', 0x02, 0x00, // "m": memory 0
+    0x0a, 0x08, 0x01, 0x06, 0x00, // code: one body, no locals
+    0x20, 0x00, 0x40, 0x00, 0x0b, // local.get 0; memory.grow 0; end
+];
+
+/// Grows a fresh instance of [`GROWER`] on `runtime`'s engine to `pages` pages in all and says
+/// whether the memory got them.
+fn grows_to(runtime: &zoe_session_host::Runtime, pages: i32) -> bool {
+    use wasmtime::{Instance, Module, Store};
+    let engine = runtime.engine();
+    let module = Module::new(engine, GROWER).expect("the module compiles");
+    let mut store = Store::new(engine, ());
+    store.set_epoch_deadline(u64::MAX / 2);
+    let instance = Instance::new(&mut store, &module, &[]).expect("instantiates");
+    let grow = instance
+        .get_typed_func::<i32, i32>(&mut store, "grow")
+        .expect("grow");
+    grow.call(&mut store, pages - 1).expect("no trap") != -1
+}
+
+/// Akamai Functions gives a function 128 MiB; `serve --platform akamai` gives an instance's
+/// memory as much and no more, where `serve` otherwise stops at 64 MiB.
+#[test]
+fn akamai_caps_an_instance_s_memory_at_128_mib() {
+    use zoe_session_host::platform::{AKAMAI_MEMORY_BYTES, Platform};
+    use zoe_session_host::{Allocation, Metering, Runtime, RuntimeOptions};
+    const PAGE: usize = 64 << 10;
+    let runtime = |max_memory_bytes| {
+        Runtime::new(RuntimeOptions {
+            allocation: Allocation::Pooling { max_instances: 2 },
+            metering: Metering::Off,
+            max_memory_bytes,
+        })
+        .expect("the component compiles")
+    };
+    let akamai = runtime(Platform::Akamai.max_memory_bytes());
+    let limit = i32::try_from(AKAMAI_MEMORY_BYTES / PAGE).unwrap();
+    assert!(grows_to(&akamai, limit), "128 MiB fits");
+    assert!(!grows_to(&akamai, limit + 1), "past 128 MiB is refused");
+    // Positive control: the default allocation refuses 128 MiB, so the cap above is the
+    // platform's, not the module's or the machine's.
+    let default = runtime(None);
+    let default_limit =
+        i32::try_from(zoe_session_host::runtime::DEFAULT_MAX_MEMORY_BYTES / PAGE).unwrap();
+    assert!(grows_to(&default, default_limit));
+    assert!(!grows_to(&default, limit));
+}
