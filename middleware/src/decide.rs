@@ -2,7 +2,8 @@
 //! it. Pure but for the store, which it reaches through the core's engine, so native tests run
 //! it on a real SQLite store.
 //!
-//! Order: the settings, the path ([`crate::rules`]), the token (session header, else cookie;
+//! Order: the settings, the path ([`crate::rules`]), the HTTPS requirement where a credential
+//! is read (`require_https`, 403 as the API answers), the token (session header, else cookie;
 //! twice is ambiguous, 400), the CSRF rule for a cookie-authenticated state change (403), the
 //! session (validated on the store, which slides its activity as the API's validate does),
 //! then its roles and permissions (403). A store that cannot answer is a 503, on every path
@@ -12,7 +13,7 @@ use crate::identity;
 use crate::rules::{Access, Rules};
 use serde_json::json;
 use zoe_session_core::config::{Config, ConfigError, LogLevel};
-use zoe_session_core::http::{ApiError, Ctx, OpenDb, Reply, Request, auth, log};
+use zoe_session_core::http::{ApiError, Ctx, OpenDb, Reply, Request, auth, log, peer};
 use zoe_session_core::session::engine::{EngineError, Session};
 use zoe_session_core::session::policy;
 
@@ -116,6 +117,10 @@ fn judge(ctx: &Ctx<'_>) -> Result<Option<Session>, Refusal> {
     let required = verdict.access == Access::Protected;
     if matches!(verdict.access, Access::Open | Access::Excluded) {
         return Ok(None);
+    }
+    // As the API: with `require_https`, no credential is read from a plain-HTTP request.
+    if *config.require_https()? && !peer::is_https(ctx.req, config)? {
+        return Err(ApiError::forbidden("https_required", "this service requires HTTPS").into());
     }
     let Some((token, source)) = auth::caller_token(ctx)? else {
         return if required {
@@ -510,6 +515,41 @@ mod tests {
             store,
         ));
         assert_eq!(reply.status, 400);
+    }
+
+    #[test]
+    fn with_require_https_a_plain_request_for_a_checked_path_is_403() {
+        let config = Config::from_pairs(&[("protected_paths", "/api"), ("require_https", "true")]);
+        let token = session(&config, "gus", "{}");
+        let reply = answered(decide(
+            &request("GET", "/api/x", &[("x-session-id", &token)]),
+            &config,
+            NOW,
+            store,
+        ));
+        assert_eq!(reply.status, 403);
+        assert!(String::from_utf8_lossy(&reply.body).contains("https_required"));
+        // Positive control: over HTTPS (as Spin says it) the same request passes, and an
+        // unchecked path never needs it.
+        forwarded(decide(
+            &request(
+                "GET",
+                "/api/x",
+                &[
+                    ("x-session-id", &token),
+                    ("spin-full-url", "https://h/api/x"),
+                ],
+            ),
+            &config,
+            NOW,
+            store,
+        ));
+        forwarded(decide(
+            &request("GET", "/elsewhere", &[]),
+            &config,
+            NOW,
+            store,
+        ));
     }
 
     #[test]
