@@ -29,6 +29,8 @@ mod local;
 mod redis;
 mod runtime_config;
 mod stores;
+#[cfg(test)]
+mod tests;
 pub mod v3_0;
 
 pub use handle::Store;
