@@ -384,7 +384,7 @@ impl Engine<'_> {
         policy::check_extension(additional, max_timeout)?;
         let (hash, mut row) = self.target_row(target.into())?;
         let expires_at = policy::after_extend(self.now, additional, expiry(&row), max_timeout);
-        if !self.db.set_expiry(&row.id, &hash, expires_at)? {
+        if !self.db.set_expiry(&row, &hash, expires_at)? {
             return Err(EngineError::NotFound);
         }
         row.expires_at = expires_at;
@@ -429,7 +429,7 @@ impl Engine<'_> {
         let device = self.device()?;
         let retired = row.retired_secrets.retire(old_hash);
         if !self.db.replace_secret(
-            &row.id,
+            &row,
             (old_hash, &new_hash),
             &retired,
             self.now,
@@ -664,7 +664,7 @@ impl Engine<'_> {
         let device = self.device()?;
         if !self
             .db
-            .record_activity(&row.id, secret_hash, self.now, expires_at, device)?
+            .record_activity(&row, secret_hash, self.now, expires_at, device)?
         {
             return Err(EngineError::NotFound);
         }

@@ -429,24 +429,26 @@ impl Db {
         }
     }
 
-    /// Records activity, but only if the session still has the secret the caller verified:
-    /// a concurrent rotate or delete wins, and nothing deleted comes back. The device, when
-    /// given, replaces the recorded one (a part left out keeps its old value).
+    /// Records activity on `row` (as the caller read it), but only if the session still has
+    /// the secret the caller verified: a concurrent rotate or delete wins, and nothing
+    /// deleted comes back. The device, when given, replaces the recorded one (a part left out
+    /// keeps its old value). On a key-value store the write is blind and the guarantees are
+    /// those of [`kv`]'s documentation.
     pub fn record_activity(
         &self,
-        id: &str,
+        row: &SessionRow,
         secret_hash: &[u8],
         now: u64,
         expires_at: u64,
         device: Option<&Device>,
     ) -> Result<bool> {
         if let Some(kv) = self.key_value() {
-            return self.watch(kv.record_activity(id, secret_hash, now, expires_at, device));
+            return self.watch(kv.record_activity(row, secret_hash, now, expires_at, device));
         }
         let changed = self.change(
             self.sql()?.record_activity,
             &[
-                Param::Text(id),
+                Param::Text(&row.id),
                 Param::Bytes(secret_hash),
                 int(now),
                 int(expires_at),
@@ -458,13 +460,22 @@ impl Db {
     }
 
     /// Sets a new expiry under the same guard as [`Db::record_activity`].
-    pub fn set_expiry(&self, id: &str, secret_hash: &[u8], expires_at: u64) -> Result<bool> {
+    pub fn set_expiry(
+        &self,
+        row: &SessionRow,
+        secret_hash: &[u8],
+        expires_at: u64,
+    ) -> Result<bool> {
         if let Some(kv) = self.key_value() {
-            return self.watch(kv.set_expiry(id, secret_hash, expires_at));
+            return self.watch(kv.set_expiry(row, secret_hash, expires_at));
         }
         let changed = self.change(
             self.sql()?.set_expiry,
-            &[Param::Text(id), Param::Bytes(secret_hash), int(expires_at)],
+            &[
+                Param::Text(&row.id),
+                Param::Bytes(secret_hash),
+                int(expires_at),
+            ],
         )?;
         Ok(changed == 1)
     }
@@ -474,7 +485,7 @@ impl Db {
     /// is recorded as by [`Db::record_activity`].
     pub fn replace_secret(
         &self,
-        id: &str,
+        row: &SessionRow,
         (old, new): (&[u8], &[u8]),
         retired: &RetiredSecrets,
         now: u64,
@@ -482,12 +493,19 @@ impl Db {
         device: Option<&Device>,
     ) -> Result<bool> {
         if let Some(kv) = self.key_value() {
-            return self.watch(kv.replace_secret(id, (old, new), retired, now, expires_at, device));
+            return self.watch(kv.replace_secret(
+                row,
+                (old, new),
+                retired,
+                now,
+                expires_at,
+                device,
+            ));
         }
         let changed = self.change(
             self.sql()?.replace_secret,
             &[
-                Param::Text(id),
+                Param::Text(&row.id),
                 Param::Bytes(old),
                 Param::Bytes(new),
                 int(now),

@@ -86,7 +86,7 @@ fn a_rotate_from_a_stale_read_loses(store: &Store) {
     let id = &stale.id;
     assert!(
         !db.replace_secret(
-            id,
+            &stale,
             (&stale.secret_hash, &[7; 32]),
             &stale.retired_secrets.retire(&stale.secret_hash),
             T0,
@@ -96,14 +96,20 @@ fn a_rotate_from_a_stale_read_loses(store: &Store) {
         .unwrap()
     );
     assert!(
-        !db.record_activity(id, &stale.secret_hash, T0, T0, None)
+        !db.record_activity(&stale, &stale.secret_hash, T0, T0, None)
             .unwrap()
     );
     // The guard does let the current secret through.
     let current = db.find(id).unwrap().unwrap();
     assert!(
-        db.record_activity(id, &current.secret_hash, T0 + 1, current.expires_at, None)
-            .unwrap()
+        db.record_activity(
+            &current,
+            &current.secret_hash,
+            T0 + 1,
+            current.expires_at,
+            None
+        )
+        .unwrap()
     );
 }
 

@@ -335,76 +335,67 @@ impl KvStore {
         )))
     }
 
-    /// As [`Db::record_activity`](super::Db::record_activity): one write to the activity key,
-    /// after reading the session to check that it is live with `secret_hash` and to keep the
-    /// parts of the device `device` leaves out.
+    /// As [`Db::record_activity`](super::Db::record_activity): one blind write of the
+    /// activity key, built from `row` as the caller read it (so a part of the device
+    /// `device` leaves out keeps the value read). A write that lands after a delete or a
+    /// rotate changes nothing: the session record is gone, or the secret is in its own key.
     ///
     /// # Errors
     ///
-    /// As [`KvStore::find`].
+    /// As [`KvStore::find`]; `Ok(false)` when `secret_hash` is not `row`'s.
     pub fn record_activity(
         &self,
-        id: &str,
+        row: &SessionRow,
         secret_hash: &[u8],
         now: u64,
         expires_at: u64,
         device: Option<&Device>,
     ) -> Result<bool> {
-        self.write_activity(id, secret_hash, |row| {
-            activity_of(row, now, expires_at).with_device(device)
-        })
-    }
-
-    /// As [`Db::set_expiry`](super::Db::set_expiry).
-    ///
-    /// # Errors
-    ///
-    /// As [`KvStore::find`].
-    pub fn set_expiry(&self, id: &str, secret_hash: &[u8], expires_at: u64) -> Result<bool> {
-        self.write_activity(id, secret_hash, |row| {
-            activity_of(row, row.last_activity, expires_at)
-        })
-    }
-
-    fn write_activity(
-        &self,
-        id: &str,
-        secret_hash: &[u8],
-        activity: impl FnOnce(&SessionRow) -> ActivityRecord,
-    ) -> Result<bool> {
-        let Some(row) = self.find(id)? else {
-            return Ok(false);
-        };
         if row.secret_hash != secret_hash {
             return Ok(false);
         }
-        self.put(&layout::activity_key(id), &activity(&row))?;
+        let activity = activity_of(row, now, expires_at).with_device(device);
+        self.put(&layout::activity_key(&row.id), &activity)?;
         Ok(true)
     }
 
+    /// As [`Db::set_expiry`](super::Db::set_expiry), written as [`KvStore::record_activity`]
+    /// with the activity time unchanged. An extend and an activity write that race are one
+    /// key: the later write's expiry stands (never past the caps either computed).
+    ///
+    /// # Errors
+    ///
+    /// As [`KvStore::record_activity`].
+    pub fn set_expiry(
+        &self,
+        row: &SessionRow,
+        secret_hash: &[u8],
+        expires_at: u64,
+    ) -> Result<bool> {
+        self.record_activity(row, secret_hash, row.last_activity, expires_at, None)
+    }
+
     /// As [`Db::replace_secret`](super::Db::replace_secret): one write of the secret key,
-    /// then a read back; `false` when the session is gone, no longer has `old`, or a
-    /// concurrent rotate's write landed after this one.
+    /// then a read back; `false` when `old` is not `row`'s secret or a concurrent rotate's
+    /// write landed after this one. The caller read the secret key last of the session's
+    /// keys, so the window in which two rotates both succeed is about one round trip.
     ///
     /// # Errors
     ///
     /// As [`KvStore::find`].
     pub fn replace_secret(
         &self,
-        id: &str,
+        row: &SessionRow,
         (old, new): (&[u8], &[u8]),
         retired: &RetiredSecrets,
         now: u64,
         expires_at: u64,
         device: Option<&Device>,
     ) -> Result<bool> {
-        let Some(row) = self.find(id)? else {
-            return Ok(false);
-        };
         if row.secret_hash != old {
             return Ok(false);
         }
-        let key = layout::secret_key(id);
+        let key = layout::secret_key(&row.id);
         let new_hex = layout::hash_hex(new);
         self.put(
             &key,
@@ -412,7 +403,7 @@ impl KvStore {
                 secret_hash: new_hex.clone(),
                 retired: layout::retired_hex(retired),
                 rotated_at: now,
-                activity: activity_of(&row, now, expires_at).with_device(device),
+                activity: activity_of(row, now, expires_at).with_device(device),
             },
         )?;
         Ok(self
