@@ -184,7 +184,7 @@ describe("spin:sqlite on libsql", () => {
 
 describe("fermyon:spin/variables from SESSION_*", () => {
   test("every variable reads its environment variable", () => {
-    assert.equal(Object.keys(VARIABLE_TO_ENV).length, 23);
+    assert.equal(Object.keys(VARIABLE_TO_ENV).length, 28);
     for (const [variable, env] of Object.entries(VARIABLE_TO_ENV)) {
       assert.equal(lookup(variable, { [env]: `value of ${env}` }), `value of ${env}`);
       assert.deepEqual(thrown(() => lookup(variable, {})).tag, "undefined");
