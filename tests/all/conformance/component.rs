@@ -1,7 +1,9 @@
 //! The real `.wasm` as a [`Backend`]: the host's typed API ([`Sessions`]) on a host with a
 //! manual clock, over `spin:sqlite` (a database file, so that other instances and hosts can
-//! share it) or over `spin:postgres` on a fresh database of the run's PostgreSQL server,
-//! answering as Spin 4.0.x does. Audit events are read from the guest's stderr; `list-users`,
+//! share it), over `spin:postgres` on a fresh database of the run's PostgreSQL server,
+//! answering as Spin 4.0.x does, or over `fermyon:spin/key-value` (`key_value_store =
+//! default`) on Spin's local store (a file beside the database) or on a database of its own on
+//! the run's Redis server. Audit events are read from the guest's stderr; `list-users`,
 //! which only the HTTP API offers, is asked of `serve` on the same host.
 
 use super::{Answer, Backend, Call, Outcome, UserPage, event_of};
@@ -12,11 +14,22 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use zoe_session_host::key_value::{DEFAULT_LABEL, StoreConfig};
 use zoe_session_host::{Clock, HostConfig, HostError, ServeOptions, Server, SessionHost, Sessions};
 use zoe_test_support::{ADMIN, ADMIN_KEY};
 
-/// The component on `spin:sqlite` (`POSTGRES = false`) or `spin:postgres` (`true`).
-pub struct Component<const POSTGRES: bool> {
+/// [`Component`] on `spin:sqlite`.
+pub const SQLITE: u8 = 0;
+/// [`Component`] on `spin:postgres`.
+pub const POSTGRES: u8 = 1;
+/// [`Component`] on the key-value store `default`: Spin's local file.
+pub const KV_LOCAL: u8 = 2;
+/// [`Component`] on the key-value store `default`, mapped onto Redis by a runtime config.
+pub const KV_REDIS: u8 = 3;
+
+/// The component on the store `STORE` names ([`SQLITE`], [`POSTGRES`], [`KV_LOCAL`],
+/// [`KV_REDIS`]).
+pub struct Component<const STORE: u8> {
     /// What [`Backend::another`] opens a second host with.
     config: HostConfig,
     host: SessionHost,
@@ -49,7 +62,7 @@ fn escaped(text: &str) -> String {
         .collect()
 }
 
-impl<const POSTGRES: bool> Component<POSTGRES> {
+impl<const STORE: u8> Component<STORE> {
     /// The address of `serve` on this host, started when first needed.
     async fn server(&mut self) -> SocketAddr {
         if self.server.is_none() {
@@ -68,15 +81,34 @@ impl<const POSTGRES: bool> Component<POSTGRES> {
     }
 }
 
-impl<const POSTGRES: bool> Backend for Component<POSTGRES> {
+impl<const STORE: u8> Backend for Component<STORE> {
+    const KEY_VALUE: bool = STORE == KV_LOCAL || STORE == KV_REDIS;
+
     async fn open(settings: &[(&str, &str)]) -> Self {
-        let (mut config, dir) = if POSTGRES {
-            let mut config = HostConfig::in_memory();
-            spin_4_0(&mut config, &fresh_database());
-            (config, None)
-        } else {
-            let dir = tempfile::tempdir().expect("temporary directory");
-            (file_config(&dir), Some(Arc::new(dir)))
+        let (mut config, dir) = match STORE {
+            POSTGRES => {
+                let mut config = HostConfig::in_memory();
+                spin_4_0(&mut config, &fresh_database());
+                (config, None)
+            }
+            KV_REDIS => {
+                let mut config = HostConfig::in_memory();
+                config.key_value.stores.insert(
+                    DEFAULT_LABEL.to_owned(),
+                    StoreConfig::Redis(zoe_test_redis::shared().fresh_url()),
+                );
+                config.variables.set("key_value_store", DEFAULT_LABEL);
+                (config, None)
+            }
+            _ => {
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let mut config = file_config(&dir);
+                if STORE == KV_LOCAL {
+                    // Spin's `default` store: a file beside the (unused) SQLite database.
+                    config.variables.set("key_value_store", DEFAULT_LABEL);
+                }
+                (config, Some(Arc::new(dir)))
+            }
         };
         config.variables.set("admin_key", ADMIN_KEY);
         for (name, value) in settings {
