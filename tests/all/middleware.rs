@@ -478,3 +478,36 @@ async fn a_folded_identity_header_never_reaches_the_app() {
     assert!(!folded.contains("mallory"), "{folded}");
     api.stop().await;
 }
+
+#[tokio::test]
+async fn on_postgresql_the_middleware_validates_on_the_same_store() {
+    let url = crate::support::fresh_database();
+    let api = serve(chain(), &[("database_url", &url)]).await;
+    // The session is created in PostgreSQL, as the API on that database would create it.
+    let token = {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let db = Db::open(Box::new(
+                zoe_session::store::native_postgres::NativePostgres::connect(&url)
+                    .expect("connect"),
+            ))
+            .expect("migrate");
+            Engine::new(&Config::default(), &db, START_MS)
+                .create("heidi", None, Some(r#"{"role":"admin"}"#))
+                .expect("create")
+                .token
+                .expose()
+        })
+        .await
+        .expect("create on postgres")
+    };
+    let reply = api
+        .send("GET", "/admin", &[("x-session-id", &token)], None)
+        .await;
+    assert_eq!(reply.expect(200)["user_id"], "heidi", "{}", reply.text);
+    // A token unknown to PostgreSQL is refused there (no fallback to another store).
+    api.send("GET", "/admin", &[("x-session-id", "x.y")], None)
+        .await
+        .expect(401);
+    api.stop().await;
+}
