@@ -17,7 +17,12 @@
 //! `--baseline-component PATH`, an older build of the component beside the current one),
 //! `--skip-fresh`, `--keepalive` (only issue 28's cells: one keep-alive connection to `serve
 //! --spin-costs --no-tcp-nodelay`, zoe-session beside the trivial component, and 32 connections
-//! with and without `TCP_NODELAY`; `--baseline-component` applies here too), `--skip-keepalive`.
+//! with and without `TCP_NODELAY`; `--baseline-component` applies here too), `--skip-keepalive`,
+//! `--stores` (only issue 31's section: validate and create on SQLite, PostgreSQL, the local
+//! key-value store and Redis, their host calls, and the floors of the key-value cells),
+//! `--wasip3` (only issue 30's section: the WASIp3 build reused against the WASIp2 build fresh,
+//! one keep-alive connection without `TCP_NODELAY`, the session middleware's cost). `--stores`
+//! and `--wasip3` may be given together; neither runs unless asked for.
 //! Never run by `cargo test`: this is a binary, not a test.
 
 mod client;
@@ -31,6 +36,8 @@ mod native_server;
 mod scale;
 mod scaleout;
 mod stats;
+mod stores;
+mod wasip3;
 
 use std::time::Instant;
 use zoe_session_host::{Allocation, Runtime};
@@ -48,6 +55,8 @@ struct Options {
     wal_seconds: f64,
     fresh: bool,
     keepalive: bool,
+    stores: bool,
+    wasip3: bool,
     baseline_component: Option<std::path::PathBuf>,
 }
 
@@ -64,6 +73,8 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
         wal_seconds: 60.0,
         fresh: true,
         keepalive: true,
+        stores: false,
+        wasip3: false,
         baseline_component: None,
     };
     let mut args = args.iter();
@@ -114,6 +125,19 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
                     .next()
                     .ok_or_else(|| anyhow::anyhow!("--baseline-component needs a path"))?;
                 options.baseline_component = Some(path.into());
+            }
+            "--stores" | "--wasip3" => {
+                options.inproc = false;
+                options.http = false;
+                options.scale = false;
+                options.scale_out = false;
+                options.fresh = false;
+                options.keepalive = false;
+                if arg == "--stores" {
+                    options.stores = true;
+                } else {
+                    options.wasip3 = true;
+                }
             }
             "--contention" => {
                 options.contention = true;
@@ -218,6 +242,14 @@ fn main() -> anyhow::Result<()> {
             )
             .await?;
         }
+        if options.stores {
+            let bin = http::host_binary()?;
+            stores::run(dir.path(), &bin, options.http_seconds).await?;
+        }
+        if options.wasip3 {
+            let bin = http::host_binary()?;
+            wasip3::run(dir.path(), &bin, options.http_seconds).await?;
+        }
         if options.scale_out {
             let bin = http::host_binary()?;
             scaleout::run(&runtime, dir.path(), &bin, options.http_seconds).await?;
@@ -238,4 +270,25 @@ fn main() -> anyhow::Result<()> {
         loadavg()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::options;
+
+    fn parse(args: &[&str]) -> anyhow::Result<super::Options> {
+        options(&args.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn stores_and_wasip3_run_alone_and_together() {
+        let all = parse(&[]).unwrap();
+        assert!(all.http && all.fresh && !all.stores && !all.wasip3);
+        let stores = parse(&["--stores", "--http-seconds", "2"]).unwrap();
+        assert!(stores.stores && !stores.wasip3 && !stores.http && !stores.fresh);
+        assert!((stores.http_seconds - 2.0).abs() < f64::EPSILON);
+        let both = parse(&["--wasip3", "--stores"]).unwrap();
+        assert!(both.stores && both.wasip3 && !both.inproc && !both.keepalive);
+        assert!(parse(&["--store"]).is_err());
+    }
 }

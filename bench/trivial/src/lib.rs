@@ -3,7 +3,9 @@
 //! behind it; and, for `GET /sessions/validate`, the least a validate can do: open the
 //! `default` database and look the token's id up in `sessions` with one statement; and, for
 //! `POST /sessions/create`, the least a create can do: read the body, insert one row with one
-//! statement.
+//! statement; and, for `GET /kv?r=R&w=W`, the least a session operation on a key-value store
+//! can do: open `default`, then `R` sequential `get`s and `W` sequential `set`s of 200 bytes
+//! (`zoe-session-bench --stores` passes the counts zoe-session's own operations made).
 //! `zoe-session-bench --fresh` runs it beside zoe-session in the same host mode, on the same
 //! database file.
 
@@ -13,6 +15,20 @@ use spin_sdk::sqlite3::{Connection, Value};
 
 #[http_component]
 async fn handle(request: IncomingRequest) -> Response {
+    if let Some(query) = request
+        .path_with_query()
+        .as_deref()
+        .and_then(|p| p.strip_prefix("/kv?"))
+    {
+        return match key_value_calls(query) {
+            Ok(found) => Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .body(format!("{{\"found\":{found}}}\n"))
+                .build(),
+            Err(err) => Response::new(500, format!("{err}\n")),
+        };
+    }
     if request.path_with_query().as_deref() == Some("/sessions/create") {
         let user = request.into_body().await.unwrap_or_default();
         return match insert(String::from_utf8_lossy(&user).into_owned()) {
@@ -78,4 +94,43 @@ fn insert(user: String) -> Result<String, spin_sdk::sqlite3::Error> {
         ],
     )?;
     Ok(id)
+}
+
+/// Opens the `default` key-value store, then makes `r` `get`s of fixed keys and `w` `set`s (of
+/// keys unique in this instance: a round trip each, whoever else writes the same key), one
+/// after another, as a session operation's calls follow one
+/// another; answers how many `get`s found a value.
+fn key_value_calls(query: &str) -> Result<usize, String> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let (mut reads, mut writes) = (0u32, 0u32);
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("r", n)) => reads = n.parse().map_err(|_| format!("bad r: {n}"))?,
+            Some(("w", n)) => writes = n.parse().map_err(|_| format!("bad w: {n}"))?,
+            _ => return Err(format!("unknown parameter: {pair}")),
+        }
+    }
+    let store = spin_sdk::key_value::Store::open_default().map_err(|e| format!("{e:?}"))?;
+    let mut found = 0;
+    for i in 0..reads {
+        if store
+            .get(&format!("floor-read-{i}"))
+            .map_err(|e| format!("{e:?}"))?
+            .is_some()
+        {
+            found += 1;
+        }
+    }
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let value = [b'v'; 200];
+    for i in 0..writes {
+        // An instance's first request writes the keys later reads find.
+        let key = if n == 0 {
+            format!("floor-read-{i}")
+        } else {
+            format!("floor-{n:x}-{i}")
+        };
+        store.set(&key, &value).map_err(|e| format!("{e:?}"))?;
+    }
+    Ok(found)
 }
