@@ -526,11 +526,21 @@ fn forty_creates() -> Vec<Call> {
     vec![Call::Create("alice".into()); 40]
 }
 
+/// On SQL the user is left with exactly the limit. On a key-value store never more, but a
+/// create may evict a session that a concurrent create was still counting on, so the user may
+/// be left with fewer (docs/key-value.md); seen on the component over Spin's file, where the
+/// creates truly run at once (4 of 5 left in one run).
 pub async fn forty_concurrent_creates_never_exceed_the_limit<B: Backend>() {
     let mut b = B::open(&[("max_per_user", "5")]).await;
     let outcomes = b.race(forty_creates()).await;
     assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
-    assert_eq!(b.list_user("alice").await.unwrap().len(), 5);
+    let listed = b.list_user("alice").await.unwrap().len();
+    if B::KEY_VALUE {
+        eprintln!("key-value: 40 concurrent creates left {listed} of 5 sessions");
+        assert!((1..=5).contains(&listed), "{listed}");
+    } else {
+        assert_eq!(listed, 5);
+    }
 }
 
 /// On SQL exactly the limit is admitted. On a key-value store at most the limit is live at any
