@@ -24,6 +24,7 @@ use super::errors::RequestError;
 use super::pool::{InstancePool, Running};
 use super::spin_request::GuestRequest;
 use crate::api::SessionHost;
+use crate::runtime::EPOCH_TICK;
 use crate::state::HostState;
 use http::Response;
 use http_body_util::BodyExt as _;
@@ -114,16 +115,22 @@ impl P3Handler {
         permit: tokio::sync::OwnedSemaphorePermit,
     ) -> Result<Response<HyperOutgoingBody>, RequestError> {
         let running = Running::start(&self.0.state().counters);
+        let started = Instant::now();
         let req = req.map(|body| body.map_err(|never| match never {}).boxed_unsync());
         let handled = self.0.handle((), req).await;
         drop((running, permit));
-        handled.map_err(sort_out)
+        // An instance dropped under a request that had run its time was stopped by the epoch
+        // deadline (a guest that never yields): a timeout, 503, as for a WASIp2 guest. The
+        // deadline is counted in whole ticks from when it was set, so it may fire up to one
+        // tick early.
+        let overran = started.elapsed() + EPOCH_TICK >= self.0.state().request_timeout;
+        handled.map_err(|err| sort_out(err, overran))
     }
 }
 
 /// What a request that got no response ended with, as [`RequestError`] answers it.
-fn sort_out(err: wasmtime::Error) -> RequestError {
-    if err.is::<ExpirationError>() {
+fn sort_out(err: wasmtime::Error, overran: bool) -> RequestError {
+    if err.is::<ExpirationError>() || (overran && err.is::<TrapOrPanicError>()) {
         return RequestError::Overran;
     }
     if let Some(failed) = err.downcast_ref::<InstantiationError<()>>() {

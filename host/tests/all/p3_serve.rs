@@ -460,3 +460,28 @@ fn spin_key_value_3_0_reaches_the_hosts_default_store_and_refuses_others() {
     assert_eq!(unknown.status, 403);
     assert!(body(&unknown).contains("NoSuchStore"), "{}", body(&unknown));
 }
+
+#[test]
+fn a_wasip3_guest_that_never_yields_is_stopped_at_its_deadline() {
+    let harness = Harness::start_on(
+        probe_runtime(),
+        ServeOptions {
+            request_timeout: Duration::from_millis(500),
+            ..ServeOptions::default()
+        },
+    );
+    let before = probe(&harness, "/probe");
+    let started = std::time::Instant::now();
+    let stopped = get(harness.addr, "/spin", &[]).expect("an answer, not a hang");
+    assert_eq!(stopped.status, 503, "{}", body(&stopped));
+    assert_eq!(stopped.json()["error"], "timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // Its instance is gone; a new one answers the next request.
+    let after = probe(&harness, "/probe");
+    assert_eq!(after.status, 200);
+    assert_ne!(after.instance, before.instance);
+}

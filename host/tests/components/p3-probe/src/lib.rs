@@ -4,7 +4,7 @@
 //! request's ordinal in its instance), `x-max-in-flight` (the most requests the instance has run
 //! at once so far, this one included) and `x-chain` (the request's own `x-chain` header, which
 //! test middlewares append to). Routes: `/probe?sleep_ms=N` waits N ms before answering, so
-//! that requests overlap; `/trap` panics, which traps; `/status/500` answers 500 itself;
+//! that requests overlap; `/trap` panics, which traps; `/spin` loops forever; `/status/500` answers 500 itself;
 //! `/sqlite` runs a statement through `spin:sqlite@3.1.0`'s async functions; `/variable/NAME`
 //! reads a variable through `spin:variables@3.0.0`; `/pg` inserts a row into the PostgreSQL
 //! database of the variable `database_url` and counts the rows, through
@@ -66,6 +66,10 @@ async fn handle(request: Request) -> impl IntoResponse {
             (200, "probed".to_owned())
         }
         "/trap" => panic!("a trap, as the test asked"),
+        // Never yields: only the host's epoch deadline stops it.
+        "/spin" => loop {
+            std::hint::black_box(SERVED.load(Ordering::Relaxed));
+        },
         "/status/500" => (500, "the guest's own 500".to_owned()),
         "/sqlite" => match sqlite().await {
             Ok(text) => (200, text),
