@@ -22,3 +22,4 @@ mod native_postgres_tls;
 mod node;
 mod postgres_collation;
 mod postgres_component;
+mod wasip3_reuse;
