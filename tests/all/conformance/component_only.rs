@@ -196,3 +196,78 @@ async fn a_bad_setting_is_refused_naming_it() {
         assert!(detail.contains(name), "{detail}");
     }
 }
+
+/// `key_value_store` on the component: sessions go to the store, not the SQL database; a store
+/// the host does not define, or does not let the component open, stops the host at open with
+/// what to change; and a store beside a PostgreSQL `database_url` is a configuration error
+/// naming the setting.
+#[tokio::test]
+async fn the_key_value_store_is_chosen_and_a_store_the_component_cannot_open_is_named() {
+    use std::collections::BTreeSet;
+    use zoe_session_host::key_value::{DEFAULT_FILE_NAME, StoreConfig};
+    use zoe_session_host::sqlite::Location;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = file_config(&dir);
+    config.variables.set("key_value_store", "default");
+    let (_host, mut sessions) = fixture_on(config.clone()).await;
+    let issued = create_alice(&mut sessions).await;
+    sessions.validate(&issued.token).await.unwrap();
+    // In Spin's file beside the database, and not in the database.
+    let file = rusqlite::Connection::open(dir.path().join(DEFAULT_FILE_NAME)).unwrap();
+    let rows: i64 = file
+        .query_row("SELECT count(*) FROM spin_key_value", [], |row| row.get(0))
+        .unwrap();
+    assert!(rows > 0, "the session is in the key-value file");
+    let database = file_config(&dir);
+    let (_plain, mut plain) = fixture_on(database).await;
+    assert_eq!(
+        plain.validate(&issued.token).await.unwrap_err().session(),
+        Some(&SessionError::NotFound),
+        "the SQL store never saw it"
+    );
+
+    let refused = |config: HostConfig| async move {
+        match SessionHost::open(common::runtime(), config).await {
+            Err(zoe_session_host::HostError::Session(SessionError::Storage(text))) => text,
+            other => panic!("expected a storage error, got {other:?}"),
+        }
+    };
+    let mut unknown = HostConfig::in_memory();
+    unknown.variables.set("key_value_store", "sessions");
+    let text = refused(unknown).await;
+    assert!(
+        text.contains("no key-value store is labelled \"sessions\"")
+            && text.contains("[key_value_store.sessions]"),
+        "{text}"
+    );
+
+    let mut ungranted = HostConfig::in_memory();
+    ungranted
+        .key_value
+        .stores
+        .insert("archive".to_owned(), StoreConfig::Spin(Location::Memory));
+    ungranted.key_value.granted = Some(BTreeSet::from(["default".to_owned()]));
+    ungranted.variables.set("key_value_store", "archive");
+    let text = refused(ungranted).await;
+    assert!(
+        text.contains("may not open key-value store \"archive\"")
+            && text.contains("key_value_stores"),
+        "{text}"
+    );
+
+    let mut both = HostConfig::in_memory();
+    both.variables.set("key_value_store", "default");
+    both.variables
+        .set("database_url", "postgres://zoe:hunter2@127.0.0.1:1/zoe");
+    match SessionHost::open(common::runtime(), both).await {
+        Err(zoe_session_host::HostError::Session(SessionError::Config(text))) => {
+            assert!(
+                text.contains("key_value_store") && text.contains("database_url"),
+                "{text}"
+            );
+            assert!(!text.contains("hunter2"), "{text}");
+        }
+        other => panic!("expected a configuration error, got {other:?}"),
+    }
+}
