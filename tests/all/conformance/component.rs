@@ -8,7 +8,7 @@
 
 use super::{Answer, Backend, Call, Outcome, UserPage, event_of};
 use super::{CreateOptions, Issued, Requirement, Session, SessionError, SessionStats};
-use crate::support::{START_MS, file_config, fresh_database, http, runtime, spin_4_0};
+use crate::support::{START_MS, file_config, fresh_database, http, spin_4_0};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use std::time::Duration;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use zoe_session_host::key_value::{DEFAULT_LABEL, StoreConfig};
 use zoe_session_host::{Clock, HostConfig, HostError, ServeOptions, Server, SessionHost, Sessions};
-use zoe_test_support::{ADMIN, ADMIN_KEY};
+use zoe_test_support::{ADMIN, ADMIN_KEY, Build};
 
 /// [`Component`] on `spin:sqlite`.
 pub const SQLITE: u8 = 0;
@@ -27,9 +27,11 @@ pub const KV_LOCAL: u8 = 2;
 /// [`Component`] on the key-value store `default`, mapped onto Redis by a runtime config.
 pub const KV_REDIS: u8 = 3;
 
-/// The component on the store `STORE` names ([`SQLITE`], [`POSTGRES`], [`KV_LOCAL`],
+/// The component of the WASIp2 build (`WASIP3 = false`, the default) or of the WASIp3 build
+/// (`p3/`, `true`; on SQL stores only, it serves no key-value store yet) on the store `STORE`
+/// names ([`SQLITE`], [`POSTGRES`], [`KV_LOCAL`],
 /// [`KV_REDIS`]).
-pub struct Component<const STORE: u8> {
+pub struct Component<const STORE: u8, const WASIP3: bool = false> {
     /// What [`Backend::another`] opens a second host with.
     config: HostConfig,
     host: SessionHost,
@@ -62,7 +64,9 @@ fn escaped(text: &str) -> String {
         .collect()
 }
 
-impl<const STORE: u8> Component<STORE> {
+impl<const STORE: u8, const WASIP3: bool> Component<STORE, WASIP3> {
+    const BUILD: Build = if WASIP3 { Build::Wasip3 } else { Build::Wasip2 };
+
     /// The address of `serve` on this host, started when first needed.
     async fn server(&mut self) -> SocketAddr {
         if self.server.is_none() {
@@ -81,14 +85,20 @@ impl<const STORE: u8> Component<STORE> {
     }
 }
 
-impl<const STORE: u8> Backend for Component<STORE> {
+impl<const STORE: u8, const WASIP3: bool> Backend for Component<STORE, WASIP3> {
     const KEY_VALUE: bool = STORE == KV_LOCAL || STORE == KV_REDIS;
 
     async fn open(settings: &[(&str, &str)]) -> Self {
         let (mut config, dir) = match STORE {
             POSTGRES => {
                 let mut config = HostConfig::in_memory();
-                spin_4_0(&mut config, &fresh_database());
+                if WASIP3 {
+                    // Spin 4.1 and later, the only Spins this build runs on, answer a query
+                    // that matches no rows.
+                    config.variables.set("database_url", fresh_database());
+                } else {
+                    spin_4_0(&mut config, &fresh_database());
+                }
                 (config, None)
             }
             KV_REDIS => {
@@ -115,10 +125,14 @@ impl<const STORE: u8> Backend for Component<STORE> {
             config.variables.set(*name, *value);
         }
         let log = MemoryOutputPipe::new(1 << 24);
-        let host = SessionHost::open_with_clock(runtime(), config.clone(), Clock::manual(START_MS))
-            .await
-            .expect("host opens")
-            .with_guest_stderr(log.clone());
+        let host = SessionHost::open_with_clock(
+            Self::BUILD.runtime(),
+            config.clone(),
+            Clock::manual(START_MS),
+        )
+        .await
+        .expect("host opens")
+        .with_guest_stderr(log.clone());
         let sessions = host.sessions().await.expect("an instance");
         Self {
             config,
@@ -134,7 +148,7 @@ impl<const STORE: u8> Backend for Component<STORE> {
     /// A second host on the same database and clock, as a replica of the service is.
     async fn another(&self) -> Self {
         let clock = self.host.clock().clone();
-        let host = SessionHost::open_with_clock(runtime(), self.config.clone(), clock)
+        let host = SessionHost::open_with_clock(Self::BUILD.runtime(), self.config.clone(), clock)
             .await
             .expect("a second host opens")
             .with_guest_stderr(self.log.clone());

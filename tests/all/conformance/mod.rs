@@ -7,7 +7,9 @@
 //!   PostgreSQL server, at a time the test sets ([`native`]);
 //! - `component_sqlite`, `component_postgres`: the real `.wasm` through the host's typed API,
 //!   on its `spin:sqlite` (a database file) and on its `spin:postgres` answering as Spin 4.0.x
-//!   does, with a manual clock ([`component`]);
+//!   does, with a manual clock ([`component`]); `component_wasip3_sqlite` and
+//!   `component_wasip3_postgres`: the same for the WASIp3 build (`p3/`), whose synchronous
+//!   `sessions` export reads its settings under `block_on`;
 //! - `native_kv`: the engine over the key-value layout on an in-memory store, whose raced
 //!   handles wait a round trip per call ([`native`]).
 //!
@@ -222,6 +224,18 @@ macro_rules! conformance {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $rule() {
                 super::rules::$rule::<super::component::Component<{ super::component::KV_REDIS }>>().await;
+            })*
+        }
+        mod component_wasip3_sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $rule() {
+                super::rules::$rule::<super::component::Component<{ super::component::SQLITE }, true>>().await;
+            })*
+        }
+        mod component_wasip3_postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $rule() {
+                super::rules::$rule::<super::component::Component<{ super::component::POSTGRES }, true>>().await;
             })*
         }
     };
