@@ -10,10 +10,17 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use zoe_session_host::{Clock, HostConfig, Runtime, ServeOptions, Server, SessionHost};
+use zoe_session_host::platform::{AKAMAI_KEY_VALUE_STORE, Platform};
+use zoe_session_host::{
+    Allocation, Clock, HostConfig, Metering, Runtime, RuntimeOptions, ServeOptions, Server,
+    SessionHost,
+};
 pub use zoe_test_support::{ADMIN_KEY, START_MS, admin};
-use zoe_test_support::{DATABASE_FILE, exchange_report, file_config, serve_runtime};
+use zoe_test_support::{
+    DATABASE_FILE, SERVE_INSTANCES, exchange_report, file_config, serve_runtime,
+};
 
 /// A running server and what a test needs to drive it.
 pub struct Api {
@@ -110,6 +117,71 @@ pub async fn start_configured(
     variables: &[(&str, &str)],
     configure: impl FnOnce(&mut HostConfig),
 ) -> Api {
+    serve_configured(runtime, admin_key, variables, configure, |options| options).await
+}
+
+/// How a copy of a suite is served, by the copy's module path: a suite file that the test
+/// binary includes again as a module named `…_on_akamai` is served as Akamai Functions serves
+/// the component ([`start_on_akamai`]).
+pub fn platform_of(module_path: &str) -> Platform {
+    if module_path.ends_with("_on_akamai") {
+        Platform::Akamai
+    } else {
+        Platform::Spin
+    }
+}
+
+/// The WASIp2 build compiled once for the test binary as `serve --platform akamai` allocates
+/// it: pooling slots of Akamai's 128 MiB.
+fn akamai_runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        Runtime::new(RuntimeOptions {
+            allocation: Allocation::Pooling {
+                max_instances: SERVE_INSTANCES,
+            },
+            metering: Metering::Off,
+            max_memory_bytes: Platform::Akamai.max_memory_bytes(),
+        })
+        .expect("component compiles")
+    })
+}
+
+/// A server as `serve --platform akamai` runs the component (docs/deploy-akamai.md): no SQLite,
+/// the sessions in the `default` key-value store as deploy/akamai/spin.toml configures them
+/// (`variables` may still say otherwise), Akamai's memory cap and request deadline, and a
+/// fresh instance per request.
+pub async fn start_on_akamai(admin_key: Option<&str>, variables: &[(&str, &str)]) -> Api {
+    let platform = Platform::Akamai;
+    let mut all = vec![("key_value_store", AKAMAI_KEY_VALUE_STORE)];
+    all.extend_from_slice(variables);
+    serve_configured(
+        akamai_runtime(),
+        admin_key,
+        &all,
+        |config| config.platform = platform,
+        |options| ServeOptions {
+            request_timeout: platform
+                .request_timeout()
+                .unwrap_or(options.request_timeout),
+            requests_per_instance: platform
+                .requests_per_instance()
+                .unwrap_or(options.requests_per_instance),
+            ..options
+        },
+    )
+    .await
+}
+
+/// A server of `runtime` with `variables`, host settings from `configure` and serving options
+/// from `serving`.
+async fn serve_configured(
+    runtime: &Runtime,
+    admin_key: Option<&str>,
+    variables: &[(&str, &str)],
+    configure: impl FnOnce(&mut HostConfig),
+    serving: impl FnOnce(ServeOptions) -> ServeOptions,
+) -> Api {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = file_config(&dir);
     if let Some(key) = admin_key {
@@ -125,12 +197,12 @@ pub async fn start_configured(
         .await
         .expect("host opens")
         .with_guest_stderr(log.clone());
-    let options = ServeOptions {
+    let options = serving(ServeOptions {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         cleanup_interval: None,
         max_concurrent: 16,
         ..ServeOptions::default()
-    };
+    });
     let server = Server::start(host, options).await.expect("server starts");
     Api {
         addr: server.local_addr(),
