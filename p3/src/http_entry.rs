@@ -83,17 +83,23 @@ fn method(method: Method) -> String {
     }
 }
 
-/// The response for `reply`, with its `Content-Length`, whose whole body the host can take
-/// the moment it has the head.
+/// The response for `reply`, with its `Content-Length`, whose whole body is offered to the
+/// host before the head is returned.
 ///
-/// A `wasi:http@0.3.0` body is a stream the guest writes while the host reads. spin-sdk writes
-/// it from a task spawned as the response is returned, so the write starts only after the
-/// host has the head: whenever the host's HTTP server polls the body in between, the head and
-/// the body reach the socket in separate writes, and without `TCP_NODELAY` (Spin sets none)
-/// the second waits ~40 ms for the client's delayed ACK (issue 28; issue 30 measured every
-/// keep-alive response of a spin-sdk 7 component doing I/O stalling so on Spin 4.1). Here the
-/// write of the whole body is started, and so offered to the host, before the response is
-/// returned; the task that finishes it only waits for the host to take it.
+/// A `wasi:http@0.3.0` body is a stream the guest writes while the host reads, and a stream
+/// write completes only when the host takes it. spin-sdk writes the body from a task spawned as
+/// the response is returned, so nothing is on offer when the host first looks. Here the write
+/// of the whole body is issued before the response is returned; the spawned task only waits
+/// for the host to take it, then ends the body.
+///
+/// Whether head and body then leave in one socket write is the host's doing, not the guest's:
+/// wasmtime-wasi-http 48 (`serve`, and Spin 4.1 on the same crate) hands the head to hyper and
+/// copies the guest's stream in the store's own task, so hyper may flush the head alone first.
+/// Without `TCP_NODELAY` (Spin sets none) the body then waits for the client's delayed ACK:
+/// under `serve --no-tcp-nodelay`, 1–16 of 40 keep-alive validates or `/health`s took 40–56 ms
+/// in one run (none with `TCP_NODELAY`; none for the WASIp2 build, which finishes its body
+/// before the head is set). No stream write the guest can make avoids it (docs/operations.md,
+/// "Run it on Spin").
 ///
 /// A HEAD answer (`head`) carries no `Content-Length` and no body.
 async fn respond(reply: Reply, head: bool, now: u64) -> Result<Response, ErrorCode> {
