@@ -9,6 +9,7 @@
 
 use crate::support::http::{Api, Reply, START_MS, start_on};
 use serde_json::Value;
+use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 use zoe_session::config::Config;
@@ -510,4 +511,100 @@ async fn on_postgresql_the_middleware_validates_on_the_same_store() {
         .await
         .expect(401);
     api.stop().await;
+}
+
+/// The example's spin.toml, which no Spin here can load: its middleware entry names a
+/// component of the manifest, inherits the database and the variables the middleware reads,
+/// both sources are the artefacts the build makes, and every rule declared is handed to the
+/// app (whose variables the middleware inherits) under its own name.
+#[test]
+fn the_example_manifest_puts_the_middleware_in_front_with_the_app_s_database_and_rules() {
+    use toml_edit::{DocumentMut, Item};
+    let text = include_str!("../../examples/identity-app/spin.toml");
+    let manifest: DocumentMut = text.parse().expect("valid TOML");
+    let trigger = &manifest["trigger"]["http"]
+        .as_array_of_tables()
+        .expect("[[trigger.http]]")
+        .iter()
+        .next()
+        .expect("one trigger")
+        .clone();
+    let middleware = trigger["dependencies"]["middleware"]
+        .as_array()
+        .expect("dependencies.middleware is a list");
+    let entry = middleware
+        .iter()
+        .next()
+        .and_then(|v| v.as_inline_table())
+        .expect("one middleware entry");
+    let name = entry
+        .get("component")
+        .and_then(|v| v.as_str())
+        .expect("component");
+    let inherited: Vec<&str> = entry
+        .get("inherit_configuration")
+        .and_then(|v| v.as_array())
+        .expect("inherit_configuration list")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert_eq!(inherited, ["sqlite_databases", "variables"]);
+    let components = manifest["component"].as_table().expect("[component]");
+    let source = |id: &str| {
+        components
+            .get(id)
+            .and_then(|c| c.get("source"))
+            .and_then(Item::as_str)
+            .unwrap_or_else(|| panic!("component {id} has a source"))
+            .to_owned()
+    };
+    let app = trigger["component"].as_str().expect("the app component");
+    assert!(
+        source(name).ends_with(
+            Path::new(MIDDLEWARE_WASM)
+                .file_name()
+                .and_then(|f| f.to_str())
+                .expect("file name")
+        )
+    );
+    assert!(
+        source(app).ends_with(
+            Path::new(IDENTITY_APP_WASM)
+                .file_name()
+                .and_then(|f| f.to_str())
+                .expect("file name")
+        )
+    );
+    let granted = components[app]["sqlite_databases"]
+        .as_array()
+        .expect("the app is granted a database");
+    assert_eq!(
+        granted
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect::<Vec<_>>(),
+        ["default"]
+    );
+    let declared: Vec<&str> = manifest["variables"]
+        .as_table()
+        .expect("[variables]")
+        .iter()
+        .map(|(k, _)| k)
+        .collect();
+    let handed = components[app]["variables"]
+        .as_table()
+        .expect("app variables");
+    for variable in &declared {
+        assert!(
+            zoe_session::config::VARIABLE_NAMES.contains(variable),
+            "{variable} is a setting"
+        );
+        assert_eq!(
+            handed.get(variable).and_then(Item::as_str),
+            Some(format!("{{{{ {variable} }}}}").as_str()),
+            "{variable} is handed to the app"
+        );
+    }
+    // The check reads what it compares: the rules are there.
+    assert!(declared.contains(&"required_roles") && declared.len() >= 6);
 }
