@@ -30,6 +30,7 @@ macro_rules! not_on_akamai {
 }
 #[path = "http_api.rs"]
 mod http_api_on_akamai;
+mod middleware;
 mod native_postgres_tls;
 mod node;
 mod postgres_collation;
