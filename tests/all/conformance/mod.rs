@@ -11,11 +11,14 @@
 //!   `component_wasip3_postgres`: the same for the WASIp3 build (`p3/`), whose synchronous
 //!   `sessions` export reads its settings under `block_on`;
 //! - `native_kv`: the engine over the key-value layout on an in-memory store, whose raced
-//!   handles wait a round trip per call ([`native`]).
+//!   handles wait a round trip per call ([`native`]);
+//! - `component_kv_local`, `component_kv_redis`: the real `.wasm` with `key_value_store =
+//!   default`, on the host's `fermyon:spin/key-value` over Spin's local file and over a
+//!   database of its own on the run's Redis server ([`component`]).
 //!
 //! The operations are the WIT interface's, in its types ([`Session`], [`Issued`],
 //! [`SessionError`]); the native backend converts the engine's results as the component does.
-//! A rule added once is tested four times. What is about one layer only stays next to the
+//! A rule added once is tested on every backend. What is about one layer only stays next to the
 //! suite: [`native_only`] (SQL shapes, migrations, statement counts, the `Db` guards, the
 //! devices of activity writes and trusted ids, which the WIT cannot reach),
 //! [`component_only`] (database files on disk, host configuration, in-memory hosts) and
