@@ -24,13 +24,19 @@ macro_rules! not_on_akamai {
 }
 mod http_api;
 #[path = "http_api.rs"]
-#[expect(clippy::duplicate_mod, reason = "one copy of the suite per build and platform")]
+#[expect(
+    clippy::duplicate_mod,
+    reason = "one copy of the suite per build and platform"
+)]
 mod http_api_wasip3;
 macro_rules! not_on_akamai {
     ($($item:item)*) => {};
 }
 #[path = "http_api.rs"]
-#[expect(clippy::duplicate_mod, reason = "one copy of the suite per build and platform")]
+#[expect(
+    clippy::duplicate_mod,
+    reason = "one copy of the suite per build and platform"
+)]
 mod http_api_on_akamai;
 mod middleware;
 mod native_postgres_tls;
