@@ -182,6 +182,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_suite_copy_named_wasip3_runs_the_wasip3_build() {
+        assert_eq!(Build::of_module("all::http_api_wasip3"), Build::Wasip3);
+        assert_eq!(Build::of_module("all::http_api"), Build::Wasip2);
+        assert_eq!(Build::of_module("p3"), Build::Wasip2);
+    }
+
+    #[test]
     fn the_admin_header_carries_the_admin_key() {
         assert_eq!(ADMIN.1, format!("Bearer {ADMIN_KEY}"));
         assert_eq!(admin(), [ADMIN]);
@@ -258,17 +265,5 @@ impl Drop for WriteLockHolder {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Build;
-
-    #[test]
-    fn a_suite_copy_named_wasip3_runs_the_wasip3_build() {
-        assert_eq!(Build::of_module("all::http_api_wasip3"), Build::Wasip3);
-        assert_eq!(Build::of_module("all::http_api"), Build::Wasip2);
-        assert_eq!(Build::of_module("p3"), Build::Wasip2);
     }
 }
