@@ -304,3 +304,73 @@ fn a_secret_with_stray_whitespace_stops_serve_naming_the_setting_not_the_value()
     let line = serve_until_listening(&db, &[("SESSION_ADMIN_KEY", key)]).expect("starts");
     assert!(line.contains("listening on http://127.0.0.1:"), "{line}");
 }
+
+fn run_with(db: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_zoe-session-host"))
+        .env_clear()
+        .env("SESSION_DB_PATH", db)
+        .envs(env.iter().copied())
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+/// `--runtime-config-file` (or `SESSION_RUNTIME_CONFIG_FILE`) maps the key-value store
+/// `default` onto Redis for every command, as `spin up --runtime-config-file` does; a file the
+/// host cannot use stops the command, naming the file and the table.
+#[test]
+fn a_runtime_config_file_puts_the_key_value_store_on_redis() {
+    let redis = zoe_test_redis::shared();
+    let url = redis.fresh_url();
+    let db_number: u32 = url.rsplit('/').next().unwrap().parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sessions.db");
+    let file = dir.path().join("runtime-config.toml");
+    std::fs::write(
+        &file,
+        format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{url}\"\n"),
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let kv = [("SESSION_KEY_VALUE_STORE", "default")];
+
+    assert_eq!(redis.keys_in(db_number).unwrap(), 0);
+    let created = json(&run_with(
+        &db,
+        &kv,
+        &["--runtime-config-file", file, "create", "alice", "--json"],
+    ));
+    let token = created["session_id"].as_str().unwrap();
+    assert!(
+        redis.keys_in(db_number).unwrap() > 0,
+        "the session is in Redis"
+    );
+    // The environment variable names the same file.
+    let env = [kv[0], ("SESSION_RUNTIME_CONFIG_FILE", file)];
+    let valid = json(&run_with(&db, &env, &["validate", token, "--json"]));
+    assert_eq!(valid["id"], created["id"]);
+    // Positive control: without the file, `default` is Spin's file beside the database,
+    // which has never seen the session.
+    let elsewhere = run_with(&db, &kv, &["validate", token]);
+    assert!(!elsewhere.status.success());
+    assert!(
+        stdout(&elsewhere).contains("Not valid"),
+        "{}",
+        stdout(&elsewhere)
+    );
+
+    let bad = dir.path().join("spin-runtime-config.toml");
+    std::fs::write(&bad, "[sqlite_database.default]\ntype = \"spin\"\n").unwrap();
+    let refused = run_with(
+        &db,
+        &kv,
+        &["--runtime-config-file", bad.to_str().unwrap(), "stats"],
+    );
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(&format!("runtime config {}", bad.display()))
+            && stderr.contains("[sqlite_database] is not read by this host"),
+        "{stderr}"
+    );
+}
