@@ -49,8 +49,9 @@ wasmtime::component::bindgen!({
 /// `spin:variables@3.0.0`, `spin:key-value@3.0.0`), which spin-sdk 7 guests import. Their WIT
 /// `async func`s are bound as concurrent host functions (an `Accessor`, so many calls of one
 /// instance may be in flight); the functions they keep from the WASIp2 era are bound async, as
-/// above. Their resources are, or wrap, the WASIp2-era ones (`crate::sqlite::v3_1`,
-/// `crate::postgres::v4_2`, `crate::key_value::v3_0`), whose backends they share.
+/// above. Their resources are, or wrap, the WASIp2-era ones, in the same handle files (so those
+/// still use no bindings); `sqlite/v3_1`, `postgres/v4_2`, `variables/v3_0` and
+/// `key_value/v3_0` implement them over the same backends.
 pub mod p3 {
     wasmtime::component::bindgen!({
         path: "wit",
@@ -59,9 +60,9 @@ pub mod p3 {
         additional_derives: [PartialEq],
         skip_mut_forwarding_impls: true,
         with: {
-            "spin:sqlite/sqlite.connection": crate::sqlite::v3_1::Connection,
-            "spin:postgres/postgres.connection": crate::postgres::v4_2::Connection,
-            "spin:postgres/postgres.connection-builder": crate::postgres::v4_2::ConnectionBuilder,
+            "spin:sqlite/sqlite.connection": crate::sqlite::handle::SharedConnection,
+            "spin:postgres/postgres.connection": crate::postgres::handle::SharedConnection,
+            "spin:postgres/postgres.connection-builder": crate::postgres::handle::ConnectionBuilder,
             "spin:key-value/key-value.store": crate::key_value::handle::Store,
         },
     });

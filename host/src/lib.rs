@@ -30,10 +30,12 @@
 //!              │                  │                     ├─► sqlite/ ───┐
 //!              │                  └─► error ─► config ──┼─► postgres/ ─┼─► bindings ─► sqlite/handle
 //!              │                                        └─► variables ─┘               postgres/handle
+//!              ├─► middleware (wac-graph: a chain composed in front of the app)
 //!              └─► admin_key ─► private_fs
 //!
-//! serve/:    mod ─► {guest, maintenance}; guest ─► {pool, costs, metrics, spin_request, errors}
-//!            spin_request ─► errors; {costs, errors, metrics, maintenance} ─► log
+//! serve/:    mod ─► {guest, maintenance, p3}; guest ─► {p3, pool, costs, metrics, spin_request,
+//!            errors}; p3 ─► {pool, spin_request, errors}
+//!            spin_request ─► errors; {costs, errors, metrics, maintenance, p3} ─► log
 //! sqlite/:   mod ─► statements ─► {routing, wal, values, errors, handle} ─► pool ─► connection
 //!            ─► options
 //! postgres/: mod ─► statements ─► pool ─► handle ─► {transactions, compat, options}
@@ -42,6 +44,10 @@
 //!
 //! `sqlite/routing` and `postgres/transactions` both use `transaction_sql`, where a guest
 //! statement's effect on the transaction (`BEGIN`, `COMMIT`, savepoints) is recognised once.
+//!
+//! Each interface of the WASIp3 era has a file beside its WASIp2 one (`sqlite/v3_1`,
+//! `postgres/v4_2`, `variables/v3_0`, `key_value/v3_0`) that uses that interface's module and
+//! `bindings`, and whose resource types live in the handle files, as the WASIp2 ones do.
 //!
 //! `config` uses the three interface modules for their settings' types (not `state`); `error`
 //! uses `config`, `sqlite` and `bindings`. `bindings` names the guests' two resource types

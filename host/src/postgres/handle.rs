@@ -49,3 +49,16 @@ impl Drop for Connection {
         }
     }
 }
+
+/// The guest's `spin:postgres@4.2.0` `connection`: a [`Connection`] behind a lock, so that an
+/// async call can hold it across its awaits without holding the store.
+#[derive(Debug, Clone)]
+pub struct SharedConnection(pub(super) std::sync::Arc<tokio::sync::Mutex<Connection>>);
+
+/// The guest's `spin:postgres@4.2.0` `connection-builder`: the address, and the root
+/// certificate it asked to trust.
+#[derive(Debug)]
+pub struct ConnectionBuilder {
+    pub(super) address: String,
+    pub(super) ca_root: Option<String>,
+}

@@ -13,7 +13,7 @@
 //! other is refused by `build` with `connection-failed` naming the setting, so a guest never
 //! believes it pinned a root it did not.
 
-use super::handle::Connection as Handle;
+use super::handle::{Connection as Handle, ConnectionBuilder, SharedConnection as Connection};
 use super::{PostgresCtxView, PostgresView};
 use crate::bindings::p3::spin::postgres::postgres::{
     self as wit, Column, DbDataType, DbError, DbValue, Error, Interval, ParameterValue, QueryError,
@@ -22,18 +22,6 @@ use crate::bindings::p3::spin::postgres::postgres::{
 use crate::bindings::spin::postgres::postgres as v4_0;
 use std::sync::Arc;
 use wasmtime::component::{Accessor, FutureReader, HasSelf, Resource, StreamReader};
-
-/// The guest's 4.2.0 `connection`: a 4.0.0 handle behind a lock, so an async call can hold it
-/// across its awaits without holding the store.
-#[derive(Debug, Clone)]
-pub struct Connection(Arc<tokio::sync::Mutex<Handle>>);
-
-/// The guest's `connection-builder`: the address, and the root it asked to trust.
-#[derive(Debug)]
-pub struct ConnectionBuilder {
-    address: String,
-    ca_root: Option<String>,
-}
 
 impl<T: PostgresView> wit::Host for T {}
 

@@ -12,7 +12,15 @@
 //! (the host's own log lines). `serve` uses the embedding API ([`SessionHost`],
 //! [`crate::runtime`]); nothing there uses `serve`.
 //!
-//! # Why not wasmtime-wasi-http's `ProxyHandler`
+//! # WASIp3 components
+//!
+//! A component exporting `wasi:http/handler@0.3.0` runs many requests at once in one store, as
+//! Spin 4.1 runs it; `p3` serves it through wasmtime-wasi-http's `ProxyHandler`, with Spin's
+//! instance policy ([`ReusePolicy`]). Everything before the instance (the body read first, the
+//! permits, the connection cap, Spin's headers, the metrics) is shared with the WASIp2 path
+//! below. A middleware chain ([`crate::middleware`]) is one WASIp3 component by then.
+//!
+//! # Why not wasmtime-wasi-http's `ProxyHandler` for WASIp2
 //!
 //! wasmtime-wasi-http 48 has a serving loop of its own, `handler::ProxyHandler` (behind its
 //! `component-model-async` feature): a `HandlerState` makes stores and instances, a
@@ -26,16 +34,14 @@
 //! at when the head is set (`RequestCosts::body_at_head`), and a `WorkerState` hears of a
 //! request only at its start and of the store only when the worker exits, so a reused
 //! instance's host calls and fuel cannot be taken when each handler returns. It also runs every
-//! call through `Store::run_concurrent`, which needs Wasmtime's `component-model-async`
-//! feature (this crate builds without it) and the concurrent-execution state that feature sets
-//! up in every store, the typed API's included; and it hands every request to a worker task
+//! call through `Store::run_concurrent`; and it hands every request to a worker task
 //! through a queue and a channel, the thread wake-ups this loop avoids by running the guest in
 //! the connection's own task until its head is set (BENCHMARKS.md). So the loop stays ours; it
 //! is worth another look once `ProxyHandler` reports each request's end to its state.
 //!
-//! # Instance reuse
+//! # Instance reuse (WASIp2)
 //!
-//! Spin, and DESIGN.md, give every request a fresh instance. Instantiating costs far more than a
+//! Spin gives every request to a WASIp2 component a fresh instance. Instantiating costs far more than a
 //! validate (BENCHMARKS.md), so `serve` keeps an instance whose handler returned normally and
 //! gives it the next request, up to [`ServeOptions::requests_per_instance`] requests. This is
 //! safe because the component keeps no request state between calls. All the guest remembers is

@@ -27,3 +27,8 @@ impl Connection {
         }
     }
 }
+
+/// The guest's `spin:sqlite@3.1.0` `connection`: a [`Connection`] behind a lock, so that an
+/// async call can hold it across its awaits without holding the store.
+#[derive(Debug, Clone)]
+pub struct SharedConnection(pub(super) Arc<tokio::sync::Mutex<Connection>>);

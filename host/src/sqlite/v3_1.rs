@@ -12,7 +12,7 @@
 //! start a second statement on a handle before the first has finished; they run one after
 //! the other, in the order they took the handle).
 
-use super::handle::Connection as Handle;
+use super::handle::{Connection as Handle, SharedConnection as Connection};
 use super::{SqliteCtxView, SqliteView};
 use crate::bindings::p3::spin::sqlite::sqlite::{
     self as wit, Error, HostConnection, HostConnectionWithStore, RowResult, Value,
@@ -20,11 +20,6 @@ use crate::bindings::p3::spin::sqlite::sqlite::{
 use crate::bindings::spin::sqlite::sqlite as v3_0;
 use std::sync::Arc;
 use wasmtime::component::{Accessor, FutureReader, HasSelf, Resource, StreamReader};
-
-/// The guest's 3.1.0 `connection`: a 3.0.0 handle behind a lock, so an async call can hold it
-/// across its awaits without holding the store.
-#[derive(Debug, Clone)]
-pub struct Connection(Arc<tokio::sync::Mutex<Handle>>);
 
 impl<T: SqliteView> wit::Host for T {}
 
