@@ -529,20 +529,21 @@ impl KvStore {
 
     /// As [`Db::delete_expired`](super::Db::delete_expired): deletes at most `limit` expired
     /// live sessions (counted), and on the way the keys of dead and deleted sessions and
-    /// orphans (not counted). A scan starts at a random key, so concurrent cleanups mostly meet different
-    /// sessions; the record is deleted first, so a session is never seen without its secret
+    /// orphans (not counted). Each scan visits the keys in an order of its own (a
+    /// shuffle), so concurrent cleanups seldom read the same session at the same moment,
+    /// which is when both count it; the record is deleted first, so a session is never seen without its secret
     /// key (which would bring its first secret back).
     ///
     /// # Errors
     ///
     /// As [`KvStore::find`].
     pub fn delete_expired(&self, now: u64, limit: u32) -> Result<u64> {
-        let keys = self.kv.get_keys()?;
+        let mut keys = self.kv.get_keys()?;
         let known: Known = keys.iter().cloned().collect();
         let generation = self.generation()?;
-        let start = usize::from(random_u16()?) % keys.len().max(1);
+        shuffle(&mut keys)?;
         let mut deleted = 0u64;
-        for key in keys[start..].iter().chain(&keys[..start]) {
+        for key in &keys {
             if deleted >= u64::from(limit) {
                 break;
             }
@@ -736,4 +737,24 @@ fn random_u16() -> Result<u16> {
     getrandom::fill(&mut bytes)
         .map_err(|err| StoreError::KeyValue(format!("no randomness: {err}")))?;
     Ok(u16::from_le_bytes(bytes))
+}
+
+/// Puts `keys` in a random order (Fisher-Yates on xorshift64* from one OS-random seed: the
+/// order only has to differ between cleanups, not to be unpredictable). A rotation of the
+/// list was not enough: a cleanup that started behind another skipped the keys already
+/// deleted, caught up, and then counted every session the other one did.
+fn shuffle(keys: &mut [String]) -> Result<()> {
+    let mut seed = [0u8; 8];
+    getrandom::fill(&mut seed)
+        .map_err(|err| StoreError::KeyValue(format!("no randomness: {err}")))?;
+    let mut state = u64::from_le_bytes(seed) | 1;
+    for i in (1..keys.len()).rev() {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        let random = state.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        let j = usize::try_from(random % (i as u64 + 1)).unwrap_or(0);
+        keys.swap(i, j);
+    }
+    Ok(())
 }
