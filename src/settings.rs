@@ -29,14 +29,7 @@ fn variable(name: &'static str) -> Option<String> {
                 spin_sdk::variables::Error::Undefined(_)
                     | spin_sdk::variables::Error::InvalidName(_)
             ) {
-                // Settings are read lazily, far from the request's entry point, so this line
-                // takes its own time; it is a log timestamp, never a decision.
-                log::write_line(zoe_session_wire::log_line(
-                    now_ms(),
-                    "WARN",
-                    "variable provider failed",
-                    serde_json::json!({"variable": name}),
-                ));
+                log::variable_provider_failed(now_ms(), name);
             }
             None
         }

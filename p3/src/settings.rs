@@ -59,12 +59,7 @@ async fn variable(name: &'static str) -> Option<String> {
         Ok(value) => Some(value),
         Err(Error::Undefined(_) | Error::InvalidName(_)) => None,
         Err(_) => {
-            log::write_line(zoe_session_wire::log_line(
-                now_ms(),
-                "WARN",
-                "variable provider failed",
-                serde_json::json!({"variable": name}),
-            ));
+            log::variable_provider_failed(now_ms(), name);
             None
         }
     }

@@ -28,6 +28,18 @@ pub fn emit(threshold: LogLevel, level: LogLevel, now: u64, message: &str, field
 
 pub use zoe_session_wire::write_line;
 
+/// The line a shell writes when its host's variable provider fails for `variable` (the setting
+/// then takes its default rather than taking the service down). Settings are read away from a
+/// request's entry point, so `now` is a log timestamp the shell reads for it, never a decision.
+pub fn variable_provider_failed(now: u64, variable: &str) {
+    write_line(zoe_session_wire::log_line(
+        now,
+        "WARN",
+        "variable provider failed",
+        json!({ "variable": variable }),
+    ));
+}
+
 /// Whether a request refused for a bad credential (a 401, by its error kind) may write its
 /// lines: the first of each kind in a second does, with the number of lines of that kind
 /// dropped since the previous one written (`Some(dropped)`); the rest of that second do not
