@@ -210,3 +210,67 @@ fn akamai_caps_an_instance_s_memory_at_128_mib() {
     assert!(grows_to(&default, default_limit));
     assert!(!grows_to(&default, limit));
 }
+
+/// Configured as deploy/akamai/spin-postgres.toml configures it (a PostgreSQL server reached
+/// over TLS with `sslmode=verify-full`), the API works under Akamai's grants: the sessions are
+/// in PostgreSQL, and the SQLite file is never made.
+#[test]
+fn akamai_serves_sessions_from_postgres_over_tls() {
+    let (server, ca) = zoe_test_postgres::shared_tls();
+    let plain = server.fresh_database().expect("a fresh database");
+    let name = plain
+        .rsplit('/')
+        .next()
+        .expect("a database name")
+        .to_owned();
+    // The server's certificate names `localhost`.
+    let url = format!(
+        "{}?sslmode=verify-full",
+        plain.replace("@127.0.0.1:", "@localhost:")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sessions.db");
+    let ca_path = ca.ca_path();
+    let serve = Serve::start_with(
+        &db,
+        &[
+            ("SESSION_DATABASE_URL", &url),
+            (
+                "SESSION_POSTGRES_ROOT_CERT",
+                ca_path.to_str().expect("a UTF-8 path"),
+            ),
+        ],
+        &["--platform", "akamai"],
+        None,
+    );
+    let created = request(
+        serve.addr,
+        "POST",
+        "/sessions/create",
+        &[ADMIN],
+        Some(&serde_json::json!({"user_id": "alice"})),
+    )
+    .unwrap();
+    let token = created.expect(200).json()["session_id"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    let valid = request(
+        serve.addr,
+        "GET",
+        "/sessions/validate",
+        &[("x-session-id", &token)],
+        None,
+    )
+    .unwrap();
+    assert_eq!(valid.expect(200).json()["user_id"], "alice");
+    assert!(!db.exists(), "no SQLite file on a platform without SQLite");
+    // Positive control: the session is a row of the PostgreSQL database.
+    let count = server
+        .psql(
+            &name,
+            "SELECT count(*) FROM sessions WHERE user_id = 'alice'",
+        )
+        .expect("psql");
+    assert_eq!(count.trim(), "1", "{count}");
+}
