@@ -129,8 +129,9 @@ enum Command {
               value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
         max_instance_concurrent_reuse_count: u32,
         /// WASIp3 components: how long an idle instance is kept for another request, as Spin
-        /// 4.1's flag, e.g. `1s`.
-        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        /// 4.1's flag and environment variable: seconds, or a duration such as `500ms`.
+        #[arg(long, env = "SPIN_HTTP_IDLE_INSTANCE_TIMEOUT_SECS", default_value = "1s",
+              value_parser = spin_duration)]
         idle_instance_timeout: Duration,
         /// A WASIp3 HTTP middleware component to put in front of the app, as Spin 4.1's
         /// `dependencies.middleware`; repeat it for a chain, outermost first. The app (the
@@ -436,6 +437,16 @@ async fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
+/// A duration as Spin's HTTP trigger reads one: a bare number is seconds (`2`), otherwise a
+/// number with a unit (`1s`, `500ms`, `10us`).
+fn spin_duration(text: &str) -> Result<Duration, String> {
+    match text.trim().parse::<u64>() {
+        Ok(seconds) => Ok(Duration::from_secs(seconds)),
+        Err(_) => humantime::parse_duration(text.trim())
+            .map_err(|err| format!("expected seconds or a duration such as 500ms: {err}")),
+    }
+}
+
 /// The component to serve: `component` (else the embedded one) behind the `middleware` chain,
 /// outermost first.
 fn load(
@@ -570,6 +581,14 @@ mod tests {
     use super::*;
     use crate::postgres::SpinCompat;
     use crate::sqlite::Synchronous;
+
+    #[test]
+    fn idle_instance_timeout_reads_as_spin_reads_it() {
+        assert_eq!(spin_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(spin_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(spin_duration("1s"), Ok(Duration::from_secs(1)));
+        assert!(spin_duration("soon").unwrap_err().contains("500ms"));
+    }
 
     fn serve_synchronous(args: &[&str]) -> Result<Option<Synchronous>, clap::Error> {
         let cli = Cli::try_parse_from(["zoe-session-host", "serve"].iter().chain(args))?;
