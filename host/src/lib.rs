@@ -4,8 +4,10 @@
 //! - [`SessionHost`]: one database, one set of Spin variables and one clock, with
 //!   [`SessionHost::sessions`] giving the typed async API of `zoe:session/sessions`;
 //! - the host side of `spin:sqlite@3.0.0` ([`sqlite`]), `spin:postgres@4.0.0` ([`postgres`],
-//!   pooled tokio-postgres, only the configured `database_url`) and
-//!   `fermyon:spin/variables@2.0.0` ([`variables`]), implemented the way Spin implements them;
+//!   pooled tokio-postgres, only the configured `database_url`), `fermyon:spin/key-value@2.0.0`
+//!   ([`key_value`]: Spin's local file, or Redis through a runtime config file in Spin's format)
+//!   and `fermyon:spin/variables@2.0.0` ([`variables`]), implemented the way Spin implements
+//!   them;
 //! - [`Clock`]: the wall clock the guest sees, settable in tests;
 //! - [`Server`]: the component's HTTP API served over real HTTP ([`serve`]).
 //!
@@ -15,7 +17,7 @@
 //!
 //! One module per imported interface, each with its own context and view, as wasmtime-wasi
 //! splits WASI and wasi-http: [`sqlite`] (`SqliteView`), [`postgres`] (`PostgresView`),
-//! [`variables`] (`VariablesView`); `outgoing_http` refuses outgoing `wasi:http`. [`HostState`]
+//! [`key_value`] (`KeyValueView`), [`variables`] (`VariablesView`); `outgoing_http` refuses outgoing `wasi:http`. [`HostState`]
 //! only composes their contexts with WASI's and wasi-http's, and hands each its own view;
 //! [`host_calls`] is the counter they all report to. `bindings` is the generated code and
 //! nothing else. Above them: [`runtime`] (the compiled component and its linker), [`api`] (the
@@ -29,7 +31,8 @@
 //!              │                  │                     ├──────────────► host_calls
 //!              │                  │                     ├─► sqlite/ ───┐
 //!              │                  └─► error ─► config ──┼─► postgres/ ─┼─► bindings ─► sqlite/handle
-//!              │                                        └─► variables ─┘               postgres/handle
+//!              │                                        ├─► key_value/ ┤               postgres/handle
+//!              │                                        └─► variables ─┘               key_value/handle
 //!              ├─► middleware (wac-graph: a chain composed in front of the app)
 //!              └─► admin_key ─► private_fs
 //!
@@ -40,6 +43,7 @@
 //!            ─► options
 //! postgres/: mod ─► statements ─► pool ─► handle ─► {transactions, compat, options}
 //!            {statements, pool, values} ─► errors; statements ─► values
+//! key_value/: {mod, v3_0} ─► handle ─► stores ─► {local, redis, runtime_config} ─► errors
 //! ```
 //!
 //! `sqlite/routing` and `postgres/transactions` both use `transaction_sql`, where a guest
@@ -49,10 +53,11 @@
 //! `postgres/v4_2`, `variables/v3_0`, `key_value/v3_0`) that uses that interface's module and
 //! `bindings`, and whose resource types live in the handle files, as the WASIp2 ones do.
 //!
-//! `config` uses the three interface modules for their settings' types (not `state`); `error`
-//! uses `config`, `sqlite` and `bindings`. `bindings` names the guests' two resource types
-//! (bindgen's `with:`), so their files, `sqlite/handle` and `postgres/handle`, and all they use,
-//! use no bindings.
+//! `config` uses the interface modules for their settings' types (not `state`); `error`
+//! uses `config`, `sqlite` and `bindings`. `bindings` names the guests' resource types
+//! (bindgen's `with:`), so their files, `sqlite/handle`, `postgres/handle` and
+//! `key_value/handle`, and all they use, use no bindings (the key-value stores answer with
+//! their own `KeyValueError`, which each interface version turns into its error).
 
 pub mod admin_key;
 pub mod api;

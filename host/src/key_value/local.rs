@@ -7,8 +7,7 @@
 //! wait for each other's writes instead of failing. Every statement runs on tokio's blocking
 //! pool: a write queued behind another process's lock never holds a runtime worker.
 
-use super::errors::local_error;
-use crate::bindings::fermyon::spin::key_value::Error;
+use super::errors::{KeyValueError as Error, local_error};
 use crate::sqlite::{BUSY_TIMEOUT, Location, Synchronous};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::sync::{Arc, Mutex, OnceLock};

@@ -33,6 +33,7 @@ mod stores;
 mod tests;
 pub mod v3_0;
 
+pub use errors::KeyValueError;
 pub use handle::Store;
 pub use local::LocalStore;
 pub use redis::{RedisOptions, RedisStore};
@@ -88,6 +89,16 @@ impl<T: KeyValueView + ?Sized> KeyValueView for &mut T {
 
 impl<T: KeyValueView> wit::Host for T {}
 
+impl From<KeyValueError> for Error {
+    fn from(err: KeyValueError) -> Self {
+        match err {
+            KeyValueError::NoSuchStore => Self::NoSuchStore,
+            KeyValueError::AccessDenied => Self::AccessDenied,
+            KeyValueError::Other(text) => Self::Other(text),
+        }
+    }
+}
+
 /// The backend behind a guest handle; a handle that is not in the table is a host bug or a
 /// forged handle, and traps.
 fn backend<T: KeyValueView>(
@@ -103,7 +114,7 @@ impl<T: KeyValueView> wit::HostStore for T {
         ctx.calls.key_value_open();
         let backend = match ctx.stores.open(&label) {
             Ok(backend) => backend,
-            Err(err) => return Ok(Err(err)),
+            Err(err) => return Ok(Err(err.into())),
         };
         Ok(table
             .push(Store { backend })
@@ -116,7 +127,7 @@ impl<T: KeyValueView> wit::HostStore for T {
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
         self.key_value().ctx.calls.key_value_read();
-        Ok(backend(self, &store)?.get(key).await)
+        Ok(backend(self, &store)?.get(key).await.map_err(Into::into))
     }
 
     async fn set(
@@ -126,7 +137,10 @@ impl<T: KeyValueView> wit::HostStore for T {
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
         self.key_value().ctx.calls.key_value_write();
-        Ok(backend(self, &store)?.set(key, value).await)
+        Ok(backend(self, &store)?
+            .set(key, value)
+            .await
+            .map_err(Into::into))
     }
 
     async fn delete(
@@ -135,7 +149,7 @@ impl<T: KeyValueView> wit::HostStore for T {
         key: String,
     ) -> wasmtime::Result<Result<(), Error>> {
         self.key_value().ctx.calls.key_value_write();
-        Ok(backend(self, &store)?.delete(key).await)
+        Ok(backend(self, &store)?.delete(key).await.map_err(Into::into))
     }
 
     async fn exists(
@@ -144,7 +158,7 @@ impl<T: KeyValueView> wit::HostStore for T {
         key: String,
     ) -> wasmtime::Result<Result<bool, Error>> {
         self.key_value().ctx.calls.key_value_read();
-        Ok(backend(self, &store)?.exists(key).await)
+        Ok(backend(self, &store)?.exists(key).await.map_err(Into::into))
     }
 
     async fn get_keys(
@@ -152,7 +166,7 @@ impl<T: KeyValueView> wit::HostStore for T {
         store: Resource<Store>,
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
         self.key_value().ctx.calls.key_value_read();
-        Ok(backend(self, &store)?.get_keys().await)
+        Ok(backend(self, &store)?.get_keys().await.map_err(Into::into))
     }
 
     async fn drop(&mut self, store: Resource<Store>) -> wasmtime::Result<()> {

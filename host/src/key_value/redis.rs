@@ -16,9 +16,8 @@
 //! component answers with 503. A dropped connection is replaced in the background at the next
 //! call, so the first call after Redis comes back succeeds, or the one after it.
 
-use super::errors::redis_error;
+use super::errors::{KeyValueError as Error, redis_error};
 use super::runtime_config::redis_address;
-use crate::bindings::fermyon::spin::key_value::Error;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::time::Duration;
 use tokio::sync::OnceCell;

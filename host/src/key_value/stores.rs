@@ -1,9 +1,9 @@
 //! The stores one host provides, by label, and which of them its component may open.
 
+use super::errors::KeyValueError as Error;
 use super::local::LocalStore;
 use super::redis::{RedisOptions, RedisStore};
 use super::runtime_config::{KeyValueConfig, RuntimeConfigError, StoreConfig};
-use crate::bindings::fermyon::spin::key_value::Error;
 use crate::sqlite::{Location, Synchronous};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -106,11 +106,11 @@ fn open_answers_as_spin_for_ungranted_and_unknown_labels() {
     assert!(host.open("default").is_ok(), "positive control");
     assert_eq!(
         host.open("archive").unwrap_err(),
-        crate::bindings::fermyon::spin::key_value::Error::AccessDenied
+        KeyValueError::AccessDenied
     );
     assert_eq!(
         host.open("nowhere").unwrap_err(),
-        crate::bindings::fermyon::spin::key_value::Error::NoSuchStore
+        KeyValueError::NoSuchStore
     );
     // Without a grant list every defined store is granted.
     let all = stores(
@@ -124,7 +124,7 @@ fn open_answers_as_spin_for_ungranted_and_unknown_labels() {
     // A host without stores refuses every label.
     assert_eq!(
         KeyValueStores::none().open("default").unwrap_err(),
-        crate::bindings::fermyon::spin::key_value::Error::NoSuchStore
+        KeyValueError::NoSuchStore
     );
 }
 

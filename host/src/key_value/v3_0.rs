@@ -4,8 +4,7 @@
 //! other requests. The guest's `store` is the 2.0.0 handle. `get-keys` lists the keys, then
 //! hands them to the guest as a stream, with the outcome on its future.
 
-use super::{KeyValueCtxView, KeyValueView, Store};
-use crate::bindings::fermyon::spin::key_value as v2_0;
+use super::{KeyValueCtxView, KeyValueError, KeyValueView, Store};
 use crate::bindings::p3::spin::key_value::key_value::{self as wit, Error};
 use wasmtime::component::{Accessor, FutureReader, HasSelf, Resource, StreamReader};
 
@@ -50,7 +49,7 @@ impl<U, T: KeyValueView + 'static> wit::HostStoreWithStore<U> for HasSelf<T> {
             ctx.calls.key_value_open();
             let backend = match ctx.stores.open(&label) {
                 Ok(backend) => backend,
-                Err(err) => return Ok(Err(from_v2_0(err))),
+                Err(err) => return Ok(Err(err.into())),
             };
             Ok(table
                 .push(Store { backend })
@@ -64,7 +63,7 @@ impl<U, T: KeyValueView + 'static> wit::HostStoreWithStore<U> for HasSelf<T> {
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
         let backend = backend(accessor, &store, read)?;
-        Ok(backend.get(key).await.map_err(from_v2_0))
+        Ok(backend.get(key).await.map_err(Into::into))
     }
 
     async fn set(
@@ -74,7 +73,7 @@ impl<U, T: KeyValueView + 'static> wit::HostStoreWithStore<U> for HasSelf<T> {
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
         let backend = backend(accessor, &store, write)?;
-        Ok(backend.set(key, value).await.map_err(from_v2_0))
+        Ok(backend.set(key, value).await.map_err(Into::into))
     }
 
     async fn delete(
@@ -83,7 +82,7 @@ impl<U, T: KeyValueView + 'static> wit::HostStoreWithStore<U> for HasSelf<T> {
         key: String,
     ) -> wasmtime::Result<Result<(), Error>> {
         let backend = backend(accessor, &store, write)?;
-        Ok(backend.delete(key).await.map_err(from_v2_0))
+        Ok(backend.delete(key).await.map_err(Into::into))
     }
 
     async fn exists(
@@ -92,7 +91,7 @@ impl<U, T: KeyValueView + 'static> wit::HostStoreWithStore<U> for HasSelf<T> {
         key: String,
     ) -> wasmtime::Result<Result<bool, Error>> {
         let backend = backend(accessor, &store, read)?;
-        Ok(backend.exists(key).await.map_err(from_v2_0))
+        Ok(backend.exists(key).await.map_err(Into::into))
     }
 
     async fn get_keys(
@@ -102,7 +101,7 @@ impl<U, T: KeyValueView + 'static> wit::HostStoreWithStore<U> for HasSelf<T> {
         let backend = backend(accessor, &store, read)?;
         let (keys, outcome) = match backend.get_keys().await {
             Ok(keys) => (keys, Ok(())),
-            Err(err) => (Vec::new(), Err(from_v2_0(err))),
+            Err(err) => (Vec::new(), Err(err.into())),
         };
         accessor.with(|mut access| {
             let keys = StreamReader::new(&mut access, keys)?;
@@ -116,11 +115,12 @@ impl<U, T: KeyValueView + 'static> wit::HostStoreWithStore<U> for HasSelf<T> {
     }
 }
 
-fn from_v2_0(err: v2_0::Error) -> Error {
-    match err {
-        v2_0::Error::StoreTableFull => Error::StoreTableFull,
-        v2_0::Error::NoSuchStore => Error::NoSuchStore,
-        v2_0::Error::AccessDenied => Error::AccessDenied,
-        v2_0::Error::Other(text) => Error::Other(text),
+impl From<KeyValueError> for Error {
+    fn from(err: KeyValueError) -> Self {
+        match err {
+            KeyValueError::NoSuchStore => Self::NoSuchStore,
+            KeyValueError::AccessDenied => Self::AccessDenied,
+            KeyValueError::Other(text) => Self::Other(text),
+        }
     }
 }
