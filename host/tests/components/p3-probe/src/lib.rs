@@ -105,7 +105,10 @@ async fn handle(request: Request) -> impl IntoResponse {
         .status(status)
         .header("x-instance", format!("{instance:016x}"))
         .header("x-served", served.to_string())
-        .header("x-max-in-flight", MAX_IN_FLIGHT.load(Ordering::SeqCst).to_string())
+        .header(
+            "x-max-in-flight",
+            MAX_IN_FLIGHT.load(Ordering::SeqCst).to_string(),
+        )
         .header("x-chain", chain)
         .body(body)
         .expect("a valid response")
@@ -113,7 +116,9 @@ async fn handle(request: Request) -> impl IntoResponse {
 
 async fn sqlite() -> Result<String, String> {
     use spin_sdk::sqlite::{Connection, Value};
-    let db = Connection::open_default().await.map_err(|e| format!("open: {e:?}"))?;
+    let db = Connection::open_default()
+        .await
+        .map_err(|e| format!("open: {e:?}"))?;
     let result = db
         .execute("SELECT ? + 2, 'p3'", [Value::Integer(40)])
         .await
@@ -124,7 +129,10 @@ async fn sqlite() -> Result<String, String> {
     let sum: i64 = first.get(0).ok_or("no integer")?;
     let text: &str = first.get(1).ok_or("no text")?;
     let changes = db.changes().await;
-    Ok(format!("{sum} {text} columns={columns} rows={} changes={changes}", rows.len()))
+    Ok(format!(
+        "{sum} {text} columns={columns} rows={} changes={changes}",
+        rows.len()
+    ))
 }
 
 async fn pg() -> Result<String, String> {
@@ -132,14 +140,19 @@ async fn pg() -> Result<String, String> {
     let url = spin_sdk::variables::get("database_url")
         .await
         .map_err(|e| format!("database_url: {e:?}"))?;
-    let db = Connection::open(url).await.map_err(|e| format!("open: {e:?}"))?;
+    let db = Connection::open(url)
+        .await
+        .map_err(|e| format!("open: {e:?}"))?;
     db.execute("CREATE TABLE IF NOT EXISTS p3_probe (n int8, t text)", [])
         .await
         .map_err(|e| format!("create: {e:?}"))?;
     let inserted = db
         .execute(
             "INSERT INTO p3_probe VALUES ($1, $2)",
-            [ParameterValue::Int64(7), ParameterValue::Str("seven".to_owned())],
+            [
+                ParameterValue::Int64(7),
+                ParameterValue::Str("seven".to_owned()),
+            ],
         )
         .await
         .map_err(|e| format!("insert: {e:?}"))?;
@@ -152,7 +165,10 @@ async fn pg() -> Result<String, String> {
     let first = rows.first().ok_or("no row")?;
     let n: i64 = first.get("n").ok_or("no n")?;
     let t: String = first.get("t").ok_or("no t")?;
-    Ok(format!("inserted={inserted} rows={} columns={columns} first={n},{t}", rows.len()))
+    Ok(format!(
+        "inserted={inserted} rows={} columns={columns} first={n},{t}",
+        rows.len()
+    ))
 }
 
 async fn pg_with_ca() -> Result<String, String> {
@@ -183,12 +199,32 @@ async fn key_value() -> Result<String, String> {
     let store = spin_sdk::key_value::Store::open_default()
         .await
         .map_err(|e| format!("open: {e:?}"))?;
-    store.set("p3-key", b"p3-value").await.map_err(|e| format!("set: {e:?}"))?;
-    let value = store.get("p3-key").await.map_err(|e| format!("get: {e:?}"))?;
-    let exists = store.exists("p3-key").await.map_err(|e| format!("exists: {e:?}"))?;
-    let keys = store.get_keys().await.collect().await.map_err(|e| format!("keys: {e:?}"))?;
-    store.delete("p3-key").await.map_err(|e| format!("delete: {e:?}"))?;
-    let gone = !store.exists("p3-key").await.map_err(|e| format!("exists: {e:?}"))?;
+    store
+        .set("p3-key", b"p3-value")
+        .await
+        .map_err(|e| format!("set: {e:?}"))?;
+    let value = store
+        .get("p3-key")
+        .await
+        .map_err(|e| format!("get: {e:?}"))?;
+    let exists = store
+        .exists("p3-key")
+        .await
+        .map_err(|e| format!("exists: {e:?}"))?;
+    let keys = store
+        .get_keys()
+        .await
+        .collect()
+        .await
+        .map_err(|e| format!("keys: {e:?}"))?;
+    store
+        .delete("p3-key")
+        .await
+        .map_err(|e| format!("delete: {e:?}"))?;
+    let gone = !store
+        .exists("p3-key")
+        .await
+        .map_err(|e| format!("exists: {e:?}"))?;
     Ok(format!(
         "value={} exists={exists} keys={} gone={gone}",
         String::from_utf8_lossy(&value.unwrap_or_default()),
