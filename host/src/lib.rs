@@ -53,6 +53,9 @@
 //! `postgres/v4_2`, `variables/v3_0`, `key_value/v3_0`) that uses that interface's module and
 //! `bindings`, and whose resource types live in the handle files, as the WASIp2 ones do.
 //!
+//! `platform` (what `serve --platform` grants and limits) uses nothing of ours; `config`, `api`
+//! and `cli` use it.
+//!
 //! `config` uses the interface modules for their settings' types (not `state`); `error`
 //! uses `config`, `sqlite` and `bindings`. `bindings` names the guests' resource types
 //! (bindgen's `with:`), so their files, `sqlite/handle`, `postgres/handle` and
