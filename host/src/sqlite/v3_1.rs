@@ -198,3 +198,99 @@ fn error_from_v3_0(err: v3_0::Error) -> Error {
         v3_0::Error::Io(text) => Error::Io(text),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sqlite::{Database, Location};
+    use crate::state::HostState;
+
+    fn state() -> HostState {
+        HostState::new(
+            wasmtime_wasi::WasiCtx::builder().build(),
+            Database::open(Location::Memory).unwrap(),
+            Default::default(),
+            Default::default(),
+        )
+    }
+
+    /// The functions 3.1.0 keeps from 3.0.0, called as a guest that uses no async function
+    /// calls them (the async ones are driven by a guest in host/tests/all/p3_serve.rs).
+    #[tokio::test]
+    async fn the_synchronous_functions_run_statements_and_report_their_counters() {
+        let mut state = state();
+        let Ok(conn) = HostConnection::open(&mut state, "default".into())
+            .await
+            .unwrap()
+        else {
+            panic!("default opens");
+        };
+        let run = async |state: &mut HostState, sql: &str, params: Vec<Value>| {
+            let conn = Resource::new_borrow(conn.rep());
+            HostConnection::execute(state, conn, sql.to_owned(), params)
+                .await
+                .unwrap()
+        };
+        run(&mut state, "CREATE TABLE t (x, y)", vec![])
+            .await
+            .unwrap();
+        let inserted = run(
+            &mut state,
+            "INSERT INTO t VALUES (?, ?), (?, ?)",
+            vec![
+                Value::Integer(1),
+                Value::Text("one".into()),
+                Value::Real(2.5),
+                Value::Null,
+            ],
+        )
+        .await;
+        assert!(inserted.is_ok(), "{inserted:?}");
+        let borrow = || Resource::new_borrow(conn.rep());
+        assert_eq!(
+            HostConnection::changes(&mut state, borrow()).await.unwrap(),
+            2
+        );
+        assert_eq!(
+            HostConnection::last_insert_rowid(&mut state, borrow())
+                .await
+                .unwrap(),
+            2
+        );
+        let rows = run(&mut state, "SELECT x, y FROM t ORDER BY rowid", vec![])
+            .await
+            .unwrap();
+        assert_eq!(rows.columns, ["x", "y"]);
+        assert_eq!(
+            rows.rows,
+            [
+                RowResult {
+                    values: vec![Value::Integer(1), Value::Text("one".into())]
+                },
+                RowResult {
+                    values: vec![Value::Real(2.5), Value::Null]
+                },
+            ]
+        );
+        // A bad statement is the guest's error, not a trap.
+        let bad = run(&mut state, "SELEKT", vec![]).await;
+        assert!(
+            matches!(bad, Err(Error::Io(ref text)) if text.contains("syntax")),
+            "{bad:?}"
+        );
+        HostConnection::drop(&mut state, conn).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn only_the_default_database_opens() {
+        let mut state = state();
+        let other = HostConnection::open(&mut state, "other".into())
+            .await
+            .unwrap();
+        assert!(matches!(other, Err(Error::AccessDenied)));
+        let default = HostConnection::open(&mut state, "default".into())
+            .await
+            .unwrap();
+        assert!(default.is_ok());
+    }
+}
