@@ -218,6 +218,9 @@ fn the_key_value_manifest_declares_every_setting_and_selects_the_granted_store()
         "key_value_store".into(),
         Declared::default("default", false),
     );
+    // A cleanup reads every stored session, which Akamai's read budget pays for
+    // (docs/key-value.md): an hour between them rather than five minutes.
+    expected.insert("cleanup_interval".into(), Declared::default("3600", false));
     assert_eq!(AKAMAI_KEY_VALUE.variables(), expected);
     // The store the component opens is the one the manifest grants.
     assert_eq!(
