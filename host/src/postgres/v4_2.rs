@@ -372,3 +372,94 @@ fn error_from_v4_0(err: v4_0::Error) -> Error {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::postgres::PoolOptions;
+    use crate::sqlite::{Database, Location};
+    use crate::state::HostState;
+    use wit::{HostConnection, HostConnectionBuilder};
+
+    fn state(url: &str, root: Option<&std::path::Path>) -> HostState {
+        HostState::new(
+            wasmtime_wasi::WasiCtx::builder().build(),
+            Database::open(Location::Memory).unwrap(),
+            Arc::new(super::super::Postgres::with_root_cert(
+                Some(url),
+                PoolOptions::default(),
+                root,
+            )),
+            Default::default(),
+        )
+    }
+
+    /// The builder and the functions 4.2.0 keeps from 4.0.0, called as a guest that uses no
+    /// async function calls them (the async ones are driven by a guest in p3_serve.rs).
+    #[tokio::test]
+    async fn a_built_connection_runs_statements_and_a_foreign_root_is_refused() {
+        let (server, ca) = zoe_test_postgres::shared_tls();
+        let url = format!(
+            "postgres://postgres@localhost:{}/postgres?sslmode=verify-full",
+            server.port()
+        );
+        let mut state = state(&url, Some(&ca.ca_path()));
+        let trusted = std::fs::read_to_string(ca.ca_path()).unwrap();
+
+        let builder = HostConnectionBuilder::new(&mut state, url.clone())
+            .await
+            .unwrap();
+        let borrow = |b: &Resource<ConnectionBuilder>| Resource::new_borrow(b.rep());
+        let not_pem = HostConnectionBuilder::set_ca_root(&mut state, borrow(&builder), "x".into());
+        assert!(matches!(not_pem.await.unwrap(), Err(Error::Other(_))));
+        let pem = HostConnectionBuilder::set_ca_root(&mut state, borrow(&builder), trusted);
+        assert_eq!(pem.await.unwrap(), Ok(()));
+        let Ok(conn) = HostConnectionBuilder::build(&mut state, borrow(&builder))
+            .await
+            .unwrap()
+        else {
+            panic!("a trusted root builds");
+        };
+        let rows = HostConnection::query(
+            &mut state,
+            Resource::new_borrow(conn.rep()),
+            "SELECT $1::int8 + 1 AS n".into(),
+            vec![ParameterValue::Int64(41)],
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(rows.rows, [vec![DbValue::Int64(42)]]);
+        let executed = HostConnection::execute(
+            &mut state,
+            Resource::new_borrow(conn.rep()),
+            "SELECT 1".into(),
+            vec![],
+        )
+        .await
+        .unwrap();
+        assert_eq!(executed, Ok(1));
+
+        // A root the host does not trust: set, but the build is refused, naming the setting.
+        let other_ca = zoe_test_postgres::TestCa::new().unwrap();
+        let foreign = std::fs::read_to_string(other_ca.ca_path()).unwrap();
+        let builder = HostConnectionBuilder::new(&mut state, url).await.unwrap();
+        let set = HostConnectionBuilder::set_ca_root(&mut state, borrow(&builder), foreign);
+        assert_eq!(set.await.unwrap(), Ok(()));
+        match HostConnectionBuilder::build(&mut state, borrow(&builder))
+            .await
+            .unwrap()
+        {
+            Err(Error::ConnectionFailed(text)) => {
+                assert!(text.contains("SESSION_POSTGRES_ROOT_CERT"), "{text}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Another address than the configured one is refused as by 4.0.0's open.
+        let elsewhere = HostConnection::open(&mut state, "postgres://a@b:1/c".into()).await;
+        assert!(matches!(
+            elsewhere.unwrap(),
+            Err(Error::ConnectionFailed(_))
+        ));
+    }
+}
