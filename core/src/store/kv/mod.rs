@@ -253,9 +253,11 @@ impl KvStore {
         let limit = limit.min(self.slots);
         let generation = self.generation()?;
         for attempt in 0..CREATE_ATTEMPTS {
-            let (mut free, mut live) = (Vec::new(), Vec::new());
+            let (mut free, mut live, mut seen) = (Vec::new(), Vec::new(), Vec::new());
             for n in 0..limit {
-                match self.get::<SlotRecord>(&layout::slot_key(&row.user_id, n))? {
+                let holder = self.get::<SlotRecord>(&layout::slot_key(&row.user_id, n))?;
+                seen.push(holder.as_ref().map(|slot| slot.session_id.clone()));
+                match holder {
                     None => free.push(n),
                     Some(slot) => match self.live(&slot.session_id, &generation, true, None)? {
                         Some(session) if session.expires_at > now => live.push((n, session)),
@@ -295,9 +297,15 @@ impl KvStore {
             } else {
                 return Ok(None);
             };
-            // The slot first, straight after reading it free: the less time between the
-            // read and the write, the fewer concurrent creates can both see it free. The
-            // record is encoded before, so one too large for the store takes no slot.
+            // The slot is written straight after it was read: the less time between the read
+            // and the write, the fewer concurrent creates can both see it free. A slot read
+            // earlier in a long scan (a retry, an eviction) is read again first.
+            if slot + 1 != seen.len() as u32
+                && self.slot_holder(&row.user_id, slot)? != seen[slot as usize]
+            {
+                continue;
+            }
+            // The record is encoded before, so one too large for the store takes no slot.
             let session_key = layout::session_key(&row.id);
             let record = layout::encode(
                 &session_key,
@@ -319,13 +327,14 @@ impl KvStore {
                 continue;
             }
             self.kv.set(&session_key, &record)?;
-            // Once more, a round trip later: a create that read the slot free just before
-            // this one wrote it has written it by now. Until this answers, nobody holds the
-            // token, so losing here is only another try (which rewrites the record).
+            let last_cleanup_at = self.last_cleanup_at()?;
+            // Once more, two round trips later: a create that read the slot free just before
+            // this one wrote it has most likely written it by now. Until this answers, nobody
+            // holds the token, so losing here is only another try (which rewrites the record).
             if ours(self)? {
                 return Ok(Some(KvCreated {
                     evicted: evicted.into_iter().collect(),
-                    last_cleanup_at: self.last_cleanup_at()?,
+                    last_cleanup_at,
                 }));
             }
         }
