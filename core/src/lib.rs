@@ -5,9 +5,10 @@
 //! [`session::engine::Engine`]. Layers, each with its own error type converted once at the
 //! boundary above it:
 //!
-//! - [`store`]: SQL over an executor per backend ([`store::StoreError`]); the executors for
+//! - [`store`]: SQL over an executor per backend, or the key-value layout over a
+//!   [`store::KeyValue`] ([`store::StoreError`]); the executors and key-value stores for
 //!   Spin's interfaces live in the shells, the native ones (features `native-sqlite`,
-//!   `native-postgres`) here;
+//!   `native-postgres`, and an in-memory key-value store) here;
 //! - [`session`]: tokens, policy and the engine ([`session::engine::EngineError`]);
 //! - [`http`]: the REST API, calling the engine directly and turning engine errors into HTTP
 //!   statuses ([`http::ApiError`]).
@@ -23,7 +24,10 @@
 //!           {handlers, auth, ctx, console} ─► error ─► request;  ctx ─► strict_json
 //!           handlers ─► {cookies, json, log};  auth ─► cookies
 //! session/: engine ─► {audit, policy, token}
-//! store/:   mod (Db) ◄─ schema (impl Db);  mod ─► {executor, sql, error};  executor ─► {sql, error}
+//! store/:   mod (Db) ◄─ schema (impl Db);  mod ─► {executor, sql, error, rows, key_value, kv}
+//!           executor ─► {sql, error};  key_value ─► error
+//!           kv ─► {layout, key_value, rows, error};  layout ─► {rows, error}
+//!           kv/memory ─► {key_value, error}
 //!           native_sqlite, native_postgres ─► {executor, sql, error}
 //! ```
 

@@ -16,7 +16,8 @@
 //! or a session record, always with a new id (the slot first, then the record), so nothing
 //! a delete removed can be written back.
 
-use super::super::{Device, RetiredSecrets, StoreError};
+use super::super::error::StoreError;
+use super::super::rows::{Device, RetiredSecrets};
 use serde::{Deserialize, Serialize};
 
 /// Every key of ours starts with this.

@@ -3,7 +3,8 @@
 //! for a round trip to Redis or Akamai's store, which is what gives concurrent operations
 //! room to interleave.
 
-use super::super::{KeyValue, StoreError};
+use super::super::error::StoreError;
+use super::super::key_value::KeyValue;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;

@@ -25,7 +25,9 @@
 pub mod layout;
 pub mod memory;
 
-use super::{Device, KeyValue, RetiredSecrets, SessionRow, StoreError, StoreStats, UserRow};
+use super::error::StoreError;
+use super::key_value::KeyValue;
+use super::rows::{Device, RetiredSecrets, SessionRow, StoreStats, UserRow};
 use layout::{
     ActivityRecord, CleanupRecord, GenRecord, KeyKind, SecretRecord, SessionRecord, SlotRecord,
     StoredSession,
