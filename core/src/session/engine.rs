@@ -234,7 +234,14 @@ impl Engine<'_> {
         let Created {
             evicted,
             last_cleanup_at,
-        } = self.insert_within_limit(&row, limit, limit_policy)?;
+        } = self
+            .insert_within_limit(&row, limit, limit_policy)
+            .map_err(|err| match err {
+                // Metadata within max_metadata_bytes can still overflow a key-value store's
+                // value with the rest of the record: the caller's input, so a 422.
+                EngineError::Storage(StoreError::TooLarge(text)) => EngineError::InvalidInput(text),
+                other => other,
+            })?;
         // Recorded once committed: a rolled-back create evicted nothing.
         for session_id in evicted {
             self.events.record(Event::Evicted {

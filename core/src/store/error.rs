@@ -9,6 +9,10 @@ pub enum StoreError {
     Postgres(String),
     #[error("key-value: {0}")]
     KeyValue(String),
+    /// A record larger than the store accepts (a key-value store's value limit): the caller's
+    /// input made it so, and the text says how large it was and what the limit is.
+    #[error("{0}")]
+    TooLarge(String),
     /// The database cannot be reached (refused, dropped, restarting, out of connections):
     /// a passing condition that clients may retry, unlike the other variants.
     #[error("database unavailable: {0}")]

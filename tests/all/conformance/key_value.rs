@@ -101,7 +101,7 @@ fn writes_and_reads_per_operation_are_pinned() {
     assert_eq!(kv.take(), (5, 1, 0), "extend");
 
     let rotated = at(later).rotate(token.as_str()).unwrap().token.expose();
-    assert_eq!(kv.take(), (6, 1, 0), "rotate: the secret key, read back");
+    assert_eq!(kv.take(), (7, 1, 0), "rotate: the secret key, read back twice");
 
     at(later).invalidate(&rotated).unwrap();
     assert_eq!(kv.take(), (8, 1, 0), "logout: the session record");
@@ -185,15 +185,16 @@ fn a_malformed_record_is_a_storage_error_naming_its_key_and_is_kept() {
 }
 
 #[test]
-fn a_record_over_the_store_s_value_limit_is_refused_and_takes_no_slot() {
+fn metadata_that_overflows_a_store_value_is_invalid_input_and_takes_no_slot() {
     let config = Config::from_pairs(&[("max_metadata_bytes", "1048576")]);
     let kv = MemoryKeyValue::new();
     let db = open(kv.clone(), &config);
     // Within max_metadata_bytes, but not with the rest of the record around it.
     let big = format!("{{\"blob\":\"{}\"}}", "x".repeat(1_048_560));
     match Engine::new(&config, &db, T0).create("alice", None, Some(&big)) {
-        Err(EngineError::Storage(StoreError::KeyValue(text))) => {
+        Err(EngineError::InvalidInput(text)) => {
             assert!(text.contains("over the 1048576 bytes"), "{text}");
+            assert!(text.starts_with("metadata too large"), "{text}");
         }
         other => panic!("{:?}", other.map(|issued| issued.session.id)),
     }

@@ -203,15 +203,15 @@ pub struct CleanupRecord {
 ///
 /// # Errors
 ///
-/// [`StoreError::KeyValue`] when it would be over [`MAX_VALUE_BYTES`] (metadata is the only
+/// [`StoreError::TooLarge`] when it would be over [`MAX_VALUE_BYTES`] (metadata is the only
 /// part that can grow that large).
 pub fn encode<T: Serialize>(key: &str, record: &T) -> Result<Vec<u8>, StoreError> {
     let value = serde_json::to_vec(record)
         .map_err(|err| StoreError::KeyValue(format!("encoding {key}: {err}")))?;
     if value.len() > MAX_VALUE_BYTES {
-        return Err(StoreError::KeyValue(format!(
-            "the record for {key} is {} bytes, over the {MAX_VALUE_BYTES} bytes a key-value \
-             store accepts",
+        return Err(StoreError::TooLarge(format!(
+            "metadata too large for the key-value store: the session's record would be {} \
+             bytes, over the {MAX_VALUE_BYTES} bytes a value may hold",
             value.len()
         )));
     }
@@ -318,7 +318,7 @@ mod tests {
             taken_at: 0,
         };
         let err = encode("zs:u:61:0", &big).unwrap_err();
-        assert!(matches!(err, StoreError::KeyValue(text) if text.contains("over")));
+        assert!(matches!(err, StoreError::TooLarge(text) if text.contains("over")));
         assert!(
             encode(
                 "k",

@@ -387,7 +387,7 @@ impl KvStore {
     }
 
     /// As [`Db::replace_secret`](super::Db::replace_secret): one write of the secret key,
-    /// then a read back; `false` when `old` is not `row`'s secret or a concurrent rotate's
+    /// then two reads back; `false` when `old` is not `row`'s secret or a concurrent rotate's
     /// write landed after this one. The caller read the secret key last of the session's
     /// keys, so the window in which two rotates both succeed is about one round trip.
     ///
@@ -417,9 +417,17 @@ impl KvStore {
                 activity: activity_of(row, now, expires_at).with_device(device),
             },
         )?;
-        Ok(self
-            .get::<SecretRecord>(&key)?
-            .is_some_and(|secret| secret.secret_hash == new_hex))
+        // Read back twice: a racing rotate that read the old secret just before this write
+        // has most likely written by the second read. A rotate that loses answers no token.
+        for _ in 0..2 {
+            if !self
+                .get::<SecretRecord>(&key)?
+                .is_some_and(|secret| secret.secret_hash == new_hex)
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// As [`Db::delete_reused`](super::Db::delete_reused).
