@@ -420,10 +420,8 @@ impl KvStore {
         // Read back twice: a racing rotate that read the old secret just before this write
         // has most likely written by the second read. A rotate that loses answers no token.
         for _ in 0..2 {
-            if !self
-                .get::<SecretRecord>(&key)?
-                .is_some_and(|secret| secret.secret_hash == new_hex)
-            {
+            let current = self.get::<SecretRecord>(&key)?;
+            if current.is_none_or(|secret| secret.secret_hash != new_hex) {
                 return Ok(false);
             }
         }
