@@ -299,8 +299,9 @@ fn the_per_user_limit_holds_across_replicas(fresh: fn() -> Shared) {
         }
     }
     // Positive control: with room for all of them, all 40 are counted. On a key-value store
-    // concurrent creates with room may still take one slot twice (docs/key-value.md), so
-    // there they come one at a time, still alternating between the replicas.
+    // concurrent creates with room may still take one slot twice (docs/key-value.md: 39 of 40
+    // kept in some runs here), so there they come one at a time, still alternating between
+    // the replicas.
     let dir = tempfile::tempdir().unwrap();
     let store = fresh();
     let (a, b) = replicas(dir.path(), &store, &[("SESSION_MAX_PER_USER", "100")]);
