@@ -82,6 +82,12 @@ fn writes_and_reads_per_operation_are_pinned() {
         (5, 2, 0),
         "create: the slot, read back twice, and the record"
     );
+    at(T0).create("alice", None, None).unwrap();
+    assert_eq!(
+        kv.take(),
+        (9, 2, 0),
+        "four reads more per session the user holds"
+    );
 
     at(T0 + SEC).validate(&token).unwrap();
     assert_eq!(
@@ -101,7 +107,11 @@ fn writes_and_reads_per_operation_are_pinned() {
     assert_eq!(kv.take(), (5, 1, 0), "extend");
 
     let rotated = at(later).rotate(token.as_str()).unwrap().token.expose();
-    assert_eq!(kv.take(), (7, 1, 0), "rotate: the secret key, read back twice");
+    assert_eq!(
+        kv.take(),
+        (7, 1, 0),
+        "rotate: the secret key, read back twice"
+    );
 
     at(later).invalidate(&rotated).unwrap();
     assert_eq!(kv.take(), (8, 1, 0), "logout: the session record");
@@ -120,7 +130,8 @@ fn writes_and_reads_per_operation_are_pinned() {
 
     at(later).create("carol", None, None).unwrap();
     kv.take();
-    assert_eq!(at(later).invalidate_all().unwrap(), 2);
+    // someone's, alice's second and carol's.
+    assert_eq!(at(later).invalidate_all().unwrap(), 3);
     let (_, writes, scans) = kv.take();
     assert_eq!(
         (writes, scans),
