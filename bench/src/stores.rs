@@ -365,7 +365,9 @@ pub async fn run(dir: &Path, host_bin: &Path, seconds: f64) -> anyhow::Result<()
                     let tokens = all_tokens[s].clone();
                     let tag = format!("r{round}-s{s}-c{concurrency}");
                     let result = load(server.addr, concurrency, duration, move |c, n| match op {
-                        "validate" => validate_request(&tokens[(c * 31 + n) % tokens.len()]),
+                        // A token per connection: a session in use, whose activity is written
+                        // at most once per 15 s (auto_update), as in steady use.
+                        "validate" => validate_request(&tokens[c % tokens.len()]),
                         _ => create_request(&format!("{tag}-{c}-{n}")),
                     })
                     .await?;
