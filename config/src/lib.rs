@@ -7,9 +7,9 @@
 //! the lookup as a function so that parsing stays pure and testable. Each setting is looked up
 //! and parsed the first time something asks for it, then kept for the instance's life: Spin
 //! gives every request a fresh instance and every variable read is a host call, so a request
-//! pays only for the settings it uses. The four that every request needs travel together in
+//! pays only for the settings it uses. Those that every request needs travel together in
 //! one variable, [`REQUEST_SETTINGS`], so that `GET /health` costs one variable read and a
-//! validate two. A missing or empty variable takes its default; a present but bad one is an
+//! validate two (that and `database_url`). A missing or empty variable takes its default; a present but bad one is an
 //! error that names the variable and the rule, raised by whatever needs it, and
 //! [`Config::check_all`] reads every setting, for the routes that must refuse to run on a
 //! broken configuration (the admin's).
@@ -229,8 +229,10 @@ pub struct Bundle {
 }
 
 /// What every request reads (the request log and the HTTPS rule) and what a validate adds
-/// (the token's header). Secrets stay out, so that no instance holds the admin key or the
-/// database password unless its request needs them.
+/// (the token's header, and `key_value_store`, which every route that touches the store reads
+/// beside `database_url` to choose the backend: both must be read to refuse both set, and in
+/// here that costs no read of its own). Secrets stay out, so that no instance holds the admin
+/// key or the database password unless its request needs them.
 pub const REQUEST_SETTINGS: Bundle = Bundle {
     variable: "request_settings",
     settings: &[
@@ -238,6 +240,7 @@ pub const REQUEST_SETTINGS: Bundle = Bundle {
         "log_level",
         "require_https",
         "session_header",
+        "key_value_store",
     ],
 };
 
@@ -564,7 +567,9 @@ impl Config {
     }
 
     /// A setting's value as configured: from [`REQUEST_SETTINGS`] when it is bundled and the
-    /// host defines the bundle, else from its own variable.
+    /// host defines the bundle, else from its own variable. A bundle with no line for it (a
+    /// manifest written before the setting joined the bundle) leaves it to its own variable,
+    /// so that an older manifest costs a read rather than silently losing the value.
     fn raw(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
         if REQUEST_SETTINGS.settings.contains(&name) {
             let bundle = self.request_settings.get_or_init(|| {
@@ -572,10 +577,9 @@ impl Config {
             });
             match bundle {
                 Some(Ok(values)) => {
-                    return match values.iter().find(|(n, _)| *n == name) {
-                        Some((_, value)) => value.clone().map(Some),
-                        None => Ok(None),
-                    };
+                    if let Some((_, value)) = values.iter().find(|(n, _)| *n == name) {
+                        return value.clone().map(Some);
+                    }
                 }
                 Some(Err(err)) => return Err(err.clone()),
                 None => {}
@@ -1345,7 +1349,7 @@ mod tests {
         });
         assert_eq!(
             text,
-            "log_requests=\nlog_level=debug\nrequire_https=\nsession_header=X-Token"
+            "log_requests=\nlog_level=debug\nrequire_https=\nsession_header=X-Token\nkey_value_store="
         );
         // Individual variables of bundled settings are not consulted once the bundle exists.
         let (config, asked) = with_bundle(&text, &[("session_header", "X-Ignored")]);
@@ -1363,11 +1367,34 @@ mod tests {
     }
 
     #[test]
+    fn the_backend_is_chosen_with_one_read_beside_the_bundle_and_an_older_bundle_still_works() {
+        // A validate's cost on a fresh instance: the bundle and `database_url`, nothing else.
+        let text = REQUEST_SETTINGS
+            .render(|name| (name == "key_value_store").then(|| "sessions".to_owned()));
+        let (config, asked) = with_bundle(&text, &[("key_value_store", "ignored")]);
+        assert_eq!(config.backend().unwrap(), Backend::KeyValue("sessions"));
+        assert_eq!(*asked.lock().unwrap(), ["database_url", "request_settings"]);
+        // Both set is still refused, so both are read.
+        let (config, _) = with_bundle(&text, &[("database_url", "postgres://h/db")]);
+        assert_eq!(config.backend().unwrap_err().name, "key_value_store");
+        // A bundle from before `key_value_store` joined it (no line for it): the setting comes
+        // from its own variable, one read more, rather than silently taking the default.
+        let old = "log_requests=\nlog_level=\nrequire_https=\nsession_header=";
+        let (config, asked) = with_bundle(old, &[("key_value_store", "sessions")]);
+        assert_eq!(config.backend().unwrap(), Backend::KeyValue("sessions"));
+        assert_eq!(
+            *asked.lock().unwrap(),
+            ["database_url", "request_settings", "key_value_store"]
+        );
+    }
+
+    #[test]
     fn spin_toml_s_template_names_each_bundled_setting_once() {
         assert_eq!(
             REQUEST_SETTINGS.template(),
             "log_requests={{ log_requests }}\nlog_level={{ log_level }}\n\
-             require_https={{ require_https }}\nsession_header={{ session_header }}"
+             require_https={{ require_https }}\nsession_header={{ session_header }}\n\
+             key_value_store={{ key_value_store }}"
         );
         for name in REQUEST_SETTINGS.settings {
             let setting = SETTINGS

@@ -42,7 +42,7 @@ export const VARIABLE_TO_ENV = Object.freeze({
  */
 export const REQUEST_SETTINGS = Object.freeze({
   variable: "request_settings",
-  settings: Object.freeze(["log_requests", "log_level", "require_https", "session_header"]),
+  settings: Object.freeze(["log_requests", "log_level", "require_https", "session_header", "key_value_store"]),
 });
 
 /** Where the `default` SQLite database lives (a path, or `:memory:`). */

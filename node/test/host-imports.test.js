@@ -198,10 +198,10 @@ describe("fermyon:spin/variables from SESSION_*", () => {
     const env = { SESSION_LOG_LEVEL: "DEBUG", SESSION_HEADER: "X-Token", SESSION_MAX_PER_USER: "3" };
     assert.equal(
       lookup(REQUEST_SETTINGS.variable, env),
-      "log_requests=\nlog_level=DEBUG\nrequire_https=\nsession_header=X-Token",
+      "log_requests=\nlog_level=DEBUG\nrequire_https=\nsession_header=X-Token\nkey_value_store=",
     );
     // Every setting its line, even with nothing set (then every one takes its default).
-    assert.equal(lookup(REQUEST_SETTINGS.variable, {}).split("\n").length, 4);
+    assert.equal(lookup(REQUEST_SETTINGS.variable, {}).split("\n").length, 5);
   });
 
   test("a well-formed name outside the table is undefined; a malformed one is invalid-name", () => {

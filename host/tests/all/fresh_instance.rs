@@ -76,9 +76,10 @@ fn a_fresh_validate_reads_two_variables_and_runs_one_statement() {
     });
     assert_eq!(response.status, 200);
     assert_eq!(costs.status, 200);
-    // `request_settings` (log_requests, log_level, require_https, session_header in one
-    // variable) and database_url; no activity write is due, so neither auto_update nor a
-    // second statement.
+    // `request_settings` (log_requests, log_level, require_https, session_header and
+    // key_value_store in one variable) and database_url, the two that choose the backend (both
+    // read, so that both set is refused); no activity write is due, so neither auto_update
+    // nor a second statement.
     assert_eq!(costs.calls.variable_reads, 2, "{costs:?}");
     assert_eq!(costs.calls.sqlite_opens, 1, "{costs:?}");
     assert_eq!(
@@ -150,11 +151,11 @@ fn an_admin_request_reads_every_setting() {
         request(harness.addr, "GET", "/sessions/stats", &[ADMIN], None).unwrap()
     });
     assert_eq!(response.status, 200);
-    // The twenty-three settings of the table (`SETTINGS` in config/src/lib.rs): the four
-    // of the request bundle in one read, the nineteen others one by one.
+    // The twenty-eight settings of the table (`SETTINGS` in config/src/lib.rs): the five
+    // of the request bundle in one read, the twenty-three others one by one.
     let bundled = zoe_session_config::REQUEST_SETTINGS.settings.len();
     let expected = u32::try_from(zoe_session_config::SETTINGS.len() - bundled + 1).unwrap();
-    assert_eq!(expected, 20);
+    assert_eq!(expected, 24);
     assert_eq!(costs.calls.variable_reads, expected, "{costs:?}");
     assert!(costs.calls.sqlite_statements >= 1);
 }
