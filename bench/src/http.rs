@@ -1,5 +1,5 @@
-//! HTTP figures: `zoe-session-host serve` (instances reused, its default, and with
-//! `--no-instance-reuse`, one instance per request as Spin does) against the
+//! HTTP figures: `zoe-session-host serve` (instances reused, `--requests-per-instance 100`, and
+//! with `--no-instance-reuse`, one instance per request as Spin does and `serve` by default) against the
 //! native hyper server of [`crate::native_server`], both as child processes on loopback, driven
 //! in the same run by the same closed-loop generator, alternating server by server.
 
@@ -122,7 +122,15 @@ pub async fn run(dir: &Path, host_bin: &Path, seconds: f64) -> anyhow::Result<()
     drop(crate::inproc::host(&runtime, &native_db, zoe_session_host::Clock::system()).await?);
     drop(runtime);
 
-    let mut component = start_serve(host_bin, dir, "component (serve)", &[])?;
+    // Reuse is an opt-in since `serve` gives a WASIp2 component a fresh instance per request,
+    // as Spin does; the flag is named so that an older binary (ZOE_SESSION_HOST_BIN) runs the
+    // same cell.
+    let mut component = start_serve(
+        host_bin,
+        dir,
+        "component (serve --requests-per-instance 100)",
+        &["--requests-per-instance", "100"],
+    )?;
     let mut fresh = start_serve(
         host_bin,
         dir,
@@ -155,7 +163,7 @@ pub async fn run(dir: &Path, host_bin: &Path, seconds: f64) -> anyhow::Result<()
     let duration = Duration::from_secs_f64(seconds);
     let mut table = Table::new(
         &format!(
-            "HTTP on loopback: `serve` (instances reused), `serve --no-instance-reuse` and native hyper + rusqlite, {seconds} s per cell"
+            "HTTP on loopback: `serve --requests-per-instance 100` (instances reused), `serve --no-instance-reuse` and native hyper + rusqlite, {seconds} s per cell"
         ),
         &[
             "endpoint",
@@ -225,7 +233,7 @@ pub async fn run(dir: &Path, host_bin: &Path, seconds: f64) -> anyhow::Result<()
     }
     table.print();
     println!(
-        "\nserve process memory after validate at concurrency 32 (VmRSS / VmHWM): {component_rss}; \
+        "\nserve --requests-per-instance 100 process memory after validate at concurrency 32 (VmRSS / VmHWM): {component_rss}; \
          serve --no-instance-reuse now: {}; native server now: {}",
         fresh.rss_mib(),
         native.rss_mib()

@@ -41,10 +41,11 @@
 //!
 //! # Instance reuse (WASIp2)
 //!
-//! Spin gives every request to a WASIp2 component a fresh instance. Instantiating costs far more than a
-//! validate (BENCHMARKS.md), so `serve` keeps an instance whose handler returned normally and
-//! gives it the next request, up to [`ServeOptions::requests_per_instance`] requests. This is
-//! safe because the component keeps no request state between calls. All the guest remembers is
+//! Spin gives every request to a WASIp2 component a fresh instance, and so does `serve` by
+//! default, so that its figures predict Spin's (issue 30). Instantiating costs far more than a
+//! validate (BENCHMARKS.md), so `serve` can keep an instance whose handler returned normally and
+//! give it the next request, up to [`ServeOptions::requests_per_instance`] requests
+//! (`--requests-per-instance N`). This is safe because the component keeps no request state between calls. All the guest remembers is
 //! request-independent: the configuration parsed from the variables (`src/component.rs`;
 //! variables are fixed for the server's life), that the schema is current
 //! (`core/src/store/schema.rs`), and its database handle — which holds no connection between
@@ -53,7 +54,7 @@
 //! reused one instance for many calls on the same grounds. An instance that trapped, overran its
 //! deadline or failed in the host is dropped, never reused, so a guest left half-way through a
 //! request never sees another.
-//! `--no-instance-reuse` (one request per instance) restores Spin's behaviour exactly.
+//! The default (one request per instance, `--no-instance-reuse`) is Spin's behaviour exactly.
 //!
 //! # Slow clients
 //!
@@ -136,8 +137,9 @@ pub struct ServeOptions {
     /// Connections open at once; a connection beyond this gets 503 and is closed, so idle
     /// sockets cannot exhaust file descriptors or memory.
     pub max_connections: usize,
-    /// Requests one instance serves before it is replaced; 1 gives every request a fresh
-    /// instance, as Spin does. See the module documentation for why reuse is safe.
+    /// Requests one WASIp2 instance serves before it is replaced; 1 (the default) gives every
+    /// request a fresh instance, as Spin does. See the module documentation for why reuse is
+    /// safe.
     pub requests_per_instance: u32,
     /// How a WASIp3 component's instances are reused: Spin 4.1's policy and defaults (128
     /// requests, 16 at once, 1 s idle). A WASIp2 component follows
@@ -169,7 +171,8 @@ impl Default for ServeOptions {
             body_read_timeout: Duration::from_secs(10),
             max_header_bytes: 32 * 1024,
             max_connections: 1024,
-            requests_per_instance: 100,
+            // Spin's: a WASIp2 component gets a fresh instance per request (issue 30).
+            requests_per_instance: 1,
             p3_reuse: ReusePolicy::default(),
             count_host_calls: None,
             metrics_listen: None,

@@ -1,6 +1,7 @@
 //! Instance reuse in `serve`: an instance serves several requests, yet nothing one request
 //! brings (credentials, cookies, a trap) reaches the next, it is replaced after its share of
-//! requests, and `requests_per_instance: 1` gives every request a fresh instance as Spin does.
+//! requests, and `requests_per_instance: 1` (the default) gives every request a fresh instance
+//! as Spin does.
 //! Instances are counted through [`Server::instances_created`], never inferred from timing.
 
 use crate::support::in_process::Harness;
@@ -46,10 +47,9 @@ fn one_instance_serves_sequential_requests_and_is_replaced_after_its_share() {
 
 #[test]
 fn one_request_per_instance_instantiates_every_time() {
-    let harness = Harness::start(ServeOptions {
-        requests_per_instance: 1,
-        ..ServeOptions::default()
-    });
+    // The default, as on Spin (issue 30); the test above is the positive control of reuse.
+    assert_eq!(ServeOptions::default().requests_per_instance, 1);
+    let harness = Harness::start(ServeOptions::default());
     for _ in 0..5 {
         health_ok(&harness);
     }
@@ -58,7 +58,11 @@ fn one_request_per_instance_instantiates_every_time() {
 
 #[test]
 fn credentials_of_one_request_do_not_reach_the_next_on_the_same_instance() {
-    let harness = Harness::start(ServeOptions::default());
+    // Reuse is an opt-in (the default is Spin's fresh instance per request).
+    let harness = Harness::start(ServeOptions {
+        requests_per_instance: 100,
+        ..ServeOptions::default()
+    });
     let token = harness.create_token("alice");
     let stats = request(harness.addr, "GET", "/sessions/stats", &[ADMIN], None).unwrap();
     assert_eq!(stats.status, 200);
@@ -109,6 +113,7 @@ const DEADLINE: Duration = Duration::from_secs(1);
 fn an_instance_that_overran_its_deadline_is_never_reused() {
     let harness = Harness::start(ServeOptions {
         request_timeout: DEADLINE,
+        requests_per_instance: 100,
         ..ServeOptions::default()
     });
     health_ok(&harness);
