@@ -101,28 +101,11 @@ fn head_of(request: &Request) -> CoreRequest {
     let path_with_query = request
         .get_path_with_query()
         .unwrap_or_else(|| "/".to_owned());
-    let (path, query) = path_with_query
-        .split_once('?')
-        .map_or((path_with_query.as_str(), ""), |(p, q)| (p, q));
-    let headers = request
-        .get_headers()
-        .copy_all()
-        .into_iter()
-        .map(|(mut name, value)| {
-            name.make_ascii_lowercase();
-            let value = String::from_utf8(value)
-                .unwrap_or_else(|bad| String::from_utf8_lossy(bad.as_bytes()).into_owned());
-            (name, value)
-        })
-        .collect();
-    CoreRequest {
-        method: method_name(&request.get_method()),
-        path: path.to_owned(),
-        query: query.to_owned(),
-        headers,
-        body: Vec::new(),
-        body_too_large: false,
-    }
+    CoreRequest::from_head(
+        method_name(&request.get_method()),
+        &path_with_query,
+        request.get_headers().copy_all(),
+    )
 }
 
 fn method_name(method: &spin_sdk::wasip3::http::types::Method) -> String {
