@@ -15,8 +15,9 @@ wit_bindgen::generate!({
     pub_export_macro: true,
 });
 
-/// The Spin database interfaces under the names the shared executors (`spin_sqlite`,
-/// `spin_postgres`) use, which the WASIp3 build gives its own bindings.
+/// The Spin interfaces under the names the shared executors (`spin_sqlite`, `spin_postgres`,
+/// `spin_key_value`) use, which the WASIp3 build gives its own bindings.
+pub(crate) use spin_sdk::wit::v2::key_value;
 pub(crate) use spin_sdk::wit::{pg4 as postgres, sqlite3 as sqlite};
 
 /// Spin 4.0's `spin:postgres` never answers a query that matches no rows

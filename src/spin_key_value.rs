@@ -1,6 +1,10 @@
-//! [`KeyValue`] on Spin's key-value interface as spin-sdk 5.2 imports it
-//! (`fermyon:spin/key-value@2.0.0`): the store `key_value_store` names, which Spin maps onto its
-//! local file, Redis, Azure Cosmos DB or the platform's store by runtime configuration.
+//! [`KeyValue`] on Spin's synchronous key-value interface, `fermyon:spin/key-value@2.0.0`: the
+//! store `key_value_store` names, which Spin maps onto its local file, Redis, Azure Cosmos DB
+//! or the platform's store by runtime configuration. The WASIp2 build imports it through
+//! spin-sdk 5.2; the WASIp3 build and the session middleware include this file and import the
+//! same interface through their own bindings (`crate::bindings::key_value` is the interface
+//! each build imports): Spin links every version of its interfaces for every component, and
+//! `spin:key-value@3.0.0`, all async, would not serve the synchronous engine.
 //!
 //! Each failure is converted here, once. The interface says only `other(text)` when the store
 //! fails (Redis down or too slow, a file that cannot be written), and that is a passing state
@@ -9,15 +13,15 @@
 //! component may not open (`access-denied`, `no-such-store`) is a deployment mistake that no
 //! retry mends: [`StoreError::KeyValue`], saying what to grant or define.
 
+use crate::bindings::key_value::{Error, Store};
 use crate::store::{KeyValue, StoreError};
-use spin_sdk::key_value::{Error, Store};
 
 /// The store named by a label.
 pub(crate) struct SpinKeyValue {
     store: Store,
 }
 
-// spin-sdk's `Store` is a bare resource handle with no `Debug`.
+// The bindings' `Store` is a bare resource handle with no `Debug`.
 impl std::fmt::Debug for SpinKeyValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SpinKeyValue").finish_non_exhaustive()

@@ -14,9 +14,10 @@
 //! - `handler`: the `wasi:http/handler` export (wasm only).
 //!
 //! The store's executors and the instance's database handle are the API's own files
-//! (`src/spin_sqlite.rs`, `src/spin_postgres.rs`, `src/instance.rs`), included as the WASIp3
-//! shell `p3/` includes them, over the same synchronous `spin:sqlite@3.1.0` and
-//! `spin:postgres@4.2.0` functions (`bindings`).
+//! (`src/spin_sqlite.rs`, `src/spin_postgres.rs`, `src/spin_key_value.rs`,
+//! `src/instance.rs`), included as the WASIp3 shell `p3/` includes them, over the same
+//! synchronous `spin:sqlite@3.1.0` and `spin:postgres@4.2.0` functions and
+//! `fermyon:spin/key-value@2.0.0` (`bindings`).
 
 pub mod decide;
 pub mod identity;
@@ -29,21 +30,9 @@ mod handler;
 #[cfg(target_arch = "wasm32")]
 #[path = "../../src/instance.rs"]
 mod instance;
-/// `key_value_store` (`crate::instance` opens it) on spin-sdk 7's `spin:key-value@3.0.0` is
-/// not bound in this build yet: every function of that interface is async and the engine is
-/// synchronous. Opening the store is refused with a sentence that says so, so a deployment
-/// that sets the variable fails closed instead of running on another store.
 #[cfg(target_arch = "wasm32")]
-mod spin_key_value {
-    use crate::store::{KeyValue, StoreError};
-
-    pub(crate) fn open(label: &str) -> Result<Box<dyn KeyValue>, StoreError> {
-        Err(StoreError::KeyValue(format!(
-            "key-value store {label:?}: this WASIp3 build does not provide key_value_store \
-             yet; use the WASIp2 build or a SQL database"
-        )))
-    }
-}
+#[path = "../../src/spin_key_value.rs"]
+mod spin_key_value;
 #[cfg(target_arch = "wasm32")]
 #[path = "../../src/spin_postgres.rs"]
 mod spin_postgres;

@@ -1,7 +1,7 @@
 //! Generated bindings for the WASIp3 build's engine world (`p3/wit/world.wit`: the
-//! `zoe:session/sessions` export and the Spin 4.1 imports), and nothing else. spin-sdk 7
-//! generates the `wasi:http` side; both use spin-sdk's wit-bindgen runtime, so the two
-//! exports share one async executor.
+//! `zoe:session/sessions` export, the Spin 4.1 imports and `fermyon:spin/key-value@2.0.0`),
+//! and nothing else. spin-sdk 7 generates the `wasi:http` side; both use spin-sdk's
+//! wit-bindgen runtime, so the two exports share one async executor.
 
 spin_sdk::wit_bindgen::generate!({
     world: "zoe:session-p3/engine",
@@ -13,8 +13,9 @@ spin_sdk::wit_bindgen::generate!({
     generate_all,
 });
 
-/// The Spin interfaces under the names the shared executors (`spin_sqlite`, `spin_postgres`)
-/// use.
+/// The Spin interfaces under the names the shared executors (`spin_sqlite`, `spin_postgres`,
+/// `spin_key_value`) use.
+pub(crate) use fermyon::spin::key_value;
 pub(crate) use spin::postgres4_2_0::postgres;
 pub(crate) use spin::sqlite3_1_0::sqlite;
 

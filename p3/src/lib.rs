@@ -9,13 +9,16 @@
 //!   synchronous core and hands the host a response whose whole body is already offered;
 //! - `settings`: the configuration, every setting read once per instance and concurrently
 //!   (`spin:variables@3.0.0` has only an async `get`);
-//! - `bindings`: `spin:sqlite@3.1.0`, `spin:postgres@4.2.0` and `spin:variables@3.0.0`.
+//! - `bindings`: `spin:sqlite@3.1.0`, `spin:postgres@4.2.0`, `spin:variables@3.0.0` and
+//!   `fermyon:spin/key-value@2.0.0`.
 //!
 //! The rest is the WASIp2 build's own files, included: the `sessions` export (`component`),
 //! the instance's database handle and the clock (`instance`), and the executors on Spin's
 //! databases (`spin_sqlite`, `spin_postgres`), which call the synchronous `open`, `execute`
-//! and `query` that `@3.1.0` and `@4.2.0` keep: the engine is synchronous (DESIGN.md, "Two
-//! builds, one core").
+//! and `query` that `@3.1.0` and `@4.2.0` keep, and on its key-value stores
+//! (`spin_key_value`), which calls the synchronous `fermyon:spin/key-value@2.0.0` that Spin
+//! still links for WASIp3 components: the engine is synchronous (DESIGN.md, "Two builds, one
+//! core").
 
 // A native build (`cargo clippy --workspace`) compiles none of this: the exports' symbols are
 // for a component, and spin-sdk 7 is a wasm32 dependency only.
@@ -32,6 +35,7 @@ mod instance;
 #[cfg(target_arch = "wasm32")]
 mod settings;
 #[cfg(target_arch = "wasm32")]
+#[path = "../../src/spin_key_value.rs"]
 mod spin_key_value;
 #[cfg(target_arch = "wasm32")]
 #[path = "../../src/spin_postgres.rs"]

@@ -28,9 +28,8 @@ pub const KV_LOCAL: u8 = 2;
 pub const KV_REDIS: u8 = 3;
 
 /// The component of the WASIp2 build (`WASIP3 = false`, the default) or of the WASIp3 build
-/// (`p3/`, `true`; on SQL stores only, it serves no key-value store yet) on the store `STORE`
-/// names ([`SQLITE`], [`POSTGRES`], [`KV_LOCAL`],
-/// [`KV_REDIS`]).
+/// (`p3/`, `true`) on the store `STORE` names ([`SQLITE`], [`POSTGRES`], [`KV_LOCAL`],
+/// [`KV_REDIS`]); both builds reach a key-value store through `fermyon:spin/key-value@2.0.0`.
 pub struct Component<const STORE: u8, const WASIP3: bool = false> {
     /// What [`Backend::another`] opens a second host with.
     config: HostConfig,

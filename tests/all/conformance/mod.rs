@@ -14,7 +14,9 @@
 //!   handles wait a round trip per call ([`native`]);
 //! - `component_kv_local`, `component_kv_redis`: the real `.wasm` with `key_value_store =
 //!   default`, on the host's `fermyon:spin/key-value` over Spin's local file and over a
-//!   database of its own on the run's Redis server ([`component`]).
+//!   database of its own on the run's Redis server ([`component`]);
+//!   `component_wasip3_kv_local` and `component_wasip3_kv_redis`: the same for the WASIp3
+//!   build, which imports the same synchronous `fermyon:spin/key-value@2.0.0`.
 //!
 //! The operations are the WIT interface's, in its types ([`Session`], [`Issued`],
 //! [`SessionError`]); the native backend converts the engine's results as the component does.
@@ -239,6 +241,18 @@ macro_rules! conformance {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $rule() {
                 super::rules::$rule::<super::component::Component<{ super::component::POSTGRES }, true>>().await;
+            })*
+        }
+        mod component_wasip3_kv_local {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $rule() {
+                super::rules::$rule::<super::component::Component<{ super::component::KV_LOCAL }, true>>().await;
+            })*
+        }
+        mod component_wasip3_kv_redis {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $rule() {
+                super::rules::$rule::<super::component::Component<{ super::component::KV_REDIS }, true>>().await;
             })*
         }
     };
