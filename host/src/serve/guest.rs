@@ -6,7 +6,7 @@ use super::errors::RequestError;
 use super::metrics::Metrics;
 use super::p3::P3Handler;
 use super::pool::{Instance, InstancePool, Running};
-use super::spin_request::{GuestRequest, present_like_spin, read_body};
+use super::spin_request::{GuestRequest, ReadBody, present_like_spin, read_body};
 use crate::api::SessionHost;
 use crate::state::HostState;
 use http::{Request, Response};
@@ -93,8 +93,12 @@ impl Shared {
             .await
             .map_err(|_| RequestError::ShuttingDown)?;
         match &self.guest {
-            GuestKind::P2(pre) => self.run_guest(pre, req, permit).await,
-            GuestKind::P3(handler) => handler.run(req, permit).await,
+            GuestKind::P2(pre) => {
+                self.run_guest(pre, req.map(ReadBody::in_memory), permit)
+                    .await
+            }
+            // Whole, as Spin hands it: a body past the cap streams from the connection.
+            GuestKind::P3(handler) => handler.run(req.map(ReadBody::streamed), permit).await,
         }
     }
 

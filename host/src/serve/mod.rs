@@ -61,10 +61,15 @@
 //! Every wait on the client is bounded before the guest is involved: hyper bounds the head
 //! ([`ServeOptions::header_read_timeout`]), and the host reads the body itself, up to the
 //! guest's cap, within [`ServeOptions::body_read_timeout`] (408 otherwise), before it takes a
-//! concurrency permit or an instance. The guest then only ever sees a body that is already in
-//! memory, so its epoch deadline covers all of its time; a guest that reads a client's body
-//! from the socket waits in the host, where no epoch deadline fires, and clients that never
-//! sent their bodies held every permit and instance. The guest's task bounds itself as well
+//! concurrency permit or an instance. A WASIp2 guest then only ever sees a body that is already
+//! in memory (one past the cap cut one byte past it, which ours refuses with 413), so its epoch
+//! deadline covers all of its time: a guest that reads a client's body from the socket waits in
+//! the host, where no epoch deadline fires, and clients that never sent their bodies would hold
+//! every permit and instance. A WASIp3 guest gets a body past the cap whole, the rest streamed
+//! from the connection as Spin does (any app may take large bodies, and a cut one would be lost
+//! data); that rest must still arrive within the body timeout, after which the guest's read
+//! fails, and the request's deadline bounds the permit it holds meanwhile, so only a client
+//! that has sent more than the cap holds one. The guest's task bounds itself as well
 //! (its store, instance and permit are dropped at the deadline whatever it is waiting on),
 //! and when no instance can be had the answer is 503, not a trap.
 

@@ -11,7 +11,8 @@
 //!
 //! Each instance runs in a worker task of its own (the `ProxyHandler`'s), so a request's
 //! handler runs to its end even when its client hangs up, as in Spin. The body is read before
-//! a permit is taken (see [`super`]), and the deadline is the server's `--request-timeout`,
+//! a permit is taken up to the cap (see [`super`]); past it the guest gets the rest streamed
+//! from the connection, as Spin streams it, so no body reaches it cut short. The deadline is the server's `--request-timeout`,
 //! enforced twice as `ProxyHandler` asks: by the request's own expiry, and from outside the
 //! instance's event loop, where a guest spinning in a loop cannot hold it up (the epoch deadline,
 //! reset at each request's start, stops such a guest).
@@ -22,12 +23,10 @@
 
 use super::errors::RequestError;
 use super::pool::{InstancePool, Running};
-use super::spin_request::GuestRequest;
 use crate::api::SessionHost;
 use crate::runtime::EPOCH_TICK;
 use crate::state::HostState;
 use http::Response;
-use http_body_util::BodyExt as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -35,13 +34,13 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use wasmtime::component::GuestTaskId;
 use wasmtime::{PoolConcurrencyLimitError, Store, StoreContextMut};
-use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::handler::{
     ExpirationError, HandlerState, Instance, InstantiationError, Proxy, ProxyHandler, ShouldAccept,
     TrapOrPanicError, WorkerExpiration, WorkerState, WorkerStatus,
 };
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
+use wasmtime_wasi_http::{WasiBody, WasiHttpView as _};
 
 /// Spin 4.1's default for `--max-instance-reuse-count` with a WASIp3 component.
 pub const DEFAULT_MAX_INSTANCE_REUSE_COUNT: u32 = 128;
@@ -111,12 +110,11 @@ impl P3Handler {
     /// head; the body streams from the guest's worker as the guest writes it.
     pub(super) async fn run(
         &self,
-        req: GuestRequest,
+        req: http::Request<WasiBody>,
         permit: tokio::sync::OwnedSemaphorePermit,
     ) -> Result<Response<HyperOutgoingBody>, RequestError> {
         let running = Running::start(&self.0.state().counters);
         let started = Instant::now();
-        let req = req.map(|body| body.map_err(|never| match never {}).boxed_unsync());
         let handled = self.0.handle((), req).await;
         drop((running, permit));
         // An instance dropped under a request that had run its time was stopped by the epoch

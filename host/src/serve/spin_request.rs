@@ -1,15 +1,17 @@
 //! The request as Spin hands it to a component: Spin's headers, an absolute URI, and the body
-//! already read within its deadline.
+//! read within its deadline (up to a cap; past it a WASIp3 guest gets the rest streamed).
 
 use super::errors::RequestError;
 use bytes::Bytes;
 use http::header::HOST;
 use http::{HeaderName, HeaderValue, Request};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Body as _;
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use wasmtime_wasi_http::WasiBody;
 
 /// The most of a request body the host reads; one byte more than the guest accepts is enough
 /// for the guest to refuse it with its own 413. The guest's cap is `MAX_BODY_BYTES` in
@@ -17,7 +19,7 @@ use std::time::Duration;
 /// (host/tests/all/abuse.rs) fails if the two disagree.
 pub(super) const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// The request as the guest gets it: the body already read.
+/// The request as a WASIp2 guest gets it: the body already read ([`ReadBody::in_memory`]).
 pub(super) type GuestRequest = Request<Full<Bytes>>;
 
 /// Rewrites the request as Spin hands it to a component on route `/...`: an absolute
@@ -163,17 +165,114 @@ fn is_authority(authority: &str) -> bool {
     host_ok && port_ok
 }
 
-/// Reads `req`'s body into memory within `deadline`, however it trickles, stopping one byte
-/// past [`MAX_BODY_BYTES`]: enough for the guest to refuse it, which it does from what it is
-/// given. A declared length over the cap is not read at all; the guest refuses it from the
-/// header. Reading here rather than letting the guest stream from the socket costs at most
-/// the cap per connection, which the connection limit bounds (hyper's own read buffer is
-/// larger), and keeps every wait on the client outside the guest. Trailers are dropped: the
-/// guest never reads them.
+/// A request body as the host has read it before the guest runs.
+pub(super) enum ReadBody {
+    /// All of it, at most [`MAX_BODY_BYTES`].
+    Whole(Bytes),
+    /// More than the cap: what was read (whole frames, just past the cap, or nothing when the
+    /// declared length alone is over it) and the rest, still on the connection, due by
+    /// `deadline`.
+    Over {
+        read: Bytes,
+        rest: Incoming,
+        deadline: tokio::time::Instant,
+    },
+}
+
+impl ReadBody {
+    /// The body for a WASIp2 guest, in memory: all of it, or for one over the cap at most one
+    /// byte past it, enough for our guest to refuse it with its own 413 (nothing when the
+    /// declared length is over: it refuses from the header).
+    pub(super) fn in_memory(self) -> Full<Bytes> {
+        match self {
+            Self::Whole(read) => Full::new(read),
+            Self::Over { read, .. } => Full::new(read.slice(..read.len().min(MAX_BODY_BYTES + 1))),
+        }
+    }
+
+    /// The body for a WASIp3 guest, whole: one within the cap from memory, a larger one
+    /// streamed from the connection as Spin streams it, what was read first, then the rest.
+    /// The rest must arrive by the body's deadline; after it the guest's next read fails with
+    /// `connection-read-timeout` (the host cannot answer 408 once the guest has the request).
+    pub(super) fn streamed(self) -> WasiBody {
+        match self {
+            Self::Whole(read) => Full::new(read)
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+            Self::Over {
+                read,
+                rest,
+                deadline,
+            } => Streamed {
+                read: (!read.is_empty()).then_some(read),
+                rest,
+                deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            }
+            .boxed_unsync(),
+        }
+    }
+}
+
+/// A body over the cap as a WASIp3 guest reads it: the frames already read, then the
+/// connection's, until the deadline.
+struct Streamed {
+    read: Option<Bytes>,
+    rest: Incoming,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl hyper::body::Body for Streamed {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if let Some(read) = self.read.take() {
+            return Poll::Ready(Some(Ok(Frame::data(read))));
+        }
+        // What has arrived is handed on even past the deadline; only a wait ends there.
+        if let Poll::Ready(frame) = Pin::new(&mut self.rest).poll_frame(cx) {
+            return Poll::Ready(frame.map(|frame| frame.map_err(wasmtime_wasi_http::Error::from)));
+        }
+        match self.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                Poll::Ready(Some(Err(wasmtime_wasi_http::Error::ConnectionReadTimeout)))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.read.is_none() && self.rest.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let read = self.read.as_ref().map_or(0, |read| read.len() as u64);
+        let rest = self.rest.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(rest.lower() + read);
+        if let Some(upper) = rest.upper() {
+            hint.set_upper(upper + read);
+        }
+        hint
+    }
+}
+
+/// Reads `req`'s body into memory within `deadline`, however it trickles, up to
+/// [`MAX_BODY_BYTES`]; a body that goes past it is left on the connection after the frame
+/// that crossed the cap, and a declared length over the cap is not read at all
+/// ([`ReadBody::Over`]: a WASIp2 guest refuses it from what it is given, a WASIp3 guest gets
+/// it streamed). Reading here rather than letting the guest stream from the socket costs at
+/// most the cap per connection, which the connection limit bounds (hyper's own read buffer is
+/// larger), and keeps every wait on the client within the cap outside the guest. Trailers of
+/// a body read whole are dropped: the guest never reads them.
 pub(super) async fn read_body(
     req: Request<Incoming>,
     deadline: Duration,
-) -> Result<GuestRequest, RequestError> {
+) -> Result<Request<ReadBody>, RequestError> {
+    let due = tokio::time::Instant::now() + deadline;
     let (parts, mut body) = req.into_parts();
     let over_cap = body
         .size_hint()
@@ -185,20 +284,29 @@ pub(super) async fn read_body(
             while let Some(frame) = body.frame().await {
                 let frame = frame.map_err(RequestError::BodyUnreadable)?;
                 if let Ok(data) = frame.into_data() {
-                    let room = MAX_BODY_BYTES + 1 - read.len();
-                    read.extend_from_slice(&data[..data.len().min(room)]);
+                    read.extend_from_slice(&data);
                     if read.len() > MAX_BODY_BYTES {
-                        break;
+                        return Ok(false);
                     }
                 }
             }
-            Ok(())
+            Ok(true)
         };
-        tokio::time::timeout(deadline, collect)
+        let whole = tokio::time::timeout_at(due, collect)
             .await
             .map_err(|_| RequestError::BodyTimedOut(deadline))??;
+        if whole {
+            return Ok(Request::from_parts(parts, ReadBody::Whole(read.into())));
+        }
+    } else if !over_cap {
+        return Ok(Request::from_parts(parts, ReadBody::Whole(Bytes::new())));
     }
-    Ok(Request::from_parts(parts, Full::new(Bytes::from(read))))
+    let over = ReadBody::Over {
+        read: read.into(),
+        rest: body,
+        deadline: due,
+    };
+    Ok(Request::from_parts(parts, over))
 }
 
 #[cfg(test)]
