@@ -295,6 +295,9 @@ fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
 /// The WASIp3 interfaces, beside the WASIp2 ones (their names differ by version, so one linker
 /// serves a WASIp2 component, a WASIp3 one, and a WASIp3 one that also imports WASIp2 WASI, as
 /// spin-sdk 7 guests do): WASI 0.3, `wasi:http@0.3.0`, and the Spin interfaces spin-sdk 7 imports.
+/// The WASIp2-era Spin interfaces [`link`] adds stay there for WASIp3 components too, as Spin
+/// links every version of its interfaces for every component: the WASIp3 build and the session
+/// middleware import the synchronous `fermyon:spin/key-value@2.0.0` for `key_value_store`.
 fn link_p3(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     use crate::bindings::p3::spin;
     use wasmtime::component::HasSelf;

@@ -7,6 +7,7 @@
 use crate::support as common;
 use common::{file_config, host_with, open};
 use zoe_session_host::{CreateOptions, HostConfig, Issued, SessionError, SessionHost, Sessions};
+use zoe_test_support::Build;
 
 fn default_options() -> CreateOptions {
     CreateOptions::default()
@@ -197,20 +198,31 @@ async fn a_bad_setting_is_refused_naming_it() {
     }
 }
 
-/// `key_value_store` on the component: sessions go to the store, not the SQL database; a store
-/// the host does not define, or does not let the component open, stops the host at open with
-/// what to change; and a store beside a PostgreSQL `database_url` is a configuration error
+/// `key_value_store` on the component, the WASIp2 build's and the WASIp3 build's alike (both
+/// import `fermyon:spin/key-value@2.0.0`): sessions go to the store, not the SQL database; a
+/// store the host does not define, or does not let the component open, stops the host at open
+/// with what to change; and a store beside a PostgreSQL `database_url` is a configuration error
 /// naming the setting.
 #[tokio::test]
 async fn the_key_value_store_is_chosen_and_a_store_the_component_cannot_open_is_named() {
+    for build in [Build::Wasip2, Build::Wasip3] {
+        key_value_store_on(build).await;
+    }
+}
+
+async fn key_value_store_on(build: Build) {
     use std::collections::BTreeSet;
     use zoe_session_host::key_value::{DEFAULT_FILE_NAME, StoreConfig};
     use zoe_session_host::sqlite::Location;
 
+    let runtime = build.runtime();
+    let on = |config: HostConfig| async move {
+        with_instance(SessionHost::open(runtime, config).await.unwrap()).await
+    };
     let dir = tempfile::tempdir().unwrap();
     let mut config = file_config(&dir);
     config.variables.set("key_value_store", "default");
-    let (_host, mut sessions) = fixture_on(config.clone()).await;
+    let (_host, mut sessions) = on(config.clone()).await;
     let issued = create_alice(&mut sessions).await;
     sessions.validate(&issued.token).await.unwrap();
     // In Spin's file beside the database, and not in the database.
@@ -218,17 +230,17 @@ async fn the_key_value_store_is_chosen_and_a_store_the_component_cannot_open_is_
     let rows: i64 = file
         .query_row("SELECT count(*) FROM spin_key_value", [], |row| row.get(0))
         .unwrap();
-    assert!(rows > 0, "the session is in the key-value file");
+    assert!(rows > 0, "{build:?}: the session is in the key-value file");
     let database = file_config(&dir);
-    let (_plain, mut plain) = fixture_on(database).await;
+    let (_plain, mut plain) = on(database).await;
     assert_eq!(
         plain.validate(&issued.token).await.unwrap_err().session(),
         Some(&SessionError::NotFound),
-        "the SQL store never saw it"
+        "{build:?}: the SQL store never saw it"
     );
 
     let refused = |config: HostConfig| async move {
-        match SessionHost::open(common::runtime(), config).await {
+        match SessionHost::open(runtime, config).await {
             Err(zoe_session_host::HostError::Session(SessionError::Storage(text))) => text,
             other => panic!("expected a storage error, got {other:?}"),
         }
@@ -260,7 +272,7 @@ async fn the_key_value_store_is_chosen_and_a_store_the_component_cannot_open_is_
     both.variables.set("key_value_store", "default");
     both.variables
         .set("database_url", "postgres://zoe:hunter2@127.0.0.1:1/zoe");
-    match SessionHost::open(common::runtime(), both).await {
+    match SessionHost::open(runtime, both).await {
         Err(zoe_session_host::HostError::Session(SessionError::Config(text))) => {
             assert!(
                 text.contains("key_value_store") && text.contains("database_url"),
