@@ -1890,7 +1890,11 @@ not_on_akamai! {
 /// many were dropped; a token reuse, the event that matters, is never dropped.
 #[tokio::test]
 async fn a_flood_of_invalid_tokens_writes_a_line_a_second_with_a_count() {
-    let api = start(&[]).await;
+    // The throttle lives in the instance, so it shows on one that serves many requests: a
+    // WASIp3 one as served, a WASIp2 one asked to (`serve` gives it a fresh instance per
+    // request by default, as Spin does, and then every refusal writes its line).
+    let runtime = BUILD.serve_runtime();
+    let api = crate::support::http::start_reusing(runtime, Some(ADMIN_KEY), &[], 100).await;
     let (token, id) = api.login("alice").await;
     let forged = format!("{id}.{}", "A".repeat(43));
     const FLOOD: usize = 60;

@@ -110,6 +110,27 @@ pub async fn start_on(
     start_configured(runtime, admin_key, variables, |_| {}).await
 }
 
+/// Like [`start_on`], a WASIp2 instance serving up to `requests` requests (`serve
+/// --requests-per-instance`) rather than `serve`'s fresh one per request, as Spin does.
+pub async fn start_reusing(
+    runtime: &Runtime,
+    admin_key: Option<&str>,
+    variables: &[(&str, &str)],
+    requests: u32,
+) -> Api {
+    serve_configured(
+        runtime,
+        admin_key,
+        variables,
+        |_| {},
+        |options| ServeOptions {
+            requests_per_instance: requests,
+            ..options
+        },
+    )
+    .await
+}
+
 /// Like [`start_on`], with host settings beyond the variables set by `configure`.
 pub async fn start_configured(
     runtime: &Runtime,
