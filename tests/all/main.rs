@@ -39,6 +39,7 @@ macro_rules! not_on_akamai {
 )]
 mod http_api_on_akamai;
 mod middleware;
+mod middleware_key_value;
 mod native_postgres_tls;
 mod node;
 mod postgres_collation;
