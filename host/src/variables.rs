@@ -124,7 +124,7 @@ mod tests {
         };
         assert_eq!(
             bundle,
-            "log_requests=\nlog_level=DEBUG\nrequire_https=\nsession_header="
+            "log_requests=\nlog_level=DEBUG\nrequire_https=\nsession_header=\nkey_value_store="
         );
         // Set explicitly, the variable is what it was set to.
         vars.set(REQUEST_SETTINGS.variable, "log_level=ERROR");
