@@ -16,7 +16,9 @@ fn start(host_bin: &Path, db: &Path, synchronous: Option<&str>) -> anyhow::Resul
     if let Some(value) = synchronous {
         env.push(("SESSION_SYNCHRONOUS", value.to_owned()));
     }
-    spawn_serve(host_bin, "serve", &[], &env)
+    // Reused instances, as these figures were always taken (serve's WASIp2 default is now
+    // Spin's fresh instance per request).
+    spawn_serve(host_bin, "serve", &["--requests-per-instance", "100"], &env)
 }
 
 /// Threads spinning on the CPU until dropped, the competitor of the WAL figure.

@@ -77,17 +77,20 @@ pub async fn run(
         .fresh_database()
         .map_err(|err| anyhow::anyhow!("{err}"))?;
     let db = |name: &str| ("SESSION_DB_PATH", dir.join(name).display().to_string());
+    // Reused instances, as these figures were always taken (serve's WASIp2 default is now
+    // Spin's fresh instance per request).
+    let reuse: &[&str] = &["--requests-per-instance", "100"];
     let mut sqlite = spawn_serve(
         host_bin,
         "serve on SQLite",
-        &[],
+        reuse,
         &[db("scale-out-sqlite.db")],
     )?;
     let on_postgres = |name| {
         spawn_serve(
             host_bin,
             name,
-            &[],
+            reuse,
             &[
                 ("SESSION_DATABASE_URL", url.clone()),
                 db("scale-out-unused.db"),
