@@ -39,7 +39,7 @@ fn runtime_of(bytes: &[u8]) -> Runtime {
 }
 
 /// The middleware in front of the app, composed as `serve --middleware` composes it.
-fn chain() -> &'static Runtime {
+pub(crate) fn chain() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
         let (middleware, app) = (read(MIDDLEWARE_WASM), read(IDENTITY_APP_WASM));

@@ -5,32 +5,9 @@
 //! host's typed API) and the chain (served as `serve --middleware` composes it) share.
 
 use crate::support::http::{START_MS, start_configured};
-use zoe_session_compose::{IDENTITY_APP_WASM, MIDDLEWARE_WASM};
 use zoe_session_host::key_value::{DEFAULT_LABEL, StoreConfig};
-use zoe_session_host::middleware::{Link, compose};
-use zoe_session_host::{Allocation, Clock, CreateOptions, HostConfig, Runtime, SessionHost};
+use zoe_session_host::{Clock, CreateOptions, HostConfig, SessionHost};
 use zoe_test_support::Build;
-
-fn read(path: &str) -> Vec<u8> {
-    std::fs::read(path).unwrap_or_else(|err| panic!("{path}: {err}"))
-}
-
-/// The middleware in front of the example app, composed as `serve --middleware` composes it.
-fn chain() -> Runtime {
-    let (middleware, app) = (read(MIDDLEWARE_WASM), read(IDENTITY_APP_WASM));
-    let composed = compose(
-        &[Link {
-            name: "zoe-session-middleware",
-            bytes: &middleware,
-        }],
-        Link {
-            name: "zoe-identity-app",
-            bytes: &app,
-        },
-    )
-    .expect("the chain composes");
-    Runtime::from_bytes(&composed, Allocation::Pooling { max_instances: 8 }).expect("it compiles")
-}
 
 /// The store `default` on `url`.
 fn on_redis(config: &mut HostConfig, url: &str) {
@@ -66,14 +43,14 @@ async fn on_a_key_value_store_the_middleware_validates_the_api_s_sessions() {
         .expect("create")
         .token;
 
-    let runtime = chain();
+    // The chain as the middleware's own tests compose it (`serve --middleware`).
+    let runtime = crate::middleware::chain();
     let variables = [
         ("protected_paths", "/admin"),
         ("required_roles", "/admin=admin"),
         ("key_value_store", DEFAULT_LABEL),
     ];
-    let served =
-        start_configured(&runtime, None, &variables, |config| on_redis(config, &url)).await;
+    let served = start_configured(runtime, None, &variables, |config| on_redis(config, &url)).await;
     let reply = served
         .send("GET", "/admin", &[("x-session-id", &token)], None)
         .await;
@@ -87,7 +64,7 @@ async fn on_a_key_value_store_the_middleware_validates_the_api_s_sessions() {
 
     // Control: the same chain on its SQLite database, which never saw the session, refuses
     // the token, so the 200 above came from the key-value store.
-    let sql = start_configured(&runtime, None, &variables[..2], |_| {}).await;
+    let sql = start_configured(runtime, None, &variables[..2], |_| {}).await;
     sql.send("GET", "/admin", &[("x-session-id", &token)], None)
         .await
         .expect(401);

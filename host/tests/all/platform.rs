@@ -123,27 +123,7 @@ fn akamai_serves_sessions_from_the_default_key_value_store() {
         &["--platform", "akamai"],
         None,
     );
-    let created = request(
-        serve.addr,
-        "POST",
-        "/sessions/create",
-        &[ADMIN],
-        Some(&serde_json::json!({"user_id": "alice"})),
-    )
-    .unwrap();
-    let token = created.expect(200).json()["session_id"]
-        .as_str()
-        .expect("a token")
-        .to_owned();
-    let valid = request(
-        serve.addr,
-        "GET",
-        "/sessions/validate",
-        &[("x-session-id", &token)],
-        None,
-    )
-    .unwrap();
-    assert_eq!(valid.expect(200).json()["user_id"], "alice");
+    creates_and_validates_alice(serve.addr);
     assert!(!db.exists(), "no SQLite file on a platform without SQLite");
     // Positive control: the sessions are in Spin's key-value file beside where it would be.
     assert!(
@@ -243,8 +223,22 @@ fn akamai_serves_sessions_from_postgres_over_tls() {
         &["--platform", "akamai"],
         None,
     );
+    creates_and_validates_alice(serve.addr);
+    assert!(!db.exists(), "no SQLite file on a platform without SQLite");
+    // Positive control: the session is a row of the PostgreSQL database.
+    let count = server
+        .psql(
+            &name,
+            "SELECT count(*) FROM sessions WHERE user_id = 'alice'",
+        )
+        .expect("psql");
+    assert_eq!(count.trim(), "1", "{count}");
+}
+
+/// Creates a session for alice on `addr` and validates its token there.
+fn creates_and_validates_alice(addr: std::net::SocketAddr) {
     let created = request(
-        serve.addr,
+        addr,
         "POST",
         "/sessions/create",
         &[ADMIN],
@@ -256,7 +250,7 @@ fn akamai_serves_sessions_from_postgres_over_tls() {
         .expect("a token")
         .to_owned();
     let valid = request(
-        serve.addr,
+        addr,
         "GET",
         "/sessions/validate",
         &[("x-session-id", &token)],
@@ -264,13 +258,4 @@ fn akamai_serves_sessions_from_postgres_over_tls() {
     )
     .unwrap();
     assert_eq!(valid.expect(200).json()["user_id"], "alice");
-    assert!(!db.exists(), "no SQLite file on a platform without SQLite");
-    // Positive control: the session is a row of the PostgreSQL database.
-    let count = server
-        .psql(
-            &name,
-            "SELECT count(*) FROM sessions WHERE user_id = 'alice'",
-        )
-        .expect("psql");
-    assert_eq!(count.trim(), "1", "{count}");
 }
