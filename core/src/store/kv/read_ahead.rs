@@ -1,0 +1,160 @@
+//! Reads made ahead of the synchronous engine, for a shell whose store calls can overlap.
+//!
+//! The engine reads a key-value store one key at a time, because it is synchronous: a
+//! validate on Redis is five round trips one after another. Four of those five keys follow
+//! from the session id alone ([`lookup_keys`]); only the slot needs the record. A shell that
+//! can issue reads concurrently (the WASIp3 build, through the async `spin:key-value@3.0.0`)
+//! fetches those four together before it runs the engine, and hands the values to its
+//! synchronous store, which answers each key's first read from them ([`ReadAhead`]). The
+//! validate then costs two round trips, not five, and the same reads as before.
+//!
+//! A value read ahead is what a read at the start of the request would have found, so the
+//! request sees the store as it was a moment earlier in the same request, as any read does.
+//! Each value is given out once, and a write of its key drops it, so a read that follows a
+//! write of the same request (a rotate reads its write back) always goes to the store.
+
+use super::layout;
+use crate::store::StoreError;
+
+/// The keys a lookup of session `id` reads whatever it finds, in the order
+/// [`KvStore::find`](super::KvStore::find) reads them: the store's generation, the session's
+/// record, its activity and its secret. (The fifth read, the slot, is named by the record.)
+pub fn lookup_keys(id: &str) -> Vec<String> {
+    vec![
+        layout::GEN_KEY.to_owned(),
+        layout::session_key(id),
+        layout::activity_key(id),
+        layout::secret_key(id),
+    ]
+}
+
+/// One read's outcome: the value (or its absence), or the store's error.
+pub type ReadOutcome = Result<Option<Vec<u8>>, StoreError>;
+
+/// Values read ahead for one request, each given out once.
+#[derive(Debug, Default)]
+pub struct ReadAhead {
+    values: Vec<(String, ReadOutcome)>,
+}
+
+impl ReadAhead {
+    pub fn new(values: Vec<(String, ReadOutcome)>) -> Self {
+        Self { values }
+    }
+
+    /// The outcome read ahead for `key`, if there is one; it is then gone.
+    pub fn take(&mut self, key: &str) -> Option<ReadOutcome> {
+        let at = self.values.iter().position(|(k, _)| k == key)?;
+        Some(self.values.swap_remove(at).1)
+    }
+
+    /// Drops what was read ahead for `key`: the request is writing it, so it is stale.
+    pub fn forget(&mut self, key: &str) {
+        self.values.retain(|(k, _)| k != key);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::kv::KvStore;
+    use crate::store::kv::memory::MemoryKeyValue;
+    use crate::store::{KeyValue, RetiredSecrets, SessionRow};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    /// Records the keys read from the store it wraps, in order.
+    #[derive(Debug)]
+    struct Recording {
+        inner: MemoryKeyValue,
+        reads: Rc<RefCell<Vec<String>>>,
+    }
+
+    impl KeyValue for Recording {
+        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.reads.borrow_mut().push(key.to_owned());
+            self.inner.get(key)
+        }
+        fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+            self.inner.set(key, value)
+        }
+        fn delete(&self, key: &str) -> Result<(), StoreError> {
+            self.inner.delete(key)
+        }
+        fn get_keys(&self) -> Result<Vec<String>, StoreError> {
+            self.inner.get_keys()
+        }
+    }
+
+    #[test]
+    fn lookup_keys_are_the_first_reads_of_a_lookup_and_the_slot_is_the_one_left() {
+        let reads = Rc::new(RefCell::new(Vec::new()));
+        let store = KvStore::new(
+            Box::new(Recording {
+                inner: MemoryKeyValue::default(),
+                reads: reads.clone(),
+            }),
+            5,
+        )
+        .unwrap();
+        let now = 1_700_000_000_000;
+        let row = SessionRow {
+            id: "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9".to_owned(),
+            secret_hash: vec![7; 32],
+            user_id: "alice".to_owned(),
+            created_at: now,
+            last_activity: now,
+            expires_at: now + 3_600_000,
+            absolute_expires_at: now + 86_400_000,
+            idle_timeout: 3_600,
+            metadata: "{}".to_owned(),
+            retired_secrets: RetiredSecrets::default(),
+            rotated_at: 0,
+            client_addr: None,
+            user_agent: None,
+        };
+        store
+            .insert(&row, row.created_at, 5, false)
+            .unwrap()
+            .unwrap();
+        reads.borrow_mut().clear();
+        assert!(
+            store.find(&row.id).unwrap().is_some(),
+            "the session is live"
+        );
+        let read = reads.borrow().clone();
+        let ahead = lookup_keys(&row.id);
+        // Positive control: the lookup reads exactly one key more than is read ahead, the slot.
+        assert_eq!(read.len(), ahead.len() + 1, "{read:?}");
+        let rest: Vec<&String> = read.iter().filter(|k| !ahead.contains(k)).collect();
+        assert_eq!(rest, [&layout::slot_key("alice", 0)], "{read:?}");
+        for key in &ahead {
+            assert!(read.contains(key), "{key} is read by the lookup: {read:?}");
+        }
+    }
+
+    #[test]
+    fn a_value_is_given_out_once_and_a_write_drops_it() {
+        let mut ahead = ReadAhead::new(vec![
+            ("a".to_owned(), Ok(Some(b"1".to_vec()))),
+            ("b".to_owned(), Ok(None)),
+            (
+                "c".to_owned(),
+                Err(StoreError::Unavailable("down".to_owned())),
+            ),
+        ]);
+        assert!(matches!(ahead.take("a"), Some(Ok(Some(v))) if v == b"1"));
+        assert!(ahead.take("a").is_none(), "given out once");
+        ahead.forget("b");
+        assert!(ahead.take("b").is_none(), "a write drops it");
+        assert!(matches!(
+            ahead.take("c"),
+            Some(Err(StoreError::Unavailable(_)))
+        ));
+        assert!(ahead.is_empty());
+    }
+}
