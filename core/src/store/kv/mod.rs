@@ -64,67 +64,6 @@ pub struct KvCreated {
     pub last_cleanup_at: u64,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::{RetiredSecrets, SessionRow};
-    use memory::MemoryKeyValue;
-
-    const NOW: u64 = 1_800_000_000_000;
-
-    fn row(id: &str, created_at: u64) -> SessionRow {
-        SessionRow {
-            id: id.to_owned(),
-            secret_hash: vec![7; 32],
-            user_id: "alice".to_owned(),
-            created_at,
-            last_activity: created_at,
-            expires_at: created_at + 3_600_000,
-            absolute_expires_at: created_at + 86_400_000,
-            idle_timeout: 3_600,
-            metadata: "{}".to_owned(),
-            retired_secrets: RetiredSecrets::default(),
-            rotated_at: 0,
-            client_addr: None,
-            user_agent: None,
-        }
-    }
-
-    /// A session `id` of alice's created at `created_at` whose slot another session has since
-    /// taken, as a create that lost its slot leaves it before it retries; whether a cleanup at
-    /// `NOW` deletes its record.
-    fn cleanup_deletes_a_record_that_lost_its_slot(created_at: u64) -> bool {
-        let kv = MemoryKeyValue::new();
-        let store = KvStore::new(Box::new(kv.clone()), 5).unwrap();
-        let id = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
-        store
-            .insert(&row(id, created_at), created_at, 5, false)
-            .unwrap()
-            .unwrap();
-        store
-            .put(
-                &layout::slot_key("alice", 0),
-                &SlotRecord {
-                    session_id: "1a2b3c4d-5e6f-4a0b-9c1d-2e3f4a5b6c7d".to_owned(),
-                    taken_at: created_at,
-                },
-            )
-            .unwrap();
-        assert!(store.find(id).unwrap().is_none(), "it has lost its slot");
-        store.delete_expired(NOW, 100).unwrap();
-        !kv.snapshot().contains_key(&layout::session_key(id))
-    }
-
-    #[test]
-    fn the_cleanup_leaves_a_young_record_that_lost_its_slot_to_its_create_s_retry() {
-        assert!(!cleanup_deletes_a_record_that_lost_its_slot(NOW - 1_000));
-        // Positive control: past the create grace, the dead record goes.
-        assert!(cleanup_deletes_a_record_that_lost_its_slot(
-            NOW - CREATE_GRACE_MS - 1
-        ));
-    }
-}
-
 /// Keys known to exist (from one `get_keys`), so a scan skips reading keys that are absent.
 type Known = BTreeSet<String>;
 
@@ -842,4 +781,65 @@ fn shuffle(keys: &mut [String]) -> Result<()> {
         keys.swap(i, j);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{RetiredSecrets, SessionRow};
+    use memory::MemoryKeyValue;
+
+    const NOW: u64 = 1_800_000_000_000;
+
+    fn row(id: &str, created_at: u64) -> SessionRow {
+        SessionRow {
+            id: id.to_owned(),
+            secret_hash: vec![7; 32],
+            user_id: "alice".to_owned(),
+            created_at,
+            last_activity: created_at,
+            expires_at: created_at + 3_600_000,
+            absolute_expires_at: created_at + 86_400_000,
+            idle_timeout: 3_600,
+            metadata: "{}".to_owned(),
+            retired_secrets: RetiredSecrets::default(),
+            rotated_at: 0,
+            client_addr: None,
+            user_agent: None,
+        }
+    }
+
+    /// A session `id` of alice's created at `created_at` whose slot another session has since
+    /// taken, as a create that lost its slot leaves it before it retries; whether a cleanup at
+    /// `NOW` deletes its record.
+    fn cleanup_deletes_a_record_that_lost_its_slot(created_at: u64) -> bool {
+        let kv = MemoryKeyValue::new();
+        let store = KvStore::new(Box::new(kv.clone()), 5).unwrap();
+        let id = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
+        store
+            .insert(&row(id, created_at), created_at, 5, false)
+            .unwrap()
+            .unwrap();
+        store
+            .put(
+                &layout::slot_key("alice", 0),
+                &SlotRecord {
+                    session_id: "1a2b3c4d-5e6f-4a0b-9c1d-2e3f4a5b6c7d".to_owned(),
+                    taken_at: created_at,
+                },
+            )
+            .unwrap();
+        assert!(store.find(id).unwrap().is_none(), "it has lost its slot");
+        store.delete_expired(NOW, 100).unwrap();
+        !kv.snapshot().contains_key(&layout::session_key(id))
+    }
+
+    #[test]
+    fn the_cleanup_leaves_a_young_record_that_lost_its_slot_to_its_create_s_retry() {
+        assert!(!cleanup_deletes_a_record_that_lost_its_slot(NOW - 1_000));
+        // Positive control: past the create grace, the dead record goes.
+        assert!(cleanup_deletes_a_record_that_lost_its_slot(
+            NOW - CREATE_GRACE_MS - 1
+        ));
+    }
 }

@@ -2,11 +2,13 @@
 //!
 //! The engine reads a key-value store one key at a time, because it is synchronous: a
 //! validate on Redis is five round trips one after another. Four of those five keys follow
-//! from the session id alone ([`lookup_keys`]); only the slot needs the record. A shell that
-//! can issue reads concurrently (the WASIp3 build, through the async `spin:key-value@3.0.0`)
-//! fetches those four together before it runs the engine, and hands the values to its
-//! synchronous store, which answers each key's first read from them ([`ReadAhead`]). The
-//! validate then costs two round trips, not five, and the same reads as before.
+//! from the session id alone ([`lookup_keys`]); the fifth, the slot, is named by the record
+//! ([`follow_up_keys`]). A shell that can issue reads concurrently (the WASIp3 build, through
+//! the async `spin:key-value@3.0.0`) fetches the four together, then the slot, before it runs
+//! the engine, and hands the values to its synchronous store, which answers each key's first
+//! read from them ([`ReadAhead`]). The validate then waits for two round trips, not five, makes
+//! the same reads as before, and none of them holds up the instance's other requests (a
+//! synchronous host call stops every request of a reused instance until it returns).
 //!
 //! A value read ahead is what a read at the start of the request would have found, so the
 //! request sees the store as it was a moment earlier in the same request, as any read does.
@@ -26,6 +28,27 @@ pub fn lookup_keys(id: &str) -> Vec<String> {
         layout::activity_key(id),
         layout::secret_key(id),
     ]
+}
+
+/// The keys a lookup reads next, named by what was read ahead: the slot that the session
+/// record in `ahead` names. Nothing when no live record was read (the lookup stops there).
+pub fn follow_up_keys(ahead: &ReadAhead) -> Vec<String> {
+    ahead
+        .values
+        .iter()
+        .find_map(|(key, outcome)| match (layout::KeyKind::of(key), outcome) {
+            (layout::KeyKind::Session(_), Ok(Some(value))) => {
+                match layout::decode::<layout::StoredSession>(key, value) {
+                    Ok(layout::StoredSession::Live(record)) => {
+                        Some(vec![layout::slot_key(&record.user_id, record.slot)])
+                    }
+                    // A deletion mark or a malformed record: the lookup reads no further.
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
+        .unwrap_or_default()
 }
 
 /// One read's outcome: the value (or its absence), or the store's error.
@@ -55,6 +78,11 @@ impl ReadAhead {
 
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
+    }
+
+    /// Adds the values of a later round of reads.
+    pub fn extend(&mut self, values: Vec<(String, ReadOutcome)>) {
+        self.values.extend(values);
     }
 }
 
@@ -93,9 +121,10 @@ mod tests {
     #[test]
     fn lookup_keys_are_the_first_reads_of_a_lookup_and_the_slot_is_the_one_left() {
         let reads = Rc::new(RefCell::new(Vec::new()));
+        let memory = MemoryKeyValue::default();
         let store = KvStore::new(
             Box::new(Recording {
-                inner: MemoryKeyValue::default(),
+                inner: memory.clone(),
                 reads: reads.clone(),
             }),
             5,
@@ -135,6 +164,21 @@ mod tests {
         for key in &ahead {
             assert!(read.contains(key), "{key} is read by the lookup: {read:?}");
         }
+        // What the lookup keys hold names the fifth read.
+        let values = ahead
+            .iter()
+            .map(|key| (key.clone(), memory.get(key)))
+            .collect();
+        assert_eq!(
+            follow_up_keys(&ReadAhead::new(values)),
+            [layout::slot_key("alice", 0)]
+        );
+        // Nothing to follow for a session without a record.
+        let missing = lookup_keys("1a2b3c4d-5e6f-4a0b-9c1d-2e3f4a5b6c7d")
+            .into_iter()
+            .map(|key| (key, Ok(None)))
+            .collect();
+        assert!(follow_up_keys(&ReadAhead::new(missing)).is_empty());
     }
 
     #[test]
