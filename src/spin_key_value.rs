@@ -14,7 +14,44 @@
 //! retry mends: [`StoreError::KeyValue`], saying what to grant or define.
 
 use crate::bindings::key_value::{Error, Store};
+use crate::store::kv::read_ahead::ReadAhead;
 use crate::store::{KeyValue, StoreError};
+use std::cell::RefCell;
+
+thread_local! {
+    // Values the running request read ahead (the WASIp3 build's `read_ahead`). Empty but
+    // while [`with_reads_ahead`] runs the synchronous core, which never awaits, so no other
+    // request of a reused instance can see them.
+    static READ_AHEAD: RefCell<ReadAhead> = RefCell::new(ReadAhead::default());
+}
+
+/// Runs `run` (the synchronous core, for one request) with `values` read ahead: each key's
+/// first read is answered from them, and a write of the key drops its value. Whatever is left
+/// is dropped when `run` returns.
+#[allow(
+    dead_code,
+    reason = "the WASIp3 build's; the WASIp2 build cannot overlap reads, so reads none ahead"
+)]
+pub(crate) fn with_reads_ahead<R>(values: ReadAhead, run: impl FnOnce() -> R) -> R {
+    /// Empties the values however `run` ends.
+    struct Clear;
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            READ_AHEAD.with(|ahead| *ahead.borrow_mut() = ReadAhead::default());
+        }
+    }
+    READ_AHEAD.with(|ahead| *ahead.borrow_mut() = values);
+    let _clear = Clear;
+    run()
+}
+
+fn read_ahead(key: &str) -> Option<Result<Option<Vec<u8>>, StoreError>> {
+    READ_AHEAD.with(|ahead| ahead.borrow_mut().take(key))
+}
+
+fn forget_read_ahead(key: &str) {
+    READ_AHEAD.with(|ahead| ahead.borrow_mut().forget(key));
+}
 
 /// The store named by a label.
 pub(crate) struct SpinKeyValue {
@@ -51,14 +88,16 @@ pub(crate) fn open(label: &str) -> Result<Box<dyn KeyValue>, StoreError> {
 
 impl KeyValue for SpinKeyValue {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.store.get(key).map_err(store_error)
+        read_ahead(key).unwrap_or_else(|| self.store.get(key).map_err(store_error))
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        forget_read_ahead(key);
         self.store.set(key, value).map_err(store_error)
     }
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
+        forget_read_ahead(key);
         self.store.delete(key).map_err(store_error)
     }
 

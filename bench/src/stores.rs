@@ -2,7 +2,9 @@
 //! instances reused, its default) on each store zoe-session can keep its sessions in — SQLite,
 //! PostgreSQL (a throwaway server), Spin's key-value store on its local SQLite file, and on
 //! Redis (a throwaway `redis-server`, named in a runtime config file in Spin's format) — and the
-//! host calls each operation makes there (`serve --count-host-calls`).
+//! host calls each operation makes there (`serve --count-host-calls`). Beside them the WASIp3
+//! build (what spin.toml runs on Spin 4.1, an instance reused for 128 requests, 16 at once) on
+//! SQLite and on Redis, where a validate reads its five keys ahead in two concurrent rounds.
 //!
 //! Two floors for the key-value cells, measured in the same rounds: the trivial component
 //! (`bench/trivial`, `GET /kv?r=R&w=W`) making exactly the key-value reads and writes that
@@ -345,6 +347,21 @@ pub async fn run(dir: &Path, host_bin: &Path, seconds: f64) -> anyhow::Result<()
         &["--component", trivial, REUSE[0], REUSE[1]],
         &places.env(Store::KeyValueRedis, "rate-trivial-redis"),
     )?;
+    // The WASIp3 build (what spin.toml runs on Spin 4.1, `serve`'s reuse by default) on SQLite
+    // and on Redis, where a validate reads its lookup keys ahead, together.
+    let p3 = zoe_session_host::runtime::WASIP3_COMPONENT_PATH;
+    for store in [Store::Sqlite, Store::KeyValueRedis] {
+        servers.push(spawn_serve(
+            host_bin,
+            if store == Store::Sqlite {
+                "WASIp3, SQLite"
+            } else {
+                "WASIp3, key-value Redis"
+            },
+            &["--component", p3],
+            &places.env(store, &format!("rate-p3-{store:?}")),
+        )?);
+    }
     for server in servers
         .iter_mut()
         .chain([&mut floor_local, &mut floor_redis])
@@ -356,8 +373,9 @@ pub async fn run(dir: &Path, host_bin: &Path, seconds: f64) -> anyhow::Result<()
         all_tokens.push(tokens(server).await?);
     }
     let duration = Duration::from_secs_f64(seconds);
-    // Columns: the four stores, the trivial floor on the local store and on Redis, raw Redis.
-    const COLUMNS: usize = 7;
+    // Columns: the four stores, the WASIp3 build on SQLite and on Redis, the trivial floor on
+    // the local store and on Redis, raw Redis.
+    const COLUMNS: usize = 9;
     let ops = ["validate", "create"];
     let levels = [1usize, 32];
     let mut rounds = vec![vec![Vec::new(); COLUMNS]; ops.len() * levels.len()];
@@ -379,8 +397,8 @@ pub async fn run(dir: &Path, host_bin: &Path, seconds: f64) -> anyhow::Result<()
                     row[s].push(Cell::of(&result));
                 }
                 for (column, server, store) in [
-                    (4, &floor_local, Store::KeyValueLocal),
-                    (5, &floor_redis, Store::KeyValueRedis),
+                    (6, &floor_local, Store::KeyValueLocal),
+                    (7, &floor_redis, Store::KeyValueRedis),
                 ] {
                     let path = calls[store as usize][o].floor_path();
                     let result = load(server.addr, concurrency, duration, move |_, _| {
@@ -397,7 +415,7 @@ pub async fn run(dir: &Path, host_bin: &Path, seconds: f64) -> anyhow::Result<()
                     duration,
                 )
                 .await?;
-                row[6].push(Cell::of(&result));
+                row[8].push(Cell::of(&result));
             }
         }
     }
@@ -407,7 +425,7 @@ pub async fn run(dir: &Path, host_bin: &Path, seconds: f64) -> anyhow::Result<()
         .collect();
     let mut table = Table::new(
         &format!(
-            "`serve` (WASIp2, instances reused) per store, {ROUNDS} interleaved rounds of {seconds} s per cell: req/s (p50 / p99 µs), medians over the rounds; floors: the trivial component making the same key-value calls, and those calls as raw Redis commands"
+            "`serve` (WASIp2, instances reused; and the WASIp3 build, Spin 4.1's reuse) per store, {ROUNDS} interleaved rounds of {seconds} s per cell: req/s (p50 / p99 µs), medians over the rounds; floors: the trivial component making the same key-value calls (WASIp2), and those calls as raw Redis commands"
         ),
         &[
             "op",
@@ -416,6 +434,8 @@ pub async fn run(dir: &Path, host_bin: &Path, seconds: f64) -> anyhow::Result<()
             "PostgreSQL",
             "key-value, local",
             "key-value, Redis",
+            "WASIp3: SQLite",
+            "WASIp3: key-value, Redis",
             "floor: trivial, local",
             "floor: trivial, Redis",
             "floor: raw Redis",
@@ -440,6 +460,8 @@ pub async fn run(dir: &Path, host_bin: &Path, seconds: f64) -> anyhow::Result<()
             "Redis / trivial on Redis",
             "Redis / raw Redis",
             "local / trivial on local",
+            "WASIp3: Redis / SQLite",
+            "WASIp3: Redis / PostgreSQL (WASIp2)",
         ],
     );
     for (o, op) in ops.into_iter().enumerate() {
@@ -452,9 +474,11 @@ pub async fn run(dir: &Path, host_bin: &Path, seconds: f64) -> anyhow::Result<()
                 r(3, 0),
                 r(3, 1),
                 r(2, 0),
-                r(3, 5),
-                r(3, 6),
-                r(2, 4),
+                r(3, 7),
+                r(3, 8),
+                r(2, 6),
+                r(5, 4),
+                r(5, 1),
             ]);
         }
     }

@@ -21,6 +21,8 @@ mod spin_v2 {
     });
 }
 
+/// spin-sdk 7's async `spin:key-value@3.0.0`, for the reads ahead (`read_ahead`).
+pub(crate) use spin_sdk::key_value::wit::key_value as key_value_async;
 pub(crate) use spin_sdk::pg::wit::postgres;
 pub(crate) use spin_sdk::sqlite::wit::sqlite;
 pub(crate) use spin_v2::fermyon::spin::key_value;

@@ -12,10 +12,12 @@
 use crate::identity;
 use crate::rules::{Access, Rules};
 use serde_json::json;
-use zoe_session_core::config::{Config, ConfigError, LogLevel};
-use zoe_session_core::http::{ApiError, Ctx, OpenDb, Reply, Request, auth, log, peer};
+use zoe_session_core::config::{Backend, Config, ConfigError, LogLevel};
+use zoe_session_core::http::{ApiError, Ctx, OpenDb, Reply, Request, auth, log, no_store, peer};
 use zoe_session_core::session::engine::{EngineError, Session};
 use zoe_session_core::session::policy;
+use zoe_session_core::session::token::Token;
+use zoe_session_core::store::kv::read_ahead::lookup_keys;
 
 /// What the middleware does with a request.
 #[derive(Debug)]
@@ -97,8 +99,18 @@ impl Refusal {
     }
 }
 
-/// The session the request carries, when its path wants one; `None` to pass it on without.
-fn judge(ctx: &Ctx<'_>) -> Result<Option<Session>, Refusal> {
+/// The credential a request brings to a path that wants a session: its token, and whether
+/// the path requires it (protected) or only takes it (optional).
+struct Credential {
+    token: String,
+    required: bool,
+    verdict: crate::rules::Verdict,
+}
+
+/// The token `judge` will validate, having checked everything that comes before the store:
+/// the path's rules, the HTTPS requirement, the token's source, and the CSRF rule for a
+/// cookie. `None` to pass the request on without a session.
+fn credential(ctx: &Ctx<'_>) -> Result<Option<Credential>, Refusal> {
     let config = ctx.config;
     let rules = Rules {
         protected: config.protected_paths()?,
@@ -135,6 +147,41 @@ fn judge(ctx: &Ctx<'_>) -> Result<Option<Session>, Refusal> {
     if source == auth::Source::Cookie {
         auth::check_csrf(ctx)?;
     }
+    Ok(Some(Credential {
+        token,
+        required,
+        verdict,
+    }))
+}
+
+/// The key-value keys [`decide`] is sure to read for `req`, so that the handler reads them
+/// together beforehand (`read_ahead`): the lookup keys of the session it will validate, when
+/// sessions live in a key-value store. Nothing when it validates none (an open or excluded
+/// path, no token or a malformed one, a refusal before the store): each read counts against
+/// a platform's read budget.
+pub fn key_value_reads_ahead(req: &Request, config: &Config) -> Vec<String> {
+    if !matches!(config.backend(), Ok(Backend::KeyValue(_))) {
+        return Vec::new();
+    }
+    let ctx = Ctx::opening(req, config, 0, no_store);
+    match credential(&ctx) {
+        Ok(Some(credential)) => Token::parse(&credential.token)
+            .map(|token| lookup_keys(&token.id))
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// The session the request carries, when its path wants one; `None` to pass it on without.
+fn judge(ctx: &Ctx<'_>) -> Result<Option<Session>, Refusal> {
+    let Some(Credential {
+        token,
+        required,
+        verdict,
+    }) = credential(ctx)?
+    else {
+        return Ok(None);
+    };
     let session = match ctx.engine()?.validate(&token) {
         Ok(session) => session,
         Err(err @ (EngineError::NotFound | EngineError::Expired | EngineError::InvalidToken)) => {
@@ -449,6 +496,49 @@ mod tests {
             NOW,
             store,
         ));
+    }
+
+    #[test]
+    fn reads_ahead_the_session_it_will_validate_on_a_key_value_store_only() {
+        let id = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
+        let token = format!("{id}.{}", "A".repeat(43));
+        let cookie = format!("zoe_session={token}");
+        let header = [("x-session-id", token.as_str())];
+        let mut pairs = vec![("key_value_store", "default")];
+        pairs.extend([
+            ("protected_paths", "/api,/admin"),
+            ("excluded_paths", "/health"),
+            ("optional_paths", "/feed"),
+        ]);
+        let kv = Config::from_pairs(&pairs);
+        // Positive controls: a protected and an optional path, by header or by cookie.
+        for req in [
+            request("GET", "/api/chat", &header),
+            request("GET", "/feed", &header),
+            request(
+                "POST",
+                "/api/chat",
+                &[("cookie", &cookie), ("sec-fetch-site", "same-origin")],
+            ),
+        ] {
+            assert_eq!(key_value_reads_ahead(&req, &kv), lookup_keys(id), "{req:?}");
+        }
+        // Nothing where no session will be validated: an open or excluded path, no token or a
+        // malformed one, a refusal before the store (CSRF), or a SQL store.
+        for req in [
+            request("GET", "/elsewhere", &header),
+            request("GET", "/health", &header),
+            request("GET", "/api/chat", &[]),
+            request("GET", "/api/chat", &[("x-session-id", "nope")]),
+            request(
+                "POST",
+                "/api/chat",
+                &[("cookie", &cookie), ("sec-fetch-site", "cross-site")],
+            ),
+        ] {
+            assert!(key_value_reads_ahead(&req, &kv).is_empty(), "{req:?}");
+        }
+        assert!(key_value_reads_ahead(&request("GET", "/api/chat", &header), &config()).is_empty());
     }
 
     #[test]

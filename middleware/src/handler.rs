@@ -7,9 +7,10 @@
 //! conversions: those hand an untouched incoming request back as it came (`take_unstarted`),
 //! which would silently drop every header change, and copy a body they do start reading.
 
-use crate::decide::{Decision, decide};
+use crate::decide::{Decision, decide, key_value_reads_ahead};
 use crate::identity;
 use crate::instance::{db, now_ms};
+use crate::spin_key_value::with_reads_ahead;
 use futures::future::join_all;
 use spin_sdk::http::{IntoResponse as _, next};
 use spin_sdk::wasip3::http::types::{ErrorCode, Fields, Request, Response};
@@ -39,7 +40,8 @@ async fn handle(request: Request) -> Result<Response, ErrorCode> {
         Err(reply) => return respond(reply),
     };
     let head = head_of(&request);
-    match decide(&head, &config, now, db) {
+    let ahead = crate::read_ahead::fetch(&config, key_value_reads_ahead(&head, &config)).await;
+    match with_reads_ahead(ahead, || decide(&head, &config, now, db)) {
         Decision::Answer(reply) => respond(reply),
         Decision::Forward(identity) => {
             // A bad session_header was refused by `decide`, so this cannot fail here.

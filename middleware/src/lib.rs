@@ -17,7 +17,8 @@
 //! (`src/spin_sqlite.rs`, `src/spin_postgres.rs`, `src/spin_key_value.rs`,
 //! `src/instance.rs`), included as the WASIp3 shell `p3/` includes them, over the same
 //! synchronous `spin:sqlite@3.1.0` and `spin:postgres@4.2.0` functions and
-//! `fermyon:spin/key-value@2.0.0` (`bindings`).
+//! `fermyon:spin/key-value@2.0.0` (`bindings`); so are the WASIp3 shell's reads ahead
+//! (`p3/src/read_ahead.rs`, on the async `spin:key-value@3.0.0`).
 
 pub mod decide;
 pub mod identity;
@@ -30,6 +31,9 @@ mod handler;
 #[cfg(target_arch = "wasm32")]
 #[path = "../../src/instance.rs"]
 mod instance;
+#[cfg(target_arch = "wasm32")]
+#[path = "../../p3/src/read_ahead.rs"]
+mod read_ahead;
 #[cfg(target_arch = "wasm32")]
 #[path = "../../src/spin_key_value.rs"]
 mod spin_key_value;

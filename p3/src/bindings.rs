@@ -16,6 +16,8 @@ spin_sdk::wit_bindgen::generate!({
 /// The Spin interfaces under the names the shared executors (`spin_sqlite`, `spin_postgres`,
 /// `spin_key_value`) use.
 pub(crate) use fermyon::spin::key_value;
+/// The async key-value interface, for the reads ahead (`read_ahead`).
+pub(crate) use spin::key_value::key_value as key_value_async;
 pub(crate) use spin::postgres4_2_0::postgres;
 pub(crate) use spin::sqlite3_1_0::sqlite;
 

@@ -1,6 +1,7 @@
 //! The `wasi:http/handler@0.3.0` export: reads the clock once, loads the instance's settings
 //! (awaited, the first time), reads the request (headers, then the body up to the cap; a GET's
-//! or HEAD's body is never opened), runs [`crate::http::handle`], which is synchronous and so
+//! or HEAD's body is never opened), reads ahead the key-value keys the core names for it
+//! (`crate::read_ahead`), runs [`crate::http::handle`], which is synchronous and so
 //! keeps the instance's connection for its whole run, and hands back the reply ([`respond`]).
 //! Nothing here decides anything, and nothing of a request outlives its call: up to 16
 //! requests interleave on one instance at the awaits here, and each has its own `Request`,
@@ -26,7 +27,14 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Handler {
         let now = crate::instance::now_ms();
         let config = crate::settings::load().await;
         let request = read(incoming).await;
-        let reply = crate::http::handle(&request, now, &config, crate::instance::db, started);
+        let ahead = crate::read_ahead::fetch(
+            &config,
+            crate::http::key_value_reads_ahead(&request, &config),
+        )
+        .await;
+        let reply = crate::spin_key_value::with_reads_ahead(ahead, || {
+            crate::http::handle(&request, now, &config, crate::instance::db, started)
+        });
         respond(reply, request.method == "HEAD", now).await
     }
 }

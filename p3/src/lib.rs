@@ -7,10 +7,12 @@
 //!
 //! - `http_entry`: the `wasi:http/handler@0.3.0` export, which reads the request, runs the
 //!   synchronous core and hands the host a response whose whole body is already offered;
+//! - `read_ahead`: a validate's lookup keys on a key-value store, read together through the
+//!   async `spin:key-value@3.0.0` before the synchronous core runs;
 //! - `settings`: the configuration, every setting read once per instance and concurrently
 //!   (`spin:variables@3.0.0` has only an async `get`);
-//! - `bindings`: `spin:sqlite@3.1.0`, `spin:postgres@4.2.0`, `spin:variables@3.0.0` and
-//!   `fermyon:spin/key-value@2.0.0`.
+//! - `bindings`: `spin:sqlite@3.1.0`, `spin:postgres@4.2.0`, `spin:variables@3.0.0`,
+//!   `fermyon:spin/key-value@2.0.0` and `spin:key-value@3.0.0`.
 //!
 //! The rest is the WASIp2 build's own files, included: the `sessions` export (`component`),
 //! the instance's database handle and the clock (`instance`), and the executors on Spin's
@@ -32,6 +34,8 @@ mod http_entry;
 #[cfg(target_arch = "wasm32")]
 #[path = "../../src/instance.rs"]
 mod instance;
+#[cfg(target_arch = "wasm32")]
+mod read_ahead;
 #[cfg(target_arch = "wasm32")]
 mod settings;
 #[cfg(target_arch = "wasm32")]

@@ -5,7 +5,9 @@
 //! per request), as `http_api_wasip3`, on the WASIp3 build, which `serve` runs as Spin 4.1
 //! does (an instance reused for 128 requests, 16 at once), and as `http_api_on_akamai`, on the
 //! WASIp2 build served as Akamai Functions serves it (`serve --platform akamai`: no SQLite, the
-//! sessions in the `default` key-value store).
+//! sessions in the `default` key-value store), and as `http_api_key_value_wasip3`, on the WASIp3
+//! build with its sessions in the `default` key-value store, where a validate reads its lookup
+//! keys ahead through the async `spin:key-value@3.0.0` (`p3/src/read_ahead.rs`).
 
 use crate::support::http::{ADMIN_KEY, Api, admin, platform_of, start_on, start_on_akamai};
 use serde_json::Value;
@@ -26,6 +28,14 @@ async fn start(variables: &[(&str, &str)]) -> Api {
 async fn start_with(admin_key: Option<&str>, variables: &[(&str, &str)]) -> Api {
     match platform_of(module_path!()) {
         Platform::Akamai => start_on_akamai(admin_key, variables).await,
+        Platform::Spin if module_path!().contains("key_value") => {
+            let mut all = vec![(
+                "key_value_store",
+                zoe_session_host::key_value::DEFAULT_LABEL,
+            )];
+            all.extend_from_slice(variables);
+            start_on(BUILD.serve_runtime(), admin_key, &all).await
+        }
         Platform::Spin => start_on(BUILD.serve_runtime(), admin_key, variables).await,
     }
 }

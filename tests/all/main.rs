@@ -37,6 +37,15 @@ macro_rules! not_on_akamai {
     clippy::duplicate_mod,
     reason = "one copy of the suite per build and platform"
 )]
+mod http_api_key_value_wasip3;
+macro_rules! not_on_akamai {
+    ($($item:item)*) => {};
+}
+#[path = "http_api.rs"]
+#[expect(
+    clippy::duplicate_mod,
+    reason = "one copy of the suite per build and platform"
+)]
 mod http_api_on_akamai;
 mod middleware;
 mod middleware_key_value;
@@ -44,4 +53,5 @@ mod native_postgres_tls;
 mod node;
 mod postgres_collation;
 mod postgres_component;
+mod read_ahead;
 mod wasip3_reuse;

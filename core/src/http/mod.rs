@@ -56,24 +56,49 @@ pub fn unsendable(reply: &Reply, cause: &str, head: bool, now: u64) -> Reply {
     fallback
 }
 
+/// `req` with the path the host routed, when it differs from the request target's. Routing
+/// follows the path as the host matched it (`spin-path-info` on Spin: the path below the
+/// component's route), never a URL rebuilt from `Host`, which a client can fill with a path
+/// of its own (issue 27).
+fn routed(req: &Request) -> Option<Request> {
+    match req.header("spin-path-info") {
+        Some(path) if path != req.path => Some(Request {
+            path: path.to_owned(),
+            ..req.clone()
+        }),
+        _ => None,
+    }
+}
+
+/// The key-value keys [`handle`] is sure to read first for `req`, so that a shell whose store
+/// calls can overlap reads them together beforehand ([`ReadAhead`](crate::store::kv::read_ahead)):
+/// the lookup keys of the caller's session for `GET /sessions/validate` when sessions live in
+/// a key-value store; nothing otherwise (each read counts against a platform's read budget,
+/// so none is made that the request might not need).
+pub fn key_value_reads_ahead(req: &Request, config: &Config) -> Vec<String> {
+    let routed = routed(req);
+    let req = routed.as_ref().unwrap_or(req);
+    if req.method != "GET"
+        || req.path != "/sessions/validate"
+        || !matches!(config.backend(), Ok(crate::config::Backend::KeyValue(_)))
+    {
+        return Vec::new();
+    }
+    let ctx = Ctx::opening(req, config, 0, no_store);
+    match auth::caller_token(&ctx) {
+        Ok(Some((token, _))) => crate::session::token::Token::parse(&token)
+            .map(|token| crate::store::kv::read_ahead::lookup_keys(&token.id))
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
 /// Serves one request. `now` is the request's time (the clock is read once, by the caller);
 /// `started` only measures the duration for the log line. Settings are read as the request
 /// needs them; one that is bad answers 500 naming it.
 pub fn handle(req: &Request, now: u64, config: &Config, open: OpenDb, started: Instant) -> Reply {
-    // Routing follows the request target's path as the host matched it (`spin-path-info` on
-    // Spin: the path below the component's route), never a URL rebuilt from `Host`, which a
-    // client can fill with a path of its own (issue 27).
-    let routed;
-    let req = match req.header("spin-path-info") {
-        Some(path) if path != req.path => {
-            routed = Request {
-                path: path.to_owned(),
-                ..req.clone()
-            };
-            &routed
-        }
-        _ => req,
-    };
+    let routed = routed(req);
+    let req = routed.as_ref().unwrap_or(req);
     let ctx = Ctx::opening(req, config, now, open);
     let request_id = request_id(req);
     // Every request ends with its log line, so both logging settings are needed first.
@@ -279,6 +304,66 @@ mod tests {
             Some("")
         );
         assert_eq!(req.query_params("missing").next().flatten(), None);
+    }
+
+    #[test]
+    fn reads_ahead_only_a_key_value_validate_of_a_wellformed_token() {
+        let id = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
+        let token = format!("{id}.{}", "A".repeat(43));
+        let request = |method: &str, target: &str, headers: &[(&str, &str)]| {
+            Request::from_head(
+                method.to_owned(),
+                target,
+                headers
+                    .iter()
+                    .map(|(n, v)| ((*n).to_owned(), v.as_bytes().to_vec())),
+            )
+        };
+        let kv = Config::from_pairs(&[("key_value_store", "default")]);
+        let header = [("x-session-id", token.as_str())];
+        let expected = crate::store::kv::read_ahead::lookup_keys(id);
+        // Positive controls: the header, the cookie, and the path Spin routed.
+        assert_eq!(
+            key_value_reads_ahead(&request("GET", "/sessions/validate", &header), &kv),
+            expected
+        );
+        let cookie = format!("{}={token}", cookies::name(&kv).unwrap());
+        assert_eq!(
+            key_value_reads_ahead(
+                &request("GET", "/sessions/validate?role=a", &[("cookie", &cookie)]),
+                &kv
+            ),
+            expected
+        );
+        assert_eq!(
+            key_value_reads_ahead(
+                &request(
+                    "GET",
+                    "/api/sessions/validate",
+                    &[header[0], ("spin-path-info", "/sessions/validate")]
+                ),
+                &kv
+            ),
+            expected
+        );
+        // Nothing the request might not read: another route or method, no or a malformed
+        // token, a SQL store.
+        for (method, target, headers) in [
+            ("POST", "/sessions/validate", &header[..]),
+            ("GET", "/sessions/current", &header[..]),
+            ("GET", "/sessions/validate", &[][..]),
+            ("GET", "/sessions/validate", &[("x-session-id", "nope")][..]),
+        ] {
+            assert!(
+                key_value_reads_ahead(&request(method, target, headers), &kv).is_empty(),
+                "{method} {target} {headers:?}"
+            );
+        }
+        let sqlite = Config::from_pairs(&[]);
+        assert!(
+            key_value_reads_ahead(&request("GET", "/sessions/validate", &header), &sqlite)
+                .is_empty()
+        );
     }
 
     #[test]
