@@ -15,6 +15,12 @@ pub const CLEANUP_BATCH: u32 = 500;
 /// Rows the opportunistic cleanup (run by `create` once per `cleanup_interval`) may delete.
 pub const OPPORTUNISTIC_CLEANUP_ROWS: u32 = 2_000;
 
+/// Sessions one batch of the opportunistic cleanup may read on a key-value store, where
+/// finding the expired ones means reading each session: the create that runs it answers
+/// within some 500 × 4 reads, whatever the size of the store (a SQL store's `DELETE … LIMIT`
+/// needs no bound: its index finds the expired rows).
+pub const OPPORTUNISTIC_CLEANUP_SCAN: u32 = CLEANUP_BATCH;
+
 /// Largest `max-rows` accepted by one `cleanup` call.
 pub const MAX_CLEANUP_ROWS: u32 = 1_000_000;
 
@@ -611,7 +617,7 @@ impl Engine<'_> {
                 "max_rows must be between 1 and {MAX_CLEANUP_ROWS}, got {max_rows}"
             )));
         }
-        let deleted = self.delete_expired(max_rows)?;
+        let deleted = self.delete_expired(max_rows, None)?;
         self.db.mark_cleanup(self.now)?;
         self.events.record(Event::Cleanup { deleted });
         Ok(deleted)
@@ -627,11 +633,13 @@ impl Engine<'_> {
         self.unexpired_row(row)
     }
 
-    fn delete_expired(&self, max_rows: u32) -> Result<u32> {
+    /// Deletes up to `max_rows` expired rows in batches, each reading at most `scan` sessions
+    /// of a key-value store; a batch that finds fewer than it may delete ends it.
+    fn delete_expired(&self, max_rows: u32, scan: Option<u32>) -> Result<u32> {
         let mut deleted = 0u32;
         while deleted < max_rows {
             let batch = CLEANUP_BATCH.min(max_rows - deleted);
-            let n = self.db.delete_expired(self.now, batch)?;
+            let n = self.db.delete_expired(self.now, batch, scan)?;
             deleted += u32::try_from(n).unwrap_or(batch);
             if n < u64::from(batch) {
                 break;
@@ -651,7 +659,8 @@ impl Engine<'_> {
             return Ok(());
         }
         if self.db.claim_cleanup(self.now, interval_ms)? {
-            let deleted = self.delete_expired(OPPORTUNISTIC_CLEANUP_ROWS)?;
+            let deleted =
+                self.delete_expired(OPPORTUNISTIC_CLEANUP_ROWS, Some(OPPORTUNISTIC_CLEANUP_SCAN))?;
             // A create that found nothing to clean up is not worth a line.
             if deleted > 0 {
                 self.events.record(Event::Cleanup { deleted });

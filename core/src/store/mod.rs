@@ -475,10 +475,12 @@ impl Db {
         .collect()
     }
 
-    /// Deletes at most `limit` expired rows in one statement.
-    pub fn delete_expired(&self, now: u64, limit: u32) -> Result<u64> {
+    /// Deletes at most `limit` expired rows in one statement. On a key-value store, where
+    /// finding them means reading sessions one by one, `scan` bounds the sessions read (a SQL
+    /// `DELETE … LIMIT` finds them through its index, and ignores it).
+    pub fn delete_expired(&self, now: u64, limit: u32, scan: Option<u32>) -> Result<u64> {
         if let Some(kv) = self.key_value() {
-            return self.watch(kv.delete_expired(now, limit));
+            return self.watch(kv.delete_expired(now, limit, scan));
         }
         self.change(
             self.sql()?.delete_expired,

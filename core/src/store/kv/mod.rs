@@ -547,50 +547,61 @@ impl KvStore {
 
     /// As [`Db::delete_expired`](super::Db::delete_expired): deletes at most `limit` expired
     /// live sessions (counted), and on the way the keys of dead and deleted sessions and
-    /// orphans (not counted). Each scan visits the keys in an order of its own (a
-    /// shuffle), so concurrent cleanups seldom read the same session at the same moment,
-    /// which is when both count it; the record is deleted first, so a session is never seen without its secret
-    /// key (which would bring its first secret back).
+    /// orphans (not counted), looking at no more than `scan` sessions and orphans when it is
+    /// set. Unlike a SQL `DELETE … LIMIT`, finding the expired ones means reading each session
+    /// (two to four round trips): a whole pass over a store of 40,000 sessions held the create
+    /// that ran it past its deadline (seen in the `--stores` bench), and on Akamai it would
+    /// spend minutes of the read budget, hence the bound for a create's cleanup. Each scan
+    /// visits the keys in an order of its own (a shuffle), so successive bounded passes reach
+    /// every session, and concurrent cleanups seldom read the same session at the same moment,
+    /// which is when both count it; the record is deleted first, so a session is never seen
+    /// without its secret key (which would bring its first secret back).
     ///
     /// # Errors
     ///
     /// As [`KvStore::find`].
-    pub fn delete_expired(&self, now: u64, limit: u32) -> Result<u64> {
+    pub fn delete_expired(&self, now: u64, limit: u32, scan: Option<u32>) -> Result<u64> {
         let mut keys = self.kv.get_keys()?;
         let known: Known = keys.iter().cloned().collect();
         let generation = self.generation()?;
         shuffle(&mut keys)?;
-        let mut deleted = 0u64;
+        let (mut deleted, mut examined) = (0u64, 0u32);
         for key in &keys {
-            if deleted >= u64::from(limit) {
+            if deleted >= u64::from(limit) || scan.is_some_and(|scan| examined >= scan) {
                 break;
             }
             match KeyKind::of(key) {
-                KeyKind::Session(id) => match self.get::<StoredSession>(key)? {
-                    Some(StoredSession::Live(record)) => {
-                        let live = record.generation == generation
-                            && self.holds_slot(&id, &record, false)?;
-                        if !live {
-                            // Evicted, invalidated: nothing can make it live again. But a
-                            // create that lost its slot after writing the record rewrites it
-                            // for the next slot it tries, under the same id: a record younger
-                            // than the create grace may be that create's, and deleting it
-                            // would leave the create's answered token dead.
-                            if record.created_at.saturating_add(CREATE_GRACE_MS) <= now {
+                KeyKind::Session(id) => {
+                    examined += 1;
+                    match self.get::<StoredSession>(key)? {
+                        Some(StoredSession::Live(record)) => {
+                            let live = record.generation == generation
+                                && self.holds_slot(&id, &record, false)?;
+                            if !live {
+                                // Evicted, invalidated: nothing can make it live again. But a
+                                // create that lost its slot after writing the record rewrites it
+                                // for the next slot it tries, under the same id: a record younger
+                                // than the create grace may be that create's, and deleting it
+                                // would leave the create's answered token dead.
+                                if record.created_at.saturating_add(CREATE_GRACE_MS) <= now {
+                                    self.delete_session_keys(&id, &known)?;
+                                }
+                            } else if self.row(&id, *record, Some(&known))?.expires_at <= now {
                                 self.delete_session_keys(&id, &known)?;
+                                deleted += 1;
                             }
-                        } else if self.row(&id, *record, Some(&known))?.expires_at <= now {
-                            self.delete_session_keys(&id, &known)?;
-                            deleted += 1;
                         }
+                        Some(StoredSession::Deleted { .. }) => {
+                            self.delete_session_keys(&id, &known)?
+                        }
+                        None => {}
                     }
-                    Some(StoredSession::Deleted { .. }) => self.delete_session_keys(&id, &known)?,
-                    None => {}
-                },
+                }
                 KeyKind::Secret(id) | KeyKind::Activity(id)
                     if !known.contains(&layout::session_key(&id))
                         && self.kv.get(&layout::session_key(&id))?.is_none() =>
                 {
+                    examined += 1;
                     self.kv.delete(key)?;
                 }
                 _ => {}
@@ -830,8 +841,63 @@ mod tests {
             )
             .unwrap();
         assert!(store.find(id).unwrap().is_none(), "it has lost its slot");
-        store.delete_expired(NOW, 100).unwrap();
+        store.delete_expired(NOW, 100, None).unwrap();
         !kv.snapshot().contains_key(&layout::session_key(id))
+    }
+
+    /// Counts the reads made of the store it wraps.
+    #[derive(Debug)]
+    struct CountingReads {
+        inner: MemoryKeyValue,
+        reads: std::rc::Rc<std::cell::Cell<u32>>,
+    }
+
+    impl KeyValue for CountingReads {
+        fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+            self.reads.set(self.reads.get() + 1);
+            self.inner.get(key)
+        }
+        fn set(&self, key: &str, value: &[u8]) -> Result<()> {
+            self.inner.set(key, value)
+        }
+        fn delete(&self, key: &str) -> Result<()> {
+            self.inner.delete(key)
+        }
+        fn get_keys(&self) -> Result<Vec<String>> {
+            self.inner.get_keys()
+        }
+    }
+
+    /// The reads a cleanup scanning at most `scan` sessions makes of a store holding 60 live
+    /// sessions.
+    fn cleanup_reads(scan: Option<u32>) -> u32 {
+        let reads = std::rc::Rc::new(std::cell::Cell::new(0));
+        let store = KvStore::new(
+            Box::new(CountingReads {
+                inner: MemoryKeyValue::new(),
+                reads: reads.clone(),
+            }),
+            5,
+        )
+        .unwrap();
+        for n in 0..60u32 {
+            let mut session = row(&format!("0f1e2d3c-4b5a-4978-8695-a4b3c2d1{n:04x}"), NOW);
+            session.user_id = format!("user-{n}");
+            store.insert(&session, NOW, 5, false).unwrap().unwrap();
+        }
+        reads.set(0);
+        assert_eq!(store.delete_expired(NOW + 1_000, 500, scan).unwrap(), 0);
+        reads.get()
+    }
+
+    #[test]
+    fn a_bounded_cleanup_looks_at_no_more_sessions_than_its_bound() {
+        // The generation, then at most four reads per session looked at.
+        let bounded = cleanup_reads(Some(10));
+        assert!(bounded <= 1 + 4 * 10, "{bounded} reads");
+        // Positive control: an unbounded one reads every session.
+        let whole = cleanup_reads(None);
+        assert!(whole >= 60 * 2, "{whole} reads");
     }
 
     #[test]
