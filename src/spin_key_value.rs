@@ -106,8 +106,9 @@ impl KeyValue for SpinKeyValue {
     }
 }
 
-/// A failure of an open store: the store cannot serve us now.
-fn store_error(err: Error) -> StoreError {
+/// A failure of an open store: the store cannot serve us now. (The WASIp3 shell's reads
+/// ahead convert the async interface's errors through this too.)
+pub(crate) fn store_error(err: Error) -> StoreError {
     StoreError::Unavailable(match err {
         Error::Other(text) => format!("key-value store: {text}"),
         Error::StoreTableFull => "key-value store: too many stores open".to_owned(),

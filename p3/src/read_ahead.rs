@@ -75,12 +75,13 @@ async fn store(label: &str) -> Option<Rc<Store>> {
 }
 
 /// As the synchronous executor converts its errors (`spin_key_value`): the store cannot
-/// serve us now.
+/// serve us now. The two interfaces' error variants are the same.
 fn store_error(err: Error) -> StoreError {
-    StoreError::Unavailable(match err {
-        Error::Other(text) => format!("key-value store: {text}"),
-        Error::StoreTableFull => "key-value store: too many stores open".to_owned(),
-        Error::AccessDenied => "key-value store: access denied".to_owned(),
-        Error::NoSuchStore => "key-value store: no such store".to_owned(),
+    use crate::bindings::key_value::Error as Sync;
+    crate::spin_key_value::store_error(match err {
+        Error::Other(text) => Sync::Other(text),
+        Error::StoreTableFull => Sync::StoreTableFull,
+        Error::AccessDenied => Sync::AccessDenied,
+        Error::NoSuchStore => Sync::NoSuchStore,
     })
 }

@@ -802,7 +802,8 @@ mod tests {
 
     const NOW: u64 = 1_800_000_000_000;
 
-    fn row(id: &str, created_at: u64) -> SessionRow {
+    /// A session of alice's, `id`, created at `created_at` (shared with `read_ahead`'s tests).
+    pub(super) fn row(id: &str, created_at: u64) -> SessionRow {
         SessionRow {
             id: id.to_owned(),
             secret_hash: vec![7; 32],

@@ -89,9 +89,9 @@ impl ReadAhead {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::KeyValue;
     use crate::store::kv::KvStore;
     use crate::store::kv::memory::MemoryKeyValue;
-    use crate::store::{KeyValue, RetiredSecrets, SessionRow};
     use std::cell::RefCell;
     use std::rc::Rc;
 
@@ -130,22 +130,8 @@ mod tests {
             5,
         )
         .unwrap();
-        let now = 1_700_000_000_000;
-        let row = SessionRow {
-            id: "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9".to_owned(),
-            secret_hash: vec![7; 32],
-            user_id: "alice".to_owned(),
-            created_at: now,
-            last_activity: now,
-            expires_at: now + 3_600_000,
-            absolute_expires_at: now + 86_400_000,
-            idle_timeout: 3_600,
-            metadata: "{}".to_owned(),
-            retired_secrets: RetiredSecrets::default(),
-            rotated_at: 0,
-            client_addr: None,
-            user_agent: None,
-        };
+        let row =
+            super::super::tests::row("0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9", 1_700_000_000_000);
         store
             .insert(&row, row.created_at, 5, false)
             .unwrap()
