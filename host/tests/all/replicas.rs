@@ -52,6 +52,16 @@ fn redis() -> Shared {
 
 /// Two replicas on `store` (on PostgreSQL as on Spin 4.0.x), with `extra` settings for both.
 fn replicas(dir: &Path, store: &Shared, extra: &[(&str, &str)]) -> (Serve, Serve) {
+    replicas_of(dir, store, extra, &[])
+}
+
+/// As [`replicas`], each `serve` given `args` (another component, say).
+fn replicas_of(
+    dir: &Path,
+    store: &Shared,
+    extra: &[(&str, &str)],
+    args: &[&str],
+) -> (Serve, Serve) {
     let runtime_config = dir.join("runtime-config.toml");
     let runtime_config = runtime_config.to_str().expect("a UTF-8 path");
     let mut env = match store {
@@ -75,8 +85,8 @@ fn replicas(dir: &Path, store: &Shared, extra: &[(&str, &str)]) -> (Serve, Serve
     };
     env.extend_from_slice(extra);
     (
-        Serve::start(&dir.join("a.db"), &env),
-        Serve::start(&dir.join("b.db"), &env),
+        Serve::start_with(&dir.join("a.db"), &env, args, None),
+        Serve::start_with(&dir.join("b.db"), &env, args, None),
     )
 }
 
@@ -666,9 +676,24 @@ fn a_redis_outage_is_503_and_both_replicas_recover_by_themselves() {
 /// again they serve the same sessions, with no restart.
 #[test]
 fn a_redis_that_does_not_answer_is_503_within_the_bound_and_then_serves_again() {
+    redis_that_does_not_answer(&[]);
+}
+
+/// The same on the WASIp3 build, whose validate reads its keys ahead through the async
+/// `spin:key-value@3.0.0` (p3/src/read_ahead.rs): those reads wait out the same bound and hand
+/// the engine their errors, so the answer is the same 503, never 500 and never "valid".
+#[test]
+fn a_redis_that_does_not_answer_is_503_on_the_wasip3_build_too() {
+    redis_that_does_not_answer(&[
+        "--component",
+        zoe_session_host::runtime::WASIP3_COMPONENT_PATH,
+    ]);
+}
+
+fn redis_that_does_not_answer(args: &[&str]) {
     let server = RedisServer::start().expect("a server of our own to pause");
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = replicas(dir.path(), &Shared::Redis(server.url()), &[]);
+    let (a, b) = replicas_of(dir.path(), &Shared::Redis(server.url()), &[], args);
     let (token, _) = create(a.addr, "heidi");
     assert_eq!(validate(b.addr, &token), 200, "positive control");
 
