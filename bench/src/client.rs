@@ -5,7 +5,7 @@
 //! needs no dependency features the host does not already build. It understands exactly what
 //! the two servers send: `Content-Length` or chunked bodies.
 
-use crate::stats::Samples;
+use crate::stats::{Samples, median, us};
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -188,4 +188,59 @@ where
         elapsed: start.elapsed(),
         errors,
     })
+}
+
+/// A request this slow has met a delayed ACK, or something as bad.
+pub const STALL: Duration = Duration::from_millis(30);
+
+/// One cell's figures (the `--stores` and `--wasip3` tables): a load's, or medians over
+/// rounds of them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cell {
+    pub per_second: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub stalls: f64,
+    pub requests: f64,
+    /// Answers that were not 2xx (reported, not fatal: a busy store shows here).
+    pub errors: f64,
+}
+
+impl Cell {
+    pub fn of(load: &Load) -> Self {
+        Self {
+            per_second: load.per_second(),
+            p50_us: load.latencies.quantile_us(0.5),
+            p99_us: load.latencies.quantile_us(0.99),
+            stalls: load.latencies.at_least(STALL) as f64,
+            requests: load.latencies.len() as f64,
+            errors: load.errors as f64,
+        }
+    }
+
+    pub fn median(rounds: &[Self]) -> Self {
+        let of = |figure: fn(&Self) -> f64| median(rounds.iter().map(figure).collect());
+        Self {
+            per_second: of(|c| c.per_second),
+            p50_us: of(|c| c.p50_us),
+            p99_us: of(|c| c.p99_us),
+            stalls: of(|c| c.stalls),
+            requests: of(|c| c.requests),
+            errors: of(|c| c.errors),
+        }
+    }
+
+    pub fn text(&self) -> String {
+        let errors = if self.errors > 0.0 {
+            format!(", {:.0} not 2xx", self.errors)
+        } else {
+            String::new()
+        };
+        format!(
+            "{:.0} ({} / {}){errors}",
+            self.per_second,
+            us(self.p50_us),
+            us(self.p99_us)
+        )
+    }
 }

@@ -12,9 +12,9 @@
 //! raw Redis commands (`GET`, `SET`) from a Rust client (redis-rs, one multiplexed connection, as
 //! the host keeps one per store), which is all Redis itself can give.
 
-use crate::client::{Conn, Load, load, request};
+use crate::client::{Cell, Conn, Load, load, request};
 use crate::http::{Server, create_request, spawn_serve, spawn_serve_logged, tokens, wait_ready};
-use crate::stats::{Samples, Table, median, ratio, us};
+use crate::stats::{Samples, Table, median, ratio};
 use anyhow::Context as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -232,42 +232,6 @@ async fn raw_redis(
         elapsed: start.elapsed(),
         errors: 0,
     })
-}
-
-/// A cell's figures, medians over the rounds.
-#[derive(Debug, Clone, Copy, Default)]
-struct Cell {
-    per_second: f64,
-    p50_us: f64,
-    p99_us: f64,
-}
-
-impl Cell {
-    fn of(load: &Load) -> Self {
-        Self {
-            per_second: load.per_second(),
-            p50_us: load.latencies.quantile_us(0.5),
-            p99_us: load.latencies.quantile_us(0.99),
-        }
-    }
-
-    fn median(rounds: &[Self]) -> Self {
-        let of = |figure: fn(&Self) -> f64| median(rounds.iter().map(figure).collect());
-        Self {
-            per_second: of(|c| c.per_second),
-            p50_us: of(|c| c.p50_us),
-            p99_us: of(|c| c.p99_us),
-        }
-    }
-
-    fn text(&self) -> String {
-        format!(
-            "{:.0} ({} / {})",
-            self.per_second,
-            us(self.p50_us),
-            us(self.p99_us)
-        )
-    }
 }
 
 /// Runs the section.

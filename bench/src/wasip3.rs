@@ -16,69 +16,15 @@
 //!
 //! Each cell runs in interleaved rounds; figures are medians over the rounds.
 
-use crate::client::{Load, load, request};
+use crate::client::{Cell, STALL, load, request};
 use crate::fresh::{route_request, start};
 use crate::http::{Server, tokens, wait_ready};
-use crate::stats::{Table, median, ratio, us};
+use crate::stats::{Table, ratio, us};
 use std::path::Path;
 use std::time::Duration;
 
 /// Interleaved rounds of every cell.
 const ROUNDS: usize = 3;
-
-/// A request this slow has met a delayed ACK, or something as bad.
-const STALL: Duration = Duration::from_millis(30);
-
-/// One cell's figures, medians over the rounds.
-#[derive(Debug, Clone, Copy, Default)]
-struct Cell {
-    per_second: f64,
-    p50_us: f64,
-    p99_us: f64,
-    stalls: f64,
-    requests: f64,
-    /// Answers that were not 2xx (reported, not fatal: a busy store shows here).
-    errors: f64,
-}
-
-impl Cell {
-    fn of(load: &Load) -> Self {
-        Self {
-            per_second: load.per_second(),
-            p50_us: load.latencies.quantile_us(0.5),
-            p99_us: load.latencies.quantile_us(0.99),
-            stalls: load.latencies.at_least(STALL) as f64,
-            requests: load.latencies.len() as f64,
-            errors: load.errors as f64,
-        }
-    }
-
-    fn median(rounds: &[Self]) -> Self {
-        let of = |figure: fn(&Self) -> f64| median(rounds.iter().map(figure).collect());
-        Self {
-            per_second: of(|c| c.per_second),
-            p50_us: of(|c| c.p50_us),
-            p99_us: of(|c| c.p99_us),
-            stalls: of(|c| c.stalls),
-            requests: of(|c| c.requests),
-            errors: of(|c| c.errors),
-        }
-    }
-
-    fn text(&self) -> String {
-        let errors = if self.errors > 0.0 {
-            format!(", {:.0} not 2xx", self.errors)
-        } else {
-            String::new()
-        };
-        format!(
-            "{:.0} ({} / {}){errors}",
-            self.per_second,
-            us(self.p50_us),
-            us(self.p99_us)
-        )
-    }
-}
 
 /// A server under test and the tokens its validates use.
 struct Subject {
