@@ -60,6 +60,19 @@ struct Options {
     baseline_component: Option<std::path::PathBuf>,
 }
 
+impl Options {
+    /// Leaves out every section a plain run makes: a flag that names one section runs just it
+    /// (and any other such flag given with it).
+    fn leave_out_default_sections(&mut self) {
+        self.inproc = false;
+        self.http = false;
+        self.scale = false;
+        self.scale_out = false;
+        self.fresh = false;
+        self.keepalive = false;
+    }
+}
+
 fn options(args: &[String]) -> anyhow::Result<Options> {
     let mut options = Options {
         quick: false,
@@ -106,19 +119,13 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
             "--skip-scale-out" => options.scale_out = false,
             "--skip-fresh" => options.fresh = false,
             "--fresh" => {
-                options.inproc = false;
-                options.http = false;
-                options.scale = false;
-                options.scale_out = false;
-                options.keepalive = false;
+                options.leave_out_default_sections();
+                options.fresh = true;
             }
             "--skip-keepalive" => options.keepalive = false,
             "--keepalive" => {
-                options.inproc = false;
-                options.http = false;
-                options.scale = false;
-                options.scale_out = false;
-                options.fresh = false;
+                options.leave_out_default_sections();
+                options.keepalive = true;
             }
             "--baseline-component" => {
                 let path = args
@@ -127,12 +134,7 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
                 options.baseline_component = Some(path.into());
             }
             "--stores" | "--wasip3" => {
-                options.inproc = false;
-                options.http = false;
-                options.scale = false;
-                options.scale_out = false;
-                options.fresh = false;
-                options.keepalive = false;
+                options.leave_out_default_sections();
                 if arg == "--stores" {
                     options.stores = true;
                 } else {
@@ -140,13 +142,8 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
                 }
             }
             "--contention" => {
+                options.leave_out_default_sections();
                 options.contention = true;
-                options.inproc = false;
-                options.http = false;
-                options.scale = false;
-                options.scale_out = false;
-                options.fresh = false;
-                options.keepalive = false;
             }
             "--wal-seconds" => {
                 let text = args
