@@ -76,10 +76,10 @@ fn routed(req: &Request) -> Option<Request> {
 /// a key-value store; nothing otherwise (each read counts against a platform's read budget,
 /// so none is made that the request might not need).
 pub fn key_value_reads_ahead(req: &Request, config: &Config) -> Vec<String> {
-    let routed = routed(req);
-    let req = routed.as_ref().unwrap_or(req);
+    // The path as [`handle`] routes it; the token is in the headers, which routing keeps.
+    let path = req.header("spin-path-info").unwrap_or(&req.path);
     if req.method != "GET"
-        || req.path != "/sessions/validate"
+        || path != "/sessions/validate"
         || !matches!(config.backend(), Ok(crate::config::Backend::KeyValue(_)))
     {
         return Vec::new();
