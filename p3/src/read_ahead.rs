@@ -5,6 +5,8 @@
 //! at once and then the slot their record names. A validate on Redis then waits for two round
 //! trips instead of five, and none of them stops the instance's other requests, as each
 //! synchronous host call does (`store::kv::read_ahead` says why reading ahead is safe). The
+//! instance remembers each session's slot (`SlotMemo`), so the same session's next validate
+//! here reads its slot with the four keys: one round trip. The
 //! store is opened once per instance on the label the settings name, beside the synchronous
 //! handle the engine keeps (`instance`).
 //!
@@ -15,7 +17,7 @@
 use crate::bindings::key_value_async::{Error, Store};
 use crate::config::{Backend, Config};
 use crate::store::StoreError;
-use crate::store::kv::read_ahead::{ReadAhead, ReadOutcome, follow_up_keys};
+use crate::store::kv::read_ahead::{ReadAhead, ReadOutcome, SlotMemo};
 use futures::future::join_all;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -24,6 +26,8 @@ thread_local! {
     // The instance's async handle on the store, with its label (the settings live as long as
     // the instance, so the label does not change; kept to be sure).
     static STORE: RefCell<Option<(String, Rc<Store>)>> = const { RefCell::new(None) };
+    // The slot each session validated on this instance named: a hint, public ids only.
+    static SLOTS: RefCell<SlotMemo> = RefCell::new(SlotMemo::default());
 }
 
 /// The values of `keys`, read concurrently; empty when there are none or the store will not
@@ -38,9 +42,10 @@ pub(crate) async fn fetch(config: &Config, keys: Vec<String>) -> ReadAhead {
     let Some(store) = store(label).await else {
         return ReadAhead::default();
     };
-    let mut ahead = ReadAhead::new(read_all(&store, keys).await);
-    // The second round: the slot the record names.
-    let follow_up = follow_up_keys(&ahead);
+    let first = SLOTS.with(|memo| memo.borrow().first_round(keys));
+    let mut ahead = ReadAhead::new(read_all(&store, first).await);
+    // The second round: the slot the record names, unless the first round read it.
+    let follow_up = SLOTS.with(|memo| memo.borrow_mut().second_round(&ahead));
     if !follow_up.is_empty() {
         ahead.extend(read_all(&store, follow_up).await);
     }

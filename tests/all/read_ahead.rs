@@ -3,7 +3,9 @@
 //! generation, record, slot, activity, secret, one after another; read ahead, the four keys that
 //! follow from the token come first, together, and the slot their record names last. The
 //! WASIp2 build, which reads nothing ahead, is the positive control: the same check sees its
-//! slot third.
+//! slot third. A reused WASIp3 instance remembers the session's slot, so the same session's
+//! next validate there asks for its slot first, before the record that names it has even been
+//! read: one round trip instead of two.
 
 use crate::support::http::{ADMIN_KEY, start_configured};
 use std::io::{BufRead, BufReader, Write};
@@ -35,8 +37,9 @@ fn monitored_gets(monitor: &mut BufReader<TcpStream>, db: &str, count: usize) ->
     keys
 }
 
-/// One validate of a fresh session on `build`, its store on Redis: the keys it read, in order.
-async fn validate_reads(build: Build) -> Vec<String> {
+/// `validates` validates, one after another, of a fresh session on `build`, its store on Redis:
+/// the keys each read, in order.
+async fn validate_reads(build: Build, validates: usize) -> Vec<Vec<String>> {
     let redis = zoe_test_redis::shared();
     let url = redis.fresh_url();
     let db = url.rsplit('/').next().unwrap().to_owned();
@@ -65,32 +68,66 @@ async fn validate_reads(build: Build) -> Vec<String> {
     let mut ok = String::new();
     monitor.read_line(&mut ok).unwrap();
     assert_eq!(ok.trim_end(), "+OK");
-    api.send(
-        "GET",
-        "/sessions/validate",
-        &[("x-session-id", &token)],
-        None,
-    )
-    .await
-    .expect(200);
-    let keys = monitored_gets(&mut monitor, &db, 5);
+    let mut reads = Vec::new();
+    for _ in 0..validates {
+        api.send(
+            "GET",
+            "/sessions/validate",
+            &[("x-session-id", &token)],
+            None,
+        )
+        .await
+        .expect(200);
+        reads.push(monitored_gets(&mut monitor, &db, 5));
+    }
     api.stop().await;
-    keys
+    reads
+}
+
+/// The first five characters of each key, sorted: which kinds of key a round read.
+fn kinds(keys: &[String]) -> Vec<&str> {
+    let mut kinds: Vec<&str> = keys.iter().map(|key| &key[..key.len().min(5)]).collect();
+    kinds.sort_unstable();
+    kinds
 }
 
 #[tokio::test]
 async fn the_wasip3_build_reads_the_token_s_four_keys_at_once_then_the_slot() {
-    let reads = validate_reads(Build::Wasip3).await;
+    let reads = validate_reads(Build::Wasip3, 1).await.remove(0);
     assert_eq!(reads.len(), 5, "{reads:?}");
     assert!(reads[4].starts_with("zs:u:"), "the slot last: {reads:?}");
-    let mut first: Vec<&str> = reads[..4]
-        .iter()
-        .map(|key| &key[..key.len().min(5)])
-        .collect();
-    first.sort_unstable();
-    assert_eq!(first, ["zs:a:", "zs:g", "zs:r:", "zs:s:"], "{reads:?}");
+    assert_eq!(
+        kinds(&reads[..4]),
+        ["zs:a:", "zs:g", "zs:r:", "zs:s:"],
+        "{reads:?}"
+    );
     // Positive control: the engine alone reads the slot third, as soon as the record names it.
-    let reads = validate_reads(Build::Wasip2).await;
+    let reads = validate_reads(Build::Wasip2, 1).await.remove(0);
     assert_eq!(reads.len(), 5, "{reads:?}");
     assert!(reads[2].starts_with("zs:u:"), "the slot third: {reads:?}");
+}
+
+#[tokio::test]
+async fn a_reused_wasip3_instance_reads_a_session_s_slot_first_the_next_time() {
+    // serve, like Spin, hands sequential requests to the instance that is free; should one
+    // go to a new instance, that validate reads the slot last again, so several are made.
+    let validates = validate_reads(Build::Wasip3, 6).await;
+    let mut remembered = 0;
+    for (n, reads) in validates.iter().enumerate() {
+        assert_eq!(reads.len(), 5, "validate {n}: {reads:?}");
+        assert_eq!(
+            kinds(reads),
+            ["zs:a:", "zs:g", "zs:r:", "zs:s:", "zs:u:"],
+            "validate {n}: {reads:?}"
+        );
+        if reads[0].starts_with("zs:u:") {
+            remembered += 1;
+        } else {
+            // Not remembered: the slot is the second round, as the record named it.
+            assert!(reads[4].starts_with("zs:u:"), "validate {n}: {reads:?}");
+        }
+    }
+    // Positive control: the session's first validate on the instance had nothing remembered.
+    assert!(!validates[0][0].starts_with("zs:u:"), "{:?}", validates[0]);
+    assert!(remembered >= 1, "{validates:?}");
 }

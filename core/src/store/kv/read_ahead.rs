@@ -3,12 +3,19 @@
 //! The engine reads a key-value store one key at a time, because it is synchronous: a
 //! validate on Redis is five round trips one after another. Four of those five keys follow
 //! from the session id alone ([`lookup_keys`]); the fifth, the slot, is named by the record
-//! ([`follow_up_keys`]). A shell that can issue reads concurrently (the WASIp3 build, through
+//! ([`SlotMemo::second_round`]). A shell that can issue reads concurrently (the WASIp3 build, through
 //! the async `spin:key-value@3.0.0`) fetches the four together, then the slot, before it runs
 //! the engine, and hands the values to its synchronous store, which answers each key's first
 //! read from them ([`ReadAhead`]). The validate then waits for two round trips, not five, makes
 //! the same reads as before, and none of them holds up the instance's other requests (a
 //! synchronous host call stops every request of a reused instance until it returns).
+//!
+//! A shell whose instance serves many requests (the WASIp3 build, reused by Spin for up to 128)
+//! also remembers which slot each session's record named ([`SlotMemo`]), and reads that slot in
+//! the first round, with the four keys, when the same session comes back: one round trip, not
+//! two. The memo is a hint and never a fact the engine relies on: a slot read ahead is only the
+//! value of a key, and when the record read in the same round names another slot, that one is
+//! read in a second round as before.
 //!
 //! A value read ahead is what a read at the start of the request would have found, so the
 //! request sees the store as it was a moment earlier in the same request, as any read does.
@@ -17,6 +24,7 @@
 
 use super::layout;
 use crate::store::StoreError;
+use std::collections::HashMap;
 
 /// The keys a lookup of session `id` reads whatever it finds, in the order
 /// [`KvStore::find`](super::KvStore::find) reads them: the store's generation, the session's
@@ -30,9 +38,8 @@ pub fn lookup_keys(id: &str) -> Vec<String> {
     ]
 }
 
-/// The keys a lookup reads next, named by what was read ahead: the slot that the session
-/// record in `ahead` names. Nothing when no live record was read (the lookup stops there).
-pub fn follow_up_keys(ahead: &ReadAhead) -> Vec<String> {
+/// The key of the live session record in `ahead`, with the key of the slot it names.
+fn named_slot(ahead: &ReadAhead) -> Option<(String, String)> {
     ahead
         .values
         .iter()
@@ -40,7 +47,7 @@ pub fn follow_up_keys(ahead: &ReadAhead) -> Vec<String> {
             (layout::KeyKind::Session(_), Ok(Some(value))) => {
                 match layout::decode::<layout::StoredSession>(key, value) {
                     Ok(layout::StoredSession::Live(record)) => {
-                        Some(vec![layout::slot_key(&record.user_id, record.slot)])
+                        Some((key.clone(), layout::slot_key(&record.user_id, record.slot)))
                     }
                     // A deletion mark or a malformed record: the lookup reads no further.
                     _ => None,
@@ -48,7 +55,62 @@ pub fn follow_up_keys(ahead: &ReadAhead) -> Vec<String> {
             }
             _ => None,
         })
-        .unwrap_or_default()
+}
+
+/// How many sessions' slots a [`SlotMemo`] remembers before it starts afresh: about 150 KB of
+/// keys at most, and many more sessions than one instance's 128 requests can bring.
+pub const SLOT_MEMO_CAPACITY: usize = 1024;
+
+/// The slot each session's record named, remembered across the requests of one instance so a
+/// later validate of the same session reads its slot in the first round.
+///
+/// The record of a session names its slot for good once its token exists: the create writes it
+/// before it returns the token (a create that loses its slot rewrites the record for the next
+/// one first), and afterwards only a deletion mark replaces it. A slot remembered from a
+/// record read before its create finished can be wrong; [`SlotMemo::second_round`] then reads
+/// the slot the record names and remembers that one instead. The memo holds public session ids
+/// and hex user ids, never a secret or a verdict.
+#[derive(Debug, Default)]
+pub struct SlotMemo {
+    /// Session record key to the key of the slot the record named.
+    slots: HashMap<String, String>,
+}
+
+impl SlotMemo {
+    /// The keys of a request's first round: `keys`, and before them the slot remembered for
+    /// any session record among them (first, so that it is asked of the store before the
+    /// record it would otherwise wait for).
+    pub fn first_round(&self, keys: Vec<String>) -> Vec<String> {
+        let remembered = keys.iter().filter_map(|key| self.slots.get(key).cloned());
+        let mut round: Vec<String> = remembered.collect();
+        round.extend(keys);
+        round
+    }
+
+    /// The keys still to read after the first round `ahead`: the slot its session record names
+    /// (nothing when no live record was read: the lookup stops there), unless that slot was
+    /// read already. Remembers that slot.
+    pub fn second_round(&mut self, ahead: &ReadAhead) -> Vec<String> {
+        let Some((record, slot)) = named_slot(ahead) else {
+            return Vec::new();
+        };
+        let read = ahead.contains(&slot);
+        if self.slots.get(&record) != Some(&slot) {
+            if self.slots.len() >= SLOT_MEMO_CAPACITY {
+                self.slots.clear();
+            }
+            self.slots.insert(record, slot.clone());
+        }
+        if read { Vec::new() } else { vec![slot] }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
 }
 
 /// One read's outcome: the value (or its absence), or the store's error.
@@ -78,6 +140,11 @@ impl ReadAhead {
 
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
+    }
+
+    /// Whether a value of `key` was read ahead (and not yet given out).
+    pub fn contains(&self, key: &str) -> bool {
+        self.values.iter().any(|(k, _)| k == key)
     }
 
     /// Adds the values of a later round of reads.
@@ -156,7 +223,7 @@ mod tests {
             .map(|key| (key.clone(), memory.get(key)))
             .collect();
         assert_eq!(
-            follow_up_keys(&ReadAhead::new(values)),
+            SlotMemo::default().second_round(&ReadAhead::new(values)),
             [layout::slot_key("alice", 0)]
         );
         // Nothing to follow for a session without a record.
@@ -164,7 +231,117 @@ mod tests {
             .into_iter()
             .map(|key| (key, Ok(None)))
             .collect();
-        assert!(follow_up_keys(&ReadAhead::new(missing)).is_empty());
+        assert!(
+            SlotMemo::default()
+                .second_round(&ReadAhead::new(missing))
+                .is_empty()
+        );
+    }
+
+    /// `keys` with the values `memory` holds for them, as a round of reads ahead finds them.
+    fn read_round(memory: &MemoryKeyValue, keys: &[String]) -> Vec<(String, ReadOutcome)> {
+        keys.iter()
+            .map(|key| (key.clone(), memory.get(key)))
+            .collect()
+    }
+
+    #[test]
+    fn a_remembered_slot_is_read_in_the_first_round_with_the_four_keys() {
+        let memory = MemoryKeyValue::default();
+        let store = KvStore::new(Box::new(memory.clone()), 5).unwrap();
+        let row =
+            super::super::tests::row("0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9", 1_700_000_000_000);
+        store
+            .insert(&row, row.created_at, 5, false)
+            .unwrap()
+            .unwrap();
+        let slot = layout::slot_key("alice", 0);
+        let mut memo = SlotMemo::default();
+
+        // The first request of the session: nothing remembered, so the slot is a second round.
+        let first = memo.first_round(lookup_keys(&row.id));
+        assert_eq!(first, lookup_keys(&row.id));
+        let ahead = ReadAhead::new(read_round(&memory, &first));
+        assert_eq!(memo.second_round(&ahead), std::slice::from_ref(&slot));
+        assert_eq!(memo.len(), 1);
+
+        // The next one reads the slot first, beside the four keys, and has nothing left to read.
+        let next = memo.first_round(lookup_keys(&row.id));
+        assert_eq!(next[0], slot, "{next:?}");
+        assert_eq!(next[1..], lookup_keys(&row.id));
+        let ahead = ReadAhead::new(read_round(&memory, &next));
+        assert!(memo.second_round(&ahead).is_empty());
+        assert_eq!(memo.len(), 1);
+
+        // Another session's keys get nothing from the memo.
+        let other = "1a2b3c4d-5e6f-4a0b-9c1d-2e3f4a5b6c7d";
+        assert_eq!(memo.first_round(lookup_keys(other)), lookup_keys(other));
+    }
+
+    #[test]
+    fn a_wrong_remembered_slot_costs_a_second_round_and_is_replaced() {
+        let memory = MemoryKeyValue::default();
+        let store = KvStore::new(Box::new(memory.clone()), 5).unwrap();
+        let row =
+            super::super::tests::row("0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9", 1_700_000_000_000);
+        store
+            .insert(&row, row.created_at, 5, false)
+            .unwrap()
+            .unwrap();
+        let mut memo = SlotMemo::default();
+        let first = memo.first_round(lookup_keys(&row.id));
+        memo.second_round(&ReadAhead::new(read_round(&memory, &first)));
+
+        // The record now names slot 1, as a create that lost slot 0 rewrites it before it
+        // hands out the token.
+        let record_key = layout::session_key(&row.id);
+        let mut record: serde_json::Value =
+            serde_json::from_slice(&memory.get(&record_key).unwrap().unwrap()).unwrap();
+        assert_eq!(record["slot"], 0, "{record}");
+        record["slot"] = 1.into();
+        memory
+            .set(&record_key, &serde_json::to_vec(&record).unwrap())
+            .unwrap();
+
+        let next = memo.first_round(lookup_keys(&row.id));
+        assert_eq!(next[0], layout::slot_key("alice", 0), "the stale slot");
+        let ahead = ReadAhead::new(read_round(&memory, &next));
+        assert_eq!(memo.second_round(&ahead), [layout::slot_key("alice", 1)]);
+        assert_eq!(
+            memo.first_round(lookup_keys(&row.id))[0],
+            layout::slot_key("alice", 1),
+            "the memo follows the record"
+        );
+    }
+
+    #[test]
+    fn the_memo_starts_afresh_when_full_and_never_remembers_a_deleted_session() {
+        let memory = MemoryKeyValue::default();
+        let store = KvStore::new(Box::new(memory.clone()), 5).unwrap();
+        let row =
+            super::super::tests::row("0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9", 1_700_000_000_000);
+        store
+            .insert(&row, row.created_at, 5, false)
+            .unwrap()
+            .unwrap();
+        let record = memory.get(&layout::session_key(&row.id)).unwrap();
+        let mut memo = SlotMemo::default();
+        for n in 0..=SLOT_MEMO_CAPACITY {
+            let key = layout::session_key(&format!("00000000-0000-4000-8000-{n:012}"));
+            memo.second_round(&ReadAhead::new(vec![(key, Ok(record.clone()))]));
+            assert!(memo.len() <= SLOT_MEMO_CAPACITY);
+        }
+        assert_eq!(memo.len(), 1, "cleared at the capacity, then one more");
+
+        // A deletion mark names no slot: nothing to read, nothing remembered.
+        let mut memo = SlotMemo::default();
+        assert!(store.delete(&row.id).unwrap());
+        let keys = lookup_keys(&row.id);
+        assert!(
+            memo.second_round(&ReadAhead::new(read_round(&memory, &keys)))
+                .is_empty()
+        );
+        assert!(memo.is_empty());
     }
 
     #[test]
