@@ -156,9 +156,9 @@ impl ReadAhead {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::KeyValue;
     use crate::store::kv::KvStore;
     use crate::store::kv::memory::MemoryKeyValue;
+    use crate::store::{KeyValue, SessionRow};
     use std::cell::RefCell;
     use std::rc::Rc;
 
@@ -238,6 +238,19 @@ mod tests {
         );
     }
 
+    /// An in-memory store holding one session of alice's, in her slot 0.
+    fn store_with_alice_s_session() -> (MemoryKeyValue, KvStore, SessionRow) {
+        let memory = MemoryKeyValue::default();
+        let store = KvStore::new(Box::new(memory.clone()), 5).unwrap();
+        let row =
+            super::super::tests::row("0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9", 1_700_000_000_000);
+        store
+            .insert(&row, row.created_at, 5, false)
+            .unwrap()
+            .unwrap();
+        (memory, store, row)
+    }
+
     /// `keys` with the values `memory` holds for them, as a round of reads ahead finds them.
     fn read_round(memory: &MemoryKeyValue, keys: &[String]) -> Vec<(String, ReadOutcome)> {
         keys.iter()
@@ -247,14 +260,7 @@ mod tests {
 
     #[test]
     fn a_remembered_slot_is_read_in_the_first_round_with_the_four_keys() {
-        let memory = MemoryKeyValue::default();
-        let store = KvStore::new(Box::new(memory.clone()), 5).unwrap();
-        let row =
-            super::super::tests::row("0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9", 1_700_000_000_000);
-        store
-            .insert(&row, row.created_at, 5, false)
-            .unwrap()
-            .unwrap();
+        let (memory, _store, row) = store_with_alice_s_session();
         let slot = layout::slot_key("alice", 0);
         let mut memo = SlotMemo::default();
 
@@ -280,14 +286,7 @@ mod tests {
 
     #[test]
     fn a_wrong_remembered_slot_costs_a_second_round_and_is_replaced() {
-        let memory = MemoryKeyValue::default();
-        let store = KvStore::new(Box::new(memory.clone()), 5).unwrap();
-        let row =
-            super::super::tests::row("0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9", 1_700_000_000_000);
-        store
-            .insert(&row, row.created_at, 5, false)
-            .unwrap()
-            .unwrap();
+        let (memory, _store, row) = store_with_alice_s_session();
         let mut memo = SlotMemo::default();
         let first = memo.first_round(lookup_keys(&row.id));
         memo.second_round(&ReadAhead::new(read_round(&memory, &first)));
@@ -316,14 +315,7 @@ mod tests {
 
     #[test]
     fn the_memo_starts_afresh_when_full_and_never_remembers_a_deleted_session() {
-        let memory = MemoryKeyValue::default();
-        let store = KvStore::new(Box::new(memory.clone()), 5).unwrap();
-        let row =
-            super::super::tests::row("0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9", 1_700_000_000_000);
-        store
-            .insert(&row, row.created_at, 5, false)
-            .unwrap()
-            .unwrap();
+        let (memory, store, row) = store_with_alice_s_session();
         let record = memory.get(&layout::session_key(&row.id)).unwrap();
         let mut memo = SlotMemo::default();
         for n in 0..=SLOT_MEMO_CAPACITY {
