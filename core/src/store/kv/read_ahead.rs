@@ -19,6 +19,10 @@
 //!
 //! A value read ahead is what a read at the start of the request would have found, so the
 //! request sees the store as it was a moment earlier in the same request, as any read does.
+//! The order of the reads within the request does not matter either: what a validate checks
+//! (the record live, the slot naming the session, the store's generation equal to the
+//! record's) each holds from before the token exists until it stops for good, so if each held
+//! when it was read, all of them held together at the earliest of those reads.
 //! Each value is given out once, and a write of its key drops it, so a read that follows a
 //! write of the same request (a rotate reads its write back) always goes to the store.
 
