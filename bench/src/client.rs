@@ -193,7 +193,7 @@ where
 /// A request this slow has met a delayed ACK, or something as bad.
 pub const STALL: Duration = Duration::from_millis(30);
 
-/// One cell's figures (the `--stores` and `--wasip3` tables): a load's, or medians over
+/// One cell's figures (the `--stores`, `--wasip3` and `--keepalive` tables): a load's, or medians over
 /// rounds of them.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Cell {

@@ -7,59 +7,27 @@
 //! and without `TCP_NODELAY`, where nothing should change. With `--baseline-component PATH`,
 //! an older build of the component runs beside the current one.
 
-use crate::client::{Load, load};
+use crate::client::{Cell, STALL, load};
 use crate::fresh::{route_request, start, token};
 use crate::http::{Server, wait_ready};
-use crate::stats::{Table, median, ratio, us};
+use crate::stats::{Table, ratio, us};
 use std::path::Path;
 use std::time::Duration;
 
 /// Interleaved rounds of every cell.
 const ROUNDS: usize = 3;
 
-/// A request this slow has met a delayed ACK, or something as bad.
-const STALL: Duration = Duration::from_millis(30);
-
-/// One cell's figures, medians over the rounds.
-#[derive(Debug, Clone, Copy)]
-struct Cell {
-    per_second: f64,
-    p99_us: f64,
-    stalls: f64,
-    requests: f64,
-}
-
-impl Cell {
-    fn of(load: &Load) -> Self {
-        Self {
-            per_second: load.per_second(),
-            p99_us: load.latencies.quantile_us(0.99),
-            stalls: load.latencies.at_least(STALL) as f64,
-            requests: load.latencies.len() as f64,
-        }
-    }
-
-    fn median(rounds: &[Self]) -> Self {
-        let of = |figure: fn(&Self) -> f64| median(rounds.iter().map(figure).collect());
-        Self {
-            per_second: of(|c| c.per_second),
-            p99_us: of(|c| c.p99_us),
-            stalls: of(|c| c.stalls),
-            requests: of(|c| c.requests),
-        }
-    }
-
-    fn row(&self, name: String, floor: Option<&Self>) -> Vec<String> {
-        vec![
-            name,
-            format!("{:.0}", self.per_second),
-            us(self.p99_us),
-            format!("{:.0} of {:.0}", self.stalls, self.requests),
-            floor.map_or("–".to_owned(), |floor| {
-                ratio(self.per_second, floor.per_second)
-            }),
-        ]
-    }
+/// A table row of `cell`: its rate, p99, stalls, and its rate against `floor`'s.
+fn row(cell: &Cell, name: String, floor: Option<&Cell>) -> Vec<String> {
+    vec![
+        name,
+        format!("{:.0}", cell.per_second),
+        us(cell.p99_us),
+        format!("{:.0} of {:.0}", cell.stalls, cell.requests),
+        floor.map_or("–".to_owned(), |floor| {
+            ratio(cell.per_second, floor.per_second)
+        }),
+    ]
 }
 
 /// A server under test and the token its validates use.
@@ -174,7 +142,7 @@ pub async fn run(
         let floor = find("trivial component", route, 1);
         for name in ["trivial component", "baseline", "zoe-session"] {
             if let Some(cell) = find(name, route, 1) {
-                table.row(cell.row(format!("{name} {route}"), floor.as_ref()));
+                table.row(row(&cell, format!("{name} {route}"), floor.as_ref()));
             }
         }
     }
@@ -190,10 +158,14 @@ pub async fn run(
         for name in ["baseline", "zoe-session"] {
             let with = find(&format!("{name}, TCP_NODELAY"), route, 32);
             if let Some(cell) = find(name, route, 32) {
-                table.row(cell.row(format!("{name} {route}, Nagle on"), with.as_ref()));
+                table.row(row(
+                    &cell,
+                    format!("{name} {route}, Nagle on"),
+                    with.as_ref(),
+                ));
             }
             if let Some(cell) = with {
-                table.row(cell.row(format!("{name} {route}, TCP_NODELAY"), None));
+                table.row(row(&cell, format!("{name} {route}, TCP_NODELAY"), None));
             }
         }
     }
