@@ -193,20 +193,10 @@ mod tests {
     fn lookup_keys_are_the_first_reads_of_a_lookup_and_the_slot_is_the_one_left() {
         let reads = Rc::new(RefCell::new(Vec::new()));
         let memory = MemoryKeyValue::default();
-        let store = KvStore::new(
-            Box::new(Recording {
-                inner: memory.clone(),
-                reads: reads.clone(),
-            }),
-            5,
-        )
-        .unwrap();
-        let row =
-            super::super::tests::row("0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9", 1_700_000_000_000);
-        store
-            .insert(&row, row.created_at, 5, false)
-            .unwrap()
-            .unwrap();
+        let (store, row) = store_with_alice_s_session(Box::new(Recording {
+            inner: memory.clone(),
+            reads: reads.clone(),
+        }));
         reads.borrow_mut().clear();
         assert!(
             store.find(&row.id).unwrap().is_some(),
@@ -242,16 +232,22 @@ mod tests {
         );
     }
 
-    /// An in-memory store holding one session of alice's, in her slot 0.
-    fn store_with_alice_s_session() -> (MemoryKeyValue, KvStore, SessionRow) {
-        let memory = MemoryKeyValue::default();
-        let store = KvStore::new(Box::new(memory.clone()), 5).unwrap();
+    /// A store over `kv` holding one session of alice's, in her slot 0.
+    fn store_with_alice_s_session(kv: Box<dyn KeyValue>) -> (KvStore, SessionRow) {
+        let store = KvStore::new(kv, 5).unwrap();
         let row =
             super::super::tests::row("0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9", 1_700_000_000_000);
         store
             .insert(&row, row.created_at, 5, false)
             .unwrap()
             .unwrap();
+        (store, row)
+    }
+
+    /// An in-memory store holding one session of alice's, and the memory under it.
+    fn memory_with_alice_s_session() -> (MemoryKeyValue, KvStore, SessionRow) {
+        let memory = MemoryKeyValue::default();
+        let (store, row) = store_with_alice_s_session(Box::new(memory.clone()));
         (memory, store, row)
     }
 
@@ -264,7 +260,7 @@ mod tests {
 
     #[test]
     fn a_remembered_slot_is_read_in_the_first_round_with_the_four_keys() {
-        let (memory, _store, row) = store_with_alice_s_session();
+        let (memory, _store, row) = memory_with_alice_s_session();
         let slot = layout::slot_key("alice", 0);
         let mut memo = SlotMemo::default();
 
@@ -290,7 +286,7 @@ mod tests {
 
     #[test]
     fn a_wrong_remembered_slot_costs_a_second_round_and_is_replaced() {
-        let (memory, _store, row) = store_with_alice_s_session();
+        let (memory, _store, row) = memory_with_alice_s_session();
         let mut memo = SlotMemo::default();
         let first = memo.first_round(lookup_keys(&row.id));
         memo.second_round(&ReadAhead::new(read_round(&memory, &first)));
@@ -319,7 +315,7 @@ mod tests {
 
     #[test]
     fn the_memo_starts_afresh_when_full_and_never_remembers_a_deleted_session() {
-        let (memory, store, row) = store_with_alice_s_session();
+        let (memory, store, row) = memory_with_alice_s_session();
         let record = memory.get(&layout::session_key(&row.id)).unwrap();
         let mut memo = SlotMemo::default();
         for n in 0..=SLOT_MEMO_CAPACITY {
