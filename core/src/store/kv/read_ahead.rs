@@ -166,34 +166,11 @@ mod tests {
     use std::cell::RefCell;
     use std::rc::Rc;
 
-    /// Records the keys read from the store it wraps, in order.
-    #[derive(Debug)]
-    struct Recording {
-        inner: MemoryKeyValue,
-        reads: Rc<RefCell<Vec<String>>>,
-    }
-
-    impl KeyValue for Recording {
-        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-            self.reads.borrow_mut().push(key.to_owned());
-            self.inner.get(key)
-        }
-        fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-            self.inner.set(key, value)
-        }
-        fn delete(&self, key: &str) -> Result<(), StoreError> {
-            self.inner.delete(key)
-        }
-        fn get_keys(&self) -> Result<Vec<String>, StoreError> {
-            self.inner.get_keys()
-        }
-    }
-
     #[test]
     fn lookup_keys_are_the_first_reads_of_a_lookup_and_the_slot_is_the_one_left() {
         let reads = Rc::new(RefCell::new(Vec::new()));
         let memory = MemoryKeyValue::default();
-        let (store, row) = store_with_alice_s_session(Box::new(Recording {
+        let (store, row) = store_with_alice_s_session(Box::new(super::super::tests::Recording {
             inner: memory.clone(),
             reads: reads.clone(),
         }));
